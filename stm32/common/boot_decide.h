@@ -1,0 +1,39 @@
+/* The boot decision as a pure function: decoded slot states + newest journal record + reset
+ * cause -> which slot to boot, and which journal record (if any) to append first.
+ * A table maps the decoded state to an action (model: MCUboot's boot_swap_tables). */
+#ifndef FOTA_BOOT_DECIDE_H
+#define FOTA_BOOT_DECIDE_H
+
+#include <stdint.h>
+#include "fota_image.h"
+#include "image.h"
+
+enum boot_reason {
+    BOOT_R_CONFIRMED = 0,      /* journal: active slot confirmed */
+    BOOT_R_TRIAL,              /* journal: active slot on trial, attempt consumed */
+    BOOT_R_REVERT_ATTEMPTS,    /* trial attempts used up: back to the previous slot */
+    BOOT_R_REVERT_INVALID,     /* trial image does not validate: back to the previous slot */
+    BOOT_R_FALLBACK,           /* journal's slot invalid: the other valid slot */
+    BOOT_R_NO_RECORD,          /* no valid record: highest-version valid image */
+    BOOT_R_NONE_VALID,         /* nothing bootable: stay in the bootloader */
+};
+
+struct boot_input {
+    struct image_summary slot[2];
+    int have_record;
+    struct fota_meta_record rec;  /* newest valid record when have_record */
+    int watchdog_reset;           /* RCC_CSR IWDGRSTF was set */
+};
+
+struct boot_decision {
+    int boot_slot;                /* SLOT_A, SLOT_B, or -1 for none */
+    uint8_t reason;               /* enum boot_reason */
+    int start_watchdog;           /* trial boot: start the IWDG before jumping */
+    int append;                   /* 1: append `record` before jumping */
+    struct fota_meta_record record;  /* seq, magic, crc filled by journal_append */
+};
+
+void boot_decide(const struct boot_input *in, struct boot_decision *out);
+const char *boot_reason_str(uint8_t reason);
+
+#endif /* FOTA_BOOT_DECIDE_H */

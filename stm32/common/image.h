@@ -1,0 +1,35 @@
+/* Validation of a slot image: information block, trailer and SHA-256 (docs/image-format.md). */
+#ifndef FOTA_IMAGE_CHECK_H
+#define FOTA_IMAGE_CHECK_H
+
+#include "flash_area.h"
+#include "fota_image.h"
+
+enum image_fault {
+    IMAGE_OK = 0,
+    IMAGE_ERASED,        /* slot is erased at the information block */
+    IMAGE_BAD_MAGIC,
+    IMAGE_BAD_FORMAT,
+    IMAGE_WRONG_SLOT,    /* ii_slot is the other slot */
+    IMAGE_BAD_LOAD_ADDR, /* ii_load_addr is not this slot's base */
+    IMAGE_BAD_SIZE,      /* ii_image_size unset, misaligned, or trailer beyond the slot / 256 KB */
+    IMAGE_BAD_TRAILER,   /* trailer magic, format or size */
+    IMAGE_BAD_HASH,      /* SHA-256 differs from the trailer's */
+    IMAGE_BAD_VECTORS,   /* initial SP outside SRAM or reset handler outside the slot / not Thumb */
+    IMAGE_READ_ERROR,
+};
+
+struct image_summary {
+    uint8_t state;  /* SLOT_STATE_EMPTY / _VALID / _INVALID */
+    uint8_t fault;  /* enum image_fault */
+    uint8_t ver_major, ver_minor;
+    uint16_t ver_patch;
+    uint32_t build;
+    uint32_t image_size;  /* ii_image_size; + trailer = bytes on flash */
+};
+
+/* Validate the image in slot (SLOT_A / SLOT_B). Always fills sum. Returns FOTA_OK when valid. */
+int image_validate(uint8_t slot, struct image_summary *sum);
+const char *image_fault_str(uint8_t fault);
+
+#endif /* FOTA_IMAGE_CHECK_H */
