@@ -115,6 +115,8 @@ SLOT_B_SIZE = const(0x80000)
 METADATA_BASE = const(0x080E0000)
 METADATA_SIZE = const(0x20000)
 MAX_IMAGE_SIZE = const(0x40000)
+# RM0090 table 5: flash sectors as (base, size), for erase time bounds
+SECTORS = ((0x08000000, 0x4000), (0x08004000, 0x4000), (0x08008000, 0x4000), (0x0800C000, 0x4000), (0x08010000, 0x10000), (0x08020000, 0x20000), (0x08040000, 0x20000), (0x08060000, 0x20000), (0x08080000, 0x20000), (0x080A0000, 0x20000), (0x080C0000, 0x20000), (0x080E0000, 0x20000),)
 
 # struct formats (little-endian) and field names, in order
 FRAME_HEADER_FMT = '<HBBHH'

@@ -133,6 +133,8 @@ def mpy_consts() -> str:
         lines.append(f"{r.name.upper()}_BASE = const(0x{r.base:08X})")
         lines.append(f"{r.name.upper()}_SIZE = const(0x{r.size:X})")
     lines.append(f"MAX_IMAGE_SIZE = const(0x{LAYOUT.max_image_size:X})")
+    lines.append("# RM0090 table 5: flash sectors as (base, size), for erase time bounds")
+    lines.append("SECTORS = (" + " ".join(f"(0x{s.base:08X}, 0x{s.size:X})," for s in LAYOUT.sectors) + ")")
     lines.append("")
     lines.append("# struct formats (little-endian) and field names, in order")
     for spec in (PROTOCOL, IMAGE):
