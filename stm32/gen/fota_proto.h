@@ -141,7 +141,7 @@ _Static_assert(offsetof(struct fota_info_resp, ir_temp_centi) == 56u, "fota_info
 _Static_assert(offsetof(struct fota_info_resp, ir_reserved) == 58u, "fota_info_resp.reserved offset");
 _Static_assert(offsetof(struct fota_info_resp, ir_uptime_ms) == 60u, "fota_info_resp.uptime_ms offset");
 
-/* 48 bytes, little-endian, no padding. */
+/* 80 bytes, little-endian, no padding. */
 struct fota_begin_req {
     uint8_t br_target_slot; /* SLOT_A or SLOT_B */
     uint8_t br_flags; /* BEGIN_FLAG_* */
@@ -152,8 +152,9 @@ struct fota_begin_req {
     uint32_t br_build;
     uint32_t br_image_size; /* bytes to be written: the whole image file (image + trailer) */
     uint8_t br_sha256[32]; /* SHA-256 of the whole image file */
+    uint8_t br_info[32]; /* copy of the image's information block (file bytes IMAGE_INFO_OFFSET..+32), checked before any erase */
 };
-_Static_assert(sizeof(struct fota_begin_req) == 48u, "fota_begin_req size");
+_Static_assert(sizeof(struct fota_begin_req) == 80u, "fota_begin_req size");
 _Static_assert(offsetof(struct fota_begin_req, br_target_slot) == 0u, "fota_begin_req.target_slot offset");
 _Static_assert(offsetof(struct fota_begin_req, br_flags) == 1u, "fota_begin_req.flags offset");
 _Static_assert(offsetof(struct fota_begin_req, br_ver_patch) == 2u, "fota_begin_req.ver_patch offset");
@@ -163,6 +164,7 @@ _Static_assert(offsetof(struct fota_begin_req, br_reserved) == 6u, "fota_begin_r
 _Static_assert(offsetof(struct fota_begin_req, br_build) == 8u, "fota_begin_req.build offset");
 _Static_assert(offsetof(struct fota_begin_req, br_image_size) == 12u, "fota_begin_req.image_size offset");
 _Static_assert(offsetof(struct fota_begin_req, br_sha256) == 16u, "fota_begin_req.sha256 offset");
+_Static_assert(offsetof(struct fota_begin_req, br_info) == 48u, "fota_begin_req.info offset");
 
 /* 8 bytes, little-endian, no padding. */
 struct fota_offset_resp {
