@@ -1,0 +1,96 @@
+"""The post-link step: ELF -> image file (.bin) and Intel HEX (.hex) at the load address.
+
+    >>> from stm32_fota.postlink import postlink
+    >>> from stm32_fota.elfcheck import TARGETS
+    >>> out = postlink("build/slot-b.elf", TARGETS["slot-b"])   # doctest: +SKIP
+    >>> out.bin_path.name, out.image.version_str                # doctest: +SKIP
+    ('slot-b.bin', '1.0.0')
+
+For a slot image the binary gets its size, SHA-256 and trailer (:func:`stm32_fota.image.finish_image`);
+the bootloader's .bin/.hex are the plain flash contents. Gaps between sections read 0xFF, as erased
+flash does. Run :func:`stm32_fota.elfcheck.check_elf` first: only sections inside the target's flash
+region are copied.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .elfcheck import ElfImage, Target
+from .errors import BuildError
+from .image import ImageInfo, finish_image, validate_image
+
+HEX_RECORD = 16  # data bytes per Intel HEX record, as objcopy writes them
+
+
+def _record(rtype: int, addr16: int, payload: bytes) -> str:
+    body = bytes([len(payload), addr16 >> 8, addr16 & 0xFF, rtype]) + payload
+    return ":" + body.hex().upper() + f"{-sum(body) & 0xFF:02X}"
+
+
+def ihex(data: bytes, base: int, start: int | None = None) -> str:
+    """Intel HEX (I32HEX) text of ``data`` placed at ``base``; ``start``: entry (record 05)."""
+    lines: list[str] = []
+    upper = -1
+    off = 0
+    while off < len(data):
+        addr = base + off
+        if addr >> 16 != upper:
+            upper = addr >> 16
+            lines.append(_record(0x04, 0, upper.to_bytes(2, "big")))
+        # A data record never crosses a 64 KB boundary (its address field has 16 bits).
+        n = min(HEX_RECORD, 0x10000 - (addr & 0xFFFF), len(data) - off)
+        lines.append(_record(0x00, addr & 0xFFFF, data[off:off + n]))
+        off += n
+    if start is not None:
+        lines.append(_record(0x05, 0, start.to_bytes(4, "big")))
+    lines.append(_record(0x01, 0, b""))
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class PostlinkResult:
+    target: Target
+    bin_path: Path
+    hex_path: Path
+    size: int                  # bytes of the .bin
+    image: ImageInfo | None    # slot images only
+
+
+def outputs(elf: Path) -> tuple[Path, Path]:
+    return elf.with_suffix(".bin"), elf.with_suffix(".hex")
+
+
+def is_stale(elf: str | Path) -> bool:
+    """True when the .bin or .hex beside ``elf`` is missing or older than the ELF."""
+    elf = Path(elf)
+    mtime = elf.stat().st_mtime_ns
+    return any(not p.exists() or p.stat().st_mtime_ns < mtime for p in outputs(elf))
+
+
+def postlink(elf: str | Path, target: Target) -> PostlinkResult:
+    """Write <elf stem>.bin and .hex beside the ELF; return what was written."""
+    elf = Path(elf)
+    bin_path, hex_path = outputs(elf)
+    raw = ElfImage.load(elf).flash_bytes(target.region)
+    if len(raw) < 8:
+        raise BuildError(f"Failed to post-link {elf.name}: nothing is stored at the base of "
+                         f"{target.region.name} (0x{target.region.base:08X})")
+    image = None
+    data = raw
+    if target.slot is not None:
+        data = finish_image(raw, target.slot, name=elf.name)
+        image = validate_image(data, target.slot, name=bin_path.name)
+    start = int.from_bytes(data[4:8], "little")
+    _write_atomic(bin_path, data)
+    _write_atomic(hex_path, ihex(data, target.region.base, start).encode("ascii"))
+    return PostlinkResult(target, bin_path, hex_path, len(data), image)

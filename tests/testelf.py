@@ -1,0 +1,123 @@
+"""Small, real ARM ELF files for the ELF-check and post-link tests.
+
+A tiny Cortex-M4 program (a vector table, the image information block from stm32/gen/fota_image.h,
+code, .data and .bss) is compiled with arm-none-eabi-gcc and linked with a linker script written
+here, so that each test can break exactly one thing: the link address, the information block, the
+size, a section in the metadata sector.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from stm32_fota.image import INFO_OFFSET
+from stm32_fota.spec import IMAGE, LAYOUT
+
+ROOT = Path(__file__).resolve().parents[1]
+GEN = ROOT / "stm32" / "gen"
+CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c11", "-Os",
+          "-Wall", "-Wextra", "-Werror", "-nostdlib", "-ffreestanding"]
+
+SOURCE = r"""
+#include <stdint.h>
+#include "fota_image.h"
+
+extern uint32_t _estack;
+void Reset_Handler(void);
+
+__attribute__((section(".isr_vector"), used))
+const uintptr_t vectors[2] = { (uintptr_t)&_estack, (uintptr_t)Reset_Handler };
+
+#ifdef WITH_INFO
+__attribute__((section(".image_info"), used))
+const struct fota_image_info image_info = {
+    .ii_magic = FOTA_IMAGE_INFO_MAGIC,
+    .ii_format = FOTA_IMAGE_FORMAT_VERSION,
+    .ii_slot = SLOT,
+    .ii_load_addr = LOAD_ADDR,
+    .ii_ver_major = VER_MAJOR, .ii_ver_minor = VER_MINOR, .ii_ver_patch = VER_PATCH,
+    .ii_build = BUILD_NUMBER,
+    .ii_image_size = FOTA_IMAGE_SIZE_UNSET,
+};
+#endif
+
+volatile uint32_t counter = 5;
+volatile uint32_t zeroed;
+
+void Reset_Handler(void)
+{
+    for (;;) {
+        counter++;
+        zeroed++;
+    }
+}
+"""
+
+
+@dataclass(frozen=True)
+class ElfRecipe:
+    """How to link one test ELF; each field can be set wrong on purpose."""
+
+    region: str = "slot_b"           # the flash region it is linked into
+    slot: int = IMAGE.constants["SLOT_B"]
+    load_addr: int | None = None     # ii_load_addr; default: the region base
+    base_offset: int = 0             # link the whole image this far above the region base
+    version: tuple[int, int, int] = (1, 0, 0)
+    build: int = 0
+    info: bool = True                # include the image information block
+    pad: int = 0                     # extra bytes of constant data (to make it oversize)
+    meta: bool = False               # put one byte in the metadata sector
+
+    def linker_script(self) -> str:
+        r = LAYOUT.region(self.region)
+        meta = LAYOUT.region("metadata")
+        origin = r.base + self.base_offset
+        lines = [
+            "MEMORY",
+            "{",
+            f"    FLASH (rx) : ORIGIN = 0x{origin:08X}, LENGTH = 0x{r.size - self.base_offset:X}",
+            f"    RAM (rwx)  : ORIGIN = 0x{LAYOUT.sram_base:08X}, LENGTH = 0x{LAYOUT.sram_size:X}",
+            "}",
+            "ENTRY(Reset_Handler)",
+            "SECTIONS",
+            "{",
+            "    .isr_vector ORIGIN(FLASH) : { KEEP(*(.isr_vector)) } > FLASH",
+            f"    .image_info ORIGIN(FLASH) + 0x{INFO_OFFSET:X} : {{ KEEP(*(.image_info)) }} > FLASH",
+            "    .text : { *(.text*) *(.rodata*) } > FLASH",
+        ]
+        if self.pad:
+            lines.append(f"    .pad : {{ BYTE(0xA5); . += 0x{self.pad - 1:X}; }} > FLASH")
+        lines += [
+            "    .data : { *(.data*) } > RAM AT > FLASH",
+            "    .bss (NOLOAD) : { *(.bss*) *(COMMON) } > RAM",
+        ]
+        if self.meta:
+            lines.append(f"    .meta 0x{meta.base:08X} : {{ BYTE(0x01) }}")
+        lines += ["    _estack = ORIGIN(RAM) + LENGTH(RAM);", "}", ""]
+        return "\n".join(lines)
+
+    def defines(self) -> list[str]:
+        r = LAYOUT.region(self.region)
+        load = r.base if self.load_addr is None else self.load_addr
+        major, minor, patch = self.version
+        out = [f"-DSLOT={self.slot}u", f"-DLOAD_ADDR=0x{load:08X}u", f"-DVER_MAJOR={major}u",
+               f"-DVER_MINOR={minor}u", f"-DVER_PATCH={patch}u", f"-DBUILD_NUMBER={self.build}u"]
+        if self.info:
+            out.append("-DWITH_INFO")
+        return out
+
+    def link(self, out_dir: Path, name: str) -> Path:
+        """Compile and link into ``out_dir/name.elf``; return its path."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        src = out_dir / f"{name}.c"
+        ld = out_dir / f"{name}.ld"
+        elf = out_dir / f"{name}.elf"
+        src.write_text(SOURCE, encoding="utf-8")
+        ld.write_text(self.linker_script(), encoding="utf-8")
+        argv = ["arm-none-eabi-gcc", *CFLAGS, f"-I{GEN}", *self.defines(), "-T", str(ld), str(src),
+                "-o", str(elf)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, f"linking test ELF {name} failed:\n{proc.stderr}"
+        return elf
