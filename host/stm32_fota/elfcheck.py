@@ -188,7 +188,7 @@ def _check_sections(img: ElfImage, region: Region, problems: list[str]) -> None:
 def _check_vectors(img: ElfImage, flash: bytes, region: Region, problems: list[str]) -> None:
     stored = [s.lma for s in img.stored() if s.lma is not None and region.contains(s.lma, s.size)]
     if len(flash) < 8 or min(stored) != region.base:
-        why = f"the lowest address stored there is 0x{min(stored):08X}" if stored else "nothing is stored there"
+        why = f"the lowest address stored there is 0x{min(stored):08X}" if stored else "nothing is there"
         problems.append(f"no vector table at the base of {_span(region)}: {why}")
         return
     sp = int.from_bytes(flash[0:4], "little")
