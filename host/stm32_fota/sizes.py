@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from .elfcheck import ElfReport
+from .elfcheck import TARGETS, ElfReport, check_elf
+from .errors import BuildError
 from .spec import LAYOUT
 
 
@@ -62,3 +64,21 @@ def format_size_table(reports: Iterable[ElfReport]) -> str:
         right = [c[i].rjust(widths[i]) for i in range(2, len(header))]
         lines.append("  ".join(left + right).rstrip())
     return "\n".join(lines)
+
+
+def report_build_dir(build_dir: str | Path) -> list[ElfReport]:
+    """Check every ELF of a previous build (bootloader, slots, variants) and return their usage."""
+    d = Path(build_dir)
+    names = {p.stem for p in d.glob("*.elf")} if d.is_dir() else set()
+    if not {"bootloader", "slot-a", "slot-b"} <= names:
+        raise BuildError(f"Failed to report sizes: no complete build in {d} (run `invoke build` first)")
+    reports = []
+    for name in sorted(names, key=lambda n: (n != "bootloader", n)):
+        base = "-".join(name.split("-")[:2]) if name.startswith("slot-") else name
+        target = TARGETS.get(base)
+        if target is None:
+            continue
+        if name != base:
+            target = target.variant(name[len(base) + 1:])
+        reports.append(check_elf(d / f"{name}.elf", target))
+    return reports

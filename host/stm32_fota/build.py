@@ -1,0 +1,207 @@
+"""Build the firmware: make, ELF checks, post-link, version file; skip what is up to date.
+
+    >>> from stm32_fota.build import build
+    >>> result = build(version="1.1.0", build_number=7)     # doctest: +SKIP
+    >>> [t.target.name for t in result.targets]             # doctest: +SKIP
+    ['bootloader', 'slot-a', 'slot-b']
+
+Steps, in order:
+
+1. the toolchain is there (:func:`stm32_fota.toolchain.check_toolchain`), with an install hint if not;
+2. ``make -C stm32 BUILD=<dir> VERSION=X.Y.Z BUILD_NUMBER=N`` (stm32/Makefile) builds
+   ``bootloader.elf``, ``slot-a.elf`` and ``slot-b.elf`` (and ``slot-{a,b}-<variant>.elf`` with
+   ``APP_VARIANT``); make is incremental. When the version or build number differs from the last
+   build in that directory (``build.stamp``), make runs with ``-B`` so that nothing built for the
+   old version survives;
+3. every ELF is checked (:mod:`stm32_fota.elfcheck`) before anything is derived from it: a bad
+   link never becomes an image file;
+4. the post-link step (:mod:`stm32_fota.postlink`) writes .bin and .hex when the ELF is newer;
+5. every slot .bin is validated as the bootloader would, and must carry the requested version;
+6. ``version.txt`` holds the version (``1.1.0``), rewritten only when it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .elfcheck import TARGETS, ElfReport, Target, check_elf
+from .errors import BuildError, FotaError
+from .image import ImageInfo, check_build_number, parse_version, read_image
+from .postlink import is_stale, postlink
+from .toolchain import check_toolchain
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_DIR = ROOT / "stm32"
+STAMP = "build.stamp"
+VERSION_FILE = "version.txt"
+MAKE_TIMEOUT_S = 900  # a clean build takes seconds; this only stops a hung make
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    elf: Path
+    report: ElfReport
+    image: ImageInfo | None      # slot images
+    postlinked: bool             # .bin/.hex written by this build (False: up to date)
+
+    @property
+    def bin(self) -> Path:
+        return self.elf.with_suffix(".bin")
+
+    @property
+    def hex(self) -> Path:
+        return self.elf.with_suffix(".hex")
+
+
+@dataclass
+class BuildResult:
+    build_dir: Path
+    version: str
+    build_number: int
+    targets: list[TargetResult] = field(default_factory=list)
+    rebuilt_all: bool = False    # the version changed: make ran with -B
+    seconds: float = 0.0
+
+    @property
+    def reports(self) -> list[ElfReport]:
+        return [t.report for t in self.targets]
+
+    def target(self, name: str) -> TargetResult:
+        for t in self.targets:
+            if t.target.name == name:
+                return t
+        raise KeyError(f"no build target {name!r}; built: {', '.join(t.target.name for t in self.targets)}")
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _run_make(make: Path, source_dir: Path, build_dir: Path, version: str, build_number: int,
+              variant: str, force: bool, jobs: int, verbose: bool) -> None:
+    argv = [str(make), "-C", str(source_dir), f"-j{jobs}", f"BUILD={build_dir}", f"VERSION={version}",
+            f"BUILD_NUMBER={build_number}"]
+    if variant:
+        argv.append(f"APP_VARIANT={variant}")
+    if force:
+        argv.append("-B")
+    what = f"build the firmware{f' (APP_VARIANT={variant})' if variant else ''}"
+    try:
+        proc = subprocess.run(argv, capture_output=not verbose, text=True, timeout=MAKE_TIMEOUT_S,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"Failed to {what}: make did not finish within {MAKE_TIMEOUT_S} s") from None
+    except OSError as e:
+        raise BuildError(f"Failed to {what}: cannot run {make}: {e}") from None
+    if proc.returncode != 0:
+        out = "" if verbose else _tail((proc.stdout or "") + (proc.stderr or ""))
+        raise BuildError(f"Failed to {what}: make exited with status {proc.returncode}"
+                         + (f"\n{out}" if out else ""))
+
+
+def _read_stamp(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Keep the file (and its mtime) when the content is already right."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def targets_for(variants: Iterable[str]) -> list[Target]:
+    """Bootloader, both slots, then each variant of both slots."""
+    out = list(TARGETS.values())
+    for v in variants:
+        out += [TARGETS["slot-a"].variant(v), TARGETS["slot-b"].variant(v)]
+    return out
+
+
+def _finish_target(target: Target, elf: Path, version: tuple[int, int, int], build_number: int,
+                   force: bool) -> TargetResult:
+    report = check_elf(elf, target, version=version if target.slot is not None else None,
+                       build=build_number if target.slot is not None else None)
+    done = False
+    if force or is_stale(elf):
+        postlink(elf, target)
+        done = True
+    image = None
+    if target.slot is not None:
+        image = read_image(elf.with_suffix(".bin"), target.slot)
+        if image.version != version or image.build != build_number:
+            raise BuildError(f"Failed to post-link {elf.name}: {elf.with_suffix('.bin').name} carries "
+                             f"v{image.version_str}+{image.build}, expected "
+                             f"v{'.'.join(map(str, version))}+{build_number}")
+    return TargetResult(target, elf, report, image, done)
+
+
+def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path = "build",
+          variants: Iterable[str] = (), *, jobs: int = 2, verbose: bool = False,
+          source_dir: str | Path = SOURCE_DIR, log: Callable[[str], None] | None = None) -> BuildResult:
+    """Build, check and post-link every target into ``build_dir``; see the module docstring.
+
+    Raises :class:`~stm32_fota.errors.FotaError` (ToolchainError, BuildError, ElfCheckError,
+    ImageError) with a message naming what failed.
+    """
+    started = time.monotonic()
+    say = log or (lambda _msg: None)
+    ver = parse_version(version)
+    version_str = ".".join(map(str, ver))
+    check_build_number(build_number)
+    variants = tuple(variants)
+    for v in variants:
+        if not v.isidentifier():
+            raise BuildError(f"Failed to build variant {v!r}: a variant name is letters, digits and _")
+    toolchain = check_toolchain()
+    out = Path(build_dir).resolve()
+    src = Path(source_dir).resolve()
+    if not (src / "Makefile").is_file():
+        raise BuildError(f"Failed to build the firmware: no Makefile in {src}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BuildError(f"Failed to create the build directory {out}: {e.strerror or e}") from None
+
+    config = {"version": version_str, "build_number": build_number}
+    stamp = out / STAMP
+    force = _read_stamp(stamp) != config
+    if force:
+        # Invalidate first: a build interrupted after this point must not look up to date.
+        stamp.unlink(missing_ok=True)
+        say(f"build: version {version_str}+{build_number} differs from the last build in {out}: "
+            f"rebuilding everything")
+    result = BuildResult(out, version_str, build_number, rebuilt_all=force)
+    for variant in ("", *variants):
+        _run_make(toolchain.make, src, out, version_str, build_number, variant, force, jobs, verbose)
+    for target in targets_for(variants):
+        elf = out / f"{target.name}.elf"
+        if not elf.is_file():
+            raise BuildError(f"Failed to build {target.name}: make did not produce {elf.name} in {out}")
+        try:
+            result.targets.append(_finish_target(target, elf, ver, build_number, force))
+        except FotaError:
+            # Leave nothing that a later build or a release could take for a good image.
+            for p in (elf.with_suffix(".bin"), elf.with_suffix(".hex")):
+                p.unlink(missing_ok=True)
+            raise
+    _write_if_changed(out / VERSION_FILE, version_str + "\n")
+    _write_if_changed(stamp, json.dumps(config, sort_keys=True) + "\n")
+    result.seconds = time.monotonic() - started
+    return result
