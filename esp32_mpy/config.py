@@ -1,0 +1,53 @@
+"""Configuration of the bridge: config.json on the device, written by `invoke deploy-esp32`.
+
+    import config
+    cfg = config.load()            # the defaults below, overridden by config.json
+    cfg["server"]                  # "http://192.168.1.10:8000"
+
+The file holds secrets (Wi-Fi password, device token): it is written to the device and never
+committed. Unknown keys are kept; a missing file means "defaults only".
+"""
+
+import json
+
+from fotalink import BridgeError
+
+PATH = "config.json"
+
+
+def defaults():
+    return {
+        "wifi_ssid": "",            # empty: the network is already up (or not needed)
+        "wifi_password": "",
+        "wifi_retries": 3,
+        "wifi_timeout_ms": 10000,
+        "server": "",               # base URL of the update server, http://host:port
+        "token": "",                # device token: Authorization: Bearer <token>
+        "http_timeout_s": 10,
+        "http_retries": 3,          # reconnections (HTTP Range) per chunk after a network error
+        "spi_id": 2,                # VSPI
+        "spi_baud": 10000000,       # SPI2 slave limit of the STM32 is 10.5 MHz (docs/protocol.md)
+        "pin_sck": 18,
+        "pin_mosi": 23,
+        "pin_miso": 19,
+        "pin_cs": 5,
+        "pin_ready": 27,
+        "pin_nrst": 4,
+        "reset": "command",         # "command" (RESET frame) or "nrst" (pulse the NRST line)
+        "poll_interval_s": 3600,    # main.py: time between update cycles
+        "confirm_timeout_s": 60,    # how long the new image may take to confirm itself
+    }
+
+
+def load(path=PATH):
+    cfg = defaults()
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return cfg
+    try:
+        cfg.update(json.loads(text))
+    except ValueError:
+        raise BridgeError(f"Failed to read {path}: not valid JSON") from None
+    return cfg

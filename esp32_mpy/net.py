@@ -1,0 +1,257 @@
+"""Network access of the bridge: Wi-Fi and a small HTTP/1.1 client on plain sockets.
+
+    ip = net.wifi_connect("ssid", "password", retries=3, timeout_ms=10000)
+    http = net.Http("http://192.168.1.10:8000", token="secret", timeout_s=10)
+    reply = http.post_json("/api/v1/checkin", {"device_id": "..."})    # -> dict
+    body = http.get("/api/v1/firmware/1.1.0/slot-b.bin", offset=8192)  # Range: bytes=8192-
+    n = body.readinto(buf)                                                # streams, no whole file
+    body.close()
+
+No `requests` dependency: the same code runs on MicroPython (socket.readinto) and CPython
+(socket.recv_into). Every socket operation has a timeout; every failure raises BridgeError with a
+reason that names the operation. Only http:// URLs (the server is on the local network).
+"""
+
+import errno
+import json
+import socket
+
+from fotalink import BridgeError
+
+try:
+    from time import sleep_ms, ticks_diff, ticks_ms
+except ImportError:  # CPython
+    import time as _time
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def sleep_ms(n):
+        _time.sleep(n / 1000)
+
+_HEAD_MAX = 1024        # response status line + headers, bytes
+
+
+def wifi_connect(ssid, password, retries=3, timeout_ms=10000):
+    """Join the Wi-Fi network `ssid`; returns the IP address. Bounded: `retries` attempts of at
+    most `timeout_ms` each."""
+    import network
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    if wlan.isconnected():
+        return wlan.ifconfig()[0]
+    for _ in range(retries):
+        try:
+            wlan.connect(ssid, password)
+        except OSError as e:
+            raise BridgeError(f"Failed to join Wi-Fi {ssid}: {e}") from None
+        start = ticks_ms()
+        while ticks_diff(ticks_ms(), start) < timeout_ms:
+            if wlan.isconnected():
+                return wlan.ifconfig()[0]
+            sleep_ms(100)
+        wlan.disconnect()
+    raise BridgeError(f"Failed to join Wi-Fi {ssid}: not connected after {retries} attempts")
+
+
+def split_url(url):
+    """'http://host:port/path' -> (host, port, path)."""
+    if not url.startswith("http://"):
+        raise BridgeError(f"Failed to parse URL {url}: only http:// is supported")
+    rest = url[7:]
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    j = hostport.rfind(":")
+    if j < 0:
+        return hostport, 80, path
+    try:
+        return hostport[:j], int(hostport[j + 1:]), path
+    except ValueError:
+        raise BridgeError(f"Failed to parse URL {url}: bad port") from None
+
+
+class Body:
+    """A response body being received: readinto() until it returns 0."""
+
+    def __init__(self, sock, status, length, first):
+        self.sock = sock
+        self.status = status
+        self.length = length          # Content-Length, or -1: until the server closes
+        self._first = first           # body bytes that arrived with the headers
+        self.received = 0
+        self._rd = getattr(sock, "readinto", None) or sock.recv_into
+
+    def readinto(self, mv):
+        """Fill the start of `mv`; returns the byte count, 0 at the end of the body."""
+        if self.length >= 0:
+            left = self.length - self.received
+            if left <= 0:
+                return 0
+            if len(mv) > left:
+                mv = mv[:left]
+        if self._first:
+            n = min(len(mv), len(self._first))
+            mv[:n] = self._first[:n]
+            self._first = self._first[n:]
+        else:
+            try:
+                n = self._rd(mv)
+            except OSError as e:
+                raise BridgeError(f"Failed to receive the response: {e}") from None
+            if not n:
+                if self.length >= 0:
+                    raise BridgeError(f"Failed to receive the response: connection closed after "
+                                      f"{self.received} of {self.length} bytes")
+                return 0
+        self.received += n
+        return n
+
+    def readfull(self, mv):
+        """Fill all of `mv` or raise."""
+        got = 0
+        while got < len(mv):
+            n = self.readinto(mv[got:])
+            if not n:
+                raise BridgeError(f"Failed to receive the response: it ended after {self.received} bytes")
+            got += n
+
+    def read_all(self, limit):
+        buf = bytearray(limit)
+        mv = memoryview(buf)
+        got = 0
+        while got < limit:
+            n = self.readinto(mv[got:])
+            if not n:
+                break
+            got += n
+        else:
+            if self.length < 0 or self.received < self.length:
+                raise BridgeError(f"Failed to receive the response: longer than {limit} bytes")
+        return bytes(buf[:got])
+
+    def close(self):
+        try:  # noqa: SIM105 (MicroPython has no contextlib)
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Http:
+    """HTTP/1.1 requests to one server, one connection per request (Connection: close)."""
+
+    def __init__(self, base_url, token="", timeout_s=10):
+        self.host, self.port, self.prefix = split_url(base_url)
+        self.prefix = self.prefix.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+        self._head = bytearray(_HEAD_MAX)
+
+    def _url(self, path):
+        if path.startswith("http://"):
+            return split_url(path)
+        return self.host, self.port, self.prefix + path
+
+    def request(self, method, path, body=None, headers=None):
+        """Send a request, parse the response head; returns a Body (caller closes it)."""
+        host, port, target = self._url(path)
+        what = f"{method} {target}"
+        try:
+            ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except OSError as e:
+            raise BridgeError(f"Failed to {what}: cannot resolve {host} ({e})") from None
+        sock = socket.socket(ai[0], ai[1], ai[2])
+        try:
+            sock.settimeout(self.timeout_s)
+            sock.connect(ai[-1])
+            lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+                     "User-Agent: stm32-fota-bridge"]
+            if self.token:
+                lines.append("Authorization: Bearer " + self.token)
+            if headers:
+                for k in headers:
+                    lines.append(k + ": " + headers[k])
+            if body is not None:
+                lines.append("Content-Type: application/json")
+                lines.append(f"Content-Length: {len(body)}")
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+            if body is not None:
+                head += body
+            send = getattr(sock, "sendall", None) or sock.write
+            send(head)
+            return self._response(sock, what)
+        except OSError as e:
+            sock.close()
+            raise BridgeError(f"Failed to {what} on {host}:{port}: {_oserror(e)}") from None
+        except BridgeError:
+            sock.close()
+            raise
+
+    def _response(self, sock, what):
+        rd = getattr(sock, "readinto", None) or sock.recv_into
+        buf = self._head
+        mv = memoryview(buf)
+        got = 0
+        end = -1
+        while end < 0:
+            if got >= len(buf):
+                raise BridgeError(f"Failed to {what}: response headers longer than {len(buf)} bytes")
+            n = rd(mv[got:])
+            if not n:
+                raise BridgeError(f"Failed to {what}: the server closed the connection without a response")
+            got += n
+            end = bytes(buf[:got]).find(b"\r\n\r\n")
+        lines = bytes(buf[:end]).decode().split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise BridgeError(f"Failed to {what}: not an HTTP response")
+        status = int(parts[1])
+        length = -1
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            k = k.strip().lower()
+            if k == "content-length":
+                length = int(v.strip())
+            elif k == "transfer-encoding" and v.strip().lower() != "identity":
+                raise BridgeError(f"Failed to {what}: transfer encoding {v.strip()} is not supported")
+        return Body(sock, status, length, bytes(buf[end + 4:got]))
+
+    def json(self, method, path, doc=None):
+        body = None if doc is None else json.dumps(doc).encode()
+        resp = self.request(method, path, body)
+        try:
+            data = resp.read_all(4096)
+        finally:
+            resp.close()
+        if resp.status != 200:
+            reason = data.decode()[:120] if data else ""
+            raise BridgeError(f"Failed to {method} {path}: server answered {resp.status} {reason}".rstrip())
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise BridgeError(f"Failed to {method} {path}: the answer is not JSON") from None
+
+    def post_json(self, path, doc):
+        return self.json("POST", path, doc)
+
+    def get(self, path, offset=0):
+        """GET a file from `offset` on (Range request); returns the Body, positioned there."""
+        resp = self.request("GET", path, headers={"Range": f"bytes={offset}-"} if offset else None)
+        if resp.status == 206 or (resp.status == 200 and offset == 0):
+            return resp
+        resp.close()
+        if resp.status == 200:
+            raise BridgeError(f"Failed to GET {path}: the server ignored Range bytes={offset}-")
+        raise BridgeError(f"Failed to GET {path}: server answered {resp.status}")
+
+
+def _oserror(e):
+    """A readable reason for a socket error on either runtime."""
+    code = e.args[0] if e.args else None
+    for name, text in (("ETIMEDOUT", "timed out"), ("ECONNREFUSED", "connection refused"),
+                       ("ECONNRESET", "connection reset"), ("EHOSTUNREACH", "host unreachable")):
+        if isinstance(code, int) and code == getattr(errno, name, None):
+            return text
+    return str(e) or "socket error"

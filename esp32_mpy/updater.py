@@ -1,0 +1,307 @@
+"""One update cycle of the bridge: STM32 INFO -> server check-in -> stream -> verify -> activate ->
+reset -> wait for the self-test -> report.
+
+    import updater
+    updater.update()               # one cycle on demand: prints status lines, returns the outcome
+
+    u = updater.Updater(link, http, cfg)   # the same with any port/network (tests, the twin)
+    outcome = u.cycle()                    # "confirmed", "reverted", "failed" or "none"
+
+Status lines on the console (docs/bridge.md; `invoke update` parses them):
+    fota: step <name>[ <detail>]
+    fota: progress <percent>% <bytes>/<size>
+    fota: result <outcome> <version> slot <A|B> in <seconds> s[: <reason>]
+The image never sits in RAM: it streams from the server (HTTP Range from the offset the STM32
+expects) through the link's one chunk buffer into WRITE frames.
+"""
+
+import struct
+
+from fota_const import (
+    BEGIN_FLAG_DOWNGRADE,
+    IMAGE_INFO_FMT,
+    IMAGE_INFO_MAGIC,
+    IMAGE_INFO_OFFSET,
+    IMAGE_INFO_SIZE,
+    META_STATE_CONFIRMED,
+    RESULT_CONFIRMED,
+    RESULT_NONE,
+    RESULT_REVERTED_INVALID,
+    RESULT_REVERTED_NO_CONFIRM,
+    RESULT_REVERTED_WATCHDOG,
+    SLOT_STATE_EMPTY,
+    SLOT_STATE_VALID,
+    ST_ERR_FLASH,
+    ST_ERR_HASH,
+    ST_ERR_SEQ,
+    ST_ERR_STATE,
+)
+from fotalink import BridgeError
+
+try:
+    from binascii import unhexlify
+except ImportError:  # pragma: no cover - every port has binascii
+    from ubinascii import unhexlify
+
+_RESTARTS = 2            # BEGIN again (from the device's offset) after a lost session
+_POLL_MS = 500           # INFO period while the new image runs its self-test
+_RETRY_DELAY_MS = 500    # pause before reconnecting to the server
+
+RESULT_NAMES = {
+    RESULT_NONE: "NONE",
+    RESULT_CONFIRMED: "CONFIRMED",
+    RESULT_REVERTED_NO_CONFIRM: "REVERTED_NO_CONFIRM",
+    RESULT_REVERTED_INVALID: "REVERTED_INVALID",
+    RESULT_REVERTED_WATCHDOG: "REVERTED_WATCHDOG",
+}
+_REVERTED = (RESULT_REVERTED_NO_CONFIRM, RESULT_REVERTED_INVALID, RESULT_REVERTED_WATCHDOG)
+# A session lost on the STM32 (reset, power cut) or a failed image: BEGIN again.
+_RESTARTABLE = (ST_ERR_SEQ, ST_ERR_STATE, ST_ERR_HASH, ST_ERR_FLASH)
+
+
+def slot_name(slot):
+    return "AB"[slot] if slot in (0, 1) else "?"
+
+
+def running_version(info):
+    return f"{info['run_major']}.{info['run_minor']}.{info['run_patch']}"
+
+
+def _slot_doc(info, p):
+    state = info[p + "_state"]
+    if state == SLOT_STATE_VALID:
+        version = f"{info[p + '_major']}.{info[p + '_minor']}.{info[p + '_patch']}"
+        return {"state": "valid", "version": version}
+    return {"state": "empty" if state == SLOT_STATE_EMPTY else "invalid", "version": None}
+
+
+class HttpSource:
+    """The image on the server as a source for Link.write_image: readinto(offset, mv). Reads on
+    from the open response while the offsets follow on; otherwise (a resume, a network error)
+    opens a new Range request at the offset asked for."""
+
+    def __init__(self, http, url, retries, log, sleep_ms):
+        self.http = http
+        self.url = url
+        self.retries = retries
+        self.log = log
+        self.sleep_ms = sleep_ms
+        self.body = None
+        self.pos = -1
+        self.reconnects = 0
+
+    def close(self):
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
+    def readinto(self, offset, mv):
+        last = None
+        for attempt in range(self.retries + 1):
+            try:
+                if self.body is None or self.pos != offset:
+                    self.close()
+                    if offset:
+                        self.log(f"fota: step download from {offset}")
+                    self.body = self.http.get(self.url, offset)
+                    self.pos = offset
+                self.body.readfull(mv)
+                self.pos = offset + len(mv)
+                return
+            except BridgeError as e:
+                self.close()
+                last = e
+                if attempt < self.retries:
+                    self.reconnects += 1
+                    self.log(f"fota: step retry download at {offset}: {e.reason}")
+                    self.sleep_ms(_RETRY_DELAY_MS)
+        raise BridgeError(f"Failed to download the image at offset {offset}: {last.reason}")
+
+
+class Updater:
+    def __init__(self, link, http, cfg, log=print, connect=None):
+        self.link = link
+        self.http = http
+        self.cfg = cfg
+        self.log = log
+        self.connect = connect
+        self.port = link.port
+        self.info = None
+        self.update_id = None
+        self.written = 0
+        self._pct = -1
+        self._reported = 0
+
+    def _ms(self, start):
+        return self.link._elapsed(start)
+
+    def step(self, text):
+        self.log("fota: step " + text)
+
+    def cycle(self):
+        """Run one cycle; never raises BridgeError. Returns the outcome."""
+        start = self.port.ticks_ms()
+        self.info = None
+        self.update_id = None
+        self.written = 0
+        version = "?"
+        slot = "?"
+        try:
+            outcome, version, slot, reason = self._run()
+        except BridgeError as e:
+            outcome, reason = "failed", e.reason
+            if self.info is not None:
+                version, slot = running_version(self.info), slot_name(self.info["running_slot"])
+        ms = self._ms(start)
+        if self.update_id is not None:
+            self._report("result", outcome, reason, ms)
+        line = f"fota: result {outcome} {version} slot {slot} in {ms / 1000:.1f} s"
+        self.log(line + ": " + reason if reason else line)
+        return outcome
+
+    def _report(self, stage, outcome, reason, ms):
+        info = self.info or {}
+        doc = {"device_id": self.device_id(), "update_id": self.update_id, "stage": stage,
+               "offset": self.written, "outcome": outcome, "reason": reason, "duration_ms": ms,
+               "running_slot": slot_name(info.get("running_slot", -1)),
+               "running_version": running_version(info) if info else None}
+        try:
+            self.http.post_json("/api/v1/report", doc)
+        except BridgeError as e:
+            self.step(f"report-failed {e.reason}")
+
+    def device_id(self):
+        if not self.info:
+            return None
+        return "".join(f"{b:02x}" for b in self.info["uid"])
+
+    def _progress(self, done, size):
+        self.written = done
+        pct = done * 100 // size
+        if pct != self._pct:
+            self._pct = pct
+            self.log(f"fota: progress {pct}% {done}/{size}")
+        if pct >= self._reported + 25 and pct < 100:
+            self._reported = pct - pct % 25
+            self._report("progress", "", "", 0)
+
+    def _run(self):
+        link = self.link
+        cfg = self.cfg
+        if self.connect is not None:
+            self.step("wifi")
+            self.connect()
+        self.step("info")
+        info = self.info = link.info()
+        run = info["running_slot"]
+        self.step(f"stm32 slot {slot_name(run)} version {running_version(info)} "
+                  f"last {RESULT_NAMES.get(info['last_result'], '?')}")
+        self.step("checkin")
+        doc = {"device_id": self.device_id(), "running_slot": slot_name(run),
+               "running_version": running_version(info),
+               "slots": {"A": _slot_doc(info, "a"), "B": _slot_doc(info, "b")}}
+        reply = self.http.post_json("/api/v1/checkin", doc)
+        if not reply.get("update"):
+            return "none", running_version(info), slot_name(run), reply.get("reason") or "no update"
+        try:
+            self.update_id = reply["update_id"]
+            new_version = reply["version"]
+            target = "AB".index(reply["target_slot"])
+            size = int(reply["size"])
+            sha = unhexlify(reply["sha256"])
+            url = reply["url"]
+        except (KeyError, ValueError, TypeError):
+            raise BridgeError("Failed to check in: the server's update offer is incomplete") from None
+        flags = BEGIN_FLAG_DOWNGRADE if reply.get("downgrade") else 0
+        self.step(f"download {new_version} slot {slot_name(target)} {size} bytes")
+        src = HttpSource(self.http, url, cfg.get("http_retries", 3), self.log, self.port.sleep_ms)
+        try:
+            self._transfer(src, target, flags, size, sha)
+        finally:
+            src.close()
+        self.step("activate")
+        link.activate()
+        self.step("reset")
+        if cfg.get("reset") == "nrst":
+            link.pulse_reset()
+        else:
+            link.reset()
+        return self._await(target, new_version)
+
+    def _transfer(self, src, target, flags, size, sha):
+        link = self.link
+        if size < IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE:
+            raise BridgeError(f"Failed to check the image: {size} bytes cannot hold its information block")
+        head = link.load(src, 0, min(link.max_chunk, size))
+        ii = struct.unpack_from(IMAGE_INFO_FMT, head, IMAGE_INFO_OFFSET)
+        if ii[0] != IMAGE_INFO_MAGIC:
+            raise BridgeError("Failed to check the image: no information block at its offset")
+        version = (ii[5], ii[6], ii[7], ii[8])
+        block = bytes(head[IMAGE_INFO_OFFSET:IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE])
+        for attempt in range(_RESTARTS + 1):
+            self.step("begin")
+            nxt = link.begin(target, flags, version, size, sha, block)
+            if nxt:
+                self.step(f"resume {nxt}")
+            self._pct = -1
+            self._reported = nxt * 100 // size
+            try:
+                link.write_image(src, nxt, size, self._progress)
+                self.step("verify")
+                link.verify()
+                return
+            except BridgeError as e:
+                if e.status not in _RESTARTABLE or attempt == _RESTARTS:
+                    raise
+                self.step(f"restart {e.reason}")
+
+    def _await(self, target, new_version):
+        """Poll INFO until the new image confirmed itself or the bootloader went back."""
+        link = self.link
+        self.step("boot")
+        limit = self.cfg.get("confirm_timeout_s", 60) * 1000
+        start = self.port.ticks_ms()
+        why = "no answer"
+        waiting = False
+        while True:
+            try:
+                info = self.info = link.info()
+                run = info["running_slot"]
+                ver = running_version(info)
+                result = info["last_result"]
+                confirmed = info["meta_state"] == META_STATE_CONFIRMED
+                if run == target and ver == new_version and confirmed:
+                    return "confirmed", ver, slot_name(run), ""
+                if run != target and confirmed and result in _REVERTED:
+                    return "reverted", ver, slot_name(run), RESULT_NAMES[result]
+                if not waiting:
+                    self.step(f"confirm slot {slot_name(run)} version {ver}")
+                    waiting = True
+                why = f"slot {slot_name(run)} version {ver} not confirmed"
+            except BridgeError as e:
+                why = e.reason
+            if self._ms(start) >= limit:
+                raise BridgeError(f"STM32 did not confirm within {limit // 1000} s: {why}")
+            self.port.sleep_ms(_POLL_MS)
+
+
+def update(path="config.json"):
+    """One update cycle with the configuration file on the device; returns the outcome."""
+    import config
+    import fotalink
+    import hw
+    import net
+    try:
+        cfg = config.load(path)
+        http = net.Http(cfg["server"], cfg["token"], cfg["http_timeout_s"])
+        link = fotalink.Link(hw.Port(cfg))
+    except BridgeError as e:
+        print("fota: result failed ? slot ? in 0.0 s: " + e.reason)
+        return "failed"
+
+    def connect():
+        if cfg["wifi_ssid"]:
+            net.wifi_connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_retries"],
+                             cfg["wifi_timeout_ms"])
+
+    return Updater(link, http, cfg, connect=connect).cycle()
