@@ -1,0 +1,229 @@
+"""Configuration of releases and of the update server: a TOML file plus environment variables.
+
+    >>> from stm32_fota.config import load_config
+    >>> cfg = load_config(env={"FOTA_S3_BUCKET": "my-fw", "FOTA_S3_PREFIX": "board1"})
+    >>> cfg.s3.bucket, cfg.s3.prefix, cfg.s3.embedded
+    ('my-fw', 'board1', False)
+
+Sources, later ones win: built-in defaults, the config file (``$FOTA_CONFIG`` or ``fota.toml`` in
+the working directory; see ``fota.example.toml``), then ``FOTA_*`` environment variables. Relative
+paths are taken relative to the folder of the config file (the working directory without one).
+
+Credentials are never read here: boto3 finds them through its standard chain (environment,
+shared credentials file, SSO, instance role). With no bucket configured, the tools use the
+embedded local S3 endpoint (``stm32_fota.locals3``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from stm32_fota.errors import FotaError
+
+CONFIG_FILE_NAME = "fota.toml"
+EMBEDDED_BUCKET = "stm32-fota"
+DEFAULT_PORT = 8080
+DEFAULT_SYNC_INTERVAL_S = 60.0
+
+
+class ConfigError(FotaError):
+    """The configuration file or an environment variable is unusable."""
+
+
+@dataclass(frozen=True)
+class S3Config:
+    bucket: str | None = None  # None: use the embedded local endpoint
+    prefix: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.bucket is None
+
+    @property
+    def bucket_name(self) -> str:
+        return self.bucket or EMBEDDED_BUCKET
+
+    def key(self, *parts: str) -> str:
+        """Object key under the prefix: ``key("releases", "1.0.0", "slot-a.bin")``."""
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
+
+    def describe(self) -> str:
+        where = f"s3://{self.bucket_name}/{self.prefix.strip('/')}".rstrip("/")
+        if self.embedded:
+            return f"{where} (embedded local S3)"
+        return where + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = field(default=None, repr=False)  # never printed
+    sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S
+
+    @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.host)
+
+
+@dataclass(frozen=True)
+class FotaConfig:
+    root: Path
+    s3: S3Config = S3Config()
+    server: ServerConfig = ServerConfig()
+    state_dir: Path = Path(".fota")
+    firmware_dir: Path = Path(".fota/firmware")
+    db_path: Path = Path(".fota/server.db")
+    build_dir: Path = Path("build")
+    source: str = "defaults"  # where the configuration came from, for messages
+
+    @property
+    def mirror_dir(self) -> Path:
+        """Local copy of every object uploaded to the embedded S3, restored when it starts."""
+        return self.state_dir / "s3-mirror"
+
+    def with_s3(self, **changes: Any) -> FotaConfig:
+        return replace(self, s3=replace(self.s3, **changes))
+
+    def with_server(self, **changes: Any) -> FotaConfig:
+        return replace(self, server=replace(self.server, **changes))
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_ENV: dict[str, tuple[str, str, type]] = {
+    # variable: (section, key, type)
+    "FOTA_S3_BUCKET": ("s3", "bucket", str),
+    "FOTA_S3_PREFIX": ("s3", "prefix", str),
+    "FOTA_S3_REGION": ("s3", "region", str),
+    "FOTA_S3_ENDPOINT_URL": ("s3", "endpoint_url", str),
+    "FOTA_SERVER_HOST": ("server", "host", str),
+    "FOTA_SERVER_PORT": ("server", "port", int),
+    "FOTA_SERVER_TOKEN": ("server", "token", str),
+    "FOTA_SYNC_INTERVAL": ("server", "sync_interval_s", float),
+    "FOTA_STATE_DIR": ("paths", "state_dir", str),
+    "FOTA_FIRMWARE_DIR": ("paths", "firmware_dir", str),
+    "FOTA_DB": ("paths", "db", str),
+    "FOTA_BUILD_DIR": ("paths", "build_dir", str),
+}
+
+_KNOWN: dict[str, dict[str, type]] = {
+    "s3": {"bucket": str, "prefix": str, "region": str, "endpoint_url": str},
+    "server": {"host": str, "port": int, "token": str, "sync_interval_s": float},
+    "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
+}
+
+
+def _check_file(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for section, body in data.items():
+        if section not in _KNOWN or not isinstance(body, dict):
+            raise ConfigError(f"Failed to read {path}: unknown section [{section}] "
+                              f"(known: {', '.join(f'[{s}]' for s in _KNOWN)})")
+        for key, value in body.items():
+            want = _KNOWN[section].get(key)
+            if want is None:
+                raise ConfigError(f"Failed to read {path}: unknown key {key!r} in [{section}] "
+                                  f"(known: {', '.join(_KNOWN[section])})")
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, want) or isinstance(value, bool):
+                raise ConfigError(f"Failed to read {path}: [{section}] {key} must be a {want.__name__}, "
+                                  f"not {value!r}")
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for var, (section, key, typ) in _ENV.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            value: Any = typ(raw)
+        except ValueError:
+            raise ConfigError(f"Failed to read the environment: {var}={raw!r} is not a "
+                              f"{typ.__name__}") from None
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def find_config_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    explicit = env.get("FOTA_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_absolute():
+            path = cwd / path
+        if not path.is_file():
+            raise ConfigError(f"Failed to read the configuration: FOTA_CONFIG names {path}, "
+                              "which does not exist")
+        return path
+    candidate = cwd / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
+                cwd: Path | None = None) -> FotaConfig:
+    """Load the configuration. ``path`` overrides the file lookup; ``env`` defaults to os.environ."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    path = path if path is not None else find_config_file(env, cwd)
+    merged: dict[str, dict[str, Any]] = {}
+    source = "defaults"
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"Failed to read {path}: {e}") from None
+        merged = _check_file(data, path)
+        source = str(path)
+    env_values = _from_env(env)
+    for section, body in env_values.items():
+        merged.setdefault(section, {}).update(body)
+    if env_values:
+        source += " + environment"
+    root = path.parent if path is not None else cwd
+
+    s3v = merged.get("s3", {})
+    bucket = s3v.get("bucket") or None
+    s3 = S3Config(bucket=bucket, prefix=str(s3v.get("prefix", "")).strip("/"),
+                  region=s3v.get("region", S3Config.region),
+                  endpoint_url=s3v.get("endpoint_url") or None)
+    sv = merged.get("server", {})
+    port = sv.get("port", DEFAULT_PORT)
+    if not 0 < port < 65536:
+        raise ConfigError(f"Failed to read the configuration ({source}): server port {port} is out of range")
+    interval = sv.get("sync_interval_s", DEFAULT_SYNC_INTERVAL_S)
+    if interval <= 0:
+        raise ConfigError(f"Failed to read the configuration ({source}): sync_interval_s must be > 0")
+    server = ServerConfig(host=sv.get("host", "127.0.0.1"), port=port, token=sv.get("token") or None,
+                          sync_interval_s=interval)
+
+    pv = merged.get("paths", {})
+
+    def _path(key: str, default: str) -> Path:
+        p = Path(pv.get(key, default)).expanduser()
+        return p if p.is_absolute() else root / p
+
+    state_dir = _path("state_dir", ".fota")
+    return FotaConfig(root=root, s3=s3, server=server, state_dir=state_dir,
+                      firmware_dir=_path("firmware_dir", str(state_dir / "firmware")),
+                      db_path=_path("db", str(state_dir / "server.db")),
+                      build_dir=_path("build_dir", "build"), source=source)

@@ -1,0 +1,148 @@
+"""Request and response bodies of the bridge API (they make up the OpenAPI schema).
+
+Every field is bounded (lengths, integer ranges, patterns), so that no request can reach the
+registry or the decision with a value they cannot handle: a bad request is a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from stm32_fota.semver import Version, VersionError
+
+DEVICE_ID_PATTERN = r"^[0-9a-fA-F]{24}$"  # the STM32's 96-bit unique ID in hex
+VERSION_PATTERN = r"^[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5}$"
+MAX_INT = 2**31 - 1
+
+
+def _check_version(text: str) -> str:
+    try:
+        return str(Version.parse(text))
+    except VersionError as e:
+        raise ValueError(str(e)) from None
+
+
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+VersionStr = Annotated[str, Field(pattern=VERSION_PATTERN, max_length=17, examples=["1.1.0"]),
+                       AfterValidator(_check_version)]
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, examples=["0123456789abcdef01234567"]),
+                     AfterValidator(_lower)]
+SlotName = Literal["A", "B"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class SlotInfo(_Body):
+    state: Literal["valid", "empty", "invalid"]
+    version: VersionStr | None = None
+
+
+class Slots(_Body):
+    A: SlotInfo
+    B: SlotInfo
+
+
+class CheckIn(_Body):
+    device_id: DeviceId
+    running_slot: SlotName
+    running_version: VersionStr
+    slots: Slots
+
+
+class CheckInReply(BaseModel):
+    update: bool
+    reason: str
+    update_id: int | None = None
+    version: str | None = None
+    target_slot: SlotName | None = None
+    url: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    downgrade: bool | None = None
+
+
+class Report(_Body):
+    device_id: DeviceId
+    update_id: int = Field(ge=1, le=2**62)
+    stage: Literal["progress", "result"]
+    offset: int = Field(default=0, ge=0, le=MAX_INT)
+    outcome: Literal["confirmed", "reverted", "failed"] | None = None
+    reason: str | None = Field(default=None, max_length=500)
+    duration_ms: int | None = Field(default=None, ge=0, le=MAX_INT)
+    running_slot: SlotName | None = None
+    running_version: VersionStr | None = None
+
+
+class UpdateRecord(BaseModel):
+    id: int
+    device_id: str
+    version: str
+    target_slot: str
+    file: str
+    size: int
+    sha256: str
+    downgrade: bool
+    from_slot: str
+    from_version: str
+    status: Literal["offered", "in_progress", "confirmed", "reverted", "failed"]
+    offset: int
+    outcome: str | None
+    reason: str | None
+    duration_ms: int | None
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    result_slot: str | None
+    result_version: str | None
+
+
+class ReportReply(BaseModel):
+    ok: bool
+    update: UpdateRecord
+
+
+class SlotRecord(BaseModel):
+    state: str | None
+    version: str | None
+
+
+class DeviceRecord(BaseModel):
+    device_id: str
+    first_seen: str
+    last_seen: str
+    checkins: int
+    running_slot: str | None
+    running_version: str | None
+    slots: dict[str, SlotRecord]
+
+
+class DeviceDetail(DeviceRecord):
+    updates: list[UpdateRecord]
+
+
+class SyncReply(BaseModel):
+    status: Literal["updated", "up-to-date", "older", "empty", "error", "disabled"]
+    message: str
+    local_version: str | None
+    remote_version: str | None
+    at: str
+    duration_ms: int
+
+
+class StatusReply(BaseModel):
+    version: str | None
+    downgrade: bool | None
+    files: dict[str, Any]
+    source: str
+    last_sync: SyncReply | None
+    devices: int
+
+
+class ErrorReply(BaseModel):
+    detail: str

@@ -1,0 +1,59 @@
+"""Run the update server with uvicorn from a :class:`~stm32_fota.config.FotaConfig`.
+
+    >>> from stm32_fota.config import load_config
+    >>> serve(load_config())          # doctest: +SKIP   (blocks until Ctrl-C)
+
+Listens on 127.0.0.1 unless told otherwise. Listening beyond loopback (the LAN, where the ESP32
+is) needs a device token: the server refuses to start without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import uvicorn
+from fastapi import FastAPI
+from stm32_fota.config import ConfigError, FotaConfig
+from stm32_fota.locals3 import open_store
+from stm32_fota.s3 import S3Store
+
+from fota_server.app import ServerSettings, create_app
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def check_listen(cfg: FotaConfig) -> None:
+    """Refuse to serve the LAN without a device token."""
+    if not cfg.server.loopback_only and not cfg.server.token:
+        raise ConfigError(
+            f"Failed to start the server: listening on {cfg.server.host} (beyond loopback) requires a device "
+            f"token; set FOTA_SERVER_TOKEN or [server] token in the config file (for example "
+            f"FOTA_SERVER_TOKEN={secrets.token_urlsafe(24)}) and give the same token to the bridge")
+
+
+def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
+    def factory() -> S3Store:
+        return open_store(cfg, start_embedded=True)
+    return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.db_path, token=cfg.server.token,
+                          sync_interval_s=cfg.server.sync_interval_s if sync else None,
+                          store_factory=factory if sync else None,
+                          source=cfg.s3.describe() if sync else "sync disabled")
+
+
+def build_app(cfg: FotaConfig, sync: bool = True) -> FastAPI:
+    check_listen(cfg)
+    return create_app(settings_from_config(cfg, sync))
+
+
+def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info") -> None:
+    """Run in the foreground until interrupted."""
+    app = build_app(cfg, sync)
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    log = logging.getLogger("fota_server")
+    auth = "device token required" if cfg.server.token else "no token (loopback only)"
+    log.info("serving http://%s:%d (%s); firmware %s; registry %s; releases from %s", cfg.server.host,
+             cfg.server.port, auth, cfg.firmware_dir, cfg.db_path,
+             cfg.s3.describe() if sync else "nowhere (sync disabled)")
+    uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=log_level, access_log=True,
+                log_config=None)
