@@ -1,0 +1,42 @@
+"""Fixtures shared by the whole suite: the ARM toolchain and one real firmware build per session.
+
+``fw_build`` runs the same code as ``invoke build`` (stm32_fota.build) into a temporary directory,
+once per pytest worker; tests that need the real bootloader.bin / slot-a.bin / slot-b.bin (the
+ELF checks, the simulator, the link tests) take it instead of building again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from stm32_fota.build import BuildResult, build
+from stm32_fota.errors import ToolchainError
+from stm32_fota.toolchain import check_toolchain
+
+FW_VERSION = "1.0.0"
+FW_BUILD_NUMBER = 0
+
+
+@pytest.fixture(scope="session")
+def arm_toolchain() -> None:
+    """Skip (with the reason and the fix) when the ARM toolchain is not installed."""
+    try:
+        check_toolchain()
+    except ToolchainError as e:
+        pytest.skip(f"ARM toolchain missing, run scripts/setup.sh: {e}")
+
+
+@pytest.fixture(scope="session")
+def fw_build(arm_toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The firmware built once (v1.0.0+0) into a temporary directory: .elf .bin .hex .map per target."""
+    return build(FW_VERSION, FW_BUILD_NUMBER, tmp_path_factory.mktemp("fw") / "build")
+
+
+@pytest.fixture
+def fw_build_copy(fw_build: BuildResult, tmp_path: Path) -> Path:
+    """A private copy of the session build directory (timestamps kept), for tests that rebuild."""
+    dst = tmp_path / "build"
+    shutil.copytree(fw_build.build_dir, dst, copy_function=shutil.copy2)
+    return dst
