@@ -58,6 +58,7 @@ from fota_const import (
     ST_ERR_NO_RESPONSE,
     ST_ERR_RANGE,
     ST_ERR_SEQ,
+    ST_ERR_STATE,
     ST_OK,
     STATUS_NAMES,
     VERIFY_TIMEOUT_MS,
@@ -387,5 +388,7 @@ class Link:
         if info["session_state"] != SESSION_RECEIVING:
             st = info["session_status"]
             state = info["session_state"]
-            raise BridgeError(f"STM32 update session ended (state {state}, {status_name(st)})", st or None)
+            # No failure status: the session is simply gone (a reset): not allowed in this state.
+            raise BridgeError(f"STM32 update session ended (state {state}, {status_name(st)})",
+                              st or ST_ERR_STATE)
         return info["session_next"]

@@ -64,7 +64,7 @@ class Faults:
     miso: Callable[[int, bytearray], None] | None = None
     ready_stuck_low: bool = False
     app_confirms: dict[int, bool] = field(default_factory=lambda: {0: True, 1: True})
-    power_cut_at_write: int | None = None   # cut power when the n-th WRITE (1-based) arrives
+    power_cut_at_write: int | None = None   # cut power when the n-th WRITE from now arrives
 
 
 def _crc(b: bytes | bytearray | memoryview) -> int:
@@ -188,6 +188,12 @@ class FakeSTM32:
         req = bytearray(tx)
         if self.faults.mosi:
             self.faults.mosi(k, req)
+        if req[2] == CMD["WRITE"] and self.faults.power_cut_at_write is not None:
+            self.faults.power_cut_at_write -= 1
+            if self.faults.power_cut_at_write <= 0:
+                self.faults.power_cut_at_write = None
+                self.power_cut()          # the frame is lost with the RAM session
+                return rx
         if self.faults.miso:
             self.faults.miso(k, rx)
         self.pending, busy = self._handle(req)
@@ -311,10 +317,6 @@ class FakeSTM32:
             st = s.status if s and s.state == SES["FAILED"] else ST["ERR_STATE"]
             return st, b"", 0.02
         self.writes += 1
-        if self.faults.power_cut_at_write == self.writes:
-            self.faults.power_cut_at_write = None
-            self.power_cut()
-            return ST["OK"], b"", BOOT_MS
         off = struct.unpack_from("<I", p)[0]
         data = p[4:]
         resp = OFFSET.pack(next_offset=s.next, image_size=s.size)

@@ -14,10 +14,11 @@ def make_image(slot: int, version: tuple[int, int, int], size: int, build: int =
     sp = LAYOUT.sram_base + LAYOUT.sram_size
     raw = bytearray(sp.to_bytes(4, "little") + (region.base + INFO_OFFSET + 0x101).to_bytes(4, "little"))
     raw += bytes(INFO_OFFSET - len(raw))
-    raw += INFO.pack(magic=IMAGE.constants["IMAGE_INFO_MAGIC"], format=IMAGE.constants["IMAGE_FORMAT_VERSION"],
-                     slot=slot, load_addr=region.base, ver_major=version[0], ver_minor=version[1],
-                     ver_patch=version[2], build=build, image_size=IMAGE.constants["IMAGE_SIZE_UNSET"])
+    c = IMAGE.constants
+    raw += INFO.pack(magic=c["IMAGE_INFO_MAGIC"], format=c["IMAGE_FORMAT_VERSION"], slot=slot,
+                     load_addr=region.base, ver_major=version[0], ver_minor=version[1],
+                     ver_patch=version[2], build=build, image_size=c["IMAGE_SIZE_UNSET"])
     rnd = random.Random(f"{slot}{version}{size}{build}")
     body = max(0, size - len(raw) - IMAGE.structs["image_trailer"].size)
-    raw += bytes(rnd.getrandbits(8) for _ in range(body))
+    raw += rnd.randbytes(body)
     return finish_image(bytes(raw), slot)

@@ -1,0 +1,101 @@
+"""A local stand-in for the update server's device API (check-in, firmware with Range, report),
+with switches for the failures the bridge must survive: an error status, a connection dropped
+in the middle of a download."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeServer:
+    def __init__(self, image: bytes, version: str, target: str, downgrade: bool = False) -> None:
+        self.image = image
+        self.offer: dict[str, Any] | None = {
+            "update": True, "update_id": 17, "version": version, "target_slot": target,
+            "url": f"/api/v1/firmware/{version}/slot-{target.lower()}.bin", "size": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(), "downgrade": downgrade}
+        self.checkins: list[dict[str, Any]] = []
+        self.reports: list[dict[str, Any]] = []
+        self.ranges: list[int] = []
+        self.served = 0
+        self.checkin_status = 200
+        self.drop_after: int | None = None     # close the next download after this many bytes
+        self.auth: list[str | None] = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, code: int, doc: object) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length", "0"))
+                doc = json.loads(self.rfile.read(n))
+                srv.auth.append(self.headers.get("Authorization"))
+                if self.path == "/api/v1/checkin":
+                    srv.checkins.append(doc)
+                    if srv.checkin_status != 200:
+                        self._json(srv.checkin_status, {"detail": "database unavailable"})
+                    else:
+                        self._json(200, srv.offer or {"update": False, "reason": "up to date"})
+                elif self.path == "/api/v1/report":
+                    srv.reports.append(doc)
+                    self._json(200, {"ok": True})
+                else:
+                    self._json(404, {"detail": "not found"})
+
+            def do_GET(self) -> None:
+                if not srv.offer or self.path != srv.offer["url"]:
+                    self._json(404, {"detail": "not found"})
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.split("=")[1].split("-")[0])
+                srv.ranges.append(start)
+                body = srv.image[start:]
+                self.send_response(206 if rng else 200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if srv.drop_after is not None:
+                    cut, srv.drop_after = srv.drop_after, None
+                    self.wfile.write(body[:cut])
+                    srv.served += cut
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+                srv.served += len(body)
+
+        return Handler
