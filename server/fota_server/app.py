@@ -147,10 +147,12 @@ class ServerState:
             await self.sync()
 
 
-def _auth_dependency(token: str | None) -> Callable[..., Any]:
-    bearer = HTTPBearer(auto_error=False, description="Device token (required when one is configured)")
+# Module level: the dependency's annotation below is resolved in this module's namespace.
+_BEARER = HTTPBearer(auto_error=False, description="Device token (required when one is configured)")
 
-    async def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+
+def _auth_dependency(token: str | None) -> Callable[..., Any]:
+    async def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         if token is None:
             return
         if creds is None or creds.scheme.lower() != "bearer" or not secrets.compare_digest(
@@ -232,14 +234,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "target_slot": d.target_slot, "url": f"{API}/firmware/{d.version}/{d.file}", "size": d.size,
                 "sha256": d.sha256, "downgrade": d.downgrade}
 
-    @router.api_route(
-        "/firmware/{version}/{name}", methods=["GET", "HEAD"],
-        summary="Download a slot image (Range supported)",
-        response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}, "description": "The whole image"},
-                   206: {"content": {"application/octet-stream": {}}, "description": "The requested range"},
-                   404: {"model": ErrorReply, "description": "No such release or image on this server"},
-                   416: {"model": ErrorReply, "description": "Malformed or unsatisfiable range"}})
+    image_responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"application/octet-stream": {}}, "description": "The whole image"},
+        206: {"content": {"application/octet-stream": {}}, "description": "The requested range"},
+        404: {"model": ErrorReply, "description": "No such release or image on this server"},
+        416: {"model": ErrorReply, "description": "Malformed or unsatisfiable range"}}
+
     async def firmware(request: Request,
                        version: Annotated[str, PathParam(pattern=VERSION_PATTERN, max_length=17)],
                        name: Literal["slot-a.bin", "slot-b.bin"],
@@ -267,6 +267,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if request.method == "HEAD":
             return Response(b"", status_code=status, headers=headers, media_type="application/octet-stream")
         return Response(body, status_code=status, headers=headers, media_type="application/octet-stream")
+
+    for method, op_id, summary in (("GET", "download_image", "Download a slot image (Range supported)"),
+                                   ("HEAD", "head_image", "Size and hash (ETag) of a slot image")):
+        router.add_api_route("/firmware/{version}/{name}", firmware, methods=[method], operation_id=op_id,
+                             summary=summary, response_class=Response, responses=image_responses)
 
     @router.post("/report", response_model=ReportReply, summary="Progress or result of an update",
                  responses={404: {"model": ErrorReply}, 409: {"model": ErrorReply}})

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from srv_images import write_build
-
 from fota_server.firmware import FirmwareFolder
+from srv_images import write_build
 from stm32_fota import locals3
 from stm32_fota.config import FotaConfig, S3Config, ServerConfig
 from stm32_fota.release import check_build, make_manifest
@@ -54,9 +53,15 @@ def cfg(tmp_path: Path, moto_url: str, aws_env: None) -> FotaConfig:
     bucket = f"fw-{secrets.token_hex(6)}"
     s3 = S3Config(bucket=bucket, prefix="boards/disco", region="us-east-1", endpoint_url=moto_url)
     S3Store.connect(s3).client.create_bucket(Bucket=bucket)
-    return FotaConfig(root=tmp_path, s3=s3, server=ServerConfig(), state_dir=tmp_path / ".fota",
-                      firmware_dir=tmp_path / ".fota" / "firmware", db_path=tmp_path / ".fota" / "server.db",
-                      build_dir=tmp_path / "build")
+    return FotaConfig(
+        root=tmp_path,
+        s3=s3,
+        server=ServerConfig(),
+        state_dir=tmp_path / ".fota",
+        firmware_dir=tmp_path / ".fota" / "firmware",
+        db_path=tmp_path / ".fota" / "server.db",
+        build_dir=tmp_path / "build",
+    )
 
 
 @pytest.fixture
@@ -73,14 +78,16 @@ def bucket_objects(store: S3Store) -> dict[str, bytes]:
     return out
 
 
-def install_release(folder: FirmwareFolder, tmp: Path, version: str, downgrade: bool = False,
-                    body: int = 4096) -> None:
+def install_release(
+    folder: FirmwareFolder, tmp: Path, version: str, downgrade: bool = False, body: int = 4096
+) -> None:
     """Put a verified release into a local firmware folder, as a sync would."""
     build = write_build(tmp / f"build-{version}-{secrets.token_hex(3)}", version, body=body)
     files = check_build(build)
     manifest = make_manifest(files, "test", downgrade)
-    folder.install(files.version, {**files.images, "version.txt": files.version_text},
-                   json.dumps(manifest).encode())
+    folder.install(
+        files.version, {**files.images, "version.txt": files.version_text}, json.dumps(manifest).encode()
+    )
 
 
 class LiveServer:
@@ -88,8 +95,9 @@ class LiveServer:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = locals3.free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

@@ -20,17 +20,33 @@ def make_image(slot: int, version: str, body: int = 2048, build: int = 7, seed: 
     reset = (region.base + INFO_OFFSET + INFO.size) | 1
     raw = bytearray(sp.to_bytes(4, "little") + reset.to_bytes(4, "little"))
     raw += bytes(INFO_OFFSET - len(raw))
-    raw += INFO.pack(magic=_C["IMAGE_INFO_MAGIC"], format=_C["IMAGE_FORMAT_VERSION"], slot=slot, flags=0,
-                     load_addr=region.base, ver_major=v.major, ver_minor=v.minor, ver_patch=v.patch,
-                     build=build, image_size=_C["IMAGE_SIZE_UNSET"])
+    raw += INFO.pack(
+        magic=_C["IMAGE_INFO_MAGIC"],
+        format=_C["IMAGE_FORMAT_VERSION"],
+        slot=slot,
+        flags=0,
+        load_addr=region.base,
+        ver_major=v.major,
+        ver_minor=v.minor,
+        ver_patch=v.patch,
+        build=build,
+        image_size=_C["IMAGE_SIZE_UNSET"],
+    )
     # deterministic, version-dependent filler so that two releases differ
     filler = hashlib.sha256(f"{version}/{slot}/{seed}".encode()).digest()
     raw += (filler * (body // len(filler) + 1))[:body]
     return finish_image(raw, slot)
 
 
-def write_build(build_dir: Path, version: str, *, version_a: str | None = None,
-                version_b: str | None = None, body: int = 2048, seed: int = 0) -> Path:
+def write_build(
+    build_dir: Path,
+    version: str,
+    *,
+    version_a: str | None = None,
+    version_b: str | None = None,
+    body: int = 2048,
+    seed: int = 0,
+) -> Path:
     """Write slot-a.bin, slot-b.bin and version.txt as `invoke build` does."""
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / "slot-a.bin").write_bytes(make_image(_C["SLOT_A"], version_a or version, body, seed=seed))

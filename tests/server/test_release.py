@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from conftest import bucket_objects
 from srv_images import make_image, write_build
-
 from stm32_fota.config import FotaConfig
 from stm32_fota.release import ReleaseError, release
 from stm32_fota.s3 import S3Store
@@ -40,7 +39,8 @@ def test_release_uploads_layout_manifest_and_versioned_copy(cfg: FotaConfig, sto
     objs = bucket_objects(store)
     pre = "boards/disco/"
     assert set(objs) == {pre + k for k in ("slot-a.bin", "slot-b.bin", "manifest.json", "version.txt")} | {
-        pre + f"releases/1.2.0/{k}" for k in ("slot-a.bin", "slot-b.bin", "manifest.json", "version.txt")}
+        pre + f"releases/1.2.0/{k}" for k in ("slot-a.bin", "slot-b.bin", "manifest.json", "version.txt")
+    }
     assert objs[pre + "slot-a.bin"] == (build / "slot-a.bin").read_bytes()
     assert objs[pre + "releases/1.2.0/slot-b.bin"] == (build / "slot-b.bin").read_bytes()
     assert objs[pre + "version.txt"] == b"1.2.0\n"
@@ -49,8 +49,12 @@ def test_release_uploads_layout_manifest_and_versioned_copy(cfg: FotaConfig, sto
     assert manifest["git_revision"] == "abc123" and manifest["build_time"].endswith("Z")
     for name, slot in (("slot-a.bin", "A"), ("slot-b.bin", "B")):
         data = (build / name).read_bytes()
-        assert manifest["files"][name] == {**manifest["files"][name], "size": len(data),
-                                           "sha256": hashlib.sha256(data).hexdigest(), "slot": slot}
+        assert manifest["files"][name] == {
+            **manifest["files"][name],
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "slot": slot,
+        }
     assert objs[pre + "releases/1.2.0/manifest.json"] == objs[pre + "manifest.json"]
     # version.txt (the top-level one) is the very last upload; every upload reported its bytes
     assert rec.events[-1] == ("done", "version.txt")
@@ -80,7 +84,7 @@ def test_force_overwrites_and_higher_version_is_accepted(store: S3Store, tmp_pat
 
 def test_downgrade_release_is_marked_and_must_be_lower(store: S3Store, tmp_path: Path):
     release(store, write_build(tmp_path / "b1", "2.0.0"), revision="r1")
-    with pytest.raises(ReleaseError, match="--downgrade given, but 2.1.0 is not lower"):
+    with pytest.raises(ReleaseError, match=r"--downgrade given, but 2\.1\.0 is not lower"):
         release(store, write_build(tmp_path / "b2", "2.1.0"), downgrade=True, revision="r2")
     release(store, write_build(tmp_path / "b3", "1.5.0"), downgrade=True, revision="r3")
     assert json.loads(store.get_bytes("manifest.json") or b"")["downgrade"] is True
@@ -123,7 +127,9 @@ def test_missing_build_and_malformed_version_file(store: S3Store, tmp_path: Path
 
 def test_malformed_version_in_bucket_needs_force(store: S3Store, tmp_path: Path):
     store.client.put_object(Bucket=store.bucket, Key="boards/disco/version.txt", Body=b"banana")
-    with pytest.raises(ReleaseError, match=r"malformed version in s3://.*/boards/disco/version.txt: 'banana'"):
+    with pytest.raises(
+        ReleaseError, match=r"malformed version in s3://.*/boards/disco/version.txt: 'banana'"
+    ):
         release(store, write_build(tmp_path / "b", "1.0.0"), revision="r")
     release(store, write_build(tmp_path / "b", "1.0.0"), force=True, revision="r")
     assert store.get_text("version.txt") == "1.0.0\n"
@@ -131,7 +137,11 @@ def test_malformed_version_in_bucket_needs_force(store: S3Store, tmp_path: Path)
 
 def test_s3_down_is_a_clear_error(cfg: FotaConfig, tmp_path: Path, aws_env: None):
     from stm32_fota.locals3 import free_port
+
     down = S3Store.connect(cfg.with_s3(endpoint_url=f"http://127.0.0.1:{free_port()}").s3)
-    with pytest.raises(ReleaseError, match=r"Failed to release: Failed to download s3://.*version.txt: Could not "
-                                           r"connect"):
+    with pytest.raises(
+        ReleaseError,
+        match=r"Failed to release: Failed to download s3://.*version.txt: Could not "
+        r"connect",
+    ):
         release(down, write_build(tmp_path / "b", "1.0.0"), revision="r")
