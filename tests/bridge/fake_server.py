@@ -26,7 +26,7 @@ class FakeServer:
         self.drop_after: int | None = None     # close the next download after this many bytes
         self.auth: list[str | None] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
