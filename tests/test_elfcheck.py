@@ -1,0 +1,211 @@
+"""ELF checks: a real build passes; deliberately broken ELF files fail with the expected message.
+
+The broken files are real links of a small Cortex-M4 program (tests/testelf.py) with one thing
+wrong each, or copies of the real firmware ELF with bytes patched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+from stm32_fota.build import BuildResult
+from stm32_fota.elfcheck import TARGETS, check_elf
+from stm32_fota.errors import ElfCheckError
+from stm32_fota.image import TRAILER_SIZE
+from stm32_fota.sizes import format_size_table, size_rows
+from stm32_fota.spec import IMAGE, LAYOUT
+from testelf import ElfRecipe
+
+SLOT_A, SLOT_B = IMAGE.constants["SLOT_A"], IMAGE.constants["SLOT_B"]
+V100 = (1, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def elf_dir(arm_toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("elfcheck")
+
+
+def problems_of(path: Path, target: str, **kw: object) -> list[str]:
+    with pytest.raises(ElfCheckError) as e:
+        check_elf(path, TARGETS[target], **kw)  # type: ignore[arg-type]
+    assert all(line.startswith(f"{path.name}: ") for line in str(e.value).splitlines())
+    return e.value.problems
+
+
+def patched_copy(src: Path, dst: Path, section: str, offset: int, data: bytes) -> Path:
+    """Copy an ELF and overwrite bytes of one section's contents."""
+    shutil.copyfile(src, dst)
+    with src.open("rb") as f:
+        sec = ELFFile(f).get_section_by_name(section)
+        assert sec is not None, f"{src.name} has no section {section}"
+        at = sec["sh_offset"] + offset
+    with dst.open("r+b") as f:
+        f.seek(at)
+        f.write(data)
+    return dst
+
+
+# --- a real build passes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["bootloader", "slot-a", "slot-b"])
+def test_real_build_passes(fw_build: BuildResult, name: str) -> None:
+    elf = fw_build.build_dir / f"{name}.elf"
+    slot = TARGETS[name].slot is not None
+    report = check_elf(elf, TARGETS[name], version=V100 if slot else None, build=0 if slot else None)
+    assert 0 < report.flash_used <= report.flash_limit
+    assert 0 < report.sram_used <= LAYOUT.sram_size
+    if slot:
+        assert report.info is not None and report.info["slot"] == TARGETS[name].slot
+        assert report.flash_used == fw_build.target(name).bin.stat().st_size
+    else:
+        assert report.flash_used == fw_build.target(name).bin.stat().st_size
+
+
+def test_real_slot_a_is_not_usable_as_slot_b(fw_build: BuildResult) -> None:
+    problems = problems_of(fw_build.build_dir / "slot-a.elf", "slot-b", version=V100, build=0)
+    text = "\n".join(problems)
+    assert "is outside slot_b (0x08060000-0x080E0000)" in text
+    assert "no vector table at the base of slot_b" in text
+    assert problems[-1] == "it looks linked for slot_a (0x08020000), not slot_b"
+
+
+def test_real_slot_b_is_not_usable_as_slot_a(fw_build: BuildResult) -> None:
+    problems = problems_of(fw_build.build_dir / "slot-b.elf", "slot-a")
+    assert any("is outside slot_a (0x08020000-0x08060000)" in p for p in problems)
+    assert problems[-1] == "it looks linked for slot_b (0x08060000), not slot_a"
+
+
+def test_real_slot_image_is_not_a_bootloader(fw_build: BuildResult) -> None:
+    problems = problems_of(fw_build.build_dir / "slot-a.elf", "bootloader")
+    assert any("is outside bootloader (0x08000000-0x08020000)" in p for p in problems)
+
+
+def test_real_build_with_other_version_fails(fw_build: BuildResult) -> None:
+    problems = problems_of(fw_build.build_dir / "slot-b.elf", "slot-b", version=(1, 0, 1), build=3)
+    assert problems == ["ii_ver_major.minor.patch is 1.0.0, expected 1.0.1", "ii_build is 0, expected 3"]
+
+
+def test_real_elf_with_sp_outside_sram_fails(fw_build: BuildResult, tmp_path: Path) -> None:
+    bad = patched_copy(fw_build.build_dir / "slot-b.elf", tmp_path / "slot-b.elf", ".isr_vector", 0,
+                       (0x10008000).to_bytes(4, "little"))
+    assert problems_of(bad, "slot-b") == [
+        "initial stack pointer 0x10008000 (vector 0 at 0x08060000) is outside SRAM (0x20000000-0x20020000)"]
+
+
+def test_real_elf_with_arm_mode_reset_handler_fails(fw_build: BuildResult, tmp_path: Path) -> None:
+    src = fw_build.build_dir / "bootloader.elf"
+    with src.open("rb") as f:
+        data = ELFFile(f).get_section_by_name(".isr_vector").data()
+    reset = int.from_bytes(data[4:8], "little")
+    bad = patched_copy(src, tmp_path / "bootloader.elf", ".isr_vector", 4, (reset & ~1).to_bytes(4, "little"))
+    assert problems_of(bad, "bootloader") == [f"reset handler 0x{reset & ~1:08X} has the Thumb bit clear"]
+
+
+def test_real_elf_with_wrong_info_slot_fails(fw_build: BuildResult, tmp_path: Path) -> None:
+    at = next(f.offset for f in IMAGE.structs["image_info"].fields if f.name == "slot")
+    bad = patched_copy(fw_build.build_dir / "slot-b.elf", tmp_path / "slot-b.elf", ".image_info", at,
+                       bytes([SLOT_A]))
+    assert problems_of(bad, "slot-b") == ["ii_slot is 0, expected 1 (slot B)"]
+
+
+def test_size_table_of_the_real_build(fw_build: BuildResult) -> None:
+    rows = size_rows(fw_build.reports)
+    assert [(r.target, r.memory) for r in rows if r.memory.startswith("flash")] == [
+        ("bootloader", "flash (bootloader)"), ("slot-a", "flash (slot_a)"), ("slot-b", "flash (slot_b)")]
+    for r in rows:
+        assert r.used + r.free == r.limit
+    limits = {r.target: r.limit for r in rows if r.memory.startswith("flash")}
+    assert limits == {"bootloader": LAYOUT.region("bootloader").size, "slot-a": LAYOUT.max_image_size,
+                      "slot-b": LAYOUT.max_image_size}
+    table = format_size_table(fw_build.reports)
+    assert table.splitlines()[0].split() == ["target", "memory", "used", "limit", "free", "used"]
+    assert len(table.splitlines()) == 1 + len(rows)
+
+
+# --- small ELF files, broken on purpose ------------------------------------------------------------
+
+def test_small_good_elf_passes(elf_dir: Path) -> None:
+    elf = ElfRecipe().link(elf_dir, "good")
+    report = check_elf(elf, TARGETS["slot-b"], version=V100, build=0)
+    assert report.info is not None and report.info["load_addr"] == LAYOUT.region("slot_b").base
+
+
+def test_wrong_base(elf_dir: Path) -> None:
+    elf = ElfRecipe(base_offset=0x20000).link(elf_dir, "wrong-base")
+    problems = problems_of(elf, "slot-b")
+    assert problems[0] == ("no vector table at the base of slot_b (0x08060000-0x080E0000): "
+                           "the lowest address stored there is 0x08080000")
+    assert "section .image_info is at 0x08080200, expected 0x08060200 (slot base + 0x200)" in problems
+
+
+def test_slot_a_elf_checked_as_slot_b(elf_dir: Path) -> None:
+    elf = ElfRecipe(region="slot_a", slot=SLOT_A).link(elf_dir, "slot-a")
+    check_elf(elf, TARGETS["slot-a"])
+    problems = problems_of(elf, "slot-b")
+    assert "section .isr_vector at 0x08020000 (+0x8) is outside slot_b (0x08060000-0x080E0000)" in problems
+    assert problems[-1] == "it looks linked for slot_a (0x08020000), not slot_b"
+
+
+def test_oversize(elf_dir: Path) -> None:
+    # Slot B's region holds 512 KB, but an image must fit 256 KB to run from either slot.
+    elf = ElfRecipe(pad=LAYOUT.max_image_size).link(elf_dir, "oversize")
+    (problem,) = problems_of(elf, "slot-b")
+    assert problem.startswith("image ")
+    assert problem.endswith(f"exceeds the {LAYOUT.max_image_size}-byte limit of slot_b "
+                            f"(MAX_IMAGE_SIZE: either slot)")
+
+
+def test_just_fits(elf_dir: Path) -> None:
+    base = check_elf(ElfRecipe().link(elf_dir, "base"), TARGETS["slot-b"]).flash_used
+    # flash_used counts image + padding + trailer; grow the image to exactly the limit.
+    elf = ElfRecipe(pad=LAYOUT.max_image_size - base).link(elf_dir, "fits")
+    assert check_elf(elf, TARGETS["slot-b"]).flash_used == LAYOUT.max_image_size
+
+
+def test_missing_image_information_block(elf_dir: Path) -> None:
+    elf = ElfRecipe(info=False).link(elf_dir, "no-info")
+    assert problems_of(elf, "slot-b") == ["image information block missing: nothing stored at 0x08060200"]
+
+
+def test_image_information_block_of_the_wrong_slot(elf_dir: Path) -> None:
+    elf = ElfRecipe(slot=SLOT_A, load_addr=LAYOUT.region("slot_a").base).link(elf_dir, "info-slot-a")
+    assert problems_of(elf, "slot-b") == ["ii_slot is 0, expected 1 (slot B)",
+                                          "ii_load_addr is 0x08020000, expected 0x08060000 (base of slot_b)"]
+
+
+def test_section_in_the_metadata_sector(elf_dir: Path) -> None:
+    elf = ElfRecipe(meta=True).link(elf_dir, "meta")
+    assert problems_of(elf, "slot-b") == ["section .meta at 0x080E0000 lies in the metadata sector "
+                                          "(0x080E0000-0x08100000)"]
+
+
+def test_version_and_build_must_match(elf_dir: Path) -> None:
+    elf = ElfRecipe(version=(1, 2, 3), build=9).link(elf_dir, "v123")
+    assert check_elf(elf, TARGETS["slot-b"], version=(1, 2, 3), build=9).info is not None
+    assert problems_of(elf, "slot-b", version=V100, build=9) == [
+        "ii_ver_major.minor.patch is 1.2.3, expected 1.0.0"]
+
+
+def test_trailer_and_padding_counted_in_the_size(elf_dir: Path) -> None:
+    elf = ElfRecipe().link(elf_dir, "count")
+    raw = elf_dir / "count.raw"
+    subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(raw)], check=True, timeout=30)
+    n = raw.stat().st_size
+    align = IMAGE.constants["IMAGE_ALIGN"]
+    assert check_elf(elf, TARGETS["slot-b"]).flash_used == (n + align - 1) // align * align + TRAILER_SIZE
+
+
+def test_not_an_elf(tmp_path: Path) -> None:
+    bogus = tmp_path / "slot-b.elf"
+    bogus.write_bytes(b"this is not an ELF file")
+    (problem,) = problems_of(bogus, "slot-b")
+    assert problem.startswith("is not a valid ELF file")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    (problem,) = problems_of(tmp_path / "slot-b.elf", "slot-b")
+    assert problem.startswith("cannot be read: No such file")
