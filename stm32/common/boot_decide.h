@@ -34,6 +34,10 @@ struct boot_decision {
 };
 
 void boot_decide(const struct boot_input *in, struct boot_decision *out);
+/* The rule for a journal without a usable record: the valid slot with the highest version
+ * (major, minor, patch, build), slot A on a tie; -1 when neither is valid. The journal's
+ * compaction uses it too, to know what a power cut in the middle would boot. */
+int boot_pick_highest(const struct image_summary slot[2]);
 const char *boot_reason_str(uint8_t reason);
 
 #endif /* FOTA_BOOT_DECIDE_H */

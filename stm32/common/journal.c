@@ -1,0 +1,157 @@
+/* Metadata journal (journal.h) in the metadata sector: 32-byte records, appended, never rewritten.
+ *
+ * Writing a record programs its eight words in order, the CRC last: a power cut part-way leaves a
+ * record whose CRC (or magic) fails, which scan counts as torn and skips. The newest valid record
+ * (highest mr_seq) wins, so an append is atomic from the reader's point of view.
+ *
+ * Compaction, when no erased position is left. The order matters, because between the erase and
+ * the first record the journal is empty and the bootloader then boots the highest-version valid
+ * image (boot_pick_highest), and because an erase cut short leaves the sector partly erased and
+ * partly old records (any of which may then be the newest survivor):
+ *   1. Validate both slots and ask boot_pick_highest what an empty journal would boot.
+ *   2. If the new record is CONFIRMED for slot S (its image valid) and the pick is the other slot,
+ *      withdraw that other image: program its ii_magic to IMAGE_INVALIDATED_MAGIC (zero, which
+ *      programming can always do). Now an empty or half-erased journal boots S: the other slot
+ *      cannot be picked by the fallback nor by a stale surviving record (it no longer validates).
+ *      The withdrawn image is one the device no longer wants (a reverted trial, or an older
+ *      upload superseded by S); the update agent writes a new one when needed.
+ *      A TRIAL record never withdraws anything: its previous slot is the way back, and its trial
+ *      slot is what is being activated. A cut in the window then boots one of the two, both valid.
+ *   3. Erase the sector.
+ *   4. Write the new record at offset 0, with the sequence continuing from the old journal.
+ * A cut before 2 completes leaves the old journal intact (a cut inside 2 leaves ii_magic partly
+ * cleared, i.e. already invalid); a cut in 3 or before 4 completes boots the fallback of step 1-2;
+ * after 4 the new record rules. In every case the device boots a valid image. */
+#include <string.h>
+#include "boot_decide.h"
+#include "crc32.h"
+#include "image.h"
+#include "journal.h"
+
+#define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
+#define REC_CRC_SPAN offsetof(struct fota_meta_record, mr_crc32)
+
+static int record_valid(const struct fota_meta_record *r)
+{
+    return r->mr_magic == FOTA_META_RECORD_MAGIC && crc32_update(0, r, REC_CRC_SPAN) == r->mr_crc32;
+}
+
+static int record_erased(const struct fota_meta_record *r)
+{
+    const uint8_t *b = (const uint8_t *)r;
+    for (uint32_t i = 0; i < REC_SIZE; i++) {
+        if (b[i] != 0xFFu) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int journal_scan(const struct flash_area *fa, struct journal_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (fa == NULL) {
+        return FOTA_E_ARG;
+    }
+    for (uint32_t pos = 0; pos + REC_SIZE <= fa->size; pos += REC_SIZE) {
+        struct fota_meta_record r;
+        int rc = fa_read(fa, pos, &r, sizeof(r));
+        if (rc != FOTA_OK) {
+            return rc;
+        }
+        if (record_erased(&r)) {
+            continue;
+        }
+        st->next_pos = pos + REC_SIZE;
+        if (!record_valid(&r)) {
+            st->torn_records++;
+            continue;
+        }
+        st->valid_records++;
+        if (!st->have_record || r.mr_seq > st->latest.mr_seq) {
+            st->latest = r;
+            st->have_record = 1;
+        }
+    }
+    return st->have_record ? FOTA_OK : FOTA_E_NOT_FOUND;
+}
+
+/* Step 2 of the compaction (see the top of this file). */
+static int withdraw_unwanted_image(const struct fota_meta_record *rec)
+{
+    struct image_summary slot[2];
+    if (rec->mr_state != FOTA_META_STATE_CONFIRMED || rec->mr_active_slot > FOTA_SLOT_B) {
+        return FOTA_OK;
+    }
+    (void)image_validate(FOTA_SLOT_A, &slot[FOTA_SLOT_A]);
+    (void)image_validate(FOTA_SLOT_B, &slot[FOTA_SLOT_B]);
+    int pick = boot_pick_highest(slot);
+    if (pick < 0 || pick == rec->mr_active_slot || slot[rec->mr_active_slot].state != FOTA_SLOT_STATE_VALID) {
+        return FOTA_OK;
+    }
+    static const uint32_t invalidated = FOTA_IMAGE_INVALIDATED_MAGIC;
+    return fa_write(fa_slot((uint8_t)pick), FOTA_IMAGE_INFO_OFFSET + offsetof(struct fota_image_info, ii_magic),
+                    &invalidated, sizeof(invalidated));
+}
+
+static int compact(const struct flash_area *fa, struct journal_state *st, const struct fota_meta_record *rec)
+{
+    int rc = withdraw_unwanted_image(rec);
+    if (rc != FOTA_OK) {
+        return rc;
+    }
+    rc = fa_erase(fa, 0, fa->size);
+    if (rc != FOTA_OK) {
+        return rc;
+    }
+    rc = fa_write(fa, 0, rec, REC_SIZE);
+    if (rc != FOTA_OK) {
+        return rc;
+    }
+    st->next_pos = REC_SIZE;
+    st->valid_records = 1;
+    st->torn_records = 0;
+    return FOTA_OK;
+}
+
+int journal_append(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec)
+{
+    if (fa == NULL || st == NULL || rec == NULL) {
+        return FOTA_E_ARG;
+    }
+    rec->mr_magic = FOTA_META_RECORD_MAGIC;
+    rec->mr_seq = st->have_record ? st->latest.mr_seq + 1u : 1u;
+    memset(rec->mr_reserved, 0, sizeof(rec->mr_reserved));
+    rec->mr_reserved2 = 0;
+    rec->mr_crc32 = crc32_update(0, rec, REC_CRC_SPAN);
+
+    int rc = FOTA_E_FULL;
+    /* A position that reads erased but does not take the record (a weak bit left by a cut-short
+     * erase) is left behind as a torn record; try the next one. */
+    while (st->next_pos + REC_SIZE <= fa->size) {
+        uint32_t pos = st->next_pos;
+        st->next_pos += REC_SIZE;
+        if (!fa_is_erased(fa, pos, REC_SIZE)) {
+            st->torn_records++;
+            continue;
+        }
+        rc = fa_write(fa, pos, rec, REC_SIZE);
+        if (rc == FOTA_OK) {
+            st->valid_records++;
+            break;
+        }
+        st->torn_records++;
+        if (rc != FOTA_E_VERIFY && rc != FOTA_E_NOT_ERASED) {
+            return rc; /* the controller failed, not the position */
+        }
+        rc = FOTA_E_FULL;
+    }
+    if (rc == FOTA_E_FULL) {
+        rc = compact(fa, st, rec);
+    }
+    if (rc == FOTA_OK) {
+        st->latest = *rec;
+        st->have_record = 1;
+    }
+    return rc;
+}

@@ -1,0 +1,100 @@
+/* Clock tree set-up (RM0090 section 6.3 and 7.3). */
+#include "clock.h"
+#include "fota_err.h"
+#include "stm32f407_regs.h"
+#include "wait.h"
+
+volatile uint32_t g_core_mhz = 16u; /* HSI after reset */
+
+/* 168 MHz: VCO in = 1 MHz (M), VCO out = 336 MHz (N), SYSCLK = VCO / 2 (P), 48 MHz for USB (Q). */
+#define PLL_M_HSE 8u  /* 8 MHz HSE / 8 */
+#define PLL_M_HSI 16u /* 16 MHz HSI / 16 */
+#define PLL_N 336u
+#define PLL_P_DIV2 0u
+#define PLL_Q 7u
+#define SYSCLK_PLL_HZ 168000000u
+#define HSI_HZ 16000000u
+/* 5 wait states at 168 MHz and 2.7-3.6 V (RM0090 table 10). */
+#define FLASH_LATENCY_168MHZ 5u
+
+/* Bounds: HSE start-up as ST's own HAL (100 ms, crystal start-up is 2 ms typical, DS8626 table 37),
+ * PLL lock 100 us typical per datasheet: 2 ms; clock switch within a few cycles: 1 ms. */
+#define HSE_STARTUP_US 100000u
+#define PLL_LOCK_US 2000u
+#define SWITCH_US 1000u
+
+static int pll_start(uint32_t source_bits, uint32_t pll_m)
+{
+    /* The PLL must be off while PLLCFGR changes (RM0090 section 7.3.2). */
+    RCC_CR &= ~RCC_CR_PLLON;
+    if (!wait_reg(&RCC_CR, RCC_CR_PLLRDY, 0u, PLL_LOCK_US)) {
+        return FOTA_E_TIMEOUT;
+    }
+    RCC_PLLCFGR = (pll_m << RCC_PLLCFGR_PLLM_SHIFT) | (PLL_N << RCC_PLLCFGR_PLLN_SHIFT) |
+                  (PLL_P_DIV2 << RCC_PLLCFGR_PLLP_SHIFT) | source_bits | (PLL_Q << RCC_PLLCFGR_PLLQ_SHIFT);
+    RCC_CR |= RCC_CR_PLLON;
+    if (!wait_reg(&RCC_CR, RCC_CR_PLLRDY, RCC_CR_PLLRDY, PLL_LOCK_US)) {
+        RCC_CR &= ~RCC_CR_PLLON;
+        return FOTA_E_TIMEOUT;
+    }
+    /* Flash wait states before the clock goes up (RM0090 section 3.5.1), with prefetch and caches. */
+    FLASH_ACR = (FLASH_LATENCY_168MHZ << FLASH_ACR_LATENCY_SHIFT) | FLASH_ACR_PRFTEN | FLASH_ACR_ICEN |
+                FLASH_ACR_DCEN;
+    /* AHB /1, APB1 /4 (42 MHz, max 42), APB2 /2 (84 MHz, max 84), then switch to the PLL. */
+    RCC_CFGR = (RCC_CFGR_PPRE_DIV4 << RCC_CFGR_PPRE1_SHIFT) | (RCC_CFGR_PPRE_DIV2 << RCC_CFGR_PPRE2_SHIFT) |
+               (RCC_CFGR_SW_PLL << RCC_CFGR_SW_SHIFT);
+    if (!wait_reg(&RCC_CFGR, RCC_CFGR_SWS_MASK << RCC_CFGR_SWS_SHIFT, RCC_CFGR_SW_PLL << RCC_CFGR_SWS_SHIFT,
+                  SWITCH_US)) {
+        RCC_CFGR = 0u; /* back to HSI, prescalers /1 */
+        return FOTA_E_TIMEOUT;
+    }
+    g_core_mhz = SYSCLK_PLL_HZ / 1000000u;
+    return FOTA_OK;
+}
+
+int clock_init(struct clock_info *ci)
+{
+    /* Start from the reset state: SYSCLK = HSI, prescalers /1. */
+    RCC_CR |= RCC_CR_HSION;
+    (void)wait_reg(&RCC_CR, RCC_CR_HSIRDY, RCC_CR_HSIRDY, SWITCH_US);
+    RCC_CFGR = 0u;
+    g_core_mhz = HSI_HZ / 1000000u;
+
+    ci->source = CLOCK_HSE_PLL;
+    RCC_CR |= RCC_CR_HSEON;
+    int rc = FOTA_E_TIMEOUT;
+    if (wait_reg(&RCC_CR, RCC_CR_HSERDY, RCC_CR_HSERDY, HSE_STARTUP_US)) {
+        rc = pll_start(RCC_PLLCFGR_PLLSRC_HSE, PLL_M_HSE);
+    }
+    if (rc != FOTA_OK) {
+        /* HSE absent (or its PLL did not lock): HSI through the PLL keeps every derived rate. */
+        RCC_CR &= ~RCC_CR_HSEON;
+        ci->source = CLOCK_HSI_PLL;
+        if (pll_start(0u, PLL_M_HSI) != FOTA_OK) {
+            ci->source = CLOCK_HSI;
+        }
+    }
+    if (ci->source == CLOCK_HSI) {
+        g_core_mhz = HSI_HZ / 1000000u;
+        ci->sysclk_hz = ci->pclk1_hz = ci->pclk2_hz = HSI_HZ;
+        return FOTA_E_TIMEOUT;
+    }
+    ci->sysclk_hz = SYSCLK_PLL_HZ;
+    ci->pclk1_hz = SYSCLK_PLL_HZ / 4u;
+    ci->pclk2_hz = SYSCLK_PLL_HZ / 2u;
+    return ci->source == CLOCK_HSE_PLL ? FOTA_OK : FOTA_E_TIMEOUT;
+}
+
+const char *clock_source_str(uint8_t source)
+{
+    switch (source) {
+    case CLOCK_HSE_PLL:
+        return "hse-pll";
+    case CLOCK_HSI_PLL:
+        return "hsi-pll";
+    case CLOCK_HSI:
+        return "hsi";
+    default:
+        return "?";
+    }
+}

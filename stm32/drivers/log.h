@@ -1,0 +1,20 @@
+/* Log lines on USART2: "<prefix>: ...\r\n", where the prefix is "boot" or "app" (log_prefix,
+ * defined by each program). The lines are a contract with the simulator tests: stm32/README.md. */
+#ifndef FOTA_LOG_H
+#define FOTA_LOG_H
+
+#include <stdint.h>
+
+extern const char log_prefix[];
+
+void log_begin(void);            /* "<prefix>: " */
+void log_str(const char *s);
+void log_u32(uint32_t v);        /* decimal */
+void log_i32(int32_t v);
+void log_hex32(uint32_t v);      /* 0x%08X */
+void log_centi(int32_t centi);   /* 2512 -> "25.12", -50 -> "-0.50" */
+void log_version(uint32_t major, uint32_t minor, uint32_t patch, uint32_t build); /* "v1.2.3+4" */
+void log_slot(uint32_t slot);    /* "A", "B", "?" */
+void log_end(void);              /* "\r\n" */
+
+#endif /* FOTA_LOG_H */

@@ -1,0 +1,221 @@
+/* STM32F407 register definitions: only what this firmware uses, written for this project.
+ *
+ * Naming follows libopencm3: PERIPH_REG for a register, PERIPH_REG_FIELD for a bit or field, with
+ * _SHIFT / _MASK pairs for multi-bit fields. Every register is reached through MMIO32(), the one
+ * volatile accessor. Addresses and bit positions come from RM0090 rev 19 (section numbers given
+ * per block) and, for the Cortex-M4 core registers, from PM0214 (STM32F4 programming manual).
+ *
+ * The simulator (twin/stm32_twin) stops on any register it does not model: add a register here
+ * only together with a note in stm32/README.md ("Registers touched"). */
+#ifndef STM32F407_REGS_H
+#define STM32F407_REGS_H
+
+#include <stdint.h>
+
+#define MMIO32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+
+/* ---- Memory map (RM0090 section 2.3, table 1) ---- */
+#define PERIPH_BASE_APB1 0x40000000u
+#define PERIPH_BASE_APB2 0x40010000u
+#define PERIPH_BASE_AHB1 0x40020000u
+
+/* ---- RCC: reset and clock control (RM0090 section 7.3) ---- */
+#define RCC_BASE (PERIPH_BASE_AHB1 + 0x3800u)
+#define RCC_CR MMIO32(RCC_BASE + 0x00u)
+#define RCC_CR_HSION (1u << 0)
+#define RCC_CR_HSIRDY (1u << 1)
+#define RCC_CR_HSEON (1u << 16)
+#define RCC_CR_HSERDY (1u << 17)
+#define RCC_CR_HSEBYP (1u << 18)
+#define RCC_CR_PLLON (1u << 24)
+#define RCC_CR_PLLRDY (1u << 25)
+
+#define RCC_PLLCFGR MMIO32(RCC_BASE + 0x04u)
+#define RCC_PLLCFGR_PLLM_SHIFT 0
+#define RCC_PLLCFGR_PLLM_MASK 0x3Fu
+#define RCC_PLLCFGR_PLLN_SHIFT 6
+#define RCC_PLLCFGR_PLLN_MASK 0x1FFu
+#define RCC_PLLCFGR_PLLP_SHIFT 16 /* 00: /2, 01: /4, 10: /6, 11: /8 */
+#define RCC_PLLCFGR_PLLP_MASK 0x3u
+#define RCC_PLLCFGR_PLLSRC_HSE (1u << 22)
+#define RCC_PLLCFGR_PLLQ_SHIFT 24
+#define RCC_PLLCFGR_PLLQ_MASK 0xFu
+
+#define RCC_CFGR MMIO32(RCC_BASE + 0x08u)
+#define RCC_CFGR_SW_SHIFT 0
+#define RCC_CFGR_SW_MASK 0x3u
+#define RCC_CFGR_SW_HSI 0x0u
+#define RCC_CFGR_SW_HSE 0x1u
+#define RCC_CFGR_SW_PLL 0x2u
+#define RCC_CFGR_SWS_SHIFT 2
+#define RCC_CFGR_SWS_MASK 0x3u
+#define RCC_CFGR_HPRE_SHIFT 4 /* 0xxx: AHB = SYSCLK */
+#define RCC_CFGR_HPRE_MASK 0xFu
+#define RCC_CFGR_PPRE1_SHIFT 10 /* 0xx: /1, 100: /2, 101: /4, 110: /8, 111: /16 */
+#define RCC_CFGR_PPRE1_MASK 0x7u
+#define RCC_CFGR_PPRE2_SHIFT 13
+#define RCC_CFGR_PPRE2_MASK 0x7u
+#define RCC_CFGR_PPRE_DIV1 0x0u
+#define RCC_CFGR_PPRE_DIV2 0x4u
+#define RCC_CFGR_PPRE_DIV4 0x5u
+
+#define RCC_AHB1ENR MMIO32(RCC_BASE + 0x30u)
+#define RCC_AHB1ENR_GPIOAEN (1u << 0)
+#define RCC_AHB1ENR_GPIOBEN (1u << 1)
+#define RCC_AHB1ENR_GPIODEN (1u << 3)
+
+#define RCC_APB1ENR MMIO32(RCC_BASE + 0x40u)
+#define RCC_APB1ENR_SPI2EN (1u << 14)
+#define RCC_APB1ENR_USART2EN (1u << 17)
+#define RCC_APB1ENR_PWREN (1u << 28)
+
+#define RCC_APB2ENR MMIO32(RCC_BASE + 0x44u)
+#define RCC_APB2ENR_ADC1EN (1u << 8)
+
+#define RCC_CSR MMIO32(RCC_BASE + 0x74u)
+#define RCC_CSR_LSION (1u << 0)
+#define RCC_CSR_LSIRDY (1u << 1)
+#define RCC_CSR_RMVF (1u << 24)
+#define RCC_CSR_BORRSTF (1u << 25)
+#define RCC_CSR_PINRSTF (1u << 26)
+#define RCC_CSR_PORRSTF (1u << 27)
+#define RCC_CSR_SFTRSTF (1u << 28)
+#define RCC_CSR_IWDGRSTF (1u << 29)
+#define RCC_CSR_WWDGRSTF (1u << 30)
+#define RCC_CSR_LPWRRSTF (1u << 31)
+
+/* ---- FLASH interface (RM0090 section 3.9) ---- */
+#define FLASH_IF_BASE (PERIPH_BASE_AHB1 + 0x3C00u)
+#define FLASH_ACR MMIO32(FLASH_IF_BASE + 0x00u)
+#define FLASH_ACR_LATENCY_SHIFT 0
+#define FLASH_ACR_LATENCY_MASK 0x7u
+#define FLASH_ACR_PRFTEN (1u << 8)
+#define FLASH_ACR_ICEN (1u << 9)
+#define FLASH_ACR_DCEN (1u << 10)
+#define FLASH_ACR_ICRST (1u << 11)
+#define FLASH_ACR_DCRST (1u << 12)
+
+#define FLASH_KEYR MMIO32(FLASH_IF_BASE + 0x04u)
+#define FLASH_KEYR_KEY1 0x45670123u /* RM0090 section 3.5.1: KEY1 then KEY2 */
+#define FLASH_KEYR_KEY2 0xCDEF89ABu
+
+#define FLASH_SR MMIO32(FLASH_IF_BASE + 0x0Cu)
+#define FLASH_SR_EOP (1u << 0)
+#define FLASH_SR_OPERR (1u << 1)
+#define FLASH_SR_WRPERR (1u << 4)
+#define FLASH_SR_PGAERR (1u << 5)
+#define FLASH_SR_PGPERR (1u << 6)
+#define FLASH_SR_PGSERR (1u << 7)
+#define FLASH_SR_BSY (1u << 16)
+#define FLASH_SR_ERRORS (FLASH_SR_OPERR | FLASH_SR_WRPERR | FLASH_SR_PGAERR | FLASH_SR_PGPERR | FLASH_SR_PGSERR)
+
+#define FLASH_CR MMIO32(FLASH_IF_BASE + 0x10u)
+#define FLASH_CR_PG (1u << 0)
+#define FLASH_CR_SER (1u << 1)
+#define FLASH_CR_MER (1u << 2)
+#define FLASH_CR_SNB_SHIFT 3
+#define FLASH_CR_SNB_MASK 0xFu
+#define FLASH_CR_PSIZE_SHIFT 8
+#define FLASH_CR_PSIZE_MASK 0x3u
+#define FLASH_CR_PSIZE_X32 0x2u
+#define FLASH_CR_STRT (1u << 16)
+#define FLASH_CR_LOCK (1u << 31)
+
+/* ---- GPIO (RM0090 section 8.4) ---- */
+#define GPIO_PORT_BASE(n) (PERIPH_BASE_AHB1 + 0x400u * (uint32_t)(n))
+#define GPIOA GPIO_PORT_BASE(0)
+#define GPIOB GPIO_PORT_BASE(1)
+#define GPIOD GPIO_PORT_BASE(3)
+#define GPIO_MODER(port) MMIO32((port) + 0x00u)
+#define GPIO_OTYPER(port) MMIO32((port) + 0x04u)
+#define GPIO_PUPDR(port) MMIO32((port) + 0x0Cu)
+#define GPIO_IDR(port) MMIO32((port) + 0x10u)
+#define GPIO_ODR(port) MMIO32((port) + 0x14u)
+#define GPIO_BSRR(port) MMIO32((port) + 0x18u)
+#define GPIO_AFRL(port) MMIO32((port) + 0x20u)
+#define GPIO_AFRH(port) MMIO32((port) + 0x24u)
+#define GPIO_MODE_INPUT 0x0u
+#define GPIO_MODE_OUTPUT 0x1u
+#define GPIO_MODE_AF 0x2u
+#define GPIO_MODE_ANALOG 0x3u
+#define GPIO_MODE_MASK 0x3u
+#define GPIO_AF_MASK 0xFu
+
+/* ---- USART2 (RM0090 section 30.6) ---- */
+#define USART2_BASE (PERIPH_BASE_APB1 + 0x4400u)
+#define USART_SR(base) MMIO32((base) + 0x00u)
+#define USART_SR_TC (1u << 6)
+#define USART_SR_TXE (1u << 7)
+#define USART_DR(base) MMIO32((base) + 0x04u)
+#define USART_BRR(base) MMIO32((base) + 0x08u)
+#define USART_CR1(base) MMIO32((base) + 0x0Cu)
+#define USART_CR1_TE (1u << 3)
+#define USART_CR1_UE (1u << 13)
+
+/* ---- ADC1 and the ADC common block (RM0090 section 13.13) ---- */
+#define ADC1_BASE (PERIPH_BASE_APB2 + 0x2000u)
+#define ADC1_SR MMIO32(ADC1_BASE + 0x00u)
+#define ADC_SR_EOC (1u << 1)
+#define ADC1_CR1 MMIO32(ADC1_BASE + 0x04u)
+#define ADC1_CR2 MMIO32(ADC1_BASE + 0x08u)
+#define ADC_CR2_ADON (1u << 0)
+#define ADC_CR2_SWSTART (1u << 30)
+#define ADC1_SMPR1 MMIO32(ADC1_BASE + 0x0Cu)
+#define ADC_SMPR1_SMP16_SHIFT 18 /* channel 16 sample time, 111: 480 cycles */
+#define ADC_SMPR1_SMP16_MASK 0x7u
+#define ADC1_SQR1 MMIO32(ADC1_BASE + 0x2Cu)
+#define ADC_SQR1_L_SHIFT 20 /* regular sequence length - 1 */
+#define ADC_SQR1_L_MASK 0xFu
+#define ADC1_SQR3 MMIO32(ADC1_BASE + 0x34u)
+#define ADC_SQR3_SQ1_SHIFT 0
+#define ADC_SQR3_SQ1_MASK 0x1Fu
+#define ADC1_DR MMIO32(ADC1_BASE + 0x4Cu)
+#define ADC_COMMON_BASE (PERIPH_BASE_APB2 + 0x2300u)
+#define ADC_CCR MMIO32(ADC_COMMON_BASE + 0x04u)
+#define ADC_CCR_ADCPRE_SHIFT 16 /* 00: PCLK2/2, 01: /4, 10: /6, 11: /8 */
+#define ADC_CCR_ADCPRE_MASK 0x3u
+#define ADC_CCR_TSVREFE (1u << 23)
+#define ADC_CHANNEL_TEMP 16u /* RM0090 section 13.10: temperature sensor on ADC1_IN16 */
+
+/* ---- IWDG (RM0090 section 19.4) ---- */
+#define IWDG_BASE (PERIPH_BASE_APB1 + 0x3000u)
+#define IWDG_KR MMIO32(IWDG_BASE + 0x00u)
+#define IWDG_KR_UNLOCK 0x5555u
+#define IWDG_KR_RELOAD 0xAAAAu
+#define IWDG_KR_START 0xCCCCu
+#define IWDG_PR MMIO32(IWDG_BASE + 0x04u)
+#define IWDG_RLR MMIO32(IWDG_BASE + 0x08u)
+#define IWDG_SR MMIO32(IWDG_BASE + 0x0Cu)
+#define IWDG_SR_PVU (1u << 0)
+#define IWDG_SR_RVU (1u << 1)
+
+/* ---- Cortex-M4 core (PM0214 section 4) ---- */
+#define SYSTICK_BASE 0xE000E010u
+#define SYSTICK_CTRL MMIO32(SYSTICK_BASE + 0x00u)
+#define SYSTICK_CTRL_ENABLE (1u << 0)
+#define SYSTICK_CTRL_TICKINT (1u << 1)
+#define SYSTICK_CTRL_CLKSOURCE (1u << 2) /* 1: processor clock */
+#define SYSTICK_CTRL_COUNTFLAG (1u << 16)
+#define SYSTICK_LOAD MMIO32(SYSTICK_BASE + 0x04u)
+#define SYSTICK_VAL MMIO32(SYSTICK_BASE + 0x08u)
+
+#define SCB_BASE 0xE000ED00u
+#define SCB_ICSR MMIO32(SCB_BASE + 0x04u)
+#define SCB_ICSR_PENDSTCLR (1u << 25)
+#define SCB_VTOR MMIO32(SCB_BASE + 0x08u)
+#define SCB_AIRCR MMIO32(SCB_BASE + 0x0Cu)
+#define SCB_AIRCR_VECTKEY (0x05FAu << 16)
+#define SCB_AIRCR_SYSRESETREQ (1u << 2)
+#define SCB_CPACR MMIO32(0xE000ED88u) /* PM0214 section 4.6.1 */
+#define SCB_CPACR_CP10_CP11_FULL (0xFu << 20)
+
+/* ---- Device identity (RM0090 section 39.1) ---- */
+#define UID_BASE 0x1FFF7A10u
+
+static inline void cpu_irq_disable(void) { __asm__ volatile("cpsid i" ::: "memory"); }
+static inline void cpu_irq_enable(void) { __asm__ volatile("cpsie i" ::: "memory"); }
+static inline void cpu_wfi(void) { __asm__ volatile("wfi"); }
+static inline void cpu_dsb(void) { __asm__ volatile("dsb 0xF" ::: "memory"); }
+static inline void cpu_isb(void) { __asm__ volatile("isb 0xF" ::: "memory"); }
+
+#endif /* STM32F407_REGS_H */
