@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - every port has binascii
 _RESTARTS = 2            # BEGIN again (from the device's offset) after a lost session
 _POLL_MS = 500           # INFO period while the new image runs its self-test
 _RETRY_DELAY_MS = 500    # pause before reconnecting to the server
+_REASON_MAX = 500        # the server's limit on a report's reason
 
 RESULT_NAMES = {
     RESULT_NONE: "NONE",
@@ -153,7 +154,7 @@ class Updater:
             if self.info is not None:
                 version, slot = running_version(self.info), slot_name(self.info["running_slot"])
         ms = self._ms(start)
-        if self.update_id is not None:
+        if self.update_id is not None and outcome != "none":
             self._report("result", outcome, reason, ms)
         line = f"fota: result {outcome} {version} slot {slot} in {ms / 1000:.1f} s"
         self.log(line + ": " + reason if reason else line)
@@ -162,7 +163,8 @@ class Updater:
     def _report(self, stage, outcome, reason, ms):
         info = self.info or {}
         doc = {"device_id": self.device_id(), "update_id": self.update_id, "stage": stage,
-               "offset": self.written, "outcome": outcome, "reason": reason, "duration_ms": ms,
+               "offset": self.written, "outcome": outcome or None,
+               "reason": reason[:_REASON_MAX] if reason else None, "duration_ms": ms,
                "running_slot": slot_name(info.get("running_slot", -1)),
                "running_version": running_version(info) if info else None}
         try:
@@ -183,7 +185,7 @@ class Updater:
             self.log(f"fota: progress {pct}% {done}/{size}")
         if pct >= self._reported + 25 and pct < 100:
             self._reported = pct - pct % 25
-            self._report("progress", "", "", 0)
+            self._report("progress", None, None, 0)
 
     def _run(self):
         link = self.link

@@ -69,6 +69,12 @@ class FakeServer:
                     else:
                         self._json(200, srv.offer or {"update": False, "reason": "up to date"})
                 elif self.path == "/api/v1/report":
+                    # The checks of the real server's Report model that a bridge could trip.
+                    if doc.get("outcome") not in (None, "confirmed", "reverted", "failed") \
+                            or doc.get("stage") not in ("progress", "result") \
+                            or len(doc.get("reason") or "") > 500 or len(doc.get("device_id", "")) != 24:
+                        self._json(422, {"detail": "invalid report"})
+                        return
                     srv.reports.append(doc)
                     self._json(200, {"ok": True})
                 else:

@@ -79,6 +79,7 @@ def test_full_cycle_confirms_and_reports(dev: FakeSTM32, server: FakeServer) -> 
     assert [r["stage"] for r in server.reports].count("progress") >= 2
     assert set(server.auth) == {"Bearer tok"}
     assert server.served == len(NEW)              # streamed once, no re-download
+    assert not [x for x in run.lines if "report-failed" in x]
 
 
 def test_nothing_to_do(dev: FakeSTM32, server: FakeServer) -> None:
