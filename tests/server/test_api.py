@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, install_release
 from fastapi.testclient import TestClient
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
 from fota_server.serve import build_app, check_listen
+from srv_helpers import LiveServer, install_release
 from stm32_fota.config import ConfigError, FotaConfig, ServerConfig
 
 DEV = "0123456789abcdef01234567"

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import bucket_objects
-from srv_images import make_image, write_build
+from srv_helpers import bucket_objects, make_image, write_build
 from stm32_fota.config import FotaConfig
 from stm32_fota.release import ReleaseError, release
 from stm32_fota.s3 import S3Store

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import install_release
 from fota_server.firmware import FirmwareFolder, SyncError, sync_once
-from srv_images import write_build
+from srv_helpers import install_release, write_build
 from stm32_fota.config import FotaConfig
 from stm32_fota.locals3 import free_port
 from stm32_fota.release import release

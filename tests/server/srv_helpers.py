@@ -1,0 +1,115 @@
+"""Helpers of the server tests: fake-but-valid slot images from the spec structs (no toolchain
+needed), local releases, bucket listings and a uvicorn on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from fota_server.firmware import FirmwareFolder
+from stm32_fota import locals3
+from stm32_fota.image import INFO, INFO_OFFSET, finish_image
+from stm32_fota.release import check_build, make_manifest
+from stm32_fota.s3 import S3Store
+from stm32_fota.semver import Version
+from stm32_fota.spec import IMAGE, LAYOUT
+
+_C = IMAGE.constants
+
+
+def make_image(slot: int, version: str, body: int = 2048, build: int = 7, seed: int = 0) -> bytes:
+    """A finished image for ``slot``: vector table, information block, ``body`` bytes of 'code'."""
+    v = Version.parse(version)
+    region = LAYOUT.slot_region(slot)
+    sp = LAYOUT.sram_base + LAYOUT.sram_size
+    reset = (region.base + INFO_OFFSET + INFO.size) | 1
+    raw = bytearray(sp.to_bytes(4, "little") + reset.to_bytes(4, "little"))
+    raw += bytes(INFO_OFFSET - len(raw))
+    raw += INFO.pack(
+        magic=_C["IMAGE_INFO_MAGIC"],
+        format=_C["IMAGE_FORMAT_VERSION"],
+        slot=slot,
+        flags=0,
+        load_addr=region.base,
+        ver_major=v.major,
+        ver_minor=v.minor,
+        ver_patch=v.patch,
+        build=build,
+        image_size=_C["IMAGE_SIZE_UNSET"],
+    )
+    # deterministic, version-dependent filler so that two releases differ
+    filler = hashlib.sha256(f"{version}/{slot}/{seed}".encode()).digest()
+    raw += (filler * (body // len(filler) + 1))[:body]
+    return finish_image(raw, slot)
+
+
+def write_build(
+    build_dir: Path,
+    version: str,
+    *,
+    version_a: str | None = None,
+    version_b: str | None = None,
+    body: int = 2048,
+    seed: int = 0,
+) -> Path:
+    """Write slot-a.bin, slot-b.bin and version.txt as `invoke build` does."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    (build_dir / "slot-a.bin").write_bytes(make_image(_C["SLOT_A"], version_a or version, body, seed=seed))
+    (build_dir / "slot-b.bin").write_bytes(make_image(_C["SLOT_B"], version_b or version, body, seed=seed))
+    (build_dir / "version.txt").write_text(version + "\n")
+    return build_dir
+
+
+def bucket_objects(store: S3Store) -> dict[str, bytes]:
+    """Every object in the bucket (whole bucket, not only the prefix) with its content."""
+    out: dict[str, bytes] = {}
+    for page in store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = store.client.get_object(Bucket=store.bucket, Key=obj["Key"])["Body"].read()
+    return out
+
+
+def install_release(
+    folder: FirmwareFolder, tmp: Path, version: str, downgrade: bool = False, body: int = 4096
+) -> None:
+    """Put a verified release into a local firmware folder, as a sync would."""
+    build = write_build(tmp / f"build-{version}-{secrets.token_hex(3)}", version, body=body)
+    files = check_build(build)
+    manifest = make_manifest(files, "test", downgrade)
+    folder.install(
+        files.version, {**files.images, "version.txt": files.version_text}, json.dumps(manifest).encode()
+    )
+
+
+class LiveServer:
+    """uvicorn serving an app on 127.0.0.1 in a thread (real sockets, real HTTP)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = locals3.free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
