@@ -10,12 +10,12 @@ Steps, in order:
 1. the toolchain is there (:func:`stm32_fota.toolchain.check_toolchain`), with an install hint if not;
 2. ``make -C stm32 BUILD=<dir> VERSION=X.Y.Z BUILD_NUMBER=N`` (stm32/Makefile) builds
    ``bootloader.elf``, ``slot-a.elf`` and ``slot-b.elf`` (and ``slot-{a,b}-<variant>.elf`` with
-   ``APP_VARIANT``); make is incremental. When the version or build number differs from the last
-   build in that directory (``build.stamp``), make runs with ``-B`` so that nothing built for the
-   old version survives;
+   ``APP_VARIANT``). make is incremental, and a changed version or build number rebuilds what embeds
+   it (the Makefile keeps a stamp of the version flags per target);
 3. every ELF is checked (:mod:`stm32_fota.elfcheck`) before anything is derived from it: a bad
    link never becomes an image file;
-4. the post-link step (:mod:`stm32_fota.postlink`) writes .bin and .hex when the ELF is newer;
+4. the post-link step (:mod:`stm32_fota.postlink`) writes .bin and .hex when the ELF is newer
+   than them, or when the version differs from the last build in that directory (``build.stamp``);
 5. every slot .bin is validated as the bootloader would, and must carry the requested version;
 6. ``version.txt`` holds the version (``1.1.0``), rewritten only when it changes.
 """
@@ -66,7 +66,7 @@ class BuildResult:
     version: str
     build_number: int
     targets: list[TargetResult] = field(default_factory=list)
-    rebuilt_all: bool = False    # the version changed: make ran with -B
+    version_changed: bool = False  # differs from the last build in build_dir
     seconds: float = 0.0
 
     @property
@@ -85,13 +85,11 @@ def _tail(text: str, lines: int = 40) -> str:
 
 
 def _run_make(make: Path, source_dir: Path, build_dir: Path, version: str, build_number: int,
-              variant: str, force: bool, jobs: int, verbose: bool) -> None:
+              variant: str, jobs: int, verbose: bool) -> None:
     argv = [str(make), "-C", str(source_dir), f"-j{jobs}", f"BUILD={build_dir}", f"VERSION={version}",
             f"BUILD_NUMBER={build_number}"]
     if variant:
         argv.append(f"APP_VARIANT={variant}")
-    if force:
-        argv.append("-B")
     what = f"build the firmware{f' (APP_VARIANT={variant})' if variant else ''}"
     try:
         proc = subprocess.run(argv, capture_output=not verbose, text=True, timeout=MAKE_TIMEOUT_S,
@@ -181,15 +179,17 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
 
     config = {"version": version_str, "build_number": build_number}
     stamp = out / STAMP
-    force = _read_stamp(stamp) != config
+    last = _read_stamp(stamp)
+    force = last != config
     if force:
         # Invalidate first: a build interrupted after this point must not look up to date.
         stamp.unlink(missing_ok=True)
-        say(f"build: version {version_str}+{build_number} differs from the last build in {out}: "
-            f"rebuilding everything")
-    result = BuildResult(out, version_str, build_number, rebuilt_all=force)
+        if last:
+            say(f"build: version {version_str}+{build_number} replaces {last.get('version')}+"
+                f"{last.get('build_number')} in {out}")
+    result = BuildResult(out, version_str, build_number, version_changed=force)
     for variant in ("", *variants):
-        _run_make(toolchain.make, src, out, version_str, build_number, variant, force, jobs, verbose)
+        _run_make(toolchain.make, src, out, version_str, build_number, variant, jobs, verbose)
     for target in targets_for(variants):
         elf = out / f"{target.name}.elf"
         if not elf.is_file():
