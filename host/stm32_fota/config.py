@@ -32,6 +32,9 @@ DEFAULT_PORT = 8080
 DEFAULT_SYNC_INTERVAL_S = 60.0
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
 class ConfigError(FotaError):
     """The configuration file or an environment variable is unusable."""
 
@@ -144,7 +147,7 @@ def _check_file(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, want) or isinstance(value, bool):
-                raise ConfigError(f"Failed to read {path}: [{section}] {key} must be a {want.__name__}, "
+                raise ConfigError(f"Failed to read {path}: [{section}] {key} must be {_TYPE_NAMES[want]}, "
                                   f"not {value!r}")
             out.setdefault(section, {})[key] = value
     return out
@@ -159,8 +162,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         try:
             value: Any = typ(raw)
         except ValueError:
-            raise ConfigError(f"Failed to read the environment: {var}={raw!r} is not a "
-                              f"{typ.__name__}") from None
+            raise ConfigError(f"Failed to read the environment: {var}={raw!r} is not "
+                              f"{_TYPE_NAMES[typ]}") from None
         out.setdefault(section, {})[key] = value
     return out
 
