@@ -120,6 +120,8 @@ class FakeSTM32:
         else:
             self.running = m["active"]
         self.busy_until = self.clock.now + BOOT_MS
+        self.flash_free = 0.0
+        self.program_ms = 0.0
         self.boot_time = self.clock.now
 
     def _revert(self, result: int) -> None:
@@ -196,8 +198,12 @@ class FakeSTM32:
                 return rx
         if self.faults.miso:
             self.faults.miso(k, rx)
+        # The agent answers a WRITE before it programs it, so programming overlaps the next
+        # transfer; the next frame is handled (READY high again) once the flash is free.
+        self.program_ms = 0.0
         self.pending, busy = self._handle(req)
-        self.busy_until = self.clock.now + busy
+        self.busy_until = max(self.clock.now, self.flash_free) + busy
+        self.flash_free = self.busy_until + self.program_ms
         return rx
 
     def _handle(self, req: bytearray) -> tuple[bytes, float]:
@@ -336,15 +342,17 @@ class FakeSTM32:
                 return ST["ERR_IMAGE"], resp, 0.02
         self.flash[s.target][off:off + len(data)] = data
         s.next = off + len(data)
-        return ST["OK"], OFFSET.pack(next_offset=s.next, image_size=s.size), \
-            -(-len(data) // 4) * WORD_PROGRAM_MS
+        self.program_ms = -(-len(data) // 4) * WORD_PROGRAM_MS
+        return ST["OK"], OFFSET.pack(next_offset=s.next, image_size=s.size), 0.02
 
 
 class FakePort:
     """The bridge's port interface over a FakeSTM32 (virtual time, SPI clock `hz`)."""
 
-    def __init__(self, dev: FakeSTM32, hz: int = 10_000_000) -> None:
+    def __init__(self, dev: FakeSTM32, hz: int = 10_000_000, exact_wait: bool = True) -> None:
         self.dev = dev
+        if exact_wait:              # like the twin's wait_pin; else fotalink polls ready()
+            self.wait_ready = self._wait_ready
         self.clock = dev.clock
         self.hz = hz
         self.resets = 0
@@ -356,8 +364,21 @@ class FakePort:
     def ready(self) -> bool:
         return self.dev.ready()
 
+    def _wait_ready(self, timeout_ms: int) -> bool:
+        end = self.clock.now + timeout_ms
+        while not self.dev.ready():
+            if self.clock.now >= end:
+                return False
+            now = self.clock.now
+            events = (self.dev.busy_until, self.dev.reset_at, self.dev.confirm_at)
+            self.clock.now = min([end] + [t for t in events if t is not None and t > now])
+        return True
+
     def ticks_ms(self) -> int:
         return int(self.clock.now)
+
+    def now_ms(self) -> float:
+        return self.clock.now
 
     def sleep_ms(self, n: int) -> None:
         self.clock.advance(n)

@@ -31,9 +31,9 @@ class Src:
         mv[:] = self.data[off:off + len(mv)]
 
 
-def setup(running: int = 0) -> tuple[FakeSTM32, FakePort, Link]:
+def setup(running: int = 0, exact_wait: bool = True) -> tuple[FakeSTM32, FakePort, Link]:
     dev = FakeSTM32(Clock(), {0: OLD}, running=running)
-    port = FakePort(dev)
+    port = FakePort(dev, exact_wait=exact_wait)
     return dev, port, Link(port)
 
 
@@ -56,8 +56,9 @@ def test_erase_timeout_counts_the_sectors_the_image_touches() -> None:
     assert fotalink.erase_timeout_ms(1, 256 * 1024) == 2 * per
 
 
-def test_full_update_programs_the_image_and_the_new_slot_confirms() -> None:
-    dev, port, link = setup()
+@pytest.mark.parametrize("exact_wait", [True, False], ids=["wait_ready", "polled"])
+def test_full_update_programs_the_image_and_the_new_slot_confirms(exact_wait: bool) -> None:
+    dev, port, link = setup(exact_wait=exact_wait)
     info = link.info()
     assert (info["running_slot"], info["run_major"], info["run_minor"]) == (0, 1, 0)
     assert info["a_state"] == IC["SLOT_STATE_VALID"] and info["b_state"] == IC["SLOT_STATE_EMPTY"]
@@ -127,8 +128,9 @@ def test_corruption_beyond_the_retry_limit_fails_without_activating() -> None:
     assert dev.running == 0 and dev.meta["active"] == 0
 
 
-def test_ready_never_high_is_a_bounded_error() -> None:
-    dev, _port, link = setup()
+@pytest.mark.parametrize("exact_wait", [True, False], ids=["wait_ready", "polled"])
+def test_ready_never_high_is_a_bounded_error(exact_wait: bool) -> None:
+    dev, _port, link = setup(exact_wait=exact_wait)
     dev.faults.ready_stuck_low = True
     t0 = dev.clock.now
     with pytest.raises(BridgeError, match="READY stayed low"):

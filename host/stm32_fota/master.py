@@ -1,0 +1,257 @@
+"""The reference master of the SPI link on the host, for tests, benchmarks and USB-SPI adapters.
+
+    >>> from stm32_fota.master import TwinPort, Master           # doctest: +SKIP
+    >>> m = Master(TwinPort(board))                              # doctest: +SKIP
+    >>> r = m.update(open("build/slot-b.bin", "rb").read())      # doctest: +SKIP
+    >>> r.outcome, r.info_after["running_slot"], r.phases_ms["write"]   # doctest: +SKIP
+    ('confirmed', 1, 1093.2)
+
+The protocol is not written twice: this module loads the bridge's own `esp32_mpy/fotalink.py`
+(MicroPython code that also runs under CPython) and drives it through a *port* object. `TwinPort`
+adapts the STM32 twin's SPI master API; any object with `transfer(tx, rx)`, `ready()`,
+`ticks_ms()`, `sleep_ms(n)` and `reset_target()` will do (a USB-SPI adapter, a test fake).
+Errors are :class:`LinkError` ("Failed to <operation>: <reason>"), with the STM32's status code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from .errors import FotaError
+from .image import INFO_OFFSET, INFO_SIZE, SLOTS, unpack_info
+from .spec import IMAGE, PROTOCOL
+
+BRIDGE_DIR = Path(__file__).resolve().parents[2] / "esp32_mpy"
+SPI_HZ = 10_500_000          # the STM32's SPI2 slave limit, fPCLK1 / 4 (docs/protocol.md, Wires)
+_C = IMAGE.constants
+_REVERTED = {_C["RESULT_REVERTED_NO_CONFIRM"]: "REVERTED_NO_CONFIRM",
+             _C["RESULT_REVERTED_INVALID"]: "REVERTED_INVALID",
+             _C["RESULT_REVERTED_WATCHDOG"]: "REVERTED_WATCHDOG"}
+
+
+def bridge_module(name: str) -> ModuleType:
+    """Import a module of the bridge (esp32_mpy/<name>.py) under CPython, by path.
+
+    The bridge's modules import each other by their top-level names (as on the device), so each
+    is registered in ``sys.modules`` under that name; ``fota_const`` comes first.
+    """
+    for dep in ("fota_const", name):
+        if dep in sys.modules:
+            continue
+        path = BRIDGE_DIR / f"{dep}.py"
+        spec = importlib.util.spec_from_file_location(dep, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise FotaError(f"Failed to load the bridge module {dep}: {path} is missing")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[dep] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+fotalink = bridge_module("fotalink")
+BridgeError: type[Exception] = fotalink.BridgeError
+
+
+class LinkError(FotaError):
+    """A link operation failed; ``status`` is the STM32's status code when it gave one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def status_name(self) -> str | None:
+        return None if self.status is None else PROTOCOL.name_of("status", self.status)
+
+
+class Board(Protocol):
+    """What TwinPort needs from the STM32 twin."""
+
+    def spi_transfer(self, tx: bytes, hz: int) -> bytes: ...
+    def wait_pin(self, name: str, level: int, timeout_ms: float) -> bool: ...
+    def pin(self, name: str) -> int: ...
+
+
+class TwinPort:
+    """The bridge's port interface over the STM32 twin (virtual time).
+
+    Time: the twin's virtual clock (``board.time_ms()``), and ``board.run_ms(n)`` to let it run;
+    reset: ``board.reset_pin()`` when the board has it, else NRST low then high.
+    """
+
+    def __init__(self, board: Any, hz: int = SPI_HZ) -> None:
+        self.board = board
+        self.hz = hz
+
+    def transfer(self, tx: memoryview, rx: memoryview) -> None:
+        rx[:] = self.board.spi_transfer(bytes(tx), self.hz)
+
+    def ready(self) -> bool:
+        return bool(self.board.pin("READY"))
+
+    def wait_ready(self, timeout_ms: int) -> bool:
+        return bool(self.board.wait_pin("READY", 1, timeout_ms))
+
+    def ticks_ms(self) -> int:
+        return int(self.board.time_ms())
+
+    def now_ms(self) -> float:
+        return float(self.board.time_ms())
+
+    def sleep_ms(self, n: int) -> None:
+        self.board.run_ms(n)
+
+    def reset_target(self) -> None:
+        if hasattr(self.board, "reset_pin"):
+            self.board.reset_pin()
+        else:
+            self.board.set_pin("NRST", 0)
+            self.board.run_ms(1)
+            self.board.set_pin("NRST", 1)
+
+
+class BytesSource:
+    """An image in memory as a source for ``Link.write_image``; counts the bytes it handed out."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.read = 0
+
+    def readinto(self, offset: int, mv: memoryview) -> None:
+        mv[:] = self.data[offset:offset + len(mv)]
+        self.read += len(mv)
+
+
+@dataclass
+class UpdateResult:
+    """What one update did, in the port's (virtual) time."""
+
+    outcome: str                      # "confirmed", "reverted", "activated" (no reset asked)
+    target_slot: int
+    version: tuple[int, int, int, int]
+    size: int
+    resumed_from: int
+    info_before: dict[str, Any]
+    info_after: dict[str, Any] | None
+    phases_ms: dict[str, float] = field(default_factory=dict)
+    wire_bytes: int = 0
+    transactions: int = 0
+    retries: int = 0
+    reason: str = ""
+
+    @property
+    def begin_to_activate_ms(self) -> float:
+        return sum(self.phases_ms.get(k, 0.0) for k in ("begin", "write", "verify", "activate"))
+
+    @property
+    def wire_per_payload(self) -> float:
+        """SPI bytes clocked per image byte, BEGIN to ACTIVATE."""
+        return self.wire_bytes / self.size if self.size else 0.0
+
+
+def _info_version(info: dict[str, Any]) -> tuple[int, int, int]:
+    return info["run_major"], info["run_minor"], info["run_patch"]
+
+
+class Master:
+    """The master side of the link: the bridge's Link over a port, with host conveniences."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+        self.link = fotalink.Link(port)
+
+    def _now(self) -> float:
+        now = getattr(self.port, "now_ms", None)
+        return float(now()) if now else float(self.port.ticks_ms())
+
+    def _do(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except BridgeError as e:
+            raise LinkError(f"Failed to {what}: {e.reason}", e.status) from None
+
+    def info(self) -> dict[str, Any]:
+        return self._do("read INFO", self.link.info)
+
+    def update(self, image: bytes, *, target: int | None = None, downgrade: bool = False,
+               reset: bool = True, confirm_timeout_ms: float = 30_000, stop_at: int | None = None,
+               ) -> UpdateResult:
+        """INFO, BEGIN, WRITE..., VERIFY, ACTIVATE, then (``reset``) RESET and INFO polls until the
+        new image confirmed itself or the bootloader reverted. ``target`` defaults to the slot the
+        image is linked for. ``stop_at``: stop streaming at that offset and return (as a bridge
+        that lost power would), outcome "stopped"."""
+        link = self.link
+        ii = unpack_info(image)
+        version = (ii["ver_major"], ii["ver_minor"], ii["ver_patch"], ii["build"])
+        slot = ii["slot"] if target is None else target
+        t = self._now()
+        before = self.info()
+        phases: dict[str, float] = {"info": self._now() - t}
+        wire0, tr0, re0 = link.wire_bytes, link.transactions, link.retries
+
+        def phase(name: str, what: str, fn: Any, *args: Any) -> Any:
+            start = self._now()
+            out = self._do(what, fn, *args)
+            phases[name] = self._now() - start
+            return out
+
+        block = image[INFO_OFFSET:INFO_OFFSET + INFO_SIZE]
+        flags = PROTOCOL.constants["BEGIN_FLAG_DOWNGRADE"] if downgrade else 0
+        nxt = phase("begin", "BEGIN", link.begin, slot, flags, version, len(image),
+                    hashlib.sha256(image).digest(), block)
+        end = len(image) if stop_at is None else min(stop_at, len(image))
+        src = BytesSource(image)
+        phase("write", f"write the image from offset {nxt}", link.write_image, src, nxt, end)
+        result = UpdateResult("stopped", slot, version, len(image), nxt, before, None, phases)
+        if end < len(image):
+            return self._finish(result, wire0, tr0, re0)
+        phase("verify", "VERIFY", link.verify)
+        phase("activate", "ACTIVATE", link.activate)
+        result.outcome = "activated"
+        self._finish(result, wire0, tr0, re0)
+        if not reset:
+            return result
+        start = self._now()
+        self._do("RESET", link.reset)
+        result.info_after = self.info()
+        phases["boot"] = self._now() - start
+        self._await(result, confirm_timeout_ms)
+        phases["confirm"] = self._now() - start - phases["boot"]
+        return result
+
+    def _finish(self, r: UpdateResult, wire0: int, tr0: int, re0: int) -> UpdateResult:
+        r.wire_bytes = self.link.wire_bytes - wire0
+        r.transactions = self.link.transactions - tr0
+        r.retries = self.link.retries - re0
+        return r
+
+    def _await(self, r: UpdateResult, timeout_ms: float) -> None:
+        start = self._now()
+        confirmed = _C["META_STATE_CONFIRMED"]
+        while True:
+            try:
+                info = self.link.info()
+            except BridgeError as e:      # rebooting between trial attempts
+                info, why = None, e.reason
+            if info is not None:
+                r.info_after = info
+                run = info["running_slot"]
+                why = f"slot {SLOTS.get(run, '?')} version {'.'.join(map(str, _info_version(info)))}"
+                if run == r.target_slot and _info_version(info) == r.version[:3] \
+                        and info["meta_state"] == confirmed:
+                    r.outcome = "confirmed"
+                    return
+                if run != r.target_slot and info["meta_state"] == confirmed \
+                        and info["last_result"] in _REVERTED:
+                    r.outcome, r.reason = "reverted", _REVERTED[info["last_result"]]
+                    return
+            if self._now() - start >= timeout_ms:
+                raise LinkError(f"Failed to see the new image confirmed within {timeout_ms / 1000:.0f} s: "
+                                f"{why}")
+            self.port.sleep_ms(100)
