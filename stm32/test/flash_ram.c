@@ -1,0 +1,110 @@
+#include "flash_ram.h"
+#include <string.h>
+#include "fota_layout.h"
+
+struct sector {
+    uint32_t base;
+    uint32_t size;
+};
+static const struct sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE;
+
+static uint8_t mem[FOTA_FLASH_SIZE];
+static uint32_t ops, erases, violations;
+static int32_t cut_at = -1;
+static int cut;
+static uint32_t stuck_addr;
+
+void flash_ram_reset(void)
+{
+    memset(mem, 0xFF, sizeof(mem));
+    flash_ram_power_on();
+    violations = 0;
+    stuck_addr = 0;
+}
+
+uint8_t *flash_ram_mem(void) { return mem; }
+uint32_t flash_ram_ops(void) { return ops; }
+uint32_t flash_ram_erases(void) { return erases; }
+uint32_t flash_ram_violations(void) { return violations; }
+int flash_ram_is_cut(void) { return cut; }
+void flash_ram_stuck_word(uint32_t addr) { stuck_addr = addr; }
+
+void flash_ram_cut_at(int32_t n)
+{
+    cut_at = n;
+}
+
+void flash_ram_power_on(void)
+{
+    ops = 0;
+    erases = 0;
+    cut_at = -1;
+    cut = 0;
+}
+
+/* 1 when this operation is the one the power is cut in. */
+static int cutting_now(void)
+{
+    int now = cut_at >= 0 && (int32_t)ops == cut_at;
+    ops++;
+    if (now) {
+        cut = 1;
+    }
+    return now;
+}
+
+static int ram_read(uint32_t addr, void *dst, size_t len)
+{
+    if (addr < FOTA_FLASH_BASE || addr - FOTA_FLASH_BASE > FOTA_FLASH_SIZE ||
+        len > FOTA_FLASH_SIZE - (addr - FOTA_FLASH_BASE)) {
+        return FOTA_E_ARG;
+    }
+    memcpy(dst, &mem[addr - FOTA_FLASH_BASE], len);
+    return FOTA_OK;
+}
+
+static int ram_program_word(uint32_t addr, uint32_t value)
+{
+    if (cut) {
+        return FOTA_E_FLASH;
+    }
+    if (addr % 4u != 0u || addr < FOTA_FLASH_BASE || addr - FOTA_FLASH_BASE > FOTA_FLASH_SIZE - 4u) {
+        return FOTA_E_ARG;
+    }
+    uint32_t old;
+    memcpy(&old, &mem[addr - FOTA_FLASH_BASE], 4);
+    if ((old & value) != value) {
+        violations++;
+    }
+    if (cutting_now()) {
+        value |= 0xFFFF0000u; /* only the low half-word got programmed */
+    }
+    if (addr != stuck_addr) {
+        uint32_t now = old & value;
+        memcpy(&mem[addr - FOTA_FLASH_BASE], &now, 4);
+    }
+    return cut ? FOTA_E_FLASH : FOTA_OK;
+}
+
+static int ram_erase_sector(uint32_t sector)
+{
+    if (cut) {
+        return FOTA_E_FLASH;
+    }
+    if (sector >= FOTA_SECTOR_COUNT) {
+        return FOTA_E_ARG;
+    }
+    uint32_t len = sectors[sector].size;
+    erases++;
+    if (cutting_now()) {
+        len /= 2u; /* the erase stopped half way: old data in the upper half */
+    }
+    memset(&mem[sectors[sector].base - FOTA_FLASH_BASE], 0xFF, len);
+    return cut ? FOTA_E_FLASH : FOTA_OK;
+}
+
+const struct flash_port flash_ram_port = {
+    .read = ram_read,
+    .program_word = ram_program_word,
+    .erase_sector = ram_erase_sector,
+};
