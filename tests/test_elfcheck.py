@@ -93,7 +93,7 @@ def test_real_elf_with_sp_outside_sram_fails(fw_build: BuildResult, tmp_path: Pa
     bad = patched_copy(fw_build.build_dir / "slot-b.elf", tmp_path / "slot-b.elf", ".isr_vector", 0,
                        (0x10008000).to_bytes(4, "little"))
     assert problems_of(bad, "slot-b") == [
-        "initial stack pointer 0x10008000 (vector 0 at 0x08060000) is outside SRAM (0x20000000-0x20020000)"]
+        "initial stack pointer 0x10008000 is outside SRAM (0x20000000-0x20020000) (vector 0 at 0x08060000)"]
 
 
 def test_real_elf_with_arm_mode_reset_handler_fails(fw_build: BuildResult, tmp_path: Path) -> None:

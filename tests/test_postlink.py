@@ -227,13 +227,20 @@ CORRUPTIONS: dict[str, tuple[Callable[[bytearray], None], str]] = {
     "trailer-magic": (_put_trailer("magic", 0, 4), r"it_magic is 0x00000000, expected 0x52544F46"),
     "trailer-format": (_put_trailer("format", 9, 2), r"it_format is 9, expected 1"),
     "trailer-size": (_put_trailer("trailer_size", 64, 4), r"it_trailer_size is 64, expected 128"),
-    "sig-type": (_put_trailer("sig_type", 5, 2), r"it_sig_type is 5"),
+    "sig-type": (_put_trailer("sig_type", 5, 2), r"it_sig_type is 5, expected 0"),
+    "signed": (_put_trailer("sig_type", C["SIG_ED25519"], 2), r"signed images are not supported"),
     "code-byte": (_flip_code, r"SHA-256 of bytes \[0, \d+\) is [0-9a-f]{64}, it_sha256 says"),
-    "vector-byte": (_flip(4), r"SHA-256 of bytes"),
+    "vector-byte": (_flip(4), r"reset handler 0x[0-9A-F]{8} has the Thumb bit clear"),
+    "sp-byte": (_flip(0), r"initial stack pointer 0x[0-9A-F]{8} is outside SRAM"),
+    "nmi-vector-byte": (_flip(8), r"SHA-256 of bytes"),
     "stored-hash": (_flip_stored_hash, r"it_sha256 says"),
     "sp-outside-sram": (_rehash(_put(0, 0x10010000, 4)), r"initial stack pointer 0x10010000 is outside SRAM"),
+    "sp-at-sram-base": (_rehash(_put(0, LAYOUT.sram_base, 4)), r"stack pointer 0x20000000 is outside SRAM"),
+    "sp-misaligned": (_rehash(_put(0, LAYOUT.sram_base + 0x1004, 4)), r"0x20001004 is not 8-byte aligned"),
     "reset-no-thumb": (_rehash(lambda b: b.__setitem__(4, b[4] & 0xFE)), r"has the Thumb bit clear"),
-    "reset-outside": (_rehash(_put(4, 0x08020101, 4)), r"reset handler 0x08020101 is outside slot_b"),
+    "reset-outside": (_rehash(_put(4, 0x08020101, 4)), r"reset handler 0x08020101 is outside the image"),
+    "reset-past-image": (_rehash(lambda b: _put(4, SLOT_B_BASE + len(b) - TRAILER_SIZE + 1, 4)(b)),
+                         r"reset handler 0x[0-9A-F]{8} is outside the image \(0x08060000-0x"),
 }
 
 

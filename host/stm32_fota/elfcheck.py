@@ -27,7 +27,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from .errors import ElfCheckError
-from .image import INFO, INFO_OFFSET, INFO_SIZE, SLOTS, TRAILER_SIZE, slot_limit
+from .image import INFO, INFO_OFFSET, INFO_SIZE, SLOTS, TRAILER_SIZE, slot_limit, stack_pointer_problem
 from .spec import IMAGE, LAYOUT, Region
 
 _C = IMAGE.constants
@@ -193,9 +193,9 @@ def _check_vectors(img: ElfImage, flash: bytes, region: Region, problems: list[s
         return
     sp = int.from_bytes(flash[0:4], "little")
     reset = int.from_bytes(flash[4:8], "little")
-    if not _SRAM.base <= sp <= _SRAM.end:
-        problems.append(f"initial stack pointer 0x{sp:08X} (vector 0 at 0x{region.base:08X}) is outside "
-                        f"SRAM (0x{_SRAM.base:08X}-0x{_SRAM.end:08X})")
+    problem = stack_pointer_problem(sp)
+    if problem:
+        problems.append(f"{problem} (vector 0 at 0x{region.base:08X})")
     if not reset & 1:
         problems.append(f"reset handler 0x{reset:08X} has the Thumb bit clear")
     if not region.contains(reset & ~1):

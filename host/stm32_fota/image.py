@@ -11,9 +11,10 @@ information block at ``IMAGE_INFO_OFFSET``, code and data), padded with 0xFF to 
 defined once in ``spec/image.toml`` (docs/image-format.md); this module only reads it from
 :data:`stm32_fota.spec.IMAGE`.
 
-:func:`validate_image` applies the same rules as the bootloader's ``image_validate()``
-(stm32/common/image.c), so that the release tooling refuses what the device would refuse, and
-reports each problem with the field name and the values found and expected.
+:func:`validate_image` applies the same rules, in the same order, as the bootloader's
+``image_validate()`` (stm32/common/image.c): information block, size, trailer, vectors, SHA-256.
+So the release tooling refuses what the device would refuse, and it names the field and the values
+found and expected in each message.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ INFO_SIZE: int = INFO.size
 TRAILER_SIZE: int = TRAILER.size
 ALIGN: int = _C["IMAGE_ALIGN"]
 SLOTS: dict[int, str] = {_C["SLOT_A"]: "A", _C["SLOT_B"]: "B"}
-_SIG_TYPES = (_C["SIG_NONE"], _C["SIG_ED25519"])
 _SIZE_FIELD_OFFSET = next(f.offset for f in INFO.fields if f.name == "image_size")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
@@ -160,19 +160,29 @@ def _check_size(image_size: int, slot: int, name: str) -> None:
                          f"({limit} bytes)")
 
 
-def _check_vectors(data: bytes | bytearray | memoryview, region: Region, name: str) -> None:
-    """Initial SP inside SRAM, reset handler inside the slot with the Thumb bit (as the bootloader)."""
+def stack_pointer_problem(sp: int) -> str | None:
+    """Why ``sp`` cannot be an initial stack pointer (None if it can): the stack grows down from it,
+    so it lies above the SRAM base, at most at the SRAM end, 8-byte aligned (AAPCS)."""
+    sram_end = LAYOUT.sram_base + LAYOUT.sram_size
+    if not LAYOUT.sram_base < sp <= sram_end:
+        return f"initial stack pointer 0x{sp:08X} is outside SRAM (0x{LAYOUT.sram_base:08X}-0x{sram_end:08X})"
+    if sp % 8:
+        return f"initial stack pointer 0x{sp:08X} is not 8-byte aligned"
+    return None
+
+
+def _check_vectors(data: bytes | bytearray | memoryview, region: Region, image_size: int, name: str) -> None:
+    """Initial SP in SRAM; reset handler inside the image with the Thumb bit (as the bootloader)."""
     sp = int.from_bytes(data[0:4], "little")
     reset = int.from_bytes(data[4:8], "little")
-    sram_end = LAYOUT.sram_base + LAYOUT.sram_size
-    if not LAYOUT.sram_base <= sp <= sram_end:
-        raise ImageError(f"{name}: initial stack pointer 0x{sp:08X} is outside SRAM "
-                         f"(0x{LAYOUT.sram_base:08X}-0x{sram_end:08X})")
+    problem = stack_pointer_problem(sp)
+    if problem:
+        raise ImageError(f"{name}: {problem}")
     if not reset & 1:
         raise ImageError(f"{name}: reset handler 0x{reset:08X} has the Thumb bit clear")
-    if not region.contains(reset & ~1):
-        raise ImageError(f"{name}: reset handler 0x{reset:08X} is outside {region.name} "
-                         f"(0x{region.base:08X}-0x{region.end:08X})")
+    if not region.base <= reset & ~1 < region.base + image_size:
+        raise ImageError(f"{name}: reset handler 0x{reset:08X} is outside the image "
+                         f"(0x{region.base:08X}-0x{region.base + image_size:08X})")
 
 
 def _check_trailer(trailer: dict[str, Any], name: str) -> None:
@@ -183,9 +193,10 @@ def _check_trailer(trailer: dict[str, Any], name: str) -> None:
         raise ImageError(f"{name}: it_format is {trailer['format']}, expected {_C['IMAGE_FORMAT_VERSION']}")
     if trailer["trailer_size"] != TRAILER_SIZE:
         raise ImageError(f"{name}: it_trailer_size is {trailer['trailer_size']}, expected {TRAILER_SIZE}")
-    if trailer["sig_type"] not in _SIG_TYPES:
-        raise ImageError(f"{name}: it_sig_type is {trailer['sig_type']}, expected one of "
-                         f"{', '.join(str(s) for s in _SIG_TYPES)}")
+    # Only unsigned images: the bootloader cannot check a signature, and one it cannot check proves nothing.
+    if trailer["sig_type"] != _C["SIG_NONE"]:
+        raise ImageError(f"{name}: it_sig_type is {trailer['sig_type']}, expected {_C['SIG_NONE']} "
+                         f"(SIG_NONE: signed images are not supported)")
 
 
 def validate_image(data: bytes | bytearray | memoryview, slot: int | None = None, *,
@@ -211,11 +222,11 @@ def validate_image(data: bytes | bytearray | memoryview, slot: int | None = None
                          f"(file is {len(data)} bytes, image + trailer {end})")
     trailer = TRAILER.unpack(data, image_size)
     _check_trailer(trailer, name)
+    _check_vectors(data, region, image_size, name)
     digest = hashlib.sha256(data[:image_size]).digest()
     if digest != trailer["sha256"]:
         raise ImageError(f"{name}: SHA-256 of bytes [0, {image_size}) is {digest.hex()}, "
                          f"it_sha256 says {bytes(trailer['sha256']).hex()}")
-    _check_vectors(data, region, name)
     return ImageInfo(
         slot=ii_slot, load_addr=info["load_addr"],
         version=(info["ver_major"], info["ver_minor"], info["ver_patch"]), build=info["build"],
