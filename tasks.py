@@ -15,8 +15,12 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit, task
+
+if TYPE_CHECKING:
+    from stm32_fota.config import FotaConfig
 
 ROOT = Path(__file__).resolve().parent
 BUILD_DIR = "build"
@@ -118,3 +122,96 @@ def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
     result = c.run(" ".join(_quote(a) for a in args), warn=True, pty=False)
     if result is None or result.failed:
         raise Exit("invoke: tests failed (see above)", code=1)
+
+
+# -- releases and the update server (host/stm32_fota/release.py, locals3.py; server/fota_server) --------
+
+def _config() -> FotaConfig:
+    from stm32_fota.config import load_config
+
+    return load_config(cwd=ROOT)
+
+
+@task(help={
+    "build_dir": f"directory of the build to publish (default {BUILD_DIR}/)",
+    "force": "publish even if the version is not higher than the bucket's (overwrites it)",
+    "downgrade": "publish a lower version, marked as a downgrade that devices will accept",
+})
+def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False) -> None:
+    """Upload the build (slot images, manifest, version.txt) to the release bucket."""
+    from stm32_fota.errors import FotaError
+    from stm32_fota.locals3 import lost_on_stop, open_store
+    from stm32_fota.release import ConsoleReporter
+    from stm32_fota.release import release as do_release
+
+    try:
+        cfg = _config()
+        store = open_store(cfg)
+        print(f"release: {ROOT / build_dir} -> {cfg.s3.describe()}")
+        result = do_release(store, ROOT / build_dir, force=force, downgrade=downgrade, root=ROOT,
+                            reporter=ConsoleReporter(sys.stdout.write, sys.stdout.isatty()))
+    except FotaError as e:
+        raise _fail(e) from None
+    print(result.summary())
+    if cfg.s3.embedded:
+        print(f"note: embedded S3 at {store.client.meta.endpoint_url}; {lost_on_stop(cfg)}")
+
+
+@task(name="s3-start")
+def s3_start(c: Context) -> None:
+    """Start the embedded local S3 endpoint (moto) in the background."""
+    from stm32_fota.errors import FotaError
+    from stm32_fota.locals3 import describe_start, start
+
+    cfg = _config()
+    if not cfg.s3.embedded:
+        raise Exit(f"invoke: a bucket is configured ({cfg.s3.describe()}); the embedded S3 is not used",
+                   code=1)
+    try:
+        print(describe_start(cfg, start(cfg)))
+    except FotaError as e:
+        raise _fail(e) from None
+
+
+@task(name="s3-stop")
+def s3_stop(c: Context) -> None:
+    """Stop the embedded local S3 endpoint and say what is kept."""
+    from stm32_fota.locals3 import describe_stop, stop
+
+    cfg = _config()
+    print(describe_stop(cfg, stop(cfg)))
+
+
+@task(name="s3-status")
+def s3_status(c: Context) -> None:
+    """Show whether the embedded local S3 endpoint runs, where, and what is mirrored."""
+    from stm32_fota.locals3 import describe_status
+
+    print(describe_status(_config()))
+
+
+@task(help={
+    "host": "address to listen on (default from config: 127.0.0.1)",
+    "port": "TCP port (default from config: 8080)",
+    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token",
+    "no_sync": "do not sync from S3 (serve the local firmware folder as it is)",
+    "log_level": "uvicorn/server log level: debug, info, warning (default info)",
+})
+def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
+          log_level: str = "info") -> None:
+    """Run the update server in the foreground (Ctrl-C stops it)."""
+    from fota_server.serve import serve as do_serve
+    from stm32_fota.errors import FotaError
+
+    try:
+        cfg = _config()
+        changes: dict[str, object] = {}
+        if lan:
+            changes["host"] = "0.0.0.0"
+        if host:
+            changes["host"] = host
+        if port:
+            changes["port"] = port
+        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level)
+    except FotaError as e:
+        raise _fail(e) from None

@@ -215,3 +215,31 @@ def open_store(cfg: FotaConfig, start_embedded: bool = True) -> S3Store:
         raise LocalS3Error("Failed to reach the embedded S3 endpoint: it is not running "
                            "(start it with `invoke s3-start`, or configure a bucket)")
     return S3Store.connect(cfg.s3, endpoint_url=info.endpoint_url, mirror_dir=cfg.mirror_dir)
+
+
+def describe_start(cfg: FotaConfig, info: LocalS3Info) -> str:
+    if info.already_running:
+        return (f"embedded S3 already running: {info.endpoint_url} (pid {info.pid}), "
+                f"bucket {cfg.s3.bucket_name}")
+    return (f"embedded S3 started: {info.endpoint_url} (pid {info.pid}), bucket {cfg.s3.bucket_name}, "
+            f"{info.restored} objects restored from {cfg.mirror_dir}\n"
+            f"It keeps running in the background until `invoke s3-stop`. Note: {lost_on_stop(cfg)}.")
+
+
+def describe_status(cfg: FotaConfig) -> str:
+    if not cfg.s3.embedded:
+        return f"a bucket is configured ({cfg.s3.describe()}): the embedded S3 endpoint is not used"
+    info = running(cfg)
+    if info is None:
+        return f"embedded S3: not running (state in {cfg.state_dir}; `invoke s3-start` starts it)"
+    mirrored = sum(1 for p in (cfg.mirror_dir / cfg.s3.bucket_name).rglob("*") if p.is_file()) \
+        if (cfg.mirror_dir / cfg.s3.bucket_name).is_dir() else 0
+    return (f"embedded S3: running at {info.endpoint_url} (pid {info.pid}), bucket {cfg.s3.bucket_name}, "
+            f"{mirrored} objects mirrored in {cfg.mirror_dir}")
+
+
+def describe_stop(cfg: FotaConfig, info: LocalS3Info | None) -> str:
+    if info is None:
+        return "embedded S3: was not running"
+    return (f"embedded S3 stopped (pid {info.pid}, port {info.port}). Its memory is gone; "
+            f"{lost_on_stop(cfg)}.")

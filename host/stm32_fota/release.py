@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from stm32_fota.elfcheck import TARGETS, check_elf
 from stm32_fota.errors import FotaError, ImageError
 from stm32_fota.image import SLOTS, ImageInfo, validate_image
 from stm32_fota.s3 import S3Error, S3Store
@@ -127,29 +128,25 @@ def check_build(build_dir: Path) -> ReleaseFiles:
                                f"({build_dir / VERSION_FILE}) is {version}; rebuild both slots")
         images[name] = data
         infos[name] = info
-    _check_elves(build_dir)
+    _check_elves(build_dir, version, infos)
     mtime = max((build_dir / n).stat().st_mtime for n in SLOT_FILES)
     build_time = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return ReleaseFiles(version, images, infos, version_text.strip() + b"\n", build_time)
 
 
-def _check_elves(build_dir: Path) -> None:
-    """Run the build's ELF checks on the slot ELFs next to the images, when both exist."""
-    try:
-        from stm32_fota import elfcheck  # owned by the build tooling; optional here
-    except ImportError:
-        return
-    check = getattr(elfcheck, "check_elf", None)
-    if check is None:
-        return
-    for name, slot in SLOT_FILES.items():
-        elf = build_dir / name.replace(".bin", ".elf")
+def _check_elves(build_dir: Path, version: Version, infos: dict[str, ImageInfo]) -> None:
+    """Run the build's ELF checks on the slot ELFs next to the images (a build leaves them there;
+    a folder holding only the .bin files, e.g. a downloaded release, is checked by the image rules)."""
+    for name in SLOT_FILES:
+        stem = name.removesuffix(".bin")
+        elf = build_dir / f"{stem}.elf"
         if not elf.is_file():
             continue
         try:
-            check(elf, slot)
+            check_elf(elf, TARGETS[stem], version=(version.major, version.minor, version.patch),
+                      build=infos[name].build)
         except FotaError as e:
-            raise ReleaseError(f"Failed to release: ELF check failed: {e}") from None
+            raise ReleaseError(f"Failed to release: ELF check failed:\n{e}") from None
 
 
 def git_revision(root: Path) -> str:
