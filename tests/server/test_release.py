@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from srv_helpers import bucket_objects, make_image, write_build
+from stm32_fota.build import BuildResult
 from stm32_fota.config import FotaConfig
 from stm32_fota.release import ReleaseError, release
 from stm32_fota.s3 import S3Store
@@ -144,3 +145,22 @@ def test_s3_down_is_a_clear_error(cfg: FotaConfig, tmp_path: Path, aws_env: None
         r"connect",
     ):
         release(down, write_build(tmp_path / "b", "1.0.0"), revision="r")
+
+
+def test_release_of_a_real_build_and_elf_checks(store: S3Store, fw_build: BuildResult, tmp_path: Path):
+    """The firmware built by `invoke build` (shared session build) goes out as is; a build whose
+    slot ELF fails the ELF checks is refused even though its .bin files are fine."""
+    import shutil
+
+    build = tmp_path / "build"
+    shutil.copytree(fw_build.build_dir, build)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(fw_build.build_dir, swapped)
+    (swapped / "slot-a.elf").write_bytes((build / "slot-b.elf").read_bytes())
+    with pytest.raises(ReleaseError, match=r"ELF check failed:\n.*slot-a.elf"):
+        release(store, swapped, revision="r")
+    assert bucket_objects(store) == {}
+    result = release(store, build, revision="r")
+    version = (build / "version.txt").read_text().strip()
+    assert str(result.version) == version
+    assert store.get_bytes("slot-a.bin") == (build / "slot-a.bin").read_bytes()
