@@ -88,8 +88,14 @@ def gen(c: Context, check: bool = False) -> None:
 @task(help={"build_dir": f"directory to remove (default {BUILD_DIR}/)"})
 def clean(c: Context, build_dir: str = BUILD_DIR) -> None:
     """Remove the build directory."""
+    from stm32_fota.build import STAMP
+
     target = (ROOT / build_dir).resolve()
-    if target == ROOT or ROOT.is_relative_to(target) or (target / ".git").exists():
+    if not target.exists():
+        return
+    # Only a directory that a build made (or the default one): never a source tree by a typo.
+    made_by_build = (target / STAMP).is_file() or (target / "obj").is_dir()
+    if ROOT.is_relative_to(target) or (target != ROOT / BUILD_DIR and not made_by_build):
         raise Exit(f"invoke: refusing to remove {target}: it is not a build directory", code=1)
     if target.exists():
         shutil.rmtree(target)

@@ -208,3 +208,27 @@ def test_library_does_not_import_invoke() -> None:
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not any(m.split(".")[0] == "invoke" for m in imported), name
+
+
+def test_invoke_size_prints_the_table_of_a_build(fw_build: BuildResult) -> None:
+    proc = _invoke("size", "--build-dir", str(fw_build.build_dir))
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split()[:2] for line in proc.stdout.splitlines()[1:]]
+    assert ["bootloader", "flash"] in rows and ["slot-a", "flash"] in rows and ["slot-b", "sram"] in rows
+
+
+def test_invoke_size_without_a_build(tmp_path: Path) -> None:
+    proc = _invoke("size", "--build-dir", str(tmp_path))
+    assert proc.returncode == 1
+    assert "Failed to report sizes: no complete build in" in proc.stderr
+
+
+def test_invoke_clean_removes_only_build_directories(fw_build_copy: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "sources"
+    (precious / "src").mkdir(parents=True)
+    proc = _invoke("clean", "--build-dir", str(precious))
+    assert proc.returncode == 1 and "refusing to remove" in proc.stderr
+    assert (precious / "src").is_dir()
+    proc = _invoke("clean", "--build-dir", str(fw_build_copy))
+    assert proc.returncode == 0, proc.stderr
+    assert not fw_build_copy.exists()
