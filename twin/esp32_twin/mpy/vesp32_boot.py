@@ -1,0 +1,50 @@
+"""Start-up of the virtual ESP32's MicroPython runtime (run by the Node runner at every reset).
+
+    import vesp32_boot
+    vesp32_boot.install()            # stand-in modules + flash filesystem at "/"
+    vesp32_boot.run_file("boot.py")  # like the port: silently skipped when absent
+
+After install() the runtime looks like an ESP32's: `import machine, network, socket, time, gc`
+give the stand-ins, "/" is the flash filesystem and sys.path is the port's.
+"""
+
+import sys
+
+
+def install():
+    import os
+    import socket
+
+    import flashfs
+    import machine
+    import network
+    import vesp32_host
+    import vfs
+    import vgc
+    import vtime
+
+    for name, module in (("time", vtime), ("utime", vtime), ("gc", vgc), ("usocket", socket),
+                         ("socket", socket), ("machine", machine), ("network", network)):
+        sys.modules[name] = module
+    vfs.umount("/")
+    vfs.mount(flashfs.FlashFs(), "/")
+    os.chdir("/")
+    sys.path[:] = ["", ".frozen", "/lib"]
+    vgc.set_base()
+    vesp32_host.set_sampler(vgc.mem_alloc)
+
+
+def run_file(name):
+    """Execute a file of the flash filesystem in __main__, printing any exception like pyexec."""
+    try:
+        with open(name) as f:
+            source = f.read()
+    except OSError:
+        return
+    main = sys.modules["__main__"]
+    try:
+        exec(source, main.__dict__)
+    except SystemExit:
+        pass
+    except BaseException as e:  # KeyboardInterrupt included: the REPL comes next, as on a board
+        sys.print_exception(e)
