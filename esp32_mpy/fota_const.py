@@ -120,7 +120,6 @@ SECTORS = ((0x08000000, 0x4000), (0x08004000, 0x4000), (0x08008000, 0x4000), (0x
 
 # struct formats (little-endian) and field names, in order
 FRAME_HEADER_FMT = '<HBBHH'
-FRAME_HEADER_SIZE = const(8)
 FRAME_HEADER_FIELDS = ('marker', 'cmd', 'status', 'seq', 'len')
 INFO_RESP_FMT = '<BBHBBHIBBBBHHIBBBBIIBBBBI12shHI'
 INFO_RESP_SIZE = const(64)

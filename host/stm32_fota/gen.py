@@ -141,7 +141,13 @@ def mpy_consts() -> str:
         for s in spec.structs.values():
             n = s.name.upper()
             lines.append(f"{n}_FMT = {s.fmt!r}")
-            lines.append(f"{n}_SIZE = const({s.size})")
+            # MicroPython refuses to assign a const() name twice (FRAME_HEADER_SIZE is also a
+            # protocol constant): emit the struct size only when it is not one already.
+            const_size = PROTOCOL.constants.get(f"{n}_SIZE", IMAGE.constants.get(f"{n}_SIZE"))
+            if const_size is None:
+                lines.append(f"{n}_SIZE = const({s.size})")
+            elif const_size != s.size:
+                raise ValueError(f"{n}_SIZE is {const_size} in the spec, struct {s.name} is {s.size} bytes")
             lines.append(f"{n}_FIELDS = {tuple(f.name for f in s.fields)!r}")
     lines.append("")
     return "\n".join(lines)
