@@ -38,13 +38,13 @@ static int record_valid(const struct fota_meta_record *r)
 
 static int record_erased(const struct fota_meta_record *r)
 {
-    const uint8_t *b = (const uint8_t *)r;
-    for (uint32_t i = 0; i < REC_SIZE; i++) {
-        if (b[i] != 0xFFu) {
-            return 0;
-        }
+    uint32_t words[REC_SIZE / 4u];
+    memcpy(words, r, sizeof(words));
+    uint32_t all = 0xFFFFFFFFu;
+    for (uint32_t i = 0; i < REC_SIZE / 4u; i++) {
+        all &= words[i];
     }
-    return 1;
+    return all == 0xFFFFFFFFu;
 }
 
 int journal_scan(const struct flash_area *fa, struct journal_state *st)
