@@ -1,0 +1,184 @@
+"""DMA1 (RM0090 section 10.5), peripheral <-> memory streams driven by SPI2 requests.
+
+Only the requests the firmware uses are wired: stream 3 channel 0 (SPI2_RX) and stream 4
+channel 0 (SPI2_TX). Enabling any other stream/channel pair, memory-to-memory mode, FIFO packing
+or a memory address the DMA cannot reach (CCM) is reported in strict mode.
+"""
+
+from __future__ import annotations
+
+from .base import Peripheral
+
+LISR, HISR, LIFCR, HIFCR = 0x00, 0x04, 0x08, 0x0C
+STREAM_BASE, STREAM_STRIDE = 0x10, 0x18
+SCR, SNDTR, SPAR, SM0AR, SM1AR, SFCR = 0x0, 0x4, 0x8, 0xC, 0x10, 0x14
+CR_EN, CR_HTIE, CR_TCIE, CR_TEIE, CR_CIRC, CR_MINC = 1, 1 << 3, 1 << 4, 1 << 2, 1 << 8, 1 << 10
+FLAG_SHIFT = (0, 6, 16, 22)  # stream n % 4 -> bit offset of its flags in LISR/HISR
+FEIF, DMEIF, TEIF, HTIF, TCIF = 1, 4, 8, 16, 32
+STREAM_IRQ = (11, 12, 13, 14, 15, 16, 17, 47)
+WIRED = {(3, 0): "SPI2_RX", (4, 0): "SPI2_TX"}
+
+
+class Stream:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.cr = 0
+        self.ndtr = 0
+        self.par = 0
+        self.m0ar = 0
+        self.m1ar = 0
+        self.fcr = 0x21
+        self.index = 0  # items transferred since enable
+        self.initial = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cr & CR_EN)
+
+    @property
+    def channel(self) -> int:
+        return (self.cr >> 25) & 7
+
+
+class Dma(Peripheral):
+    name = "DMA1"
+    base = 0x4002_6000
+    clock = ("AHB1ENR", 21)
+
+    def reset(self) -> None:
+        self.streams = [Stream(n) for n in range(8)]
+        self.flags = [0] * 8
+
+    def stream_for(self, request: str) -> Stream | None:
+        """The enabled stream serving a request ('SPI2_RX' / 'SPI2_TX'), if any."""
+        n = 3 if request == "SPI2_RX" else 4
+        s = self.streams[n]
+        if s.enabled and WIRED.get((n, s.channel)) == request and s.ndtr > 0:
+            return s
+        return None
+
+    def _mem_addr(self, s: Stream) -> int:
+        return s.m0ar + (s.index if s.cr & CR_MINC else 0)
+
+    def to_memory(self, s: Stream, byte: int) -> None:
+        """One peripheral-to-memory item (SPI2 RX)."""
+        self.board.dma_write(self._mem_addr(s), bytes([byte]))
+        self._advance(s)
+
+    def from_memory(self, s: Stream) -> int:
+        """One memory-to-peripheral item (SPI2 TX)."""
+        byte = self.board.dma_read(self._mem_addr(s), 1)[0]
+        self._advance(s)
+        return byte
+
+    def _advance(self, s: Stream) -> None:
+        s.index += 1
+        s.ndtr -= 1
+        if s.ndtr == s.initial // 2:
+            self._flag(s, HTIF)
+        if s.ndtr == 0:
+            if s.cr & CR_CIRC:
+                s.ndtr = s.initial
+                s.index = 0
+            else:
+                s.cr &= ~CR_EN  # end of a normal-mode transfer disables the stream
+            self._flag(s, TCIF)
+
+    def _flag(self, s: Stream, flag: int) -> None:
+        self.flags[s.n] |= flag
+        self._irq(s)
+
+    def _irq(self, s: Stream) -> None:
+        ie = ((s.cr & CR_TCIE and self.flags[s.n] & TCIF) or (s.cr & CR_HTIE and self.flags[s.n] & HTIF)
+              or (s.cr & CR_TEIE and self.flags[s.n] & TEIF))
+        self.board.nvic.set_level(STREAM_IRQ[s.n], bool(ie))
+
+    def _check(self, s: Stream) -> bool:
+        b = self.board
+        where = f"DMA1 stream {s.n}"
+        if (s.n, s.channel) not in WIRED:
+            b.unmodeled_access(self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
+                               f"{where} channel {s.channel}: only stream 3/4 channel 0 (SPI2) are modeled")
+            return False
+        dirn = (s.cr >> 6) & 3
+        want = 0 if s.n == 3 else 1
+        psize, msize = (s.cr >> 11) & 3, (s.cr >> 13) & 3
+        if dirn != want or psize or msize or s.cr & (1 << 18) or s.fcr & 4:
+            b.unmodeled_access(self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
+                               f"{where}: only byte-wide {'peripheral-to-memory' if want == 0 else 'memory-to-peripheral'}"
+                               " direct-mode transfers without double buffering are modeled")
+            return False
+        if s.par != 0x4000_380C:
+            b.unmodeled_access(s.par, "write", f"{where}: peripheral address is not SPI2_DR")
+            return False
+        if not b.dma_reachable(s.m0ar, s.ndtr):
+            b.unmodeled_access(s.m0ar, "write", f"{where}: memory 0x{s.m0ar:08X} (+{s.ndtr}) is not reachable by DMA1")
+            return False
+        return True
+
+    def read(self, off: int) -> int:
+        if off in (LISR, HISR):
+            first = 0 if off == LISR else 4
+            return sum(self.flags[first + k] << FLAG_SHIFT[k] for k in range(4))
+        if off in (LIFCR, HIFCR):
+            return 0
+        if STREAM_BASE <= off < STREAM_BASE + 8 * STREAM_STRIDE:
+            s = self.streams[(off - STREAM_BASE) // STREAM_STRIDE]
+            reg = (off - STREAM_BASE) % STREAM_STRIDE
+            return {SCR: s.cr, SNDTR: s.ndtr, SPAR: s.par, SM0AR: s.m0ar, SM1AR: s.m1ar,
+                    SFCR: s.fcr | (0x20 if s.fcr & 4 == 0 else 0)}[reg]
+        return self.unmodeled(off, "read")
+
+    def write(self, off: int, value: int, mask: int) -> None:
+        v = value & mask
+        if off in (LIFCR, HIFCR):
+            first = 0 if off == LIFCR else 4
+            for k in range(4):
+                self.flags[first + k] &= ~((v >> FLAG_SHIFT[k]) & 0x3D)
+                self._irq(self.streams[first + k])
+            return
+        if off in (LISR, HISR):
+            return
+        if not STREAM_BASE <= off < STREAM_BASE + 8 * STREAM_STRIDE:
+            self.unmodeled(off, "write")
+            return
+        s = self.streams[(off - STREAM_BASE) // STREAM_STRIDE]
+        reg = (off - STREAM_BASE) % STREAM_STRIDE
+        if reg == SCR:
+            new = self.merge(s.cr, value, mask)
+            if s.enabled:
+                if not new & CR_EN:
+                    # Disabling a running stream ends it; TCIF is set (RM0090 section 10.3.17).
+                    s.cr = new
+                    self._flag(s, TCIF)
+                    self.board.dma_changed()
+                else:
+                    s.cr = (s.cr & ~0x1E) | (new & 0x1E)  # only the interrupt enables change
+                    self._irq(s)
+                return
+            s.cr = new & 0x0FEF_FFFF
+            if new & CR_EN:
+                if self.flags[s.n] & (TCIF | HTIF | TEIF):
+                    s.cr &= ~CR_EN  # RM0090 10.5.5: flags of the stream must be cleared before EN
+                    self.board.strict_violation(self.base + off, f"DMA1 stream {s.n} enabled with its event flags set")
+                    return
+                if not self._check(s):
+                    s.cr &= ~CR_EN
+                    return
+                s.index = 0
+                s.initial = s.ndtr
+                self.board.dma_changed()
+            self._irq(s)
+            return
+        if s.enabled:
+            return  # address and count registers are read-only while the stream runs
+        if reg == SNDTR:
+            s.ndtr = v & 0xFFFF
+        elif reg == SPAR:
+            s.par = v
+        elif reg == SM0AR:
+            s.m0ar = v
+        elif reg == SM1AR:
+            s.m1ar = v
+        elif reg == SFCR:
+            s.fcr = self.merge(s.fcr, value, mask) & 0x87
