@@ -14,7 +14,6 @@ reason that names the operation. Only http:// URLs (the server is on the local n
 
 import errno
 import json
-import socket
 
 from fotalink import BridgeError
 
@@ -156,6 +155,8 @@ class Http:
 
     def request(self, method, path, body=None, headers=None):
         """Send a request, parse the response head; returns a Body (caller closes it)."""
+        import socket  # here, not at import time: the module loads on runtimes without sockets
+
         host, port, target = self._url(path)
         what = f"{method} {target}"
         try:
