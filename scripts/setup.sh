@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 ARM_FLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
+NODE_MIN=20   # the virtual ESP32 (MicroPython WebAssembly under Node) is tested with Node 20
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
@@ -85,12 +86,16 @@ fi
 
 # --- 3. Node packages --------------------------------------------------------------------------
 if [[ -f package.json ]]; then
+    node_major="$(node -p 'process.versions.node.split(".")[0]')"
+    if ((node_major < NODE_MIN)); then
+        say "warning: Node.js $(node --version) is older than the tested ${NODE_MIN}.x; the virtual ESP32 may not run"
+    fi
     stamp=node_modules/.setup-package.sha256
-    want="$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)"
-    if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+    node_hash() { { cat package.json; [[ ! -f package-lock.json ]] || cat package-lock.json; } | sha256sum | cut -d' ' -f1; }
+    if [[ ! -f $stamp || "$(cat "$stamp")" != "$(node_hash)" ]]; then
         say "installing the Node packages (npm install)"
         npm install --no-audit --no-fund --loglevel=error
-        echo "$want" >"$stamp"
+        node_hash >"$stamp"   # after the install: it may write package-lock.json
     else
         say "Node packages up to date (node_modules)"
     fi
