@@ -183,6 +183,21 @@ def test_section_in_the_metadata_sector(elf_dir: Path) -> None:
                                           "(0x080E0000-0x08100000)"]
 
 
+def test_ram_sections_outside_ram(elf_dir: Path) -> None:
+    elf = ElfRecipe(ram_base=0x30000000).link(elf_dir, "ram-elsewhere")
+    problems = problems_of(elf, "slot-b")
+    assert len(problems) == 2
+    assert problems[0].startswith("section .data runs at 0x30000000 (+0x4), outside slot_b")
+    assert problems[1] == ("section .bss at 0x30000004 (+0x4) is outside RAM: sram (0x20000000-0x20020000), "
+                           "ccm (0x10000000-0x10010000)")
+
+
+def test_ram_sections_in_ccm_pass(elf_dir: Path) -> None:
+    elf = ElfRecipe(ram_base=LAYOUT.ccm_base).link(elf_dir, "ram-ccm")
+    report = check_elf(elf, TARGETS["slot-b"])
+    assert (report.sram_used, report.ccm_used) == (0, 8)
+
+
 def test_version_and_build_must_match(elf_dir: Path) -> None:
     elf = ElfRecipe(version=(1, 2, 3), build=9).link(elf_dir, "v123")
     assert check_elf(elf, TARGETS["slot-b"], version=(1, 2, 3), build=9).info is not None

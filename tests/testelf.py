@@ -69,16 +69,18 @@ class ElfRecipe:
     info: bool = True                # include the image information block
     pad: int = 0                     # extra bytes of constant data (to make it oversize)
     meta: bool = False               # put one byte in the metadata sector
+    ram_base: int | None = None      # where .data/.bss run; default: the SRAM base
 
     def linker_script(self) -> str:
         r = LAYOUT.region(self.region)
         meta = LAYOUT.region("metadata")
         origin = r.base + self.base_offset
+        ram = LAYOUT.sram_base if self.ram_base is None else self.ram_base
         lines = [
             "MEMORY",
             "{",
             f"    FLASH (rx) : ORIGIN = 0x{origin:08X}, LENGTH = 0x{r.size - self.base_offset:X}",
-            f"    RAM (rwx)  : ORIGIN = 0x{LAYOUT.sram_base:08X}, LENGTH = 0x{LAYOUT.sram_size:X}",
+            f"    RAM (rwx)  : ORIGIN = 0x{ram:08X}, LENGTH = 0x{LAYOUT.sram_size:X}",
             "}",
             "ENTRY(Reset_Handler)",
             "SECTIONS",
@@ -95,7 +97,8 @@ class ElfRecipe:
         ]
         if self.meta:
             lines.append(f"    .meta 0x{meta.base:08X} : {{ BYTE(0x01) }}")
-        lines += ["    _estack = ORIGIN(RAM) + LENGTH(RAM);", "}", ""]
+        # The stack stays in SRAM, so that only the sections are wrong when RAM is moved.
+        lines += [f"    _estack = 0x{LAYOUT.sram_base + LAYOUT.sram_size:08X};", "}", ""]
         return "\n".join(lines)
 
     def defines(self) -> list[str]:
