@@ -1042,6 +1042,73 @@ TEST(test_pending_write_finished_before_next_request)
     CHECK(memcmp(slot_mem(FOTA_SLOT_B), img.data, 12288) == 0);
 }
 
+
+/* Garbage and mutated frames: no crash (the runner is built with ASan/UBSan), no flash outside the
+ * target slot touched, metadata unchanged (an ACTIVATE can only pass after a VERIFY, which random
+ * frames never reach). */
+TEST(test_fuzz_frames)
+{
+    static uint8_t f[FOTA_MAX_FRAME + 64];
+    static uint8_t p[FOTA_MAX_PAYLOAD];
+    struct fota_begin_req br;
+    uint32_t x = 12345;
+    setup();
+    start_agent();
+    make_image(&img, FOTA_SLOT_B, 1, 1, 0, 30000, 17);
+    br = begin_of(&img, FOTA_SLOT_B);
+    uint8_t *before = snapshot();
+    for (int i = 0; i < 20000; i++) {
+        x = x * 1103515245u + 12345u;
+        uint8_t kind = (uint8_t)(x >> 24) % 4u;
+        /* mostly the seq the agent expects, so that intact frames execute */
+        uint16_t s = (x >> 8) % 4u ? (uint16_t)(ag.last_seq + 1u) : (uint16_t)((x >> 10) % 8u);
+        size_t n;
+        if (kind == 0) { /* random bytes */
+            n = 12u + (x >> 12) % 200u;
+            for (size_t k = 0; k < n; k++) {
+                x = x * 1103515245u + 12345u;
+                f[k] = (uint8_t)(x >> 16);
+            }
+        } else {
+            /* a valid frame of a random command, then one mutation */
+            uint8_t cmd = (uint8_t)((x >> 4) % 10u);
+            uint16_t plen = 0;
+            if (cmd == FOTA_CMD_BEGIN) {
+                memcpy(p, &br, sizeof(br));
+                plen = sizeof(br);
+            } else if (cmd == FOTA_CMD_WRITE) {
+                uint32_t off = (x >> 3) % 2u ? ((x >> 5) % 8u) * 1024u : ag.s.next;
+                if (off + 1024u > img.size) {
+                    off = 0;
+                }
+                memcpy(p, &off, 4);
+                memcpy(p + 4, img.data + off, 1024);
+                plen = 1028;
+            }
+            n = build(f, cmd, s, p, plen);
+            x = x * 1103515245u + 12345u;
+            if (kind == 1) {
+                f[(x >> 8) % n] ^= (uint8_t)(1u << ((x >> 4) % 8u)); /* bit flip */
+            } else if (kind == 2) {
+                n -= 1u + (x >> 8) % (n - 1u); /* truncated */
+            } /* kind 3: intact (executes when its seq happens to fit) */
+        }
+        memset(f + n, 0, 64);
+        tx_len = agent_request(&ag, f, n < FOTA_MIN_TRANSACTION ? FOTA_MIN_TRANSACTION : n, tx, sizeof(tx));
+        CHECK(tx_len >= FOTA_FRAME_OVERHEAD && tx_len <= sizeof(tx));
+        CHECK(resp_crc_ok());
+        agent_work(&ag);
+    }
+    CHECK(memcmp(before, flash, FOTA_REGION_SLOT_B_BASE - FOTA_FLASH_BASE) == 0);
+    CHECK(memcmp(before + (FOTA_REGION_METADATA_BASE - FOTA_FLASH_BASE), meta_mem(),
+                 FOTA_REGION_METADATA_SIZE) == 0);
+    CHECK(ag.stats.frame_errors > 1000);
+    CHECK(ag.stats.frames == 20000);
+    CHECK(ag.stats.chunks > 0);      /* some WRITEs got through and were programmed */
+    CHECK(ag.stats.retransmits > 0);
+    CHECK(ag.stats.seq_errors > 0);
+}
+
 /* ---- runner ------------------------------------------------------------------------------- */
 
 struct test_case {
@@ -1071,6 +1138,7 @@ static const struct test_case tests[] = {
     T(test_reset_after_delay),
     T(test_abort),
     T(test_pending_write_finished_before_next_request),
+    T(test_fuzz_frames),
 };
 
 int main(int argc, char **argv)
