@@ -87,7 +87,7 @@ class Section:
 
 @dataclass
 class ElfImage:
-    """The allocated sections of an ELF file and its symbols of interest, read once."""
+    """The allocated sections of an ELF file (addresses and contents), read once."""
 
     path: Path
     sections: list[Section]
