@@ -33,6 +33,7 @@ from pathlib import Path
 from .elfcheck import TARGETS, ElfReport, Target, check_elf
 from .errors import BuildError, FotaError
 from .image import ImageInfo, check_build_number, parse_version, read_image
+from .mpy import compile_bridge
 from .postlink import is_stale, postlink
 from .toolchain import check_toolchain
 
@@ -68,6 +69,7 @@ class BuildResult:
     targets: list[TargetResult] = field(default_factory=list)
     version_changed: bool = False  # differs from the last build in build_dir
     seconds: float = 0.0
+    bridge: list[Path] = field(default_factory=list)  # build_dir/esp32: compiled bridge modules
 
     @property
     def reports(self) -> list[ElfReport]:
@@ -201,6 +203,8 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
             for p in (elf.with_suffix(".bin"), elf.with_suffix(".hex")):
                 p.unlink(missing_ok=True)
             raise
+    # The ESP32 bridge: mpy-cross rejects what stock MicroPython would (stm32_fota.mpy).
+    result.bridge = compile_bridge(out / "esp32").files
     _write_if_changed(out / VERSION_FILE, version_str + "\n")
     _write_if_changed(stamp, json.dumps(config, sort_keys=True) + "\n")
     result.seconds = time.monotonic() - started

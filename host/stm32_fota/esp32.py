@@ -1,0 +1,258 @@
+"""Host side of the ESP32 bridge: flash MicroPython, deploy the bridge, run an update cycle.
+
+    >>> from stm32_fota.esp32 import deploy, run_update
+    >>> deploy("/dev/ttyUSB0", firmware=None, config={"server": "http://10.0.0.2:8000"})  # doctest: +SKIP
+    >>> outcome = run_update("/dev/ttyUSB0", on_line=print)                                # doctest: +SKIP
+    >>> outcome.outcome, outcome.version, outcome.slot                                    # doctest: +SKIP
+    ('confirmed', '1.1.0', 'B')
+
+Everything goes through the ordinary tools, so that a real board and the virtual ESP32 (a pty)
+behave the same: esptool for the MicroPython firmware, mpremote for files and for running code.
+Their failures are translated once, here, into :class:`Esp32Error` messages of the form
+"Failed to <operation> on <port>: <reason>" with a hint (port missing, busy, or not answering).
+The bridge's console lines (docs/bridge.md) are parsed by :func:`parse_line`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from .errors import FotaError
+from .mpy import compile_bridge
+
+FIRMWARE_OFFSET = 0x1000         # ESP32 (not S2/S3/C3): the bootloader image starts at 0x1000
+MPREMOTE_TIMEOUT_S = 120
+ESPTOOL_TIMEOUT_S = 300
+BRIDGE_MODULES = ("fota_const", "fotalink", "config", "net", "hw", "updater")
+CONFIG_KEYS = ("wifi_ssid", "wifi_password", "server", "token")
+
+
+class Esp32Error(FotaError):
+    """A step against the ESP32 failed (port, esptool, mpremote, or the bridge itself)."""
+
+
+# -- console lines of the bridge -------------------------------------------------------------------
+
+_STEP = re.compile(r"^fota: step (\S+)(?: (.*))?$")
+_PROGRESS = re.compile(r"^fota: progress (\d+)% (\d+)/(\d+)$")
+_RESULT = re.compile(r"^fota: result (\w+) (\S+) slot (\S) in ([0-9.]+) s(?:: (.*))?$")
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str                  # "step", "progress", "result"
+    name: str = ""             # step name, or the outcome of a result
+    detail: str = ""           # step detail, or the reason of a result
+    percent: int = 0
+    done: int = 0
+    size: int = 0
+    version: str = ""
+    slot: str = ""
+    seconds: float = 0.0
+
+
+def parse_line(text: str) -> Line | None:
+    """One console line of the bridge, or None when it is not a status line."""
+    text = text.strip()
+    if m := _STEP.match(text):
+        return Line("step", m[1], m[2] or "")
+    if m := _PROGRESS.match(text):
+        return Line("progress", percent=int(m[1]), done=int(m[2]), size=int(m[3]))
+    if m := _RESULT.match(text):
+        return Line("result", m[1], m[5] or "", version=m[2], slot=m[3], seconds=float(m[4]))
+    return None
+
+
+@dataclass
+class UpdateOutcome:
+    outcome: str               # confirmed, reverted, failed, none
+    version: str
+    slot: str
+    seconds: float
+    reason: str
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("confirmed", "none")
+
+
+class ProgressBar:
+    """Renders the bridge's lines on a terminal: steps as lines, progress as one redrawn bar."""
+
+    def __init__(self, out: IO[str], width: int = 40) -> None:
+        self.out = out
+        self.width = width
+        self.open = False
+
+    def __call__(self, text: str) -> None:
+        line = parse_line(text)
+        if line is not None and line.kind == "progress":
+            filled = self.width * line.percent // 100
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.out.write(f"\r  [{bar}] {line.percent:3d}% {line.done}/{line.size} bytes")
+            self.open = True
+        else:
+            if self.open:
+                self.out.write("\n")
+                self.open = False
+            self.out.write(text.rstrip() + "\n")
+        self.out.flush()
+
+
+# -- running the tools -----------------------------------------------------------------------------
+
+@dataclass
+class Proc:
+    code: int
+    out: str
+    err: str
+
+
+Runner = Callable[[Sequence[str], float], Proc]
+
+
+def run_tool(cmd: Sequence[str], timeout_s: float) -> Proc:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return Proc(-1, "", f"no answer within {timeout_s:.0f} s")
+    except OSError as e:
+        return Proc(-1, "", str(e))
+    return Proc(p.returncode, p.stdout, p.stderr)
+
+
+def mpremote_cmd(device: str, *args: str) -> list[str]:
+    # No `resume`: mpremote's soft reset drops modules main.py imported before they were replaced.
+    return [sys.executable, "-m", "mpremote", "connect", device, *args]
+
+
+def _reason(device: str, proc: Proc) -> str:
+    """mpremote's / esptool's failure as one sentence with a hint."""
+    text = (proc.err.strip() or proc.out.strip()).splitlines()
+    last = text[-1].strip() if text else f"exit code {proc.code}"
+    low = (proc.err + proc.out).lower()
+    if "in use" in low or "resource busy" in low or "could not exclusively lock" in low:
+        return f"{last} (the port is busy: close other programs using {device}, e.g. a serial monitor)"
+    if "no such file" in low or "failed to access" in low or "could not open port" in low:
+        return f"{last} (is the board connected? `mpremote connect list` shows the ports)"
+    if "raw repl" in low or "no answer" in low or "timed out" in low or "timeout" in low:
+        return f"{last} (the device does not answer: press its reset button or re-flash MicroPython)"
+    return last
+
+
+def check_port(device: str) -> None:
+    """A serial device path must exist (COM ports and rfc2217:// URLs are left to the tools)."""
+    if device.startswith("/") and not Path(device).exists():
+        raise Esp32Error(f"Failed to open {device}: no such port (is the board connected? "
+                         "`mpremote connect list` shows the ports)")
+
+
+def _run(device: str, what: str, cmd: Sequence[str], runner: Runner, timeout_s: float) -> Proc:
+    proc = runner(cmd, timeout_s)
+    if proc.code != 0:
+        raise Esp32Error(f"Failed to {what} on {device}: {_reason(device, proc)}")
+    return proc
+
+
+def flash_micropython(device: str, firmware: Path, runner: Runner = run_tool) -> None:
+    """esptool: erase the whole flash, then write the MicroPython firmware at 0x1000."""
+    if not firmware.is_file():
+        raise Esp32Error(f"Failed to flash MicroPython: {firmware} does not exist")
+    esptool = [sys.executable, "-m", "esptool", "--chip", "esp32", "--port", device]
+    _run(device, "erase the flash", [*esptool, "erase_flash"], runner, ESPTOOL_TIMEOUT_S)
+    _run(device, "write MicroPython", [*esptool, "--baud", "460800", "write_flash", "-z",
+                                       hex(FIRMWARE_OFFSET), str(firmware)], runner, ESPTOOL_TIMEOUT_S)
+
+
+@dataclass
+class DeployResult:
+    files: list[str]
+    config_written: bool
+    check: str
+
+
+def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | None = None,
+           runner: Runner = run_tool, build_dir: Path | None = None) -> DeployResult:
+    """Flash MicroPython (``firmware``), copy the compiled bridge and config.json, check the import.
+
+    ``config``: the keys to write into config.json (CONFIG_KEYS); None or empty keeps the device's.
+    """
+    check_port(device)
+    if firmware is not None:
+        flash_micropython(device, firmware, runner)
+    compiled = compile_bridge(build_dir) if build_dir else compile_bridge()
+    args: list[str] = []
+    # A stale .py of a module would shadow its .mpy (MicroPython imports the .py first).
+    stale = [m + ".py" for m in BRIDGE_MODULES]
+    remove = f"import os\nfor n in {tuple(stale)!r}:\n  try:\n    os.remove(n)\n  except OSError:\n    pass"
+    args += ["exec", remove]
+    for f in compiled.files:
+        args += ["+", "fs", "cp", str(f), ":" + f.name]
+    written = bool(config and any(config.get(k) for k in CONFIG_KEYS))
+    with tempfile.TemporaryDirectory() as tmp:
+        if written and config:
+            path = Path(tmp) / "config.json"
+            path.write_text(json.dumps({k: v for k, v in config.items() if v}, indent=1))
+            args += ["+", "fs", "cp", str(path), ":config.json"]
+        _run(device, "copy the bridge", mpremote_cmd(device, *args), runner, MPREMOTE_TIMEOUT_S)
+    probe = ("import " + ", ".join(BRIDGE_MODULES) +
+             "\nprint('fota: bridge ok', len(config.load()))")
+    proc = _run(device, "import the bridge", mpremote_cmd(device, "exec", probe), runner,
+                MPREMOTE_TIMEOUT_S)
+    if "fota: bridge ok" not in proc.out:
+        raise Esp32Error(f"Failed to import the bridge on {device}: "
+                         f"{(proc.out.strip().splitlines() or ['no output'])[-1]}")
+    return DeployResult([f.name for f in compiled.files], written, proc.out.strip())
+
+
+def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: float = 600,
+               config_path: str = "config.json") -> UpdateOutcome:
+    """Run one update cycle on the bridge through mpremote, streaming its lines to ``on_line``."""
+    check_port(device)
+    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    lines: list[str] = []
+    result: Line | None = None
+    deadline = time.monotonic() + timeout_s
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    except OSError as e:
+        raise Esp32Error(f"Failed to start mpremote: {e}") from None
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            text = raw.rstrip("\r\n")
+            lines.append(text)
+            on_line(text)
+            parsed = parse_line(text)
+            if parsed is not None and parsed.kind == "result":
+                result = parsed
+            if time.monotonic() > deadline:
+                raise Esp32Error(f"Failed to run the update on {device}: no result within {timeout_s:.0f} s")
+        err = proc.stderr.read() if proc.stderr else ""
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise Esp32Error(f"Failed to run the update on {device}: mpremote did not finish") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if result is None:
+        if code != 0:
+            raise Esp32Error(f"Failed to run the update on {device}: {_reason(device, Proc(code, '', err))}")
+        tail = next((x for x in reversed(lines) if x.strip()), "no output")
+        raise Esp32Error(f"Failed to run the update on {device}: the bridge printed no result line "
+                         f"(last line: {tail})")
+    return UpdateOutcome(result.name, result.version, result.slot, result.seconds, result.detail, lines)
