@@ -221,3 +221,44 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
         do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level)
     except FotaError as e:
         raise _fail(e) from None
+
+
+@task(name="deploy-esp32", help={
+    "device": "serial port of the ESP32 (e.g. /dev/ttyUSB0, or the pty of `invoke sim-esp32`)",
+    "firmware": "MicroPython firmware .bin to flash first with esptool (erase, then write at 0x1000)",
+    "wifi": "Wi-Fi SSID written into config.json on the device",
+    "password": "Wi-Fi password written into config.json",
+    "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080",
+    "token": "device token written into config.json (sent as Authorization: Bearer)",
+})
+def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", password: str = "",
+                 server: str = "", token: str = "") -> None:
+    """Flash MicroPython (optional), copy the compiled bridge and its config, check it imports."""
+    from stm32_fota.errors import FotaError
+    from stm32_fota.esp32 import deploy
+
+    config = {"wifi_ssid": wifi, "wifi_password": password, "server": server, "token": token}
+    try:
+        r = deploy(device, Path(firmware) if firmware else None, config)
+    except FotaError as e:
+        raise _fail(e) from None
+    print(f"deploy-esp32: {len(r.files)} files on {device}: {', '.join(r.files)}")
+    print("deploy-esp32: config.json " + ("written" if r.config_written else "kept as it was on the device"))
+    print(f"deploy-esp32: {r.check}")
+
+
+@task(help={
+    "device": "serial port of the ESP32 running the bridge (see deploy-esp32)",
+    "timeout": "seconds to wait for the cycle's result line (default 600)",
+})
+def update(c: Context, device: str, timeout: int = 600) -> None:
+    """Run one update cycle on the bridge; exit non-zero when it failed or the STM32 reverted."""
+    from stm32_fota.errors import FotaError
+    from stm32_fota.esp32 import ProgressBar, run_update
+
+    try:
+        r = run_update(device, ProgressBar(sys.stdout), timeout_s=timeout)
+    except FotaError as e:
+        raise _fail(e) from None
+    if not r.ok:
+        raise Exit(f"update: {r.outcome}: {r.reason}", code=1)
