@@ -133,9 +133,12 @@ def run_tool(cmd: Sequence[str], timeout_s: float) -> Proc:
     return Proc(p.returncode, p.stdout, p.stderr)
 
 
-def mpremote_cmd(device: str, *args: str) -> list[str]:
+MPREMOTE: tuple[str, ...] = (sys.executable, "-m", "mpremote")
+
+
+def mpremote_cmd(device: str, *args: str, tool: Sequence[str] = MPREMOTE) -> list[str]:
     # No `resume`: mpremote's soft reset drops modules main.py imported before they were replaced.
-    return [sys.executable, "-m", "mpremote", "connect", device, *args]
+    return [*tool, "connect", device, *args]
 
 
 def _reason(device: str, proc: Proc) -> str:
@@ -218,10 +221,11 @@ def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | N
 
 
 def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: float = 600,
-               config_path: str = "config.json") -> UpdateOutcome:
-    """Run one update cycle on the bridge through mpremote, streaming its lines to ``on_line``."""
+               config_path: str = "config.json", tool: Sequence[str] = MPREMOTE) -> UpdateOutcome:
+    """Run one update cycle on the bridge through mpremote (``tool``), streaming its lines to
+    ``on_line``; returns the cycle's result line."""
     check_port(device)
-    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})")
+    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})", tool=tool)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     lines: list[str] = []
     result: Line | None = None

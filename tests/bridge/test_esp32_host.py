@@ -1,0 +1,142 @@
+"""Host commands for the ESP32 (stm32_fota.esp32): status-line parsing, the progress bar, deploy's
+tool calls and error messages, and `update` over a stand-in for mpremote that prints what the
+bridge prints."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from stm32_fota.errors import FotaError
+from stm32_fota.esp32 import Proc, ProgressBar, deploy, parse_line, run_update
+
+DEVICE = os.devnull        # an existing path stands for a connected port
+
+
+def test_parse_status_lines() -> None:
+    step = parse_line("fota: step download 1.1.0 slot B 262144 bytes")
+    assert step is not None
+    assert (step.kind, step.name, step.detail) == ("step", "download", "1.1.0 slot B 262144 bytes")
+    prog = parse_line("fota: progress 42% 110592/262144")
+    assert prog is not None and (prog.percent, prog.done, prog.size) == (42, 110592, 262144)
+    res = parse_line("fota: result reverted 1.0.0 slot A in 12.5 s: REVERTED_NO_CONFIRM")
+    assert res is not None and (res.name, res.version, res.slot, res.seconds, res.detail) == \
+        ("reverted", "1.0.0", "A", 12.5, "REVERTED_NO_CONFIRM")
+    ok = parse_line("fota: result confirmed 1.1.0 slot B in 4.2 s")
+    assert ok is not None and ok.detail == ""
+    assert parse_line("MicroPython v1.24.1 on 2024-11-29") is None
+
+
+def test_progress_bar_redraws_one_line() -> None:
+    out = io.StringIO()
+    bar = ProgressBar(out, width=10)
+    for line in ("fota: step write", "fota: progress 50% 5/10", "fota: progress 100% 10/10",
+                 "fota: step verify"):
+        bar(line)
+    assert out.getvalue() == ("fota: step write\n"
+                              "\r  [#####-----]  50% 5/10 bytes\r  [##########] 100% 10/10 bytes\n"
+                              "fota: step verify\n")
+
+
+class FakeTools:
+    def __init__(self, fail: dict[str, Proc] | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.fail = fail or {}
+        self.config: dict[str, str] | None = None
+
+    def __call__(self, cmd: Sequence[str], timeout_s: float) -> Proc:
+        cmd = list(cmd)
+        self.calls.append(cmd)
+        if ":config.json" in cmd:
+            self.config = json.loads(Path(cmd[cmd.index(":config.json") - 1]).read_text())
+        for key, proc in self.fail.items():
+            if key in " ".join(cmd):
+                return proc
+        if "exec" in cmd and "fota: bridge ok" in cmd[-1]:
+            return Proc(0, "fota: bridge ok 19\n", "")
+        return Proc(0, "", "")
+
+
+def test_deploy_flashes_copies_and_checks(tmp_path: Path) -> None:
+    fw = tmp_path / "micropython.bin"
+    fw.write_bytes(b"\xe9" + bytes(100))
+    tools = FakeTools()
+    r = deploy(DEVICE, fw, {"wifi_ssid": "lab", "wifi_password": "pw", "server": "http://10.0.0.2:8080",
+                            "token": ""}, runner=tools, build_dir=tmp_path / "esp32")
+    erase, write, copy, check = tools.calls
+    assert erase[-1] == "erase_flash" and "--port" in erase and DEVICE in erase
+    assert write[-3:] == ["-z", "0x1000", str(fw)]
+    copied = [copy[i + 1] for i, a in enumerate(copy) if a == "cp"]
+    assert {Path(p).name for p in copied} >= {"fotalink.mpy", "updater.mpy", "main.py", "config.json"}
+    assert tools.config == {"wifi_ssid": "lab", "wifi_password": "pw", "server": "http://10.0.0.2:8080"}
+    assert "import fota_const, fotalink, config, net, hw, updater" in check[-1]
+    assert r.config_written and "main.py" in r.files
+
+
+def test_deploy_without_settings_keeps_the_device_config(tmp_path: Path) -> None:
+    tools = FakeTools()
+    r = deploy(DEVICE, None, {}, runner=tools, build_dir=tmp_path)
+    assert not r.config_written and tools.config is None
+    assert not any("esptool" in " ".join(c) for c in tools.calls)
+
+
+def test_deploy_missing_firmware_file(tmp_path: Path) -> None:
+    with pytest.raises(FotaError, match=r"^Failed to flash MicroPython: .*nope.bin does not exist"):
+        deploy(DEVICE, tmp_path / "nope.bin", runner=FakeTools(), build_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("err", "hint"), [
+    ("mpremote: failed to access /dev/ttyUSB0 (it may be in use by another program)", "the port is busy"),
+    ("mpremote: could not enter raw repl", "the device does not answer"),
+])
+def test_deploy_translates_mpremote_failures(tmp_path: Path, err: str, hint: str) -> None:
+    tools = FakeTools({"fs cp": Proc(1, "", err)})
+    with pytest.raises(FotaError) as e:
+        deploy(DEVICE, None, runner=tools, build_dir=tmp_path)
+    assert str(e.value).startswith(f"Failed to copy the bridge on {DEVICE}: {err}")
+    assert hint in str(e.value)
+
+
+def test_deploy_missing_port() -> None:
+    with pytest.raises(FotaError, match=r"^Failed to open /dev/ttyNOPE0: no such port"):
+        deploy("/dev/ttyNOPE0", runner=FakeTools())
+
+
+def _fake_mpremote(tmp_path: Path, lines: list[str], code: int = 0) -> list[str]:
+    script = tmp_path / "fake_mpremote.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        assert sys.argv[1] == "connect" and sys.argv[3] == "exec" and "updater.update(" in sys.argv[4]
+        for line in {lines!r}:
+            print(line, flush=True)
+        sys.exit({code})
+    """))
+    return [sys.executable, str(script)]
+
+
+def test_update_streams_lines_and_returns_the_result(tmp_path: Path) -> None:
+    lines = ["fota: step info", "fota: progress 50% 2/4", "fota: progress 100% 4/4",
+             "fota: result confirmed 1.1.0 slot B in 4.2 s"]
+    seen: list[str] = []
+    r = run_update(DEVICE, seen.append, tool=_fake_mpremote(tmp_path, lines))
+    assert seen == lines and r.ok
+    assert (r.outcome, r.version, r.slot, r.seconds) == ("confirmed", "1.1.0", "B", 4.2)
+
+
+def test_update_reverted_is_not_ok(tmp_path: Path) -> None:
+    lines = ["fota: result reverted 1.0.0 slot A in 9.0 s: REVERTED_NO_CONFIRM"]
+    r = run_update(DEVICE, lambda _l: None, tool=_fake_mpremote(tmp_path, lines))
+    assert not r.ok and r.reason == "REVERTED_NO_CONFIRM"
+
+
+def test_update_without_result_line_is_an_error(tmp_path: Path) -> None:
+    tool = _fake_mpremote(tmp_path, ["Traceback (most recent call last):",
+                                     "ImportError: no module named 'updater'"])
+    with pytest.raises(FotaError, match=r"printed no result line \(last line: ImportError: no module named"):
+        run_update(DEVICE, lambda _l: None, tool=tool)
