@@ -44,7 +44,7 @@ def _quote(arg: str) -> str:
 })
 def build(c: Context, version: str = "1.0.0", build_number: int = 0, build_dir: str = BUILD_DIR,
           variant: list[str] | None = None, jobs: int = 2, verbose: bool = False) -> None:
-    """Build the bootloader and both slot images, check them, print sizes."""
+    """Build bootloader and slot images, check them, print sizes."""
     from stm32_fota.build import build as do_build
     from stm32_fota.errors import FotaError
     from stm32_fota.sizes import format_size_table
@@ -77,7 +77,7 @@ def size(c: Context, build_dir: str = BUILD_DIR) -> None:
 
 @task(help={"check": "only check that the generated files are up to date (exit 1 when stale)"})
 def gen(c: Context, check: bool = False) -> None:
-    """Regenerate C headers, linker maps and bridge constants from spec."""
+    """Regenerate C headers, linker maps, bridge constants."""
     from stm32_fota import gen as generator
 
     rc = generator.main(["--check"] if check else [])
@@ -104,7 +104,7 @@ def clean(c: Context, build_dir: str = BUILD_DIR) -> None:
 
 @task(help={"fix": "let ruff fix what it can"})
 def lint(c: Context, fix: bool = False) -> None:
-    """Run ruff and check that the generated files are up to date."""
+    """Run ruff; check that generated files are up to date."""
     result = c.run(f"{_quote(sys.executable)} -m ruff check {'--fix ' if fix else ''}.", warn=True, pty=False)
     gen(c, check=True)
     if result is None or result.failed:
@@ -117,7 +117,7 @@ def lint(c: Context, fix: bool = False) -> None:
     "jobs": "parallel pytest workers (default 2; 0 runs in one process)",
 })
 def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
-    """Run the test suite with pytest (2 workers, one file per worker)."""
+    """Run the test suite with pytest (2 workers)."""
     args = [sys.executable, "-m", "pytest"]
     if jobs:
         args += ["-n", str(jobs), "--dist", "loadfile"]
