@@ -98,6 +98,9 @@ RAMFUNC static int flash_erase_sector(uint32_t sector)
         return rc;
     }
     if (rc == FOTA_OK) {
+        /* An erase may take 2 s of the 4 s trial watchdog (iwdg.h): start it with a full period.
+         * Harmless when the watchdog is not running. */
+        IWDG_KR = IWDG_KR_RELOAD;
         /* RM0090 section 3.6.3: PSIZE x32, SER and SNB, then STRT. */
         FLASH_CR = (FLASH_CR_PSIZE_X32 << FLASH_CR_PSIZE_SHIFT) | FLASH_CR_SER | (sector << FLASH_CR_SNB_SHIFT);
         FLASH_CR |= FLASH_CR_STRT;

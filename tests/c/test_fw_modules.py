@@ -1,5 +1,6 @@
 """Host tests of the firmware's shared modules (stm32/common: crc32, sha256, flash_area, image,
-journal, boot_decide) over the RAM-backed flash stm32/test/flash_ram.c.
+journal, boot_decide) over the RAM-backed flash stm32/test/flash_ram.c, and of the pure parts of
+the application (app/sched.c) and drivers (the temperature conversion in drivers/adc_temp.c).
 
 The C cases live in tests/c/fw_*.c (TEST(name) blocks). The runner is built once per module with
 the host gcc (AddressSanitizer + UBSan, -Werror) and run once; every C case is one pytest case.
@@ -22,11 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 STM32 = ROOT / "stm32"
 MODULES = ("crc32", "sha256", "flash_area", "image", "journal", "boot_decide")
+OTHER = (STM32 / "app" / "sched.c", STM32 / "drivers" / "adc_temp.c")
 SOURCES = sorted(HERE.glob("fw_*.c"))
 CFLAGS = [
     "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
     "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
     f"-I{STM32 / 'common'}", f"-I{STM32 / 'gen'}", f"-I{STM32 / 'test'}", f"-I{HERE}",
+    f"-I{STM32 / 'app'}", f"-I{STM32 / 'drivers'}", f"-I{STM32 / 'include'}",
 ]
 CASES = sorted(
     name for src in SOURCES
@@ -40,7 +43,7 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("host gcc is not installed (apt-get install gcc)")
     exe = tmp_path_factory.mktemp("fw_modules") / "fw_tests"
     cmd = ["gcc", *CFLAGS, *map(str, SOURCES), str(STM32 / "test" / "flash_ram.c"),
-           *(str(STM32 / "common" / f"{m}.c") for m in MODULES), "-o", str(exe)]
+           *(str(STM32 / "common" / f"{m}.c") for m in MODULES), *map(str, OTHER), "-o", str(exe)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, "Failed to build the C test runner:\n" + proc.stderr
     return exe
