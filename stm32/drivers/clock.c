@@ -58,6 +58,10 @@ int clock_init(struct clock_info *ci)
     RCC_CR |= RCC_CR_HSION;
     (void)wait_reg(&RCC_CR, RCC_CR_HSIRDY, RCC_CR_HSIRDY, SWITCH_US);
     RCC_CFGR = 0u;
+    /* The application finds the PLL running (set up by the bootloader): the PLL can only be turned
+     * off once the switch to the HSI has happened (RM0090 section 7.3.1, PLLON). */
+    (void)wait_reg(&RCC_CFGR, RCC_CFGR_SWS_MASK << RCC_CFGR_SWS_SHIFT, RCC_CFGR_SW_HSI << RCC_CFGR_SWS_SHIFT,
+                   SWITCH_US);
     g_core_mhz = HSI_HZ / 1000000u;
 
     ci->source = CLOCK_HSE_PLL;
