@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import FotaError
 from .image import INFO_OFFSET, INFO_SIZE, SLOTS, unpack_info
@@ -70,20 +70,9 @@ class LinkError(FotaError):
         return None if self.status is None else PROTOCOL.name_of("status", self.status)
 
 
-class Board(Protocol):
-    """What TwinPort needs from the STM32 twin."""
-
-    def spi_transfer(self, tx: bytes, hz: int) -> bytes: ...
-    def wait_pin(self, name: str, level: int, timeout_ms: float) -> bool: ...
-    def pin(self, name: str) -> int: ...
-
-
 class TwinPort:
-    """The bridge's port interface over the STM32 twin (virtual time).
-
-    Time: the twin's virtual clock (``board.time_ms()``), and ``board.run_ms(n)`` to let it run;
-    reset: ``board.reset_pin()`` when the board has it, else NRST low then high.
-    """
+    """The bridge's port interface over the STM32 twin (``stm32_twin.board.Stm32Twin``), in its
+    virtual time: ``board.now_ms`` is the clock and ``board.run(ms=n)`` lets the twin run."""
 
     def __init__(self, board: Any, hz: int = SPI_HZ) -> None:
         self.board = board
@@ -99,21 +88,16 @@ class TwinPort:
         return bool(self.board.wait_pin("READY", 1, timeout_ms))
 
     def ticks_ms(self) -> int:
-        return int(self.board.time_ms())
+        return int(self.board.now_ms)
 
     def now_ms(self) -> float:
-        return float(self.board.time_ms())
+        return float(self.board.now_ms)
 
     def sleep_ms(self, n: int) -> None:
-        self.board.run_ms(n)
+        self.board.run(ms=n)
 
     def reset_target(self) -> None:
-        if hasattr(self.board, "reset_pin"):
-            self.board.reset_pin()
-        else:
-            self.board.set_pin("NRST", 0)
-            self.board.run_ms(1)
-            self.board.set_pin("NRST", 1)
+        self.board.reset_pin()
 
 
 class BytesSource:
