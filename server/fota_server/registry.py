@@ -141,15 +141,16 @@ class Registry:
         return row is not None
 
     def open_update(self, device_id: str, version: str, target_slot: str, file: str, size: int, sha256: str,
-                    downgrade: bool, from_slot: str, from_version: str) -> int:
-        """The id of the open update for this device and image, created if there is none."""
+                    downgrade: bool, from_slot: str, from_version: str) -> tuple[int, bool]:
+        """The id of the open update for this device and image (created if there is none), and
+        whether it was created now."""
         with self._lock:
             row = self._db.execute(
                 "SELECT id FROM updates WHERE device_id=? AND version=? AND target_slot=? AND sha256=?"
                 " AND status IN ('offered','in_progress') ORDER BY id DESC LIMIT 1",
                 (device_id, version, target_slot, sha256)).fetchone()
             if row is not None:
-                return int(row[0])
+                return int(row[0]), False
             ts = now_iso()
             # Any other open update of this device is superseded by this one.
             self._db.execute(
@@ -162,7 +163,7 @@ class Registry:
                 " VALUES (?,?,?,?,?,?,?,?,?,'offered',?,?)",
                 (device_id, version, target_slot, file, size, sha256, int(downgrade), from_slot, from_version,
                  ts, ts))
-            return int(cur.lastrowid or 0)
+            return int(cur.lastrowid or 0), True
 
     # -- reports ----------------------------------------------------------------------------------
     def report(self, device_id: str, update_id: int, stage: str, offset: int, outcome: str | None,

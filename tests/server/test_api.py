@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
+from fota_server.models import CheckInReply
 from fota_server.serve import build_app, check_listen
 from srv_helpers import LiveServer, install_release
 from stm32_fota.config import ConfigError, FotaConfig, ServerConfig
@@ -62,6 +63,7 @@ def test_checkin_decisions(client: TestClient, slot: str, running: str, update: 
     r = client.post("/api/v1/checkin", json=checkin_body(slot, running))
     assert r.status_code == 200, r.text
     d = r.json()
+    CheckInReply.model_validate(d, strict=True)  # the documented reply schema
     assert d["update"] is update
     if not update:
         assert set(d) == {"update", "reason"} and d["reason"]
