@@ -232,3 +232,22 @@ def test_invoke_clean_removes_only_build_directories(fw_build_copy: Path, tmp_pa
     proc = _invoke("clean", "--build-dir", str(fw_build_copy))
     assert proc.returncode == 0, proc.stderr
     assert not fw_build_copy.exists()
+
+
+def test_tasks_load_without_the_project_packages() -> None:
+    """`invoke --list` must work even when a part of the project (or all of it) fails to import."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('stm32_fota', 'fota_server', 'stm32_twin', 'esp32_twin'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import tasks\n"
+        "from invoke import Collection\n"
+        "print(' '.join(sorted(Collection.from_module(tasks).task_names)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert {"build", "clean", "gen", "lint", "size", "test"} <= set(proc.stdout.split())
