@@ -4,9 +4,12 @@ change, and stops with a clear message on each kind of failure."""
 from __future__ import annotations
 
 import ast
+import fcntl
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -97,7 +100,7 @@ def test_missing_toolchain_names_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_bad_variant_name(tmp_path: Path) -> None:
-    with pytest.raises(BuildError, match=r"Failed to build variant 'a b'"):
+    with pytest.raises(BuildError, match=r"Failed to build variant 'a b': a variant name is letters, digits"):
         build("1.0.0", 0, tmp_path / "b", variants=["a b"])
 
 
@@ -151,6 +154,27 @@ def test_make_receives_build_dir_version_and_variant(fake_elves: Path, tmp_path:
     assert [t.target.name for t in result.targets] == ["bootloader", "slot-a", "slot-b", "slot-a-hang",
                                                        "slot-b-hang"]
     assert read_image(out / "slot-b-hang.bin", TARGETS["slot-b"].slot).slot_name == "B"
+
+
+def test_concurrent_builds_into_one_directory_take_turns(fake_elves: Path, tmp_path: Path) -> None:
+    src = fake_source(tmp_path, f"\tcp {fake_elves}/*.elf $(BUILD)/")
+    out = tmp_path / "b"
+    out.mkdir()
+    messages: list[str] = []
+    results: list[BuildResult] = []
+    with (out / build_mod.LOCK).open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)       # another build is running
+        worker = threading.Thread(target=lambda: results.append(
+            build("1.0.0", 0, out, source_dir=src, log=messages.append)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not messages and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert messages == [f"build: waiting for another build in {out}"]
+        assert not results and not (out / "slot-b.bin").exists()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(timeout=60)
+    assert len(results) == 1 and (out / "slot-b.bin").is_file()
 
 
 def test_bad_link_stops_the_build_and_leaves_no_image(fake_elves: Path, tmp_path: Path) -> None:

@@ -22,11 +22,14 @@ Steps, in order:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +43,8 @@ from .toolchain import check_toolchain
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIR = ROOT / "stm32"
 STAMP = "build.stamp"
+LOCK = "build.lock"
+_VARIANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 VERSION_FILE = "version.txt"
 MAKE_TIMEOUT_S = 900  # a clean build takes seconds; this only stops a hung make
 
@@ -163,12 +168,11 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
     started = time.monotonic()
     say = log or (lambda _msg: None)
     ver = parse_version(version)
-    version_str = ".".join(map(str, ver))
     check_build_number(build_number)
     variants = tuple(variants)
     for v in variants:
-        if not v.isidentifier():
-            raise BuildError(f"Failed to build variant {v!r}: a variant name is letters, digits and _")
+        if not _VARIANT_RE.match(v):
+            raise BuildError(f"Failed to build variant {v!r}: a variant name is letters, digits, - and _")
     toolchain = check_toolchain()
     out = Path(build_dir).resolve()
     src = Path(source_dir).resolve()
@@ -178,7 +182,40 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BuildError(f"Failed to create the build directory {out}: {e.strerror or e}") from None
+    with _locked(out, say):
+        result = _build_in(out, src, toolchain.make, ver, build_number, variants, jobs, verbose, say)
+    result.seconds = time.monotonic() - started
+    return result
 
+
+@contextlib.contextmanager
+def _locked(out: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold the build directory's lock: two builds into one directory (two terminals, test workers)
+    would otherwise interleave compiler and post-link writes."""
+    with (out / LOCK).open("a") as lock:  # "a": creating or opening never changes the file
+        deadline = time.monotonic() + MAKE_TIMEOUT_S
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BuildError(f"Failed to lock the build directory {out}: another build has held "
+                                     f"it for {MAKE_TIMEOUT_S} s") from None
+                if not waiting:
+                    say(f"build: waiting for another build in {out}")
+                    waiting = True
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_in(out: Path, src: Path, make: Path, ver: tuple[int, int, int], build_number: int,
+              variants: tuple[str, ...], jobs: int, verbose: bool, say: Callable[[str], None]) -> BuildResult:
+    version_str = ".".join(map(str, ver))
     config = {"version": version_str, "build_number": build_number}
     stamp = out / STAMP
     last = _read_stamp(stamp)
@@ -191,7 +228,7 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
                 f"{last.get('build_number')} in {out}")
     result = BuildResult(out, version_str, build_number, version_changed=force)
     for variant in ("", *variants):
-        _run_make(toolchain.make, src, out, version_str, build_number, variant, jobs, verbose)
+        _run_make(make, src, out, version_str, build_number, variant, jobs, verbose)
     for target in targets_for(variants):
         elf = out / f"{target.name}.elf"
         if not elf.is_file():
@@ -207,5 +244,4 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
     result.bridge = compile_bridge(out / "esp32").files
     _write_if_changed(out / VERSION_FILE, version_str + "\n")
     _write_if_changed(stamp, json.dumps(config, sort_keys=True) + "\n")
-    result.seconds = time.monotonic() - started
     return result
