@@ -7,7 +7,6 @@ ELF checks, the simulator, the link tests) take it instead of building again.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -35,20 +34,13 @@ def fw_build(arm_toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> B
     """The firmware built (v1.0.0+0) into a temporary directory: .elf .bin .hex .map per target.
 
     One directory for the whole run, shared by the pytest-xdist workers: the first worker builds,
-    the others wait on the lock and find everything up to date. Treat it as read-only
-    (``fw_build_copy`` gives a private copy).
+    the others wait on the build directory's lock (stm32_fota.build) and find everything up to
+    date. Treat it as read-only (``fw_build_copy`` gives a private copy).
     """
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # common to every worker of this run
-    out = root / "fw-build"
-    out.mkdir(exist_ok=True)
-    with (root / "fw-build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return build(FW_VERSION, FW_BUILD_NUMBER, out)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return build(FW_VERSION, FW_BUILD_NUMBER, root / "fw-build")
 
 
 @pytest.fixture
