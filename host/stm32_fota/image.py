@@ -37,7 +37,7 @@ TRAILER_SIZE: int = TRAILER.size
 ALIGN: int = _C["IMAGE_ALIGN"]
 SLOTS: dict[int, str] = {_C["SLOT_A"]: "A", _C["SLOT_B"]: "B"}
 _SIZE_FIELD_OFFSET = next(f.offset for f in INFO.fields if f.name == "image_size")
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_VERSION_RE = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
 
 
 def _field_max(struct_name: str, field: str) -> int:
@@ -52,7 +52,7 @@ def _erased(trailer_field: str) -> bytes:
 
 def parse_version(text: str) -> tuple[int, int, int]:
     """``"1.2.3"`` -> ``(1, 2, 3)``, within the widths of the information block's fields."""
-    m = _VERSION_RE.match(text.strip())
+    m = _VERSION_RE.fullmatch(text.strip())
     if not m:
         raise ImageError(f"Failed to parse version {text!r}: expected MAJOR.MINOR.PATCH, e.g. 1.0.0")
     parts = tuple(int(x) for x in m.groups())
