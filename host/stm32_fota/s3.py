@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,18 +142,6 @@ class S3Store:
             raise S3Error(f"Failed to upload {self.url(key)}: {e}") from None
         if self.mirror_dir is not None:
             write_atomic(self.mirror_dir / self.bucket / full, data)
-
-    def list_keys(self, key_prefix: str = "") -> Iterator[str]:
-        """Keys (relative to the configured prefix) starting with ``key_prefix``."""
-        base = self.config.key(key_prefix)
-        strip = len(self.config.key("")) + (1 if self.config.prefix else 0)
-        try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                                Prefix=base):
-                for obj in page.get("Contents", []):
-                    yield obj["Key"][strip:]
-        except (BotoCoreError, ClientError) as e:
-            raise S3Error(f"Failed to list {self.url(key_prefix)}: {_reason(e)}") from None
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -135,6 +135,12 @@ def test_malformed_version_in_bucket_needs_force(store: S3Store, tmp_path: Path)
     assert store.get_text("version.txt") == "1.0.0\n"
 
 
+def test_missing_bucket_is_a_clear_error(cfg: FotaConfig, tmp_path: Path):
+    missing = S3Store.connect(cfg.with_s3(bucket="no-such-bucket-here").s3)
+    with pytest.raises(ReleaseError, match=r"s3://no-such-bucket-here/.*the bucket does not exist"):
+        release(missing, write_build(tmp_path / "b", "1.0.0"), revision="r")
+
+
 def test_s3_down_is_a_clear_error(cfg: FotaConfig, tmp_path: Path, aws_env: None):
     from stm32_fota.locals3 import free_port
 
