@@ -16,6 +16,7 @@ from stm32_fota.build import BuildResult, build
 from stm32_fota.errors import ToolchainError
 from stm32_fota.toolchain import check_toolchain
 
+ROOT = Path(__file__).resolve().parents[1]
 FW_VERSION = "1.0.0"
 FW_BUILD_NUMBER = 0
 
@@ -41,6 +42,19 @@ def fw_build(arm_toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> B
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # common to every worker of this run
     return build(FW_VERSION, FW_BUILD_NUMBER, root / "fw-build")
+
+
+@pytest.fixture(scope="session")
+def fw_build_variants(arm_toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """Like ``fw_build``, plus every application variant in stm32/app/variants/ (slot-b-hang.bin, ...).
+
+    A separate shared directory, so that tests which need no variant never pay for them.
+    """
+    variants = sorted(p.stem for p in (ROOT / "stm32" / "app" / "variants").glob("*.c"))
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return build(FW_VERSION, FW_BUILD_NUMBER, root / "fw-build-variants", variants)
 
 
 @pytest.fixture

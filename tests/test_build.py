@@ -275,3 +275,16 @@ def test_tasks_load_without_the_project_packages() -> None:
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert {"build", "clean", "gen", "lint", "size", "test"} <= set(proc.stdout.split())
+
+
+def test_variants_are_built_checked_and_post_linked(fw_build_variants: BuildResult) -> None:
+    variants = sorted(p.stem for p in (ROOT / "stm32" / "app" / "variants").glob("*.c"))
+    names = [t.target.name for t in fw_build_variants.targets]
+    assert names[:3] == ["bootloader", "slot-a", "slot-b"]
+    assert names[3:] == [f"slot-{s}-{v}" for v in variants for s in ("a", "b")]
+    for t in fw_build_variants.targets[3:]:
+        info = read_image(t.bin, t.target.slot)
+        assert (info.version, info.build) == ((1, 0, 0), 0)
+        # A variant differs from the plain application of its slot.
+        plain = fw_build_variants.build_dir / f"slot-{info.slot_name.lower()}.bin"
+        assert t.bin.read_bytes() != plain.read_bytes()
