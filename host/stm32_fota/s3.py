@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ _BOTO_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"max_attempts
                       signature_version="s3v4")
 _TRANSFER = TransferConfig(use_threads=False)
 _EMBEDDED_CREDENTIALS = {"aws_access_key_id": "fota-local", "aws_secret_access_key": "fota-local"}
+
+
+_session_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
+
+def _new_client(**kwargs: Any) -> Any:
+    """An S3 client from one boto3 session per process (a new session re-reads the service models,
+    about 0.25 s); creating clients from one session is not thread-safe, hence the lock."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("s3", **kwargs)
 
 
 class S3Error(FotaError):
@@ -80,7 +95,7 @@ class S3Store:
         if config.embedded:
             kwargs.update(_EMBEDDED_CREDENTIALS)
         try:
-            client = boto3.session.Session().client("s3", **kwargs)
+            client = _new_client(**kwargs)
         except (BotoCoreError, ValueError) as e:
             raise S3Error(f"Failed to create the S3 client for {config.describe()}: {_reason(e)}") from None
         return cls(client, config, mirror_dir)
