@@ -1,0 +1,30 @@
+"""The usage examples in the module docstrings of the release and server code run as written."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+from pathlib import Path
+
+import pytest
+
+MODULES = [
+    "stm32_fota.semver",
+    "stm32_fota.config",
+    "stm32_fota.release",
+    "stm32_fota.s3",
+    "stm32_fota.locals3",
+    "fota_server.ranges",
+    "fota_server.decision",
+    "fota_server.registry",
+    "fota_server.firmware",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)  # examples that read a config file must not see the developer's
+    for var in ("FOTA_CONFIG", "FOTA_S3_BUCKET", "FOTA_S3_PREFIX"):
+        monkeypatch.delenv(var, raising=False)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
