@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from stm32_fota.semver import Version, VersionError
 
 DEVICE_ID_PATTERN = r"^[0-9a-fA-F]{24}$"  # the STM32's 96-bit unique ID in hex
@@ -32,6 +32,14 @@ VersionStr = Annotated[str, Field(pattern=VERSION_PATTERN, max_length=17, exampl
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, examples=["0123456789abcdef01234567"]),
                      AfterValidator(_lower)]
 SlotName = Literal["A", "B"]
+
+
+def _unknown_slot(value: object) -> object:
+    # A bridge that lost contact with its STM32 reports the running slot as "?" (unknown).
+    return None if value == "?" else value
+
+
+ReportedSlot = Annotated[SlotName | None, BeforeValidator(_unknown_slot)]
 
 
 class _Body(BaseModel):
@@ -75,7 +83,7 @@ class Report(_Body):
     outcome: Literal["confirmed", "reverted", "failed"] | None = None
     reason: str | None = Field(default=None, max_length=500)
     duration_ms: int | None = Field(default=None, ge=0, le=MAX_INT)
-    running_slot: SlotName | None = None
+    running_slot: ReportedSlot = Field(default=None, description='"A", "B", or null / "?" when unknown')
     running_version: VersionStr | None = None
 
 

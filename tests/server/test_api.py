@@ -224,6 +224,30 @@ def test_reports_and_registry(client: TestClient):
     assert client.post("/api/v1/checkin", json=checkin_body("B", "1.1.0")).json()["update"] is False
 
 
+def test_result_report_with_unknown_running_slot(client: TestClient):
+    """The bridge sends "?" when it could not read the STM32's state after the update."""
+    d = client.post("/api/v1/checkin", json=checkin_body("A", "1.0.0")).json()
+    r = client.post(
+        "/api/v1/report",
+        json={
+            "device_id": DEV,
+            "update_id": d["update_id"],
+            "stage": "result",
+            "outcome": "failed",
+            "reason": "READY never high",
+            "offset": 4096,
+            "duration_ms": 1200,
+            "running_slot": "?",
+            "running_version": None,
+        },
+    )
+    assert r.status_code == 200, r.text
+    u = r.json()["update"]
+    assert (u["status"], u["result_slot"], u["reason"]) == ("failed", None, "READY never high")
+    dev = client.get(f"/api/v1/devices/{DEV}").json()
+    assert dev["running_slot"] == "A"  # an unknown slot does not overwrite what the check-in said
+
+
 def test_reverted_update_is_not_offered_again(client: TestClient):
     d = client.post("/api/v1/checkin", json=checkin_body("A", "1.0.0")).json()
     r = client.post(
