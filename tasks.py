@@ -146,12 +146,16 @@ def _config() -> FotaConfig:
 def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False) -> None:
     """Upload the build (slot images, manifest, version.txt) to the release bucket."""
     from stm32_fota.errors import FotaError
-    from stm32_fota.locals3 import lost_on_stop, open_store
+    from stm32_fota.locals3 import describe_start, lost_on_stop, open_store, start
     from stm32_fota.release import ConsoleReporter
     from stm32_fota.release import release as do_release
 
     try:
         cfg = _config()
+        if cfg.s3.embedded:
+            info = start(cfg)
+            if not info.already_running:
+                print(describe_start(cfg, info))
         store = open_store(cfg)
         print(f"release: {ROOT / build_dir} -> {cfg.s3.describe()}")
         result = do_release(store, ROOT / build_dir, force=force, downgrade=downgrade, root=ROOT,

@@ -15,7 +15,7 @@ import secrets
 import uvicorn
 from fastapi import FastAPI
 from stm32_fota.config import ConfigError, FotaConfig
-from stm32_fota.locals3 import open_store
+from stm32_fota.locals3 import describe_start, open_store, start
 from stm32_fota.s3 import S3Store
 
 from fota_server.app import ServerSettings, create_app
@@ -34,6 +34,10 @@ def check_listen(cfg: FotaConfig) -> None:
 
 def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
     def factory() -> S3Store:
+        if cfg.s3.embedded:
+            info = start(cfg)
+            if not info.already_running:
+                logging.getLogger("fota_server").info("%s", describe_start(cfg, info))
         return open_store(cfg, start_embedded=True)
     return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.db_path, token=cfg.server.token,
                           sync_interval_s=cfg.server.sync_interval_s if sync else None,

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from fota_server.serve import build_app
 from srv_helpers import write_build
 from stm32_fota import locals3
 from stm32_fota.config import FotaConfig, load_config
@@ -54,6 +56,13 @@ def test_start_release_stop_start_restores_the_bucket(
     assert store.get_text("version.txt") == "1.0.0\n"
     assert json.loads(store.get_bytes("manifest.json") or b"")["version"] == "1.0.0"
     assert store.get_bytes("slot-b.bin") == (tmp_path / "b" / "slot-b.bin").read_bytes()
+
+    # `invoke serve` with no bucket configured syncs from this same endpoint
+    with TestClient(build_app(embedded)) as c:
+        r = c.post("/api/v1/sync").json()
+        assert r["status"] in ("updated", "up-to-date"), r  # the sync on start may have won the race
+        status = c.get("/api/v1/status").json()
+        assert status["version"] == "1.0.0" and "embedded" in status["source"]
 
 
 def test_stale_state_file_is_ignored(embedded: FotaConfig):
