@@ -66,6 +66,7 @@ SYSINFO_BASE = 0x1FFF_7800    # OTP + unique ID + flash size (RM0090 sections 2.
 UID_OFFSET, FLASH_SIZE_OFFSET = 0x210, 0x222
 DEFAULT_UID = bytes.fromhex("2f0034000d47363535373131")
 MAX_SLICE = 10_000            # instructions per Unicorn call at most
+MASKED_SLICE = 32              # instructions between looks at a masked pending interrupt
 POLL_THRESHOLD = 4            # identical reads of one register before a busy-wait is assumed
 WFI = 0xBF30
 LEDS = {12: "green", 13: "orange", 14: "red", 15: "blue"}  # STM32F4-Discovery, port D
@@ -120,6 +121,7 @@ class Stm32Twin:
         self._poll_n = 0
         self._access: tuple[int, int] = (0, 0)
         self._pending_exception = False
+        self._replay: tuple[int, int, str, int] | None = None
         self._cut_timer = None
         self._flash_locked_out = False
         self.flash_mem = FlashMemory(flash_file)
@@ -327,13 +329,16 @@ class Stm32Twin:
             self.exti.edge(pin, rising=bool(level))
 
     def irq_pended(self) -> None:
-        """An exception became pending or a priority changed: let the CPU loop look at it now."""
-        self._request_stop("irq")
+        """An exception became pending or a priority changed: stop the slice when it can be taken."""
+        if self._in_emu and self._stop_reason is None and self._takeable() is not None:
+            self._request_stop("irq")
+
+    def clock_will_change(self) -> None:
+        self.systick.freeze()
+        self.dwt.freeze()
 
     def clock_changed(self) -> None:
         self.systick.clock_changed()
-        self.dwt.clock_changed()
-        self._request_stop("clock")
 
     def peripheral_reset(self, name: str) -> None:
         names = {"ADC": "ADC", "DMA1": "DMA1", "SPI2": "SPI2", "USART2": "USART2", "CRC": "CRC",
@@ -417,6 +422,12 @@ class Stm32Twin:
 
         def read(uc: Uc, offset: int, size: int, _ud: object) -> int:
             addr = base + offset
+            if self._stop_reason is not None:
+                return self._aborted_access(addr, "r")
+            if self._replay is not None:
+                hit, v = self._replayed(addr, "r")
+                if hit:
+                    return v
             self._access = (addr, size)
             try:
                 if clock and clock_off(addr, "read"):
@@ -429,15 +440,21 @@ class Stm32Twin:
                     self._poll_n += 1
                 else:
                     self._poll_addr, self._poll_val, self._poll_n = addr, value, 1
-                return value
             except _Halt:
                 return 0
             except Exception as e:  # a bug in a model must not vanish inside Unicorn
                 self.fail(f"internal error in the {p.name} model on a read at 0x{addr:08X}: {e!r}")
                 return 0
+            self._note_replay(addr, "r", value)
+            return value
 
         def write(uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
             addr = base + offset
+            if self._stop_reason is not None:
+                self._aborted_access(addr, "w")
+                return
+            if self._replay is not None and self._replayed(addr, "w")[0]:
+                return
             self._access = (addr, size)
             self._poll_addr = -1
             try:
@@ -450,8 +467,27 @@ class Stm32Twin:
                 return
             except Exception as e:
                 self.fail(f"internal error in the {p.name} model on a write at 0x{addr:08X}: {e!r}")
+            self._note_replay(addr, "w", 0)
 
         return read, write
+
+    # Unicorn aborts the instruction whose memory callback asked to stop, and executes it again
+    # when the CPU resumes. The access that asked to stop has had its effect: remember it and
+    # answer its re-execution from the record. Accesses made after the request (same instruction
+    # or later ones) are dropped: they run again, for real, after the restart.
+    def _note_replay(self, addr: int, kind: str, value: int) -> None:
+        if self._stop_reason is not None and self._in_emu and self._replay is None:
+            self._replay = (int(self.uc.reg_read(A.UC_ARM_REG_PC)), addr, kind, value)
+
+    def _aborted_access(self, addr: int, kind: str) -> int:
+        return 0
+
+    def _replayed(self, addr: int, kind: str) -> tuple[bool, int]:
+        r = self._replay
+        if r is not None and r[1] == addr and r[2] == kind and int(self.uc.reg_read(A.UC_ARM_REG_PC)) == r[0]:
+            self._replay = None
+            return True, r[3]
+        return False, 0
 
     def _on_intr(self, uc: Uc, intno: int, _ud: object) -> None:
         pc = int(uc.reg_read(A.UC_ARM_REG_PC))
@@ -459,8 +495,9 @@ class Stm32Twin:
             if intno == 8 and pc >= 0xFFFF_FF00:
                 self._poll_addr = -1
                 cpu.exception_return(self, pc)
-                if self._takeable() is not None:
-                    self._request_stop("tail")
+                exc = self._takeable()
+                if exc is not None:  # tail-chain: enter the next handler right away
+                    cpu.exception_entry(self, exc)
                 return
             if intno == 2:
                 self.nvic.pending.add(SVCALL)
@@ -500,7 +537,12 @@ class Stm32Twin:
             if not self.powered:
                 return True
             if access == UC_MEM_WRITE_PROT:
+                if self._stop_reason is not None:
+                    return True  # dropped: the instruction runs again after the stop
+                if self._replay is not None and self._replayed(address, "f")[0]:
+                    return True
                 self.flash.cpu_write(address, size, value)
+                self._note_replay(address, "f", 0)
                 return True
             if self.flash.op is not None:
                 self.stall_until(self.flash.op.end_ps)
@@ -621,6 +663,7 @@ class Stm32Twin:
         self._sleeping = False
         self._reset_request = None
         self._poll_addr = -1
+        self._replay = None
         self.flash_busy(False)
         uc = self.uc
         regs = [(getattr(A, f"UC_ARM_REG_R{i}"), 0) for i in range(13)]
@@ -702,19 +745,24 @@ class Stm32Twin:
                     self._advance(limit)
                     self._run_due()
                     continue
+            masked = False
             if self.nvic.pending:
                 try:
                     exc = self._takeable()
                     if exc is not None:
                         cpu.exception_entry(self, exc)
                         self._poll_addr = -1
+                    else:
+                        # Pending but masked (PRIMASK/BASEPRI/priority): CPSIE or an MSR is not a
+                        # memory access the twin sees, so look again after a few instructions.
+                        masked = self.nvic.best_pending(0, 0) is not None
                 except _Halt:
                     continue
                 if self._stop_reason:
                     self._stop_reason = None
                     continue
             hz = self.cpu_hz
-            n = min(MAX_SLICE, max(1, -(-(limit - self.now_ps) * hz // PS_PER_S)))
+            n = min(MASKED_SLICE if masked else MAX_SLICE, max(1, -(-(limit - self.now_ps) * hz // PS_PER_S)))
             self._stop_reason = None
             pc = int(uc.reg_read(A.UC_ARM_REG_PC))
             self._in_emu = True

@@ -137,6 +137,7 @@ class Rcc(Peripheral):
             self.r[PLLCFGR] = self.merge(self.r[PLLCFGR], value, mask & 0x0F43_7FFF)
         elif off == CFGR:
             before = b.cpu_hz
+            b.clock_will_change()
             new = self.merge(self.r[CFGR], value, mask & ~0xC)
             sw = new & 3
             ready = {0: self.r[CR] & CR_HSIRDY, 1: self.r[CR] & CR_HSERDY, 2: self.r[CR] & CR_PLLRDY}

@@ -98,11 +98,15 @@ class SysTick:
             self.board.nvic.pend(SYSTICK)
         self._schedule()
 
-    def clock_changed(self) -> None:
-        """HCLK changed: keep the current count, continue at the new rate."""
+    def freeze(self) -> None:
+        """HCLK is about to change: note the count reached at the old rate."""
         if self.ctrl & ST_ENABLE:
-            self.anchor_ps = self.board.now_ps  # val() already used the old rate up to now
-            self._schedule()
+            self.anchor_val = self.val()
+            self.anchor_ps = self.board.now_ps
+
+    def clock_changed(self) -> None:
+        """HCLK changed: continue from the frozen count at the new rate."""
+        self._schedule()
 
     def read(self, off: int) -> int:
         if off == ST_CTRL:
@@ -449,7 +453,7 @@ class Dwt(Peripheral):
         else:
             self.unmodeled(off, "write")
 
-    def clock_changed(self) -> None:
+    def freeze(self) -> None:
         self.base_cycles = self._cycles()
         self.anchor_ps = self.board.now_ps
 
