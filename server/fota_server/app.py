@@ -130,10 +130,13 @@ class ServerState:
     async def sync(self) -> SyncResult:
         async with self._sync_lock:
             result = await asyncio.to_thread(self._sync_blocking)
-            self.last_sync = result
+            previous, self.last_sync = self.last_sync, result
             if result.status == "updated":
                 self.load_current()
-            level = logging.ERROR if result.status == "error" else logging.INFO
+            # A periodic sync that finds nothing new logs at debug level, so that the log shows changes.
+            repeated = previous is not None and (previous.status, previous.message) == (result.status,
+                                                                                         result.message)
+            level = logging.ERROR if result.status == "error" else logging.DEBUG if repeated else logging.INFO
             log.log(level, "sync: %s", result.message)
             return result
 
