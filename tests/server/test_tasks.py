@@ -1,0 +1,59 @@
+"""The invoke tasks of this area, run as a user runs them (a subprocess), against moto on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from srv_helpers import write_build
+from stm32_fota.config import FotaConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    empty = tmp_path / "fota.toml"
+    empty.write_text("")  # never the developer's own fota.toml
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FOTA_")},  # no token, no other bucket
+        "FOTA_CONFIG": str(empty),
+        "FOTA_S3_BUCKET": cfg.s3.bucket_name,
+        "FOTA_S3_PREFIX": cfg.s3.prefix,
+        "FOTA_S3_ENDPOINT_URL": cfg.s3.endpoint_url or "",
+        "FOTA_STATE_DIR": str(tmp_path / "state"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_release_task_uploads_then_refuses_the_same_version(cfg: FotaConfig, tmp_path: Path):
+    build = write_build(tmp_path / "build", "2.3.4")
+    first = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "uploaded  version.txt" in first.stdout and "Released 2.3.4" in first.stdout
+    assert first.stdout.index("uploaded  slot-a.bin") < first.stdout.index("uploaded  version.txt")
+    again = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
+    assert again.returncode == 1
+    assert "version 2.3.4 is not higher than 2.3.4" in again.stderr and "Traceback" not in again.stderr
+    forced = invoke(["release", "--build-dir", str(build), "--force"], cfg, tmp_path)
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_s3_tasks_with_a_configured_bucket(cfg: FotaConfig, tmp_path: Path):
+    status = invoke(["s3-status"], cfg, tmp_path)
+    assert status.returncode == 0 and "a bucket is configured" in status.stdout
+    start = invoke(["s3-start"], cfg, tmp_path)
+    assert start.returncode == 1 and "the embedded S3 is not used" in start.stderr
+
+
+def test_serve_refuses_the_lan_without_a_token(cfg: FotaConfig, tmp_path: Path):
+    r = invoke(["serve", "--lan", "--no-sync"], cfg, tmp_path)
+    assert r.returncode == 1 and "requires a device token" in r.stderr and "Traceback" not in r.stderr
