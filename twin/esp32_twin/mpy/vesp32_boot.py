@@ -37,13 +37,12 @@ def install():
 def run_file(name):
     """Execute a file of the flash filesystem in __main__, printing any exception like pyexec."""
     try:
-        with open(name) as f:
-            source = f.read()
-    except OSError:
-        return
-    main = sys.modules["__main__"]
-    try:
-        exec(source, main.__dict__)
+        try:
+            with open(name) as f:
+                source = f.read()
+        except (OSError, KeyboardInterrupt):  # absent, or Ctrl-C before it started
+            return
+        exec(source, sys.modules["__main__"].__dict__)
     except SystemExit:
         pass
     except BaseException as e:  # KeyboardInterrupt included: the REPL comes next, as on a board

@@ -126,12 +126,21 @@ let outMuted = false;
 // After raw-paste data the port still prints plain raw mode's "OK": dropOK skips those 2 bytes.
 let dropOK = 0;
 
+let lastOut = 0;
+
 function outByte(c) {
   if (outMuted) return;
   if (dropOK > 0) {
     dropOK -= 1;
     return;
   }
+  // The ESP32 port's console turns "\n" into "\r\n" (mp_hal_stdout_tx_strn_cooked).
+  if (c === 0x0a && lastOut !== 0x0d) pushOut(0x0d);
+  lastOut = c;
+  pushOut(c);
+}
+
+function pushOut(c) {
   outBuf.push(c);
   outLen += 1;
   if (outLen >= OUT_FLUSH_BYTES) flushOut();
@@ -223,7 +232,14 @@ async function startRuntime() {
 }
 
 function runFile(name) {
-  mp.runPython(`import vesp32_boot\nvesp32_boot.run_file(${JSON.stringify(name)})`);
+  try {
+    mp.runPython(`import vesp32_boot\nvesp32_boot.run_file(${JSON.stringify(name)})`);
+  } catch (e) {
+    // Only an exception raised outside run_file's own handler (a Ctrl-C between two of its
+    // statements) gets here; the board would print it and go on to the REPL as well.
+    if (e.name !== "PythonError") throw e;
+    outStr(`${e.message}`.replace(/\n/g, "\r\n"));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +257,7 @@ async function boot(kind) {
   paste = null;
   dropOK = 0;
   if (kind !== "soft") rawMode = false;
-  request({ op: "boot", a: { kind } }); // the host closes sockets, and drops Wi-Fi unless soft
+  request({ op: "boot", a: [kind] }); // the host closes sockets, and drops Wi-Fi unless soft
   if (kind === "soft") outStr("MPY: soft reboot\r\n");
   if (kind === "hard") outStr("\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n");
   await startRuntime();
