@@ -133,12 +133,12 @@ static void log_link_error(const char *what)
 
 void link_init(void)
 {
-    ready_set(0);
     RCC_AHB1ENR |= RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_DMA1EN;
     RCC_APB1ENR |= RCC_APB1ENR_SPI2EN;
     RCC_APB2ENR |= RCC_APB2ENR_SYSCFGEN;
     (void)RCC_APB2ENR; /* read back: the clock is on before the first register access */
 
+    ready_set(0);
     gpio_set_mode(GPIOB, READY_PIN, GPIO_MODE_OUTPUT);
     GPIO_OSPEEDR(GPIOB) |= GPIO_OSPEED_HIGH << (2u * MISO_PIN);
     for (uint32_t pin = NSS_PIN; pin <= MOSI_PIN; pin++) {
