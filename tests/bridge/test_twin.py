@@ -1,0 +1,121 @@
+"""The reference master and the bridge's update cycle on the STM32 twin, with the real bootloader
+and application binaries (the session's firmware build). Newer versions are made by re-stamping
+the built slot images (version field + trailer), as a release of the same code would be."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import net
+import pytest
+from fake_server import FakeServer
+from fotalink import Link
+from stm32_fota.build import BuildResult
+from stm32_fota.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
+from stm32_fota.master import Master, TwinPort
+from stm32_fota.spec import IMAGE
+from updater import Updater
+
+stm32_twin = pytest.importorskip("stm32_twin.board", reason="the STM32 twin package is not installed")
+
+
+def restamp(image: bytes, version: tuple[int, int, int], build: int = 5) -> bytes:
+    """The same image with another version in its information block and a matching trailer."""
+    info = validate_image(image)
+    raw = bytearray(image[: info.image_size])
+    ii = INFO.unpack(raw, INFO_OFFSET)
+    ii.update(ver_major=version[0], ver_minor=version[1], ver_patch=version[2], build=build,
+              image_size=IMAGE.constants["IMAGE_SIZE_UNSET"])
+    raw[INFO_OFFSET:INFO_OFFSET + INFO.size] = INFO.pack(**ii)
+    return finish_image(bytes(raw), info.slot)
+
+
+def boot_twin(build_dir: Path, slot_b: bool = False):  # type: ignore[no-untyped-def]
+    board = stm32_twin.Stm32Twin()
+    board.load_build(build_dir, slot_b=slot_b)
+    board.power_on()
+    board.run(ms=300)
+    return board
+
+
+@pytest.fixture
+def images(fw_build: BuildResult) -> dict[str, bytes]:
+    d = fw_build.build_dir
+    return {"b110": restamp((d / "slot-b.bin").read_bytes(), (1, 1, 0)),
+            "a120": restamp((d / "slot-a.bin").read_bytes(), (1, 2, 0))}
+
+
+def test_master_updates_a_to_b_then_b_to_a(fw_build: BuildResult, images: dict[str, bytes]) -> None:
+    board = boot_twin(fw_build.build_dir)
+    m = Master(TwinPort(board))
+    before = m.info()
+    assert before["running_slot"] == 0 and before["b_state"] == IMAGE.constants["SLOT_STATE_EMPTY"]
+    r = m.update(images["b110"])
+    assert r.outcome == "confirmed", r
+    assert r.info_after is not None
+    assert (r.info_after["running_slot"], r.info_after["run_minor"]) == (1, 1)
+    assert r.info_after["last_result"] == IMAGE.constants["RESULT_CONFIRMED"]
+    assert board.flash_bytes(0x08060000, len(images["b110"])) == images["b110"]
+    back = m.update(images["a120"])
+    assert back.outcome == "confirmed"
+    assert back.info_after is not None
+    assert (back.info_after["running_slot"], back.info_after["run_minor"]) == (0, 2)
+
+
+class Flipper(TwinPort):
+    """Bit flips on MOSI in the 2nd and 3rd WRITE-sized transactions."""
+
+    def __init__(self, board: object) -> None:
+        super().__init__(board)
+        self.n = 0
+
+    def transfer(self, tx: memoryview, rx: memoryview) -> None:
+        data = bytearray(tx)
+        if len(data) > 1000:
+            self.n += 1
+            if self.n in (2, 3):
+                data[700] ^= 0x04
+        rx[:] = self.board.spi_transfer(bytes(data), self.hz)
+
+
+def test_bit_flips_on_the_twin_are_retried_and_the_image_is_intact(fw_build: BuildResult,
+                                                                   images: dict[str, bytes]) -> None:
+    board = boot_twin(fw_build.build_dir)
+    big = images["b110"]
+    r = Master(Flipper(board)).update(big)
+    assert r.outcome == "confirmed" and r.retries >= 1
+    assert hashlib.sha256(board.flash_bytes(0x08060000, len(big))).digest() == hashlib.sha256(big).digest()
+
+
+def test_bridge_cycle_on_the_twin(fw_build: BuildResult, images: dict[str, bytes]) -> None:
+    board = boot_twin(fw_build.build_dir)
+    lines: list[str] = []
+    with FakeServer(images["b110"], "1.1.0", "B") as srv:
+        u = Updater(Link(TwinPort(board)), net.Http(srv.url, "", 5), {"confirm_timeout_s": 30},
+                    log=lines.append)
+        assert u.cycle() == "confirmed", lines
+    assert lines[-1].startswith("fota: result confirmed 1.1.0 slot B in ")
+    assert "fota: step stm32 slot A version 1.0.0 last NONE" in lines
+    assert srv.reports[-1]["outcome"] == "confirmed" and srv.reports[-1]["running_version"] == "1.1.0"
+    assert srv.checkins[0]["device_id"] == board_uid(board)
+
+
+def board_uid(board: object) -> str:
+    return bytes(board.read_memory(0x1FFF7A10, 12)).hex()  # type: ignore[attr-defined]
+
+
+def test_refusal_on_the_twin_leaves_everything_as_it_was(fw_build: BuildResult) -> None:
+    board = boot_twin(fw_build.build_dir)
+    flash = board.flash_snapshot()
+    lines: list[str] = []
+    old = restamp((fw_build.build_dir / "slot-b.bin").read_bytes(), (0, 9, 0))
+    with FakeServer(old, "0.9.0", "B") as srv:
+        u = Updater(Link(TwinPort(board)), net.Http(srv.url, "", 5), {}, log=lines.append)
+        assert u.cycle() == "failed"
+    assert lines[-1].endswith(": STM32 refused BEGIN: ERR_VERSION")
+    assert board.flash_snapshot() == flash
+
+
+def test_trailer_size_constant_matches_the_image_module() -> None:
+    assert IMAGE.structs["image_trailer"].size == TRAILER_SIZE
