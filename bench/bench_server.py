@@ -305,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 "server_cpu_ms_per_request": round(cpu_ms, 3),
             }
             print(describe(f"{args.bridges} bridges paced at {args.rate:.0f}/s, connection close", r, cpu_ms))
+            if r.requests / r.seconds < 0.95 * args.rate:
+                print("  note: the server fell behind the target rate; the latencies include the backlog")
             _status, body = asyncio.run(Http(port, False).request("POST", "/api/v1/checkin", checkin_body(0)))
             offer = json.loads(body)
             total, secs, errors = asyncio.run(
