@@ -36,41 +36,45 @@ static int record_valid(const struct fota_meta_record *r)
     return r->mr_magic == FOTA_META_RECORD_MAGIC && crc32_update(0, r, REC_CRC_SPAN) == r->mr_crc32;
 }
 
-static int record_erased(const struct fota_meta_record *r)
+#define REC_WORDS (REC_SIZE / 4u)
+
+static int record_erased(const uint32_t w[REC_WORDS])
 {
-    uint32_t words[REC_SIZE / 4u];
-    memcpy(words, r, sizeof(words));
-    uint32_t all = 0xFFFFFFFFu;
-    for (uint32_t i = 0; i < REC_SIZE / 4u; i++) {
-        all &= words[i];
-    }
-    return all == 0xFFFFFFFFu;
+    return (w[0] & w[1] & w[2] & w[3] & w[4] & w[5] & w[6] & w[7]) == 0xFFFFFFFFu;
 }
 
 int journal_scan(const struct flash_area *fa, struct journal_state *st)
 {
+    /* Read a few records at a time: the whole sector is scanned on every boot (a cut-short erase
+     * can leave old records anywhere), so this loop is part of the boot time. */
+    uint32_t words[8u * REC_WORDS];
     memset(st, 0, sizeof(*st));
     if (fa == NULL) {
         return FOTA_E_ARG;
     }
-    for (uint32_t pos = 0; pos + REC_SIZE <= fa->size; pos += REC_SIZE) {
-        struct fota_meta_record r;
-        int rc = fa_read(fa, pos, &r, sizeof(r));
+    for (uint32_t base = 0; base + REC_SIZE <= fa->size; base += sizeof(words)) {
+        uint32_t n = (fa->size - base) / REC_SIZE;
+        n = n < 8u ? n : 8u;
+        int rc = fa_read(fa, base, words, n * REC_SIZE);
         if (rc != FOTA_OK) {
             return rc;
         }
-        if (record_erased(&r)) {
-            continue;
-        }
-        st->next_pos = pos + REC_SIZE;
-        if (!record_valid(&r)) {
-            st->torn_records++;
-            continue;
-        }
-        st->valid_records++;
-        if (!st->have_record || r.mr_seq > st->latest.mr_seq) {
-            st->latest = r;
-            st->have_record = 1;
+        for (uint32_t i = 0; i < n; i++) {
+            if (record_erased(&words[i * REC_WORDS])) {
+                continue;
+            }
+            struct fota_meta_record r;
+            memcpy(&r, &words[i * REC_WORDS], sizeof(r));
+            st->next_pos = base + (i + 1u) * REC_SIZE;
+            if (!record_valid(&r)) {
+                st->torn_records++;
+                continue;
+            }
+            st->valid_records++;
+            if (!st->have_record || r.mr_seq > st->latest.mr_seq) {
+                st->latest = r;
+                st->have_record = 1;
+            }
         }
     }
     return st->have_record ? FOTA_OK : FOTA_E_NOT_FOUND;
