@@ -47,7 +47,10 @@ class Esp32Peer(Protocol):
 
 class FakePeer:
     """A peer for tests without the STM32 twin: records what the ESP32 does, answers SPI with
-    `respond(tx)` (default: the bytes sent, as a loopback wire would), READY as set by the test."""
+    `respond(tx)` (default: the bytes sent, as a loopback wire would), READY as set by the test.
+
+    `busy_ms`: the next READY read finds READY low, and it rises `busy_ms` of virtual time later
+    (as when the STM32 erases flash)."""
 
     def __init__(self, respond: Callable[[bytes], bytes] | None = None) -> None:
         self.respond = respond or (lambda tx: bytes(tx))
@@ -55,12 +58,17 @@ class FakePeer:
         self.log: list[tuple[str, object, object]] = []
         self.time_ms = 0.0
         self.ready_rises_at: float | None = None
+        self.busy_ms: float | None = None
 
     def spi_transfer(self, tx: bytes, baudrate: int) -> bytes:
         self.log.append(("spi", bytes(tx), baudrate))
         return self.respond(bytes(tx))
 
     def pin_read(self, gpio: int) -> int | None:
+        if gpio == GPIO_READY and self.busy_ms is not None:
+            self.levels[GPIO_READY] = 0
+            self.ready_rises_at = self.time_ms + self.busy_ms
+            self.busy_ms = None
         return self.levels.get(gpio)
 
     def pin_write(self, gpio: int, level: int | None) -> None:

@@ -2,7 +2,7 @@
 
     import vesp32_boot
     vesp32_boot.install()            # stand-in modules + flash filesystem at "/"
-    vesp32_boot.run_file("boot.py")  # like the port: silently skipped when absent
+    vesp32_boot.run_file("boot.py", globals())  # skipped when absent, like the port
 
 After install() the runtime looks like an ESP32's: `import machine, network, socket, time, gc`
 give the stand-ins, "/" is the flash filesystem and sys.path is the port's.
@@ -30,19 +30,20 @@ def install():
     vfs.mount(flashfs.FlashFs(), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
-    vgc.set_base()
     vesp32_host.set_sampler(vgc.mem_alloc)
+    # The runner calls vgc.set_base() next, in a call of its own, once this one's garbage is gone.
 
 
-def run_file(name):
-    """Execute a file of the flash filesystem in __main__, printing any exception like pyexec."""
+def run_file(name, main_globals):
+    """Execute a file of the flash filesystem in the REPL's globals (the runner passes them),
+    printing any exception like pyexec does."""
     try:
         try:
             with open(name) as f:
                 source = f.read()
         except (OSError, KeyboardInterrupt):  # absent, or Ctrl-C before it started
             return
-        exec(source, sys.modules["__main__"].__dict__)
+        exec(source, main_globals)
     except SystemExit:
         pass
     except BaseException as e:  # KeyboardInterrupt included: the REPL comes next, as on a board

@@ -228,12 +228,13 @@ async function startRuntime() {
       mp.FS.writeFile(`/vesp32/${name}`, fs.readFileSync(path.join(opts.lib, name)));
     }
   }
-  mp.runPython("import sys\nsys.path.insert(0, '/vesp32')\nimport vesp32_boot\nvesp32_boot.install()");
+  mp.runPython("import sys\nsys.path.insert(0, '/vesp32')\nimport vesp32_boot\nvesp32_boot.install()\ndel sys, vesp32_boot");
+  mp.runPython("__import__('vgc').set_base()");
 }
 
 function runFile(name) {
   try {
-    mp.runPython(`import vesp32_boot\nvesp32_boot.run_file(${JSON.stringify(name)})`);
+    mp.runPython(`__import__("vesp32_boot").run_file(${JSON.stringify(name)}, globals())`);
   } catch (e) {
     // Only an exception raised outside run_file's own handler (a Ctrl-C between two of its
     // statements) gets here; the board would print it and go on to the REPL as well.
