@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from esp32_twin import VirtualEsp32
-
 from vesp32_tools import Mp
 
 
