@@ -144,7 +144,7 @@ def _config() -> FotaConfig:
     "downgrade": "publish a lower version, marked as a downgrade that devices will accept",
 })
 def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False) -> None:
-    """Upload the build (images, manifest, version.txt) to the S3 bucket."""
+    """Publish the build (images, manifest, version) to the S3 bucket."""
     from stm32_fota.errors import FotaError
     from stm32_fota.locals3 import describe_start, lost_on_stop, open_store, start
     from stm32_fota.release import ConsoleReporter
@@ -194,7 +194,7 @@ def s3_stop(c: Context) -> None:
 
 @task(name="s3-status")
 def s3_status(c: Context) -> None:
-    """Show the embedded local S3 endpoint: running, where, what is mirrored."""
+    """Show whether the embedded local S3 endpoint runs, and where."""
     from stm32_fota.locals3 import describe_status
 
     print(describe_status(_config()))
