@@ -144,7 +144,7 @@ def _config() -> FotaConfig:
     "downgrade": "publish a lower version, marked as a downgrade that devices will accept",
 })
 def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False) -> None:
-    """Publish the build (images, manifest, version) to the S3 bucket."""
+    """Publish the build (images, manifest, version) to S3."""
     from stm32_fota.errors import FotaError
     from stm32_fota.locals3 import describe_start, lost_on_stop, open_store, start
     from stm32_fota.release import ConsoleReporter
