@@ -120,7 +120,11 @@ class ServerState:
         try:
             if self._store is None:
                 self._store = factory()
-            return sync_once(self._store, self.folder)
+            result = sync_once(self._store, self.folder)
+            if result.status == "error":
+                # Connect afresh next time: the embedded endpoint may have been restarted on another port.
+                self._store = None
+            return result
         except FotaError as e:
             return SyncResult("error", str(e), None, None)
         except Exception as e:  # keep serving whatever happens; the status route shows the error
