@@ -122,6 +122,9 @@ class Stm32Twin:
         self._access: tuple[int, int] = (0, 0)
         self._pending_exception = False
         self._replay: tuple[int, int, str, int] | None = None
+        self._flash_busy_want = False
+        self._stall_retry = False
+        self._flash_prot_none = False
         self._cut_timer = None
         self._flash_locked_out = False
         self.flash_mem = FlashMemory(flash_file)
@@ -354,7 +357,21 @@ class Stm32Twin:
         self.rcc.bdcr = 0
 
     def flash_busy(self, busy: bool) -> None:
-        """While an operation runs, no CPU access to the array succeeds without stalling."""
+        """While an operation runs, no CPU access to the array succeeds without stalling.
+
+        Revoking access from inside the store that started the operation crashes Unicorn, so
+        that direction ends the slice and takes effect before the next one."""
+        self._flash_busy_want = busy
+        if busy and self._in_emu:
+            self._request_stop("flash")
+            return
+        self._apply_flash_prot()
+
+    def _apply_flash_prot(self) -> None:
+        busy = self._flash_busy_want and self.flash.op is not None
+        if busy == self._flash_prot_none:
+            return
+        self._flash_prot_none = busy
         prot = UC_PROT_NONE if busy else UC_PROT_READ | UC_PROT_EXEC
         self.uc.mem_protect(FLASH_BASE, FLASH_SIZE, prot)
         self.uc.mem_protect(0, FLASH_SIZE, prot)
@@ -544,10 +561,13 @@ class Stm32Twin:
                 self.flash.cpu_write(address, size, value)
                 self._note_replay(address, "f", 0)
                 return True
+            # A fetch or read while an operation runs: the CPU waits for its end. Unicorn does not
+            # survive a protection change here, so the access fails, the slice ends and the run
+            # loop restores the access and resumes at the same instruction.
             if self.flash.op is not None:
                 self.stall_until(self.flash.op.end_ps)
-            if access in (UC_MEM_READ_PROT, UC_MEM_FETCH_PROT):
-                return self.flash.op is None or not self.powered
+            self._stall_retry = True
+            return False
         except _Halt:
             return True
         return True
@@ -765,11 +785,23 @@ class Stm32Twin:
             n = min(MASKED_SLICE if masked else MAX_SLICE, max(1, -(-(limit - self.now_ps) * hz // PS_PER_S)))
             self._stop_reason = None
             pc = int(uc.reg_read(A.UC_ARM_REG_PC))
+            if self.flash.op is not None and (pc < FLASH_SIZE or FLASH_BASE <= pc < FLASH_BASE + FLASH_SIZE):
+                # The next instruction comes from the busy flash: the CPU stalls until the operation
+                # ends. (Done here: Unicorn does not survive a protection change while it looks up
+                # the first instruction of a slice.)
+                self._advance(self.flash.op.end_ps)
+                continue
+            if self._flash_busy_want != self._flash_prot_none:
+                self._apply_flash_prot()
             self._in_emu = True
             try:
                 uc.emu_start(pc | 1, 0xFFFF_FFFF, 0, n)
             except UcError as e:
                 self._in_emu = False
+                if self._stall_retry:
+                    self._stall_retry = False
+                    self._apply_flash_prot()
+                    continue
                 if self.fault is None:
                     self.fail(self._where(f"CPU stopped: {e}"))
                 continue

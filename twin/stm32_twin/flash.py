@@ -237,7 +237,9 @@ class FlashInterface(Peripheral):
         off = addr & (FLASH_SIZE - 1)
         if self.op:
             self.board.stall_until(self.op.end_ps)
-        if self.cr & CR_LOCK or not self.cr & CR_PG or self.cr & (CR_SER | CR_MER) or self.sr & SR_PROG_ERRORS:
+        if self.sr & SR_PROG_ERRORS:
+            return  # an earlier error is still flagged (or this is the rest of a split access)
+        if self.cr & CR_LOCK or not self.cr & CR_PG or self.cr & (CR_SER | CR_MER):
             # RM0090 section 3.9.4: PGSERR, "write access to the Flash memory ... while the control
             # register has not been correctly configured".
             self._error(SR_PGSERR)
