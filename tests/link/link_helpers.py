@@ -1,0 +1,118 @@
+"""Helpers of the link tests: the STM32 twin with the real binaries, driven by the reference master.
+
+The twin runs the unmodified bootloader.bin / slot-*.bin; the master is stm32_fota.master (the
+bridge's own fotalink.py under CPython). Everything runs in the twin's virtual time.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stm32_fota.image import INFO_OFFSET, INFO_SIZE
+from stm32_fota.master import BridgeError, Master, TwinPort, fotalink
+from stm32_fota.spec import IMAGE, LAYOUT, PROTOCOL
+from stm32_twin.board import Stm32Twin
+
+C = PROTOCOL.constants
+ST = PROTOCOL.tables["status"]
+CMD = PROTOCOL.tables["commands"]
+SESSION = PROTOCOL.tables["session"]
+IC = IMAGE.constants
+SLOT_A, SLOT_B = IC["SLOT_A"], IC["SLOT_B"]
+FLASH_BASE = LAYOUT.flash_base
+BOOT_MS = C["BOOT_TIMEOUT_MS"]
+SLOT_COLOUR = {SLOT_A: "green", SLOT_B: "orange"}
+
+
+class Board:
+    """The twin with the two calls the reference master's TwinPort expects (virtual time)."""
+
+    def __init__(self, twin: Stm32Twin) -> None:
+        self.twin = twin
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.twin, name)
+
+    def time_ms(self) -> float:
+        return float(self.twin.now_ms)
+
+    def run_ms(self, n: float) -> None:
+        self.twin.run(ms=n)
+
+
+def region_bytes(twin: Stm32Twin, name: str) -> bytes:
+    r = LAYOUT.region(name)
+    return twin.flash_bytes(r.base, r.size)
+
+
+def new_twin(flash: bytes | None = None, build: Path | None = None) -> Stm32Twin:
+    """A powered-off twin holding ``flash`` (a full 1 MB image), or the bootloader and slot A of
+    ``build`` with slot B erased."""
+    twin = Stm32Twin(strict=True)
+    if flash is not None:
+        twin.restore_flash(flash)
+    if build is not None:
+        twin.load_build(build, slot_b=False)
+    return twin
+
+
+def boot(twin: Stm32Twin, *, power: bool = True) -> None:
+    """Power on (or let a reset run) until the application's link raised READY."""
+    if power:
+        twin.power_on()
+    if not twin.wait_pin("READY", 1, BOOT_MS):
+        raise AssertionError("the application did not raise READY within BOOT_TIMEOUT_MS:\n"
+                             + "\n".join(twin.uart_lines[-15:]))
+
+
+def master(twin: Stm32Twin, port: Any = None) -> Master:
+    return Master(port if port is not None else TwinPort(Board(twin)))
+
+
+def info_block(image: bytes) -> bytes:
+    return image[INFO_OFFSET:INFO_OFFSET + INFO_SIZE]
+
+
+def raw_call(link: Any, cmd: int, payload: bytes = b"", timeout_ms: int = C["READY_TIMEOUT_MS"]) -> int:
+    """Send one request with an arbitrary payload (<= 148 bytes) and return the status."""
+    link._req[8:8 + len(payload)] = payload
+    return int(link.call(cmd, len(payload), timeout_ms, PROTOCOL.name_of("commands", cmd)))
+
+
+def status_of(fn: Callable[[], Any]) -> int:
+    """The STM32's status code of a refused operation (the operation must fail)."""
+    try:
+        fn()
+    except BridgeError as e:
+        assert e.status is not None, e.reason
+        return int(e.status)
+    raise AssertionError("the operation was expected to be refused")
+
+
+def begin_payload(image: bytes, target: int, flags: int = 0, size: int | None = None) -> bytes:
+    import hashlib
+
+    info = IMAGE.structs["image_info"].unpack(image, INFO_OFFSET)
+    return PROTOCOL.structs["begin_req"].pack(
+        target_slot=target, flags=flags, ver_patch=info["ver_patch"], ver_major=info["ver_major"],
+        ver_minor=info["ver_minor"], build=info["build"], image_size=len(image) if size is None else size,
+        sha256=hashlib.sha256(image).digest(), info=info_block(image))
+
+
+def write_payload(offset: int, data: bytes) -> bytes:
+    return struct.pack("<I", offset) + data
+
+
+def led_toggles(twin: Stm32Twin, since: int) -> dict[str, int]:
+    """LED changes per colour in the events recorded after index ``since``."""
+    out: dict[str, int] = {}
+    for ev in twin.events[since:]:
+        if ev.kind == "led":
+            out[ev.data["led"]] = out.get(ev.data["led"], 0) + 1
+    return out
+
+
+__all__ = ["CMD", "SESSION", "SLOT_A", "SLOT_B", "ST", "Board", "BridgeError", "fotalink"]

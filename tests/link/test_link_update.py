@@ -1,0 +1,209 @@
+"""Updates over the SPI link on the STM32 twin with the real binaries (issue 4, "Tests on the twin").
+
+Each test starts from a device running v1.0.0 in slot A (fixture ``twin``) and drives it with the
+reference master, in virtual time.
+"""
+
+from __future__ import annotations
+
+from conftest import Builds
+from link_helpers import (
+    CMD,
+    SESSION,
+    SLOT_A,
+    SLOT_B,
+    SLOT_COLOUR,
+    ST,
+    begin_payload,
+    boot,
+    led_toggles,
+    master,
+    raw_call,
+    region_bytes,
+    status_of,
+    write_payload,
+)
+from stm32_fota.master import LinkError, TwinPort
+from stm32_fota.spec import IMAGE
+from stm32_twin.board import Stm32Twin
+
+IC = IMAGE.constants
+
+
+def _check_running(twin: Stm32Twin, slot: int, version: tuple[int, int, int]) -> dict:
+    info = master(twin).info()
+    assert info["running_slot"] == slot
+    assert (info["run_major"], info["run_minor"], info["run_patch"]) == version
+    assert info["meta_active"] == slot and info["meta_state"] == IC["META_STATE_CONFIRMED"]
+    # The slot's LED blinks, the other one stays dark.
+    mark = len(twin.events)
+    twin.run(ms=2100)
+    toggles = led_toggles(twin, mark)
+    assert toggles.get(SLOT_COLOUR[slot], 0) >= 4
+    assert toggles.get(SLOT_COLOUR[1 - slot], 0) == 0
+    return info
+
+
+def test_update_a_to_b_then_b_to_a(twin: Stm32Twin, builds: Builds) -> None:
+    new_b = builds.image(builds.v110, "slot-b")
+    r = master(twin).update(new_b)
+    assert r.outcome == "confirmed", r.reason
+    info = _check_running(twin, SLOT_B, (1, 1, 0))
+    assert info["last_result"] == IC["RESULT_CONFIRMED"]
+    assert info["b_state"] == IC["SLOT_STATE_VALID"] and info["a_state"] == IC["SLOT_STATE_VALID"]
+    assert twin.flash_bytes(0x0806_0000, len(new_b)) == new_b
+    assert any("confirmed slot B v1.1.0" in line for line in twin.uart_lines)
+
+    new_a = builds.image(builds.v120, "slot-a")
+    r = master(twin).update(new_a)
+    assert r.outcome == "confirmed", r.reason
+    info = _check_running(twin, SLOT_A, (1, 2, 0))
+    assert info["last_result"] == IC["RESULT_CONFIRMED"]
+    assert (info["b_major"], info["b_minor"]) == (1, 1)   # the previous image stays as fallback
+
+
+def test_refusals_leave_flash_untouched(twin: Stm32Twin, builds: Builds) -> None:
+    m = master(twin)
+    link = m.link
+    m.info()
+    before = twin.flash_snapshot()
+    img_b_old = builds.image(builds.v100, "slot-b")      # same version as the running one
+    img_a_new = builds.image(builds.v110, "slot-a")      # linked for A
+    img_b_new = builds.image(builds.v110, "slot-b")
+    refusals = {
+        "target running": (begin_payload(img_a_new, SLOT_A), ST["ERR_TARGET_RUNNING"]),
+        "too large": (begin_payload(img_b_new, SLOT_B, size=300 * 1024), ST["ERR_TOO_LARGE"]),
+        "linked for the other slot": (begin_payload(img_a_new, SLOT_B), ST["ERR_WRONG_SLOT"]),
+        "same version": (begin_payload(img_b_old, SLOT_B), ST["ERR_VERSION"]),
+    }
+    for what, (payload, expected) in refusals.items():
+        st = raw_call(link, CMD["BEGIN"], payload, 2 * 2500)
+        assert st == expected, f"{what}: got {st:#x}"
+        assert twin.flash_snapshot() == before, what
+    assert raw_call(link, CMD["ACTIVATE"]) == ST["ERR_NOT_VERIFIED"]
+    assert raw_call(link, CMD["VERIFY"]) == ST["ERR_STATE"]
+    assert twin.flash_snapshot() == before
+
+    # A write outside the announced image, after a BEGIN that needed no erase (slot B is blank).
+    assert raw_call(link, CMD["BEGIN"], begin_payload(img_b_new, SLOT_B), 2500) == ST["OK"]
+    assert raw_call(link, CMD["WRITE"], write_payload(len(img_b_new), b"\0" * 8)) == ST["ERR_RANGE"]
+    assert raw_call(link, CMD["WRITE"], write_payload(4096, img_b_new[4096:4096 + 64])) == ST["ERR_RANGE"]
+    assert raw_call(link, CMD["ACTIVATE"]) == ST["ERR_NOT_VERIFIED"]
+    assert twin.flash_snapshot() == before
+    info = m.info()
+    assert info["session_state"] == SESSION["RECEIVING"] and info["session_next"] == 0
+    assert info["running_slot"] == SLOT_A
+
+
+class CorruptingPort(TwinPort):
+    """Flips a bit or drops a byte in some transactions, on MOSI (the request) or MISO (the
+    response): every 7th transaction, alternating the kind of damage."""
+
+    def __init__(self, board: object) -> None:
+        super().__init__(board)
+        self.n = 0
+        self.damaged = 0
+
+    def transfer(self, tx: memoryview, rx: memoryview) -> None:
+        self.n += 1
+        data = bytearray(tx)
+        kind = (self.n // 7) % 4 if self.n % 7 == 0 and len(data) > 40 else -1
+        if kind == 0:
+            data[len(data) // 2] ^= 0x10                      # bit flip in the request
+        elif kind == 1:
+            del data[20]                                       # byte lost on MOSI
+            data.append(0)
+        got = bytearray(self.board.spi_transfer(bytes(data), self.hz))
+        if kind == 2:
+            got[9] ^= 0x01                                     # bit flip in the response
+        elif kind == 3:
+            del got[5]                                         # byte lost on MISO
+            got.append(0)
+        self.damaged += kind >= 0
+        rx[:] = got
+
+
+def test_frame_corruption_is_retried(twin: Stm32Twin, builds: Builds) -> None:
+    from link_helpers import Board
+
+    port = CorruptingPort(Board(twin))
+    img = builds.image(builds.v110, "slot-b")
+    r = master(twin, port).update(img, reset=False)
+    assert r.outcome == "activated"
+    assert port.damaged >= 2 and r.retries >= 2
+    assert twin.flash_bytes(0x0806_0000, len(img)) == img
+
+
+def test_resume_after_master_restart(twin: Stm32Twin, builds: Builds) -> None:
+    img = builds.image(builds.v110, "slot-b")
+    first = master(twin).update(img, stop_at=8192)
+    assert first.outcome == "stopped"
+    info = master(twin).info()
+    assert info["session_state"] == SESSION["RECEIVING"] and info["session_next"] == 8192
+    second = master(twin).update(img)                     # a new master: new session, same image
+    assert second.resumed_from == 8192
+    assert second.outcome == "confirmed", second.reason
+    # Only what was missing travelled the second time.
+    assert second.wire_bytes < len(img) - 8192 + 2 * 4112
+
+
+def test_hash_mismatch_refused_at_verify(twin: Stm32Twin, builds: Builds) -> None:
+    img = builds.image(builds.v110, "slot-b")
+    m = master(twin)
+    link = m.link
+    m.info()
+    meta_before = region_bytes(twin, "metadata")
+    import hashlib
+
+    nxt = link.begin(SLOT_B, 0, (1, 1, 0, 0), len(img), hashlib.sha256(img).digest(), img[0x200:0x220])
+    from stm32_fota.master import BytesSource
+
+    link.write_image(BytesSource(img), nxt, len(img))
+    # A bit of flash decays after it was programmed (1 -> 0, as flash can).
+    off = 0x0806_0000 + len(img) // 2
+    byte = twin.flash_bytes(off, 1)[0]
+    twin.write_flash(off - 0x0800_0000, bytes([byte & 0xFE if byte & 1 else byte & 0xFD]))
+    assert status_of(link.verify) == ST["ERR_HASH"]
+    assert status_of(link.activate) == ST["ERR_NOT_VERIFIED"]
+    assert region_bytes(twin, "metadata") == meta_before
+    info = m.info()
+    assert info["session_state"] == SESSION["FAILED"] and info["session_status"] == ST["ERR_HASH"]
+
+
+def _reverted(twin: Stm32Twin, img: bytes, expected_results: set[int]) -> None:
+    m = master(twin)
+    assert m.update(img, reset=False).outcome == "activated"
+    m.link.reset()
+    # Trial boots of the bad image answer nothing (hang) or run until the watchdog (noconfirm);
+    # poll INFO until the bootloader has gone back to slot A: 3 attempts, 4 s watchdog, 8 s
+    # self-test deadline at most.
+    info = None
+    deadline = twin.now_ms + 90_000
+    while twin.now_ms < deadline:
+        try:
+            info = master(twin).info()
+        except LinkError:
+            info = None
+        if info is not None and info["last_result"] != IC["RESULT_NONE"] and info["running_slot"] == SLOT_A:
+            break
+        twin.run(ms=500)
+    assert info is not None
+    assert info["running_slot"] == SLOT_A and (info["run_major"], info["run_minor"]) == (1, 0)
+    assert info["last_result"] in expected_results
+    assert info["meta_active"] == SLOT_A and info["meta_state"] == IC["META_STATE_CONFIRMED"]
+    boot(twin, power=False)
+    mark = len(twin.events)
+    twin.run(ms=1100)
+    assert led_toggles(twin, mark).get("green", 0) >= 2
+
+
+def test_hanging_image_is_reverted(twin: Stm32Twin, builds: Builds) -> None:
+    _reverted(twin, builds.image(builds.v110, "slot-b-hang"),
+              {IC["RESULT_REVERTED_WATCHDOG"], IC["RESULT_REVERTED_NO_CONFIRM"]})
+    assert any("variant hang" in line for line in twin.uart_lines)
+
+
+def test_image_that_never_confirms_is_reverted(twin: Stm32Twin, builds: Builds) -> None:
+    _reverted(twin, builds.image(builds.v110, "slot-b-noconfirm"),
+              {IC["RESULT_REVERTED_WATCHDOG"], IC["RESULT_REVERTED_NO_CONFIRM"]})
+    assert any("self-test failed" in line for line in twin.uart_lines)
