@@ -5,6 +5,7 @@ the built slot images (version field + trailer), as a release of the same code w
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import net
@@ -20,10 +21,13 @@ from updater import Updater
 stm32_twin = pytest.importorskip("stm32_twin.board", reason="the STM32 twin package is not installed")
 
 
-def restamp(image: bytes, version: tuple[int, int, int], build: int = 5) -> bytes:
-    """The same image with another version in its information block and a matching trailer."""
+def restamp(image: bytes, version: tuple[int, int, int], build: int = 5, size: int = 0) -> bytes:
+    """The same image with another version in its information block and a matching trailer;
+    ``size``: grown to about that many bytes with filler after the code (never executed)."""
     info = validate_image(image)
     raw = bytearray(image[: info.image_size])
+    if size > len(raw) + TRAILER_SIZE:
+        raw += random.Random(size).randbytes(size - TRAILER_SIZE - len(raw))
     ii = INFO.unpack(raw, INFO_OFFSET)
     ii.update(ver_major=version[0], ver_minor=version[1], ver_patch=version[2], build=build,
               image_size=IMAGE.constants["IMAGE_SIZE_UNSET"])
@@ -117,5 +121,43 @@ def test_refusal_on_the_twin_leaves_everything_as_it_was(fw_build: BuildResult) 
     assert board.flash_snapshot() == flash
 
 
-def test_trailer_size_constant_matches_the_image_module() -> None:
-    assert IMAGE.structs["image_trailer"].size == TRAILER_SIZE
+class PowerCut(TwinPort):
+    """Power-cycles the STM32 just before the n-th WRITE-sized transaction (the frame is lost)."""
+
+    def __init__(self, board: object, at: int) -> None:
+        super().__init__(board)
+        self.n = 0
+        self.at = at
+
+    def transfer(self, tx: memoryview, rx: memoryview) -> None:
+        if len(tx) > 1000:
+            self.n += 1
+            if self.n == self.at:
+                self.board.power_cycle()
+        super().transfer(tx, rx)
+
+
+def test_power_cut_mid_transfer_on_the_twin(fw_build: BuildResult) -> None:
+    img = restamp((fw_build.build_dir / "slot-b.bin").read_bytes(), (1, 1, 0), size=64 * 1024)
+    board = boot_twin(fw_build.build_dir)
+    lines: list[str] = []
+    with FakeServer(img, "1.1.0", "B") as srv:
+        u = Updater(Link(PowerCut(board, at=8)), net.Http(srv.url, "", 5), {}, log=lines.append)
+        assert u.cycle() == "confirmed", lines
+    assert any(x.startswith("fota: step restart STM32 update session ended") for x in lines), lines
+    assert [x for x in lines if x == "fota: step begin"] == ["fota: step begin"] * 2
+    assert board.flash_bytes(0x08060000, len(img)) == img
+
+
+def test_image_that_never_confirms_is_reverted_on_the_twin(fw_build_variants: BuildResult) -> None:
+    d = fw_build_variants.build_dir
+    img = restamp((d / "slot-b-noconfirm.bin").read_bytes(), (1, 1, 0))
+    board = boot_twin(d)
+    lines: list[str] = []
+    with FakeServer(img, "1.1.0", "B") as srv:
+        u = Updater(Link(TwinPort(board)), net.Http(srv.url, "", 5), {"confirm_timeout_s": 300},
+                    log=lines.append)
+        assert u.cycle() == "reverted", lines
+    assert lines[-1].startswith("fota: result reverted 1.0.0 slot A in ")
+    assert lines[-1].endswith(": REVERTED_NO_CONFIRM") or lines[-1].endswith(": REVERTED_WATCHDOG")
+    assert srv.reports[-1]["outcome"] == "reverted"
