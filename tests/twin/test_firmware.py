@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 
@@ -42,7 +43,7 @@ def test_bootloader_starts_slot_a_and_green_blinks_at_the_app_period(board, fw_b
     assert any(line.startswith("app: start slot A") for line in board.uart_lines)
     green = toggles(board, "green")
     assert len(green) >= 5
-    periods = {b - a for a, b in zip(green[1:], green[2:], strict=False)}
+    periods = {b - a for a, b in itertools.pairwise(green[1:])}
     assert periods == {500 * PS_PER_MS}   # 500 ms on, 500 ms off, to the picosecond
     assert toggles(board, "orange") == [] and toggles(board, "red") == []
 

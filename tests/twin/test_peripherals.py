@@ -74,7 +74,7 @@ def test_fetch_from_flash_stalls_until_the_erase_ends(boot) -> None:
     board = boot("flash", config=1, strict=False)
     board.run(ms=1200)
     started = [t for t, on in led_times(board, "orange") if on][1]   # second erase: no wait in SRAM
-    red_on = [t for t, on in led_times(board, "red") if on][0]
+    red_on = next(t for t, on in led_times(board, "red") if on)
     # The instruction after the return to flash could not be fetched before the erase ended.
     assert red_on - started >= 250 * PS_PER_MS
     assert red_on - started < 250 * PS_PER_MS + 20 * PS_PER_US

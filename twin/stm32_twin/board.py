@@ -30,7 +30,6 @@ from unicorn import (
     UC_HOOK_MEM_UNMAPPED,
     UC_MEM_FETCH_PROT,
     UC_MEM_FETCH_UNMAPPED,
-    UC_MEM_READ_PROT,
     UC_MEM_READ_UNMAPPED,
     UC_MEM_WRITE_PROT,
     UC_MEM_WRITE_UNMAPPED,
@@ -210,7 +209,8 @@ class Stm32Twin:
         except OSError as e:
             raise TwinError(f"Failed to load flash file {path}: {e.strerror}") from e
         if len(data) != FLASH_SIZE:
-            raise TwinError(f"Failed to load flash file {path}: {len(data)} bytes, a flash image has {FLASH_SIZE}")
+            raise TwinError(f"Failed to load flash file {path}: {len(data)} bytes, "
+                            f"a flash image has {FLASH_SIZE}")
         self.write_flash(0, data)
 
     def load_elf_symbols(self, path: str | os.PathLike[str]) -> None:
@@ -535,9 +535,11 @@ class Stm32Twin:
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int, _ud: object) -> bool:
         kind = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
                 UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "access")
-        if not self.strict and kind != "fetch" and (0x4000_0000 <= address < 0x6000_0000 or address >= 0xE000_0000):
+        peripheral_space = 0x4000_0000 <= address < 0x6000_0000 or address >= 0xE000_0000
+        if not self.strict and kind != "fetch" and peripheral_space:
             page = address & ~0x3FF
-            self.emit("warning", self._where(f"unmodeled {kind} of {size} byte(s) at 0x{address:08X}: reads 0"))
+            msg = f"unmodeled {kind} of {size} byte(s) at 0x{address:08X}: reads 0"
+            self.emit("warning", self._where(msg))
             uc.mmio_map(page, 0x400, lambda *a: 0, None, lambda *a: None, None)
             return True
         self.fail(self._where(f"{kind} of {size} byte(s) at unmapped address 0x{address:08X}"))
@@ -547,7 +549,7 @@ class Stm32Twin:
         in_flash = address < FLASH_SIZE or FLASH_BASE <= address < FLASH_BASE + FLASH_SIZE
         try:
             if not in_flash:
-                kind = {UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "instruction fetch"}.get(access, "read")
+                kind = {UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "fetch"}.get(access, "read")
                 self.fail(self._where(f"{kind} of {size} byte(s) at 0x{address:08X} is not allowed "
                                       f"(read-only memory, or CCM which cannot hold code)"))
                 return False
@@ -811,7 +813,7 @@ class Stm32Twin:
                 self.now_ps += n * PS_PER_S // hz
                 self.instructions += n
                 pc = int(uc.reg_read(A.UC_ARM_REG_PC))
-                if pc >= 2 and int.from_bytes(uc.mem_read(pc - 2, 2), "little") == WFI and pc - 2 < 0xE000_0000:
+                if 2 <= pc < 0xE000_0000 and int.from_bytes(uc.mem_read(pc - 2, 2), "little") == WFI:
                     self._sleeping = True
             self._run_due()
 
@@ -896,7 +898,8 @@ class Stm32Twin:
         sym = self.symbols.lookup(pc)
         leds = ", ".join(c for c, on in self.leds.items() if on) or "none"
         state = "off" if not self.powered else ("fault" if self.fault else "running")
-        return (f"t = {self.now_ps / PS_PER_S:.6f} s, {state}, PC 0x{pc:08X}{' (' + sym + ')' if sym else ''}, "
+        where = f"PC 0x{pc:08X}{' (' + sym + ')' if sym else ''}"
+        return (f"t = {self.now_ps / PS_PER_S:.6f} s, {state}, {where}, "
                 f"core {self.cpu_hz / 1e6:g} MHz, LEDs on: {leds}, {len(self.uart_lines)} UART lines, "
                 f"{self.flash_op_count} flash operations")
 

@@ -162,9 +162,8 @@ class FlashInterface(Peripheral):
             if new & CR_STRT:
                 self._start_erase(new)
         elif off == OPTCR:
-            if self.optcr & 1:
-                if v & 1 == 0 and mask & 1:
-                    return
+            if self.optcr & 1 and v & 1 == 0 and mask & 1:
+                return  # option bytes locked: only OPTLOCK may be written
             if v & 2:
                 self.board.unmodeled_access(self.base + off, "write", "FLASH_OPTCR OPTSTRT (option bytes)")
                 return
@@ -190,7 +189,8 @@ class FlashInterface(Peripheral):
             self.board.bus_fault(self.base + KEYR, f"wrong FLASH_KEYR sequence (wrote 0x{v:08X})")
 
     def _irq(self) -> None:
-        level = bool(self.cr & CR_EOPIE and self.sr & SR_EOP) or bool(self.cr & CR_ERRIE and self.sr & SR_OPERR)
+        level = bool(self.cr & CR_EOPIE and self.sr & SR_EOP) or \
+            bool(self.cr & CR_ERRIE and self.sr & SR_OPERR)
         self.board.nvic.set_level(FLASH_IRQ, level)
 
     def _psize(self) -> int:
@@ -262,7 +262,8 @@ class FlashInterface(Peripheral):
                 f"holds 0x{old:0{2 * size}X}, writing 0x{value:0{2 * size}X} (the result would be "
                 f"0x{new:0{2 * size}X}, bits only go 1 -> 0)")
         data = new.to_bytes(size, "little")
-        self._begin(FlashOp("program", 0, 0, 0, off, size, data), PROGRAM_US[self.board.flash_timing] * PS_PER_US)
+        duration = PROGRAM_US[self.board.flash_timing] * PS_PER_US
+        self._begin(FlashOp("program", 0, 0, 0, off, size, data), duration)
 
     def _begin(self, op: FlashOp, duration_ps: int) -> None:
         b = self.board

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from ..board import Stm32Twin
@@ -54,7 +54,7 @@ class Peripheral:
 class SimpleRegs(Peripheral):
     """A block of plain read/write registers: {offset: (reset value, writable mask)}."""
 
-    regs: dict[int, tuple[int, int]] = {}
+    regs: ClassVar[dict[int, tuple[int, int]]] = {}
 
     def reset(self) -> None:
         self.r = {off: rv for off, (rv, _) in self.regs.items()}

@@ -104,15 +104,17 @@ class Dma(Peripheral):
         want = 0 if s.n == 3 else 1
         psize, msize = (s.cr >> 11) & 3, (s.cr >> 13) & 3
         if dirn != want or psize or msize or s.cr & (1 << 18) or s.fcr & 4:
+            kind = "peripheral-to-memory" if want == 0 else "memory-to-peripheral"
             b.unmodeled_access(self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
-                               f"{where}: only byte-wide {'peripheral-to-memory' if want == 0 else 'memory-to-peripheral'}"
-                               " direct-mode transfers without double buffering are modeled")
+                               f"{where}: only byte-wide {kind} direct-mode transfers without double "
+                               "buffering are modeled")
             return False
         if s.par != 0x4000_380C:
             b.unmodeled_access(s.par, "write", f"{where}: peripheral address is not SPI2_DR")
             return False
         if not b.dma_reachable(s.m0ar, s.ndtr):
-            b.unmodeled_access(s.m0ar, "write", f"{where}: memory 0x{s.m0ar:08X} (+{s.ndtr}) is not reachable by DMA1")
+            b.unmodeled_access(s.m0ar, "write",
+                               f"{where}: memory 0x{s.m0ar:08X} (+{s.ndtr}) is not reachable by DMA1")
             return False
         return True
 
@@ -160,7 +162,8 @@ class Dma(Peripheral):
             if new & CR_EN:
                 if self.flags[s.n] & (TCIF | HTIF | TEIF):
                     s.cr &= ~CR_EN  # RM0090 10.5.5: flags of the stream must be cleared before EN
-                    self.board.strict_violation(self.base + off, f"DMA1 stream {s.n} enabled with its event flags set")
+                    self.board.strict_violation(self.base + off,
+                                                f"DMA1 stream {s.n} enabled with its event flags set")
                     return
                 if not self._check(s):
                     s.cr &= ~CR_EN

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import Peripheral, SimpleRegs
 
@@ -170,8 +170,9 @@ class Syscfg(SimpleRegs):
     name = "SYSCFG"
     base = 0x4001_3800
     clock = ("APB2ENR", 14)
-    regs = {0x00: (0, 0x3), 0x04: (0, 1 << 23), 0x08: (0, 0xFFFF), 0x0C: (0, 0xFFFF),
-            0x10: (0, 0xFFFF), 0x14: (0, 0xFFFF), 0x20: (0, 1)}
+    regs: ClassVar[dict[int, tuple[int, int]]] = {
+        0x00: (0, 0x3), 0x04: (0, 1 << 23), 0x08: (0, 0xFFFF), 0x0C: (0, 0xFFFF),
+        0x10: (0, 0xFFFF), 0x14: (0, 0xFFFF), 0x20: (0, 1)}
 
     def port_of_line(self, line: int) -> str:
         reg = 0x08 + 4 * (line // 4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..events import PS_PER_US
 from .base import Peripheral, SimpleRegs
 
@@ -184,7 +186,8 @@ class Pwr(SimpleRegs):
     name = "PWR"
     base = 0x40007000
     clock = ("APB1ENR", 28)
-    regs = {0x00: (0x0000_C000, 0x0000_C3FF), 0x04: (0x0000_0000, 0x0000_0300)}
+    regs: ClassVar[dict[int, tuple[int, int]]] = {0x00: (0x0000_C000, 0x0000_C3FF),
+                                                  0x04: (0x0000_0000, 0x0000_0300)}
 
     @property
     def dbp(self) -> bool:

@@ -78,8 +78,9 @@ class Spi2(Peripheral):
         return self.board.gpio["B"].level(PIN_NSS) == 0
 
     def _irq(self) -> None:
-        level = bool((self.cr2 & CR2_RXNEIE and self.sr & SR_RXNE) or (self.cr2 & CR2_TXEIE and self.sr & SR_TXE)
-                     or (self.cr2 & CR2_ERRIE and self.sr & SR_OVR))
+        cr2, sr = self.cr2, self.sr
+        level = bool((cr2 & CR2_RXNEIE and sr & SR_RXNE) or (cr2 & CR2_TXEIE and sr & SR_TXE)
+                     or (cr2 & CR2_ERRIE and sr & SR_OVR))
         self.board.nvic.set_level(SPI2_IRQ, level)
 
     def service_dma(self) -> None:
