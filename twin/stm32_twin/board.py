@@ -57,6 +57,7 @@ from .periph.misc import Adc, Crc, Iwdg, Rtc, Usart
 from .periph.rcc import RESET_FLAGS, Pwr, Rcc
 from .periph.scs import HARDFAULT, IRQ0, SVCALL, Dbgmcu, Dwt, Scs
 from .periph.spi import Spi2
+from .regs import RegBank
 from .symbols import Symbols
 
 SRAM_BASE, SRAM_SIZE = LAYOUT.sram_base, LAYOUT.sram_size
@@ -172,6 +173,9 @@ class Stm32Twin:
         for p in self.peripherals:
             rd, wr = self._mmio(p)
             uc.mmio_map(p.base, p.size, rd, None, wr, None)
+        self.exc = cpu.ExceptionUnit(self)
+        self._prio_regs = RegBank(uc, [A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_BASEPRI])
+        self._pc_reg = RegBank(uc, [A.UC_ARM_REG_PC])
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)
@@ -511,10 +515,10 @@ class Stm32Twin:
         try:
             if intno == 8 and pc >= 0xFFFF_FF00:
                 self._poll_addr = -1
-                cpu.exception_return(self, pc)
+                self.exc.leave(pc)
                 exc = self._takeable()
                 if exc is not None:  # tail-chain: enter the next handler right away
-                    cpu.exception_entry(self, exc)
+                    self.exc.enter(exc)
                 return
             if intno == 2:
                 self.nvic.pending.add(SVCALL)
@@ -612,7 +616,7 @@ class Stm32Twin:
     def _takeable(self) -> int | None:
         if not self.nvic.pending:
             return None
-        primask, basepri = self.uc.reg_read_batch([A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_BASEPRI])
+        primask, basepri = self._prio_regs.read()
         return self.nvic.best_pending(primask, basepri)
 
     # ---------------------------------------------------------------------------------------------
@@ -772,7 +776,7 @@ class Stm32Twin:
                 try:
                     exc = self._takeable()
                     if exc is not None:
-                        cpu.exception_entry(self, exc)
+                        self.exc.enter(exc)
                         self._poll_addr = -1
                     else:
                         # Pending but masked (PRIMASK/BASEPRI/priority): CPSIE or an MSR is not a
@@ -786,7 +790,7 @@ class Stm32Twin:
             hz = self.cpu_hz
             n = min(MASKED_SLICE if masked else MAX_SLICE, max(1, -(-(limit - self.now_ps) * hz // PS_PER_S)))
             self._stop_reason = None
-            pc = int(uc.reg_read(A.UC_ARM_REG_PC))
+            pc = self._pc_reg.read()[0]
             if self.flash.op is not None and (pc < FLASH_SIZE or FLASH_BASE <= pc < FLASH_BASE + FLASH_SIZE):
                 # The next instruction comes from the busy flash: the CPU stalls until the operation
                 # ends. (Done here: Unicorn does not survive a protection change while it looks up
@@ -812,10 +816,22 @@ class Stm32Twin:
             if self._stop_reason is None:
                 self.now_ps += n * PS_PER_S // hz
                 self.instructions += n
-                pc = int(uc.reg_read(A.UC_ARM_REG_PC))
-                if 2 <= pc < 0xE000_0000 and int.from_bytes(uc.mem_read(pc - 2, 2), "little") == WFI:
+                pc = self._pc_reg.read()[0]
+                if self._halfword_before(pc) == WFI:
                     self._sleeping = True
             self._run_due()
+
+    def _halfword_before(self, pc: int) -> int:
+        mm = self.flash_mem.mm
+        if FLASH_BASE + 2 <= pc < FLASH_BASE + FLASH_SIZE:
+            off = pc - FLASH_BASE - 2
+            return mm[off] | (mm[off + 1] << 8)
+        if 2 <= pc < 0xE000_0000:
+            try:
+                return int.from_bytes(self.uc.mem_read(pc - 2, 2), "little")
+            except UcError:
+                return 0
+        return 0
 
     # ---------------------------------------------------------------------------------------------
     # pins and SPI master

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from unicorn import arm_const as A
 
+from .regs import RegBank
+
 if TYPE_CHECKING:
     from .board import Stm32Twin
 
@@ -24,66 +26,69 @@ XPSR_T = 1 << 24
 XPSR_ALIGN = 1 << 9
 EXC_RETURN_HANDLER, EXC_RETURN_THREAD_MSP, EXC_RETURN_THREAD_PSP = 0xFFFF_FFF1, 0xFFFF_FFF9, 0xFFFF_FFFD
 EXC_RETURN_NOFP = 1 << 4
+BASIC_FRAME = struct.Struct("<8I")
+FP_FRAME = struct.Struct("<26I")
 
 
-def exception_entry(board: Stm32Twin, exc: int) -> None:
-    uc = board.uc
-    control, sp = uc.reg_read_batch([A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_SP])
-    handler_mode = bool(board.nvic.active)
-    if not handler_mode and control & CONTROL_SPSEL:
-        board.unmodeled_access(sp, "write", "exception entry from thread mode on the process stack (PSP)")
-        return
-    fp = bool(control & CONTROL_FPCA)
-    values = list(uc.reg_read_batch(BASIC_REGS))
-    values[7] = values[7] | XPSR_T
-    words = list(values)
-    size = 0x20
-    if fp:
-        words += [*uc.reg_read_batch(FP_REGS), 0]
-        size = 0x68
-    frame = sp - size
-    if frame & 4:
-        frame -= 4
-        words[7] |= XPSR_ALIGN
-    board.stack_write(frame, struct.pack(f"<{len(words)}I", *(w & 0xFFFF_FFFF for w in words)))
-    exc_return = EXC_RETURN_HANDLER if handler_mode else EXC_RETURN_THREAD_MSP
-    if fp:
-        exc_return &= ~EXC_RETURN_NOFP
-    vector = board.read_vector(exc)
-    board.nvic.enter(exc)
-    uc.reg_write_batch([
-        (A.UC_ARM_REG_SP, frame),
-        (A.UC_ARM_REG_LR, exc_return),
-        (A.UC_ARM_REG_XPSR, XPSR_T | exc),
-        (A.UC_ARM_REG_CONTROL, control & ~CONTROL_FPCA),
-        (A.UC_ARM_REG_PC, vector | 1),  # bit 0 keeps the Thumb state in Unicorn
-    ])
+class ExceptionUnit:
+    """Register banks prepared once per CPU."""
 
+    def __init__(self, board: Stm32Twin) -> None:
+        uc = board.uc
+        self.board = board
+        self.ctl_sp = RegBank(uc, [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_SP])
+        self.basic = RegBank(uc, BASIC_REGS)
+        self.fp = RegBank(uc, FP_REGS)
+        self.enter_regs = RegBank(uc, [A.UC_ARM_REG_SP, A.UC_ARM_REG_LR, A.UC_ARM_REG_XPSR,
+                                       A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_PC])
+        self.return_regs = RegBank(uc, [A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3,
+                                        A.UC_ARM_REG_R12, A.UC_ARM_REG_LR, A.UC_ARM_REG_SP,
+                                        A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_PC])
 
-def exception_return(board: Stm32Twin, pc: int) -> None:
-    """Called from the interrupt hook: Unicorn reports a branch to EXC_RETURN as interrupt 8 with
-    the PC at the EXC_RETURN value with bit 0 cleared."""
-    uc = board.uc
-    exc_return = pc | 1
-    if exc_return & 4:
-        board.unmodeled_access(pc, "read", "exception return to the process stack (PSP)")
-        return
-    board.nvic.leave()
-    fp = not exc_return & EXC_RETURN_NOFP
-    sp = uc.reg_read(A.UC_ARM_REG_SP)
-    size = 0x68 if fp else 0x20
-    words = struct.unpack(f"<{size // 4}I", board.stack_read(sp, size))
-    xpsr = words[7]
-    new_sp = sp + size + (4 if xpsr & XPSR_ALIGN else 0)
-    control = uc.reg_read(A.UC_ARM_REG_CONTROL)
-    control = (control | CONTROL_FPCA) if fp else (control & ~CONTROL_FPCA)
-    if fp:
-        uc.reg_write_batch(list(zip(FP_REGS, words[8:25], strict=True)))
-    uc.reg_write_batch([
-        (A.UC_ARM_REG_R0, words[0]), (A.UC_ARM_REG_R1, words[1]), (A.UC_ARM_REG_R2, words[2]),
-        (A.UC_ARM_REG_R3, words[3]), (A.UC_ARM_REG_R12, words[4]), (A.UC_ARM_REG_LR, words[5]),
-        (A.UC_ARM_REG_SP, new_sp),
-        (A.UC_ARM_REG_XPSR, (xpsr & ~XPSR_ALIGN) | XPSR_T),
-        (A.UC_ARM_REG_CONTROL, control),
-        (A.UC_ARM_REG_PC, words[6] | 1),
-    ])
+    def enter(self, exc: int) -> None:
+        board = self.board
+        control, sp = self.ctl_sp.read()
+        handler_mode = bool(board.nvic.active)
+        if not handler_mode and control & CONTROL_SPSEL:
+            board.unmodeled_access(sp, "write", "exception entry from thread mode on the process stack (PSP)")
+            return
+        fp = bool(control & CONTROL_FPCA)
+        words = self.basic.read()
+        words[7] |= XPSR_T
+        size = 0x20
+        if fp:
+            words += [*self.fp.read(), 0]
+            size = 0x68
+        frame = sp - size
+        if frame & 4:
+            frame -= 4
+            words[7] |= XPSR_ALIGN
+        board.stack_write(frame, (FP_FRAME if fp else BASIC_FRAME).pack(*words))
+        exc_return = EXC_RETURN_HANDLER if handler_mode else EXC_RETURN_THREAD_MSP
+        if fp:
+            exc_return &= ~EXC_RETURN_NOFP
+        vector = board.read_vector(exc)
+        board.nvic.enter(exc)
+        # PC with bit 0 set: Unicorn takes bit 0 of a PC write as the Thumb state.
+        self.enter_regs.write([frame, exc_return, XPSR_T | exc, control & ~CONTROL_FPCA, vector | 1])
+
+    def leave(self, pc: int) -> None:
+        """Called from the interrupt hook: Unicorn reports a branch to EXC_RETURN as interrupt 8
+        with the PC at the EXC_RETURN value with bit 0 cleared."""
+        board = self.board
+        exc_return = pc | 1
+        if exc_return & 4:
+            board.unmodeled_access(pc, "read", "exception return to the process stack (PSP)")
+            return
+        board.nvic.leave()
+        fp = not exc_return & EXC_RETURN_NOFP
+        control, sp = self.ctl_sp.read()
+        frame = FP_FRAME if fp else BASIC_FRAME
+        words = frame.unpack(board.stack_read(sp, frame.size))
+        xpsr = words[7]
+        new_sp = sp + frame.size + (4 if xpsr & XPSR_ALIGN else 0)
+        control = (control | CONTROL_FPCA) if fp else (control & ~CONTROL_FPCA)
+        if fp:
+            self.fp.write(words[8:25])
+        self.return_regs.write([words[0], words[1], words[2], words[3], words[4], words[5], new_sp,
+                                (xpsr & ~XPSR_ALIGN) | XPSR_T, control, words[6] | 1])
