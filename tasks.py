@@ -266,3 +266,36 @@ def update(c: Context, device: str, timeout: int = 600) -> None:
         raise _fail(e) from None
     if not r.ok:
         raise Exit(f"update: {r.outcome}: {r.reason}", code=1)
+
+
+@task(help={
+    "build_dir": f"build directory with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
+    "flash": "flash file kept between runs (created erased and programmed from the build when missing)",
+    "slot_a": "program this image into slot A",
+    "slot_b": "program this image into slot B",
+    "bootloader": "program this bootloader image",
+    "run_ms": "virtual milliseconds to run (default 3000)",
+    "realtime": "advance in step with the wall clock (demo)",
+    "json": "one JSON event per line, for scripts",
+    "pins": "also print every pin change",
+    "temperature": "die temperature in degrees C seen by the ADC (default 25)",
+    "timing": "flash timings: typical (default) or maximum",
+    "no_strict": "read unmodeled registers as 0 instead of stopping",
+})
+def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "", slot_b: str = "",
+        bootloader: str = "", run_ms: float = 3000.0, realtime: bool = False, json: bool = False,
+        pins: bool = False, temperature: float = 25.0, timing: str = "typical",
+        no_strict: bool = False) -> None:
+    """Boot the firmware on the STM32 twin; print LED changes and UART lines with virtual times."""
+    from stm32_twin.cli import SimOptions, run_sim
+    from stm32_twin.errors import TwinError
+
+    opts = SimOptions(build_dir=str(ROOT / build_dir), flash=flash or None, slot_a=slot_a or None,
+                      slot_b=slot_b or None, bootloader=bootloader or None, run_ms=run_ms, realtime=realtime,
+                      json=json, pins=pins, temperature=temperature, timing=timing, strict=not no_strict)
+    try:
+        status = run_sim(opts)
+    except TwinError as e:
+        raise _fail(e) from None
+    if status:
+        raise Exit("sim: the firmware faulted (see above)", code=status)

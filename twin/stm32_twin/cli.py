@@ -1,0 +1,137 @@
+"""`invoke sim` and the `stm32-twin` command: boot the built binaries (or a flash file) on the twin
+and print LED changes and UART lines with their virtual time.
+
+    stm32-twin --build-dir build --run-ms 3000
+    stm32-twin --flash twin-flash.bin --slot-b build/slot-b.bin --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stm32_fota.spec import LAYOUT
+
+from .board import Stm32Twin
+from .errors import TwinError, TwinFault
+from .events import PS_PER_S, Event
+from .freerun import free_run
+
+SHOWN = ("led", "uart", "reset", "fault", "power", "warning")
+
+
+@dataclass
+class SimOptions:
+    build_dir: str = "build"
+    flash: str | None = None          # flash file, kept between runs
+    bootloader: str | None = None     # images to program (default: the build's, for a new flash)
+    slot_a: str | None = None
+    slot_b: str | None = None
+    run_ms: float = 3000.0
+    realtime: bool = False            # advance with the wall clock instead of as fast as possible
+    json: bool = False
+    pins: bool = False                # also print every pin change
+    temperature: float = 25.0
+    timing: str = "typical"
+    strict: bool = True
+
+
+def _program(board: Stm32Twin, opts: SimOptions, fresh: bool) -> list[str]:
+    explicit = {"bootloader": opts.bootloader, "slot_a": opts.slot_a, "slot_b": opts.slot_b}
+    loaded: list[str] = []
+    if fresh and not any(explicit.values()):
+        build = Path(opts.build_dir)
+        loaded += board.load_build(build, slot_b=False)
+        return loaded
+    for region, path in explicit.items():
+        if path:
+            board.load_bin(path, LAYOUT.region(region).base)
+            elf = Path(path).with_suffix(".elf")
+            if elf.exists():
+                board.load_elf_symbols(elf)
+            loaded.append(path)
+    return loaded
+
+
+def run_sim(opts: SimOptions, out: Callable[[str], None] = print) -> int:
+    """Run the simulation; returns the exit status (0 ok, 1 when the firmware faulted)."""
+    fresh = opts.flash is None or not Path(opts.flash).exists()
+    board = Stm32Twin(opts.flash, strict=opts.strict, flash_timing=opts.timing,
+                      temperature_c=opts.temperature)
+    kinds = (*SHOWN, "pin") if opts.pins else SHOWN
+
+    def show(ev: Event) -> None:
+        if ev.kind in kinds:
+            out(json.dumps(ev.to_json()) if opts.json else str(ev))
+
+    try:
+        loaded = _program(board, opts, fresh)
+        if not opts.json:
+            out(f"sim: flash {'file ' + opts.flash if opts.flash else '(in memory)'}"
+                f"{'; programmed ' + ', '.join(loaded) if loaded else ''}")
+        board.listeners.append(show)
+        board.power_on()
+        wall = time.perf_counter()
+        status = 0
+        try:
+            if opts.realtime:
+                free_run(board, opts.run_ms / 1000)
+            else:
+                board.run(ms=opts.run_ms)
+        except TwinFault:
+            status = 1
+        except KeyboardInterrupt:
+            pass
+        host_s = time.perf_counter() - wall
+        summary = {"virtual_s": board.now_ps / PS_PER_S, "host_s": round(host_s, 3),
+                   "leds": board.leds, "uart_lines": len(board.uart_lines),
+                   "flash_operations": board.flash_op_count, "fault": board.fault}
+        if opts.json:
+            out(json.dumps({"kind": "summary", "data": summary}))
+        else:
+            on = ", ".join(c for c, v in board.leds.items() if v) or "none"
+            out(f"sim: {summary['virtual_s']:.3f} s virtual in {host_s:.2f} s host; LEDs on: {on}; "
+                f"{len(board.uart_lines)} UART lines; {board.flash_op_count} flash operations"
+                + (f"; FAULT: {board.fault}" if board.fault else ""))
+        return status
+    finally:
+        board.close()
+
+
+def parse_args(argv: list[str] | None = None) -> SimOptions:
+    p = argparse.ArgumentParser(prog="stm32-twin", description=__doc__.split("\n")[0])
+    p.add_argument("--build-dir", default="build",
+                   help="where bootloader.bin and slot-a.bin are (default build)")
+    p.add_argument("--flash",
+                   help="flash file kept between runs (created erased, then programmed from the build)")
+    p.add_argument("--bootloader", help="program this bootloader .bin")
+    p.add_argument("--slot-a", help="program this image into slot A")
+    p.add_argument("--slot-b", help="program this image into slot B")
+    p.add_argument("--run-ms", type=float, default=3000.0, help="virtual time to run (default 3000)")
+    p.add_argument("--realtime", action="store_true", help="advance in step with the wall clock")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.add_argument("--pins", action="store_true", help="also print pin changes")
+    p.add_argument("--temperature", type=float, default=25.0, help="die temperature in C (default 25)")
+    p.add_argument("--timing", choices=("typical", "maximum"), default="typical", help="flash timings")
+    p.add_argument("--no-strict", action="store_true", help="unmodeled accesses read 0 instead of stopping")
+    a = p.parse_args(argv)
+    return SimOptions(build_dir=a.build_dir, flash=a.flash, bootloader=a.bootloader, slot_a=a.slot_a,
+                      slot_b=a.slot_b, run_ms=a.run_ms, realtime=a.realtime, json=a.json, pins=a.pins,
+                      temperature=a.temperature, timing=a.timing, strict=not a.no_strict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_sim(parse_args(argv))
+    except TwinError as e:
+        print(f"stm32-twin: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
