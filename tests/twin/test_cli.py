@@ -1,0 +1,41 @@
+"""`invoke sim` / `stm32-twin`: the command people use to try the firmware without a board."""
+
+from __future__ import annotations
+
+import json
+
+from stm32_twin.cli import SimOptions, main, run_sim
+
+
+def test_sim_prints_boot_log_led_changes_and_a_report(fw_build) -> None:
+    out: list[str] = []
+    status = run_sim(SimOptions(build_dir=str(fw_build.build_dir), run_ms=1200), out.append)
+    assert status == 0
+    assert any("uart    boot: start v1.0.0" in line for line in out)
+    assert any("led     green on" in line for line in out)
+    assert out[-1].startswith("sim: 1.200 s virtual in ") and "LEDs on: green" in out[-1]
+
+
+def test_sim_json_gives_one_event_per_line_and_a_summary(fw_build) -> None:
+    out: list[str] = []
+    run_sim(SimOptions(build_dir=str(fw_build.build_dir), run_ms=600, json=True), out.append)
+    records = [json.loads(line) for line in out]
+    assert {r["kind"] for r in records[:-1]} <= {"power", "reset", "uart", "led"}
+    assert all("t_us" in r for r in records[:-1])
+    assert records[-1]["kind"] == "summary" and records[-1]["data"]["virtual_s"] == 0.6
+
+
+def test_sim_keeps_a_flash_file_and_programs_a_slot_b_image(fw_build, tmp_path) -> None:
+    flash = tmp_path / "flash.bin"
+    run_sim(SimOptions(build_dir=str(fw_build.build_dir), flash=str(flash), run_ms=100), lambda s: None)
+    assert flash.stat().st_size == 1024 * 1024
+    out: list[str] = []
+    run_sim(SimOptions(flash=str(flash), slot_b=str(fw_build.build_dir / "slot-b.bin"), run_ms=100), out.append)
+    # The bootloader kept in the file now sees both slots.
+    assert any("boot: slot B valid" in line for line in out), out
+
+
+def test_sim_reports_a_missing_build_clearly(tmp_path, capsys) -> None:
+    assert main(["--build-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Failed to load the build" in err and "bootloader.bin does not exist" in err
