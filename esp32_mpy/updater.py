@@ -29,6 +29,8 @@ from fota_const import (
     RESULT_REVERTED_INVALID,
     RESULT_REVERTED_NO_CONFIRM,
     RESULT_REVERTED_WATCHDOG,
+    RETRIES,
+    SESSION_ACTIVATED,
     SLOT_STATE_EMPTY,
     SLOT_STATE_VALID,
     ST_ERR_FLASH,
@@ -224,11 +226,14 @@ class Updater:
         self.step("activate")
         link.activate()
         self.step("reset")
-        if cfg.get("reset") == "nrst":
-            link.pulse_reset()
-        else:
-            link.reset()
+        self._reset()
         return self._await(target, new_version)
+
+    def _reset(self):
+        if self.cfg.get("reset") == "nrst":
+            self.link.pulse_reset()
+        else:
+            self.link.reset()
 
     def _transfer(self, src, target, flags, size, sha):
         link = self.link
@@ -265,9 +270,16 @@ class Updater:
         start = self.port.ticks_ms()
         why = "no answer"
         waiting = False
+        resets = 0
         while True:
             try:
                 info = self.info = link.info()
+                if info["session_state"] == SESSION_ACTIVATED and resets < RETRIES:
+                    # Still the session that was activated: the RESET frame was lost. Again.
+                    resets += 1
+                    self.step("reset again")
+                    self._reset()
+                    continue
                 run = info["running_slot"]
                 ver = running_version(info)
                 result = info["last_result"]

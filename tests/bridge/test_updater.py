@@ -12,7 +12,7 @@ import types
 import net
 import pytest
 from fake_server import FakeServer
-from fake_stm32 import IC, Clock, FakePort, FakeSTM32
+from fake_stm32 import CMD, IC, Clock, FakePort, FakeSTM32
 from fotalink import Link
 from images import make_image
 from updater import Updater
@@ -255,3 +255,16 @@ def test_reset_through_nrst(dev: FakeSTM32, server: FakeServer) -> None:
     run = Run(dev, server.url, reset="nrst")
     assert run.cycle() == "confirmed"
     assert run.link.port.resets == 1
+
+
+def test_lost_reset_frame_is_sent_again(dev: FakeSTM32, server: FakeServer) -> None:
+    run = Run(dev, server.url)
+    state = {"armed": True}
+
+    def drop_reset(k: int, buf: bytearray) -> None:
+        if buf[2] == CMD["RESET"] and state["armed"]:      # once
+            state["armed"] = False
+            buf[9] ^= 0xFF
+    dev.faults.mosi = drop_reset
+    assert run.cycle() == "confirmed"
+    assert "fota: step reset again" in run.lines
