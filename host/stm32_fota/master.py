@@ -30,6 +30,8 @@ from .spec import IMAGE, PROTOCOL
 BRIDGE_DIR = Path(__file__).resolve().parents[2] / "esp32_mpy"
 SPI_HZ = 10_500_000          # the STM32's SPI2 slave limit, fPCLK1 / 4 (docs/protocol.md, Wires)
 _C = IMAGE.constants
+_ACTIVATED = PROTOCOL.tables["session"]["ACTIVATED"]
+_RETRIES = PROTOCOL.constants["RETRIES"]
 _REVERTED = {_C["RESULT_REVERTED_NO_CONFIRM"]: "REVERTED_NO_CONFIRM",
              _C["RESULT_REVERTED_INVALID"]: "REVERTED_INVALID",
              _C["RESULT_REVERTED_WATCHDOG"]: "REVERTED_WATCHDOG"}
@@ -218,11 +220,16 @@ class Master:
     def _await(self, r: UpdateResult, timeout_ms: float) -> None:
         start = self._now()
         confirmed = _C["META_STATE_CONFIRMED"]
+        resets = 0
         while True:
             try:
                 info = self.link.info()
             except BridgeError as e:      # rebooting between trial attempts
                 info, why = None, e.reason
+            if info is not None and info["session_state"] == _ACTIVATED and resets < _RETRIES:
+                resets += 1                   # the RESET frame was lost: the session is still open
+                self._do("RESET", self.link.reset)
+                continue
             if info is not None:
                 r.info_after = info
                 run = info["running_slot"]
