@@ -254,9 +254,14 @@ class Link:
             tries += 1
             self.retries += 1
             if tries > RETRIES:
-                why = "corrupt response" if st < 0 else status_name(st)
-                raise BridgeError(f"{name} failed after {RETRIES} retries: {why}",
-                                  None if st < 0 else st)
+                if st < 0:
+                    why = "no valid response frame"
+                elif st in (ST_ERR_CRC, ST_ERR_FRAME, ST_ERR_NO_RESPONSE):
+                    why = status_name(st)
+                else:
+                    why = (f"answer to another request (cmd 0x{self.rcmd:02X} seq {self.rseq}, "
+                           f"{status_name(st)})")
+                raise BridgeError(f"{name} failed after {RETRIES} retries: {why}", None if st < 0 else st)
 
     def _expect_ok(self, st, name):
         if st != ST_OK:
@@ -370,7 +375,7 @@ class Link:
                     errors += 1
                     self.retries += 1
                     if errors > RETRIES:
-                        why = "corrupt response" if st < 0 else status_name(st)
+                        why = "no valid response frame" if st < 0 else status_name(st)
                         raise BridgeError(f"link errors beyond {RETRIES} retries at offset {pend_end}: {why}",
                                           None if st < 0 else st)
                     offset = self.resync()

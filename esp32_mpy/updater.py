@@ -314,8 +314,7 @@ def update(path="config.json"):
         return "failed"
 
     def connect():
-        if cfg["wifi_ssid"]:
-            net.wifi_connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_retries"],
-                             cfg["wifi_timeout_ms"])
+        net.wifi_connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_retries"],
+                         cfg["wifi_timeout_ms"])
 
-    return Updater(link, http, cfg, connect=connect).cycle()
+    return Updater(link, http, cfg, connect=connect if cfg["wifi_ssid"] else None).cycle()
