@@ -299,3 +299,37 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
         raise _fail(e) from None
     if status:
         raise Exit("sim: the firmware faulted (see above)", code=status)
+
+
+# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, demo.py, bench.py) ---------------
+
+@task(name="flash-stm32", help={
+    "sim": "write the STM32 twin's flash file FLASHFILE instead of a board (the rest is erased)",
+    "tool": "programmer: auto (first installed), cubeprog (STM32_Programmer_CLI), st-flash, openocd",
+    "build_dir": f"directory of the build with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
+})
+def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR) -> None:
+    """Program the bootloader and Slot A into the STM32 (SWD programmer, or the twin with --sim)."""
+    from stm32_fota.errors import FotaError
+    from stm32_fota.flashing import flash_board, flash_sim
+
+    try:
+        if sim:
+            flash_sim(ROOT / build_dir, Path(sim))
+        else:
+            flash_board(ROOT / build_dir, tool)
+    except FotaError as e:
+        raise _fail(e) from None
+
+
+@task(help={
+    "keep": "leave the server, S3 endpoint, twin and virtual ESP32 running until Ctrl-C",
+    "folder": f"private state folder of the demo, wiped at start (default {BUILD_DIR}/demo)",
+})
+def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> None:
+    """The whole product in one command: build, flash, release, update to B and back to A."""
+    from stm32_fota.demo import run_demo
+
+    code = run_demo(ROOT / folder, keep=keep)
+    if code:
+        raise Exit(code=code)
