@@ -30,8 +30,13 @@ static int check_vectors(const struct flash_area *fa, uint32_t image_size)
     return IMAGE_OK;
 }
 
-static int check_hash(const struct flash_area *fa, uint32_t image_size, const uint8_t expected[32])
+/* Hash [0, image_size) and compare with the trailer's it_sha256. With file_digest, the same pass
+ * also yields the SHA-256 of the whole file (image + trailer): the hash state is forked at the
+ * trailer, so the update agent's VERIFY reads and hashes the slot once, not twice. */
+static int check_hash(const struct flash_area *fa, uint32_t image_size, const struct fota_image_trailer *tr,
+                      uint8_t *file_digest)
 {
+    const uint8_t *expected = tr->it_sha256;
     struct sha256_ctx ctx;
     uint8_t buf[256];
     uint8_t digest[32];
@@ -44,11 +49,16 @@ static int check_hash(const struct flash_area *fa, uint32_t image_size, const ui
         sha256_update(&ctx, buf, n);
         off += n;
     }
+    if (file_digest != NULL) {
+        struct sha256_ctx file = ctx;
+        sha256_update(&file, tr, sizeof(*tr));
+        sha256_final(&file, file_digest);
+    }
     sha256_final(&ctx, digest);
     return memcmp(digest, expected, sizeof(digest)) == 0 ? IMAGE_OK : IMAGE_BAD_HASH;
 }
 
-static uint8_t validate(uint8_t slot, struct image_summary *sum)
+static uint8_t validate(uint8_t slot, struct image_summary *sum, uint8_t *file_digest)
 {
     const struct flash_area *fa = fa_slot(slot);
     struct fota_image_info ii;
@@ -100,13 +110,13 @@ static uint8_t validate(uint8_t slot, struct image_summary *sum)
     if (fault != IMAGE_OK) {
         return fault;
     }
-    return (uint8_t)check_hash(fa, size, tr.it_sha256);
+    return (uint8_t)check_hash(fa, size, &tr, file_digest);
 }
 
-int image_validate(uint8_t slot, struct image_summary *sum)
+static int summarise(uint8_t slot, struct image_summary *sum, uint8_t *file_digest)
 {
     memset(sum, 0, sizeof(*sum));
-    sum->fault = validate(slot, sum);
+    sum->fault = validate(slot, sum, file_digest);
     switch (sum->fault) {
     case IMAGE_OK:
         sum->state = FOTA_SLOT_STATE_VALID;
@@ -118,6 +128,20 @@ int image_validate(uint8_t slot, struct image_summary *sum)
         sum->state = FOTA_SLOT_STATE_INVALID;
         return FOTA_E_IMAGE;
     }
+}
+
+int image_validate(uint8_t slot, struct image_summary *sum)
+{
+    return summarise(slot, sum, NULL);
+}
+
+int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sha256[32], int *hashed)
+{
+    *hashed = 0;
+    memset(file_sha256, 0, 32);
+    int rc = summarise(slot, sum, file_sha256);
+    *hashed = sum->fault == IMAGE_OK || sum->fault == IMAGE_BAD_HASH;
+    return rc;
 }
 
 const char *image_fault_str(uint8_t fault)

@@ -30,6 +30,11 @@ struct image_summary {
 
 /* Validate the image in slot (SLOT_A / SLOT_B). Always fills sum. Returns FOTA_OK when valid. */
 int image_validate(uint8_t slot, struct image_summary *sum);
+/* image_validate, and in the same pass over the flash the SHA-256 of the whole image file
+ * (ii_image_size bytes + the trailer): what the update agent's VERIFY compares with BEGIN's hash.
+ * *hashed is 1 when that pass ran (the image is valid, or only its hash is wrong); file_sha256 is
+ * meaningful only then. */
+int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sha256[32], int *hashed);
 const char *image_fault_str(uint8_t fault);
 
 #endif /* FOTA_IMAGE_CHECK_H */

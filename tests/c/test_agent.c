@@ -1109,6 +1109,38 @@ TEST(test_fuzz_frames)
     CHECK(ag.stats.seq_errors > 0);
 }
 
+
+/* image_validate_file (image.c): the file hash of the one validation pass that VERIFY uses. */
+TEST(test_image_validate_file_hashes_the_whole_file)
+{
+    struct image_summary sum;
+    uint8_t digest[32];
+    int hashed = -1;
+    setup();
+    make_image(&img, FOTA_SLOT_B, 1, 1, 0, 30000, 18);
+    install(&img, FOTA_SLOT_B);
+    CHECK_EQ(image_validate_file(FOTA_SLOT_B, &sum, digest, &hashed), FOTA_OK);
+    CHECK_EQ(hashed, 1);
+    CHECK_EQ(sum.state, FOTA_SLOT_STATE_VALID);
+    CHECK(memcmp(digest, img.sha, 32) == 0);
+    /* a bit of the image decays: invalid (bad hash), but the pass ran and the hash differs */
+    uint8_t *decay = slot_mem(FOTA_SLOT_B) + 5000;
+    while (*decay == 0) {
+        decay++;
+    }
+    *decay &= (uint8_t)(*decay - 1u); /* clears the lowest bit that is set */
+    CHECK_EQ(image_validate_file(FOTA_SLOT_B, &sum, digest, &hashed), FOTA_E_IMAGE);
+    CHECK_EQ(sum.fault, IMAGE_BAD_HASH);
+    CHECK_EQ(hashed, 1);
+    CHECK(memcmp(digest, img.sha, 32) != 0);
+    /* a broken trailer stops before hashing */
+    install(&img, FOTA_SLOT_B);
+    slot_mem(FOTA_SLOT_B)[img.size - 128] ^= 0x01;
+    CHECK_EQ(image_validate_file(FOTA_SLOT_B, &sum, digest, &hashed), FOTA_E_IMAGE);
+    CHECK_EQ(sum.fault, IMAGE_BAD_TRAILER);
+    CHECK_EQ(hashed, 0);
+}
+
 /* ---- runner ------------------------------------------------------------------------------- */
 
 struct test_case {
@@ -1139,6 +1171,7 @@ static const struct test_case tests[] = {
     T(test_abort),
     T(test_pending_write_finished_before_next_request),
     T(test_fuzz_frames),
+    T(test_image_validate_file_hashes_the_whole_file),
 };
 
 int main(int argc, char **argv)

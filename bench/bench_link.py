@@ -1,0 +1,181 @@
+"""Benchmark of the SPI update link on the STM32 twin (issue 4, "Benchmark").
+
+    .venv/bin/python bench/bench_link.py                 # builds v1.0.0/v1.1.0 in a temp dir
+    .venv/bin/python bench/bench_link.py --build-dir build --sizes 64 256
+
+Prints, in the twin's virtual time (one instruction per cycle at 168 MHz, DS8626 typical flash
+timings, SPI at 10.5 MHz), with the reference master (stm32_fota.master) driving the real firmware:
+
+1. for images of 64, 128 and 256 KB written into slot B (whose sectors hold old data, so they must
+   be erased): the time from BEGIN to the end of ACTIVATE, the flash lower bound for the same
+   image (erase of every sector it touches + 16 us per 32-bit word) and their ratio (target
+   <= 1.05), the split per phase, and the SPI bytes clocked per image byte (target <= 1.03);
+2. the boot time from reset to the application's first instruction for a confirmed image and for
+   the first trial boot after ACTIVATE (the bootloader validates both slots and appends a journal
+   record on a trial boot).
+
+The images are the real v1.1.0 slot-B application padded with pseudo-random bytes to the size
+(0xFF padding would be skipped by the flash layer and flatter the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stm32_fota.build import build
+from stm32_fota.image import INFO_OFFSET, TRAILER_SIZE, finish_image, unpack_info
+from stm32_fota.master import Master, TwinPort
+from stm32_fota.spec import IMAGE, LAYOUT
+from stm32_twin.board import Stm32Twin
+from stm32_twin.flash import ERASE_MS, PROGRAM_US
+from unicorn import UC_HOOK_CODE
+
+KB = 1024
+SIZE_FIELD = INFO_OFFSET + next(f.offset for f in IMAGE.structs["image_info"].fields
+                                if f.name == "image_size")
+PSIZE_X32 = 2
+
+
+class _Board:
+    """The twin with the clock calls TwinPort uses."""
+
+    def __init__(self, twin: Stm32Twin) -> None:
+        self.twin = twin
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.twin, name)
+
+    def time_ms(self) -> float:
+        return float(self.twin.now_ms)
+
+    def run_ms(self, n: float) -> None:
+        self.twin.run(ms=n)
+
+
+def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
+    """The image file grown to ``file_size`` bytes (trailer included) with pseudo-random filler."""
+    body = bytearray(image[:unpack_info(image)["image_size"]])
+    body[SIZE_FIELD:SIZE_FIELD + 4] = IMAGE.constants["IMAGE_SIZE_UNSET"].to_bytes(4, "little")
+    body += random.Random(seed).randbytes(file_size - TRAILER_SIZE - len(body))
+    return finish_image(bytes(body))
+
+
+def lower_bound_ms(slot: int, size: int) -> tuple[float, int]:
+    """Erase of the sectors [0, size) of the slot touches + 16 us per word (typical figures)."""
+    region = LAYOUT.slot_region(slot)
+    sectors = [s for s in LAYOUT.sectors_of(region) if s.base < region.base + size]
+    erase = sum(ERASE_MS[s.size][PSIZE_X32][0] for s in sectors)
+    return erase + (size + 3) // 4 * PROGRAM_US["typical"] / 1000, len(sectors)
+
+
+def _booted(build_dir: Path) -> Stm32Twin:
+    twin = Stm32Twin()
+    twin.load_build(build_dir, slot_b=False)
+    # Old contents in slot B, as after an earlier update: BEGIN has to erase.
+    region = LAYOUT.region("slot_b")
+    twin.write_flash(region.base - LAYOUT.flash_base, bytes(region.size))
+    twin.power_on()
+    if not twin.wait_pin("READY", 1, 5000):
+        raise SystemExit("bench: the application did not come up:\n" + "\n".join(twin.uart_lines))
+    return twin
+
+
+@dataclass
+class UpdateFigures:
+    size: int
+    sectors: int
+    measured_ms: float
+    bound_ms: float
+    phases: dict[str, float]
+    wire_per_byte: float
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_ms / self.bound_ms
+
+
+def bench_update(build_dir: Path, image: bytes) -> UpdateFigures:
+    twin = _booted(build_dir)
+    r = Master(TwinPort(_Board(twin))).update(image, reset=False)
+    if r.outcome != "activated":
+        raise SystemExit(f"bench: update ended {r.outcome}: {r.reason}")
+    bound, sectors = lower_bound_ms(1, len(image))
+    twin.close()
+    return UpdateFigures(len(image), sectors, r.begin_to_activate_ms, bound, dict(r.phases_ms),
+                         r.wire_per_payload)
+
+
+def _first_instruction_ms(twin: Stm32Twin, slot: int, start: Callable[[], None]) -> float:
+    """Virtual time from start() to the first instruction of the application in ``slot``.
+    Resolution: one Unicorn slice of the twin (10 000 instructions, 60 us)."""
+    base = LAYOUT.slot_region(slot).base
+    entry = int.from_bytes(twin.flash_bytes(base + 4, 4), "little") & ~1
+    hit: list[int] = []
+    hook = twin.uc.hook_add(UC_HOOK_CODE, lambda *_: hit.append(twin.now_ps) if not hit else None,
+                            begin=entry, end=entry)
+    t0 = twin.now_ps
+    start()
+    twin.run_until(lambda _ev: bool(hit), 6000)
+    while not hit and twin.now_ms < t0 / 1e9 + 6000:
+        twin.run(ms=1)
+    twin.uc.hook_del(hook)
+    if not hit:
+        raise SystemExit(f"bench: the application in slot {slot} never started")
+    return (hit[0] - t0) / 1e9
+
+
+def bench_boot(build_dir: Path, image_b: bytes) -> tuple[float, float]:
+    twin = Stm32Twin()
+    twin.load_build(build_dir, slot_b=False)
+    confirmed = _first_instruction_ms(twin, 0, twin.power_on)
+    if not twin.wait_pin("READY", 1, 5000):
+        raise SystemExit("bench: the application did not come up")
+    m = Master(TwinPort(_Board(twin)))
+    r = m.update(image_b, reset=False)
+    if r.outcome != "activated":
+        raise SystemExit(f"bench: update ended {r.outcome}")
+    trial = _first_instruction_ms(twin, 1, lambda: twin.reset_pin())
+    twin.close()
+    return confirmed, trial
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", type=Path, help="use the v1.0.0 build there (slot A runs it); "
+                    "the v1.1.0 image is built beside it in a temporary directory")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="image sizes in KB")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-link-") as tmp:
+        base = args.build_dir or Path(tmp) / "v1.0.0"
+        if args.build_dir is None:
+            build("1.0.0", 0, base)
+        new = Path(tmp) / "v1.1.0"
+        build("1.1.0", 0, new)
+        app = (new / "slot-b.bin").read_bytes()
+
+        print("Update BEGIN..ACTIVATE into slot B (virtual time, typical flash timings, SPI 10.5 MHz)")
+        print(f"{'image':>8} {'sectors':>7} {'measured':>10} {'bound':>10} {'ratio':>6} "
+              f"{'begin':>8} {'write':>9} {'verify':>7} {'activ.':>6} {'wire/B':>7}")
+        worst = 0.0
+        for kb in args.sizes:
+            f = bench_update(base, padded_image(app, kb * KB))
+            worst = max(worst, f.ratio)
+            p = f.phases
+            print(f"{kb:>5} KB {f.sectors:>7} {f.measured_ms:>8.1f}ms {f.bound_ms:>8.1f}ms {f.ratio:>6.3f} "
+                  f"{p['begin']:>6.1f}ms {p['write']:>7.1f}ms {p['verify']:>5.1f}ms {p['activate']:>4.1f}ms "
+                  f"{f.wire_per_byte:>7.4f}")
+        confirmed, trial = bench_boot(base, app)
+        print(f"worst ratio {worst:.3f} (target <= 1.05)")
+        print(f"boot, reset to the application's first instruction: confirmed image {confirmed:.1f} ms, "
+              f"first trial boot {trial:.1f} ms (+-0.06 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
