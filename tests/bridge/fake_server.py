@@ -14,10 +14,8 @@ from typing import Any
 class FakeServer:
     def __init__(self, image: bytes, version: str, target: str, downgrade: bool = False) -> None:
         self.image = image
-        self.offer: dict[str, Any] | None = {
-            "update": True, "update_id": 17, "version": version, "target_slot": target,
-            "url": f"/api/v1/firmware/{version}/slot-{target.lower()}.bin", "size": len(image),
-            "sha256": hashlib.sha256(image).hexdigest(), "downgrade": downgrade}
+        self.offer: dict[str, Any] | None = None
+        self.offer_release(image, version, target, downgrade, update_id=17)
         self.checkins: list[dict[str, Any]] = []
         self.reports: list[dict[str, Any]] = []
         self.ranges: list[int] = []
@@ -27,6 +25,15 @@ class FakeServer:
         self.auth: list[str | None] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+
+    def offer_release(self, image: bytes, version: str, target: str, downgrade: bool = False,
+                      update_id: int = 17) -> None:
+        """What the next check-in is offered."""
+        self.image = image
+        self.offer = {
+            "update": True, "update_id": update_id, "version": version, "target_slot": target,
+            "url": f"/api/v1/firmware/{version}/slot-{target.lower()}.bin", "size": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(), "downgrade": downgrade}
 
     @property
     def url(self) -> str:
