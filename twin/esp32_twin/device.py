@@ -6,7 +6,8 @@
 
 One service thread owns everything on the host side: it copies bytes between the pty and the Node
 runner, answers the runner's calls (Services), and free-runs the peer while the REPL is idle.
-The thread holds `lock` while it touches the peer; take it to inspect the twin from another thread.
+The thread holds `lock` while it touches the peer (one slice at a time); take it to inspect or
+change the twin from another thread.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 HEAP_BYTES = 110 * 1024          # initial MicroPython heap, like an ESP32 without PSRAM
 START_TIMEOUT_S = 30.0
 OUTPUT_QUEUE_MAX = 1 << 20        # serial output kept while nobody reads the pty
+TRANSCRIPT_MAX = 1 << 20          # serial output kept for transcript()
 CTRL_C = 0x03
 PR_SET_PDEATHSIG = 1
 
@@ -79,13 +81,14 @@ class VirtualEsp32:
     ) -> None:
         self.peer = peer
         self.board = board
-        self.lock = threading.RLock()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if fs_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="vesp32-fs-")
             fs_dir = Path(self._tmp.name)
         self.fs_dir = Path(fs_dir)
         self.services = Services(peer, HostFs(self.fs_dir), NetStack(wifi), realtime=realtime)
+        self.lock = self.services.lock
+        self._transcript_lock = threading.Lock()
         self.heap_bytes = heap_bytes
         self.node = node
         self.log_path = log_path
@@ -101,6 +104,7 @@ class VirtualEsp32:
         self._waiting_read = False      # the runner waits for serial input (REPL idle)
         self._interrupt = False         # Ctrl-C arrived while the runner was busy
         self._reader = FrameReader()
+        self._transcript = bytearray()
         self.error: str | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -173,10 +177,15 @@ class VirtualEsp32:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def transcript(self) -> str:
+        """Everything the device printed on its serial port (the last TRANSCRIPT_MAX bytes),
+        whether or not a program was reading the pty."""
+        with self._transcript_lock:
+            return self._transcript.decode("utf-8", "replace")
+
     def set_wifi(self, up: bool) -> None:
         """Take the access point away (False) or bring it back (True) while the device runs."""
-        with self.lock:
-            self.services.net.wifi.up = up
+        self.services.net.wifi.up = up
 
     # -- the service thread ----------------------------------------------------------------
 
@@ -194,8 +203,7 @@ class VirtualEsp32:
                 if self._waiting_read and self._input:
                     self._give_input()
                 elif self._waiting_read:
-                    with self.lock:
-                        self.services.idle()
+                    self.services.idle()
                 self._write_pty()
         except Exception as e:  # the thread must report, not vanish
             self.error = f"service thread failed: {type(e).__name__}: {e}"
@@ -218,7 +226,9 @@ class VirtualEsp32:
         self._input += data
 
     def _poll_interrupt(self) -> bool:
-        """For long calls (sleep, socket waits): has Ctrl-C arrived?"""
+        """For long calls (sleep, socket waits): has Ctrl-C arrived (or is the device stopping)?"""
+        if self._stop.is_set():
+            return True
         self._read_pty()
         return self._interrupt
 
@@ -259,6 +269,10 @@ class VirtualEsp32:
     def _handle(self, frame: Frame) -> None:
         op = frame.header.get("op")
         if op == "out":
+            with self._transcript_lock:
+                self._transcript += frame.binary
+                if len(self._transcript) > TRANSCRIPT_MAX:
+                    del self._transcript[: len(self._transcript) - TRANSCRIPT_MAX]
             self._output += frame.binary
             if len(self._output) > OUTPUT_QUEUE_MAX:
                 del self._output[: len(self._output) - OUTPUT_QUEUE_MAX]
@@ -267,8 +281,7 @@ class VirtualEsp32:
         if op == "serial_read":
             self._up.set()
             self._waiting_read = True
-            with self.lock:
-                self.services.settle()
+            self.services.settle()
             if self._input or self._interrupt:
                 self._give_input()
             return
@@ -279,17 +292,16 @@ class VirtualEsp32:
         args = frame.header.get("a") or []
         header: dict[str, Any] = {}
         binary = b""
-        with self.lock:
-            try:
-                reply = self.services.handle(str(op), list(args), frame.binary, self._poll_interrupt)
-                header["r"] = reply.value
-                binary = reply.binary
-                if reply.reboot:
-                    header["reboot"] = reply.reboot
-            except DeviceOSError as e:
-                header["e"] = e.name
-                header["m"] = e.message
-        if self._interrupt:
+        try:
+            reply = self.services.handle(str(op), list(args), frame.binary, self._poll_interrupt)
+            header["r"] = reply.value
+            binary = reply.binary
+            if reply.reboot:
+                header["reboot"] = reply.reboot
+        except DeviceOSError as e:
+            header["e"] = e.name
+            header["m"] = e.message
+        if self._interrupt and op != "boot":  # the runner starts no code before "boot" returns
             self._interrupt = False
             header["i"] = 1
         self._send(header, binary)

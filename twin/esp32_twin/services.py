@@ -13,6 +13,7 @@ the peer running in step with wall-clock time, so the twin's LEDs blink in a dem
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ SLEEP_SLICE_MS = 20.0   # a sleep runs the peer in slices, checking for Ctrl-C i
 TICKS_MASK = (1 << 30) - 1
 
 Interrupted = Callable[[], bool]
+PEER_OPS = frozenset({"pin_mode", "pin_write", "pin_read", "spi", "boot"})
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Services:
     boots: int = 0
     reset_cause: int = 1  # machine.PWRON_RESET
     pins: dict[int, PinState] = field(default_factory=dict)
+    # Held while the peer is touched (a short while: one slice of a sleep, one transfer), so that
+    # another thread can inspect the twin between two of them.
+    lock: threading.RLock = field(default_factory=threading.RLock)
     _last_wall: float = field(default_factory=time.monotonic)
 
     # -- time ------------------------------------------------------------------------------
@@ -69,8 +74,9 @@ class Services:
     def _advance(self, ms: float, until: tuple[int, int] | None = None) -> float:
         if ms <= 0:
             return 0.0
-        passed = self.peer.advance(ms, until) if self.peer is not None else ms
-        self.now_ms += passed
+        with self.lock:
+            passed = self.peer.advance(ms, until) if self.peer is not None else ms
+            self.now_ms += passed
         return passed
 
     def catch_up(self) -> None:
@@ -185,6 +191,9 @@ class Services:
         """Serve one call; DeviceOSError passes to the caller, which sends it as an errno."""
         self.catch_up()
         try:
+            if op in PEER_OPS:
+                with self.lock:
+                    return self._dispatch(op, args, tx, interrupted)
             return self._dispatch(op, args, tx, interrupted)
         finally:
             self.settle()
