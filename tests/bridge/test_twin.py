@@ -5,42 +5,18 @@ the built slot images (version field + trailer), as a release of the same code w
 from __future__ import annotations
 
 import hashlib
-import random
-from pathlib import Path
 
 import net
 import pytest
 from fake_server import FakeServer
 from fotalink import Link
 from stm32_fota.build import BuildResult
-from stm32_fota.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
 from stm32_fota.master import Master, TwinPort
 from stm32_fota.spec import IMAGE
+from twin_helpers import boot_twin, restamp
 from updater import Updater
 
-stm32_twin = pytest.importorskip("stm32_twin.board", reason="the STM32 twin package is not installed")
-
-
-def restamp(image: bytes, version: tuple[int, int, int], build: int = 5, size: int = 0) -> bytes:
-    """The same image with another version in its information block and a matching trailer;
-    ``size``: grown to about that many bytes with filler after the code (never executed)."""
-    info = validate_image(image)
-    raw = bytearray(image[: info.image_size])
-    if size > len(raw) + TRAILER_SIZE:
-        raw += random.Random(size).randbytes(size - TRAILER_SIZE - len(raw))
-    ii = INFO.unpack(raw, INFO_OFFSET)
-    ii.update(ver_major=version[0], ver_minor=version[1], ver_patch=version[2], build=build,
-              image_size=IMAGE.constants["IMAGE_SIZE_UNSET"])
-    raw[INFO_OFFSET:INFO_OFFSET + INFO.size] = INFO.pack(**ii)
-    return finish_image(bytes(raw), info.slot)
-
-
-def boot_twin(build_dir: Path, slot_b: bool = False):  # type: ignore[no-untyped-def]
-    board = stm32_twin.Stm32Twin()
-    board.load_build(build_dir, slot_b=slot_b)
-    board.power_on()
-    board.run(ms=300)
-    return board
+pytest.importorskip("stm32_twin.board", reason="the STM32 twin package is not installed")
 
 
 @pytest.fixture

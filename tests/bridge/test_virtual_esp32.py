@@ -10,7 +10,7 @@ import pytest
 from fake_server import FakeServer
 from stm32_fota.build import BuildResult
 from stm32_fota.esp32 import deploy, parse_line, run_update
-from test_twin import boot_twin, restamp
+from twin_helpers import boot_twin, restamp
 
 esp32_twin = pytest.importorskip("esp32_twin", reason="the virtual ESP32 package is not installed")
 
