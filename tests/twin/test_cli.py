@@ -30,7 +30,8 @@ def test_sim_keeps_a_flash_file_and_programs_a_slot_b_image(fw_build, tmp_path) 
     run_sim(SimOptions(build_dir=str(fw_build.build_dir), flash=str(flash), run_ms=100), lambda s: None)
     assert flash.stat().st_size == 1024 * 1024
     out: list[str] = []
-    run_sim(SimOptions(flash=str(flash), slot_b=str(fw_build.build_dir / "slot-b.bin"), run_ms=100), out.append)
+    opts = SimOptions(flash=str(flash), slot_b=str(fw_build.build_dir / "slot-b.bin"), run_ms=100)
+    run_sim(opts, out.append)
     # The bootloader kept in the file now sees both slots.
     assert any("boot: slot B valid" in line for line in out), out
 

@@ -71,10 +71,23 @@ class Dma(Peripheral):
         self._advance(s)
         return byte
 
-    def _advance(self, s: Stream) -> None:
-        s.index += 1
-        s.ndtr -= 1
-        if s.ndtr == s.initial // 2:
+    def bulk_to_memory(self, s: Stream, data: bytes) -> None:
+        """len(data) peripheral-to-memory items at once (len(data) < NDTR, MINC set)."""
+        self.board.dma_write(self._mem_addr(s), data)
+        self._advance(s, len(data))
+
+    def bulk_from_memory(self, s: Stream, n: int) -> bytes:
+        """n memory-to-peripheral items at once (n < NDTR, MINC set)."""
+        data = self.board.dma_read(self._mem_addr(s), n)
+        self._advance(s, n)
+        return data
+
+    def _advance(self, s: Stream, n: int = 1) -> None:
+        before = s.ndtr
+        s.index += n
+        s.ndtr -= n
+        half = s.initial // 2
+        if s.ndtr <= half < before:
             self._flag(s, HTIF)
         if s.ndtr == 0:
             if s.cr & CR_CIRC:

@@ -120,6 +120,11 @@ def exti_irq(line: int) -> int:
     return 23 if line < 10 else 40
 
 
+# (IRQ, mask of the EXTI lines that share it)
+EXTI_GROUPS = tuple((irq, sum(1 << ln for ln in range(16) if exti_irq(ln) == irq))
+                    for irq in sorted({exti_irq(ln) for ln in range(16)}))
+
+
 class Exti(Peripheral):
     """EXTI lines 0-15 from the GPIO pins (RM0090 section 12.3); lines 16-22 are not modeled."""
 
@@ -139,9 +144,8 @@ class Exti(Peripheral):
 
     def _irqs(self) -> None:
         active = self.pr & self.r[self.IMR]
-        for irq in {exti_irq(line) for line in range(16)}:
-            lines = [ln for ln in range(16) if exti_irq(ln) == irq]
-            self.board.nvic.set_level(irq, any(active >> ln & 1 for ln in lines))
+        for irq, lines in EXTI_GROUPS:
+            self.board.nvic.set_level(irq, bool(active & lines))
 
     def read(self, off: int) -> int:
         if off == self.PR:

@@ -109,15 +109,23 @@ class Spi2(Peripheral):
         return bool(self.cr2 & CR2_RXDMAEN and self.cr2 & CR2_TXDMAEN and dma.stream_for("SPI2_RX")
                     and dma.stream_for("SPI2_TX"))
 
+    def _batchable(self) -> bool:
+        """Bytes may be processed in batches: received bytes go to memory by DMA and no SPI
+        interrupt is enabled, so the CPU only sees DMA progress (NDTR, flags) at batch ends."""
+        return bool(self.cr2 & CR2_RXDMAEN and not self.cr2 & (CR2_RXNEIE | CR2_TXEIE | CR2_ERRIE)
+                    and self.board.dma.stream_for("SPI2_RX"))
+
     def _process(self) -> None:
         x = self.xfer
         if x is None:
             return
         now = self.board.now_ps
         n = len(x.tx)
+        active = self.selected() and self._pins_ok()
         while x.boundary <= n and x.boundary_ps(x.boundary) <= now:
             k = x.boundary
-            active = self.selected() and self._pins_ok()
+            if 0 < k < n and active and self._bulk(x, now):
+                continue
             if k > 0:
                 self._byte_end(x, k - 1, active)
             if k < n:
@@ -127,9 +135,49 @@ class Spi2(Peripheral):
             x.timer.cancel()
             x.timer = None
         if x.boundary <= n:
-            step = DMA_BATCH if self._dma_both() else 1
+            step = DMA_BATCH if self._batchable() else 1
             k = min(n, x.boundary + step - 1)
             x.timer = self.board.sched.at(x.boundary_ps(k), self._process, "spi byte")
+
+    def _bulk(self, x: Transaction, now: int) -> bool:
+        """Boundaries k .. k + m - 1 at once in a DMA steady state: each ends byte j - 1 (the RX
+        stream stores it) and starts byte j: the data register goes out and the TX stream refills
+        it, or, with no TX stream serving, the stale data register goes out again (underrun).
+        Only while the streams keep more than m items, so their flags change in the per-byte path."""
+        if self.sr & (SR_RXNE | SR_OVR) or not self.cr2 & CR2_RXDMAEN:
+            return False
+        dma = self.board.dma
+        rx_s = dma.stream_for("SPI2_RX")
+        if rx_s is None or not rx_s.cr & (1 << 10):  # MINC
+            return False
+        tx_s = dma.stream_for("SPI2_TX") if self.cr2 & CR2_TXDMAEN else None
+        if tx_s is not None and (self.sr & SR_TXE or not tx_s.cr & (1 << 10)):
+            return False
+        if tx_s is None and not self.sr & SR_TXE:
+            return False
+        k = x.boundary
+        last = k
+        while last + 1 < len(x.tx) and x.boundary_ps(last + 1) <= now:
+            last += 1
+        m = min(last - k + 1, rx_s.ndtr - 1, tx_s.ndtr - 1 if tx_s else 1 << 30)
+        if m < 2:
+            return False
+        dma.bulk_to_memory(rx_s, x.tx[k - 1:k - 1 + m])
+        x.rx.append(self.shifting if self.shifting is not None else FLOATING)
+        if tx_s is not None:
+            sent = dma.bulk_from_memory(tx_s, m)
+            x.rx += bytes([self.tx_buf]) + sent[:m - 2]
+            # The byte that starts at boundary k + m - 1 is sent[m - 2]; the data register now
+            # holds sent[m - 1] for the next one.
+            self.shifting = sent[m - 2]
+            self.tx_buf = sent[m - 1]
+        else:
+            x.rx += bytes([self.tx_buf]) * (m - 1)
+            self.shifting = self.tx_buf
+            self.counts["underruns"] += m
+        self.rx_buf = x.tx[k - 2 + m]
+        x.boundary += m
+        return True
 
     def _byte_start(self, active: bool) -> None:
         if not active:
