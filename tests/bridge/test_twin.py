@@ -12,11 +12,14 @@ from fake_server import FakeServer
 from fotalink import Link
 from stm32_fota.build import BuildResult
 from stm32_fota.master import Master, TwinPort
-from stm32_fota.spec import IMAGE
+from stm32_fota.spec import IMAGE, LAYOUT
 from twin_helpers import boot_twin, restamp
 from updater import Updater
 
 pytest.importorskip("stm32_twin.board", reason="the STM32 twin package is not installed")
+from stm32_twin.board import DEFAULT_UID
+
+SLOT_B_BASE = LAYOUT.region("slot_b").base
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def test_master_updates_a_to_b_then_b_to_a(fw_build: BuildResult, images: dict[s
     assert r.info_after is not None
     assert (r.info_after["running_slot"], r.info_after["run_minor"]) == (1, 1)
     assert r.info_after["last_result"] == IMAGE.constants["RESULT_CONFIRMED"]
-    assert board.flash_bytes(0x08060000, len(images["b110"])) == images["b110"]
+    assert board.flash_bytes(SLOT_B_BASE, len(images["b110"])) == images["b110"]
     back = m.update(images["a120"])
     assert back.outcome == "confirmed"
     assert back.info_after is not None
@@ -65,7 +68,7 @@ def test_bit_flips_on_the_twin_are_retried_and_the_image_is_intact(fw_build: Bui
     big = images["b110"]
     r = Master(Flipper(board)).update(big)
     assert r.outcome == "confirmed" and r.retries >= 1
-    assert hashlib.sha256(board.flash_bytes(0x08060000, len(big))).digest() == hashlib.sha256(big).digest()
+    assert hashlib.sha256(board.flash_bytes(SLOT_B_BASE, len(big))).digest() == hashlib.sha256(big).digest()
 
 
 def test_bridge_cycle_on_the_twin(fw_build: BuildResult, images: dict[str, bytes]) -> None:
@@ -78,11 +81,7 @@ def test_bridge_cycle_on_the_twin(fw_build: BuildResult, images: dict[str, bytes
     assert lines[-1].startswith("fota: result confirmed 1.1.0 slot B in ")
     assert "fota: step stm32 slot A version 1.0.0 last NONE" in lines
     assert srv.reports[-1]["outcome"] == "confirmed" and srv.reports[-1]["running_version"] == "1.1.0"
-    assert srv.checkins[0]["device_id"] == board_uid(board)
-
-
-def board_uid(board: object) -> str:
-    return bytes(board.read_memory(0x1FFF7A10, 12)).hex()  # type: ignore[attr-defined]
+    assert srv.checkins[0]["device_id"] == DEFAULT_UID.hex()      # the twin's unique ID
 
 
 def test_refusal_on_the_twin_leaves_everything_as_it_was(fw_build: BuildResult) -> None:
@@ -122,7 +121,7 @@ def test_power_cut_mid_transfer_on_the_twin(fw_build: BuildResult) -> None:
         assert u.cycle() == "confirmed", lines
     assert any(x.startswith("fota: step restart STM32 update session ended") for x in lines), lines
     assert [x for x in lines if x == "fota: step begin"] == ["fota: step begin"] * 2
-    assert board.flash_bytes(0x08060000, len(img)) == img
+    assert board.flash_bytes(SLOT_B_BASE, len(img)) == img
 
 
 def test_image_that_never_confirms_is_reverted_on_the_twin(fw_build_variants: BuildResult) -> None:
@@ -137,3 +136,27 @@ def test_image_that_never_confirms_is_reverted_on_the_twin(fw_build_variants: Bu
     assert lines[-1].startswith("fota: result reverted 1.0.0 slot A in ")
     assert lines[-1].endswith(": REVERTED_NO_CONFIRM") or lines[-1].endswith(": REVERTED_WATCHDOG")
     assert srv.reports[-1]["outcome"] == "reverted"
+
+
+def test_bridge_reset_mid_transfer_resumes_on_the_twin(fw_build: BuildResult) -> None:
+    img = restamp((fw_build.build_dir / "slot-b.bin").read_bytes(), (1, 1, 0), size=64 * 1024)
+    board = boot_twin(fw_build.build_dir)
+
+    class BridgeReset(BaseException):
+        pass
+
+    def dying_log(line: str) -> None:
+        if line.startswith("fota: progress") and int(line.split()[2].rstrip("%")) >= 50:
+            raise BridgeReset
+
+    lines: list[str] = []
+    with FakeServer(img, "1.1.0", "B") as srv:
+        first = Updater(Link(TwinPort(board)), net.Http(srv.url, "", 5), {}, log=dying_log)
+        with pytest.raises(BridgeReset):
+            first.cycle()
+        second = Updater(Link(TwinPort(board)), net.Http(srv.url, "", 5), {}, log=lines.append)
+        assert second.cycle() == "confirmed", lines
+    resumed = [int(x.split()[3]) for x in lines if x.startswith("fota: step resume ")]
+    assert len(resumed) == 1 and resumed[0] >= len(img) // 2
+    assert srv.ranges[-1] == resumed[0]
+    assert board.flash_bytes(SLOT_B_BASE, len(img)) == img
