@@ -195,7 +195,8 @@ class Link:
 
     # -- transactions ---------------------------------------------------------------------------
 
-    def _elapsed(self, start):
+    def elapsed_ms(self, start):
+        """Milliseconds of the port's clock since `start` (a ticks_ms() value; wraps like it)."""
         d = self.port.ticks_ms() - start
         return d + _TICKS_PERIOD if d < 0 else d
 
@@ -205,7 +206,7 @@ class Link:
             return self._wait_ready(timeout_ms)
         start = port.ticks_ms()
         while not port.ready():
-            if self._elapsed(start) >= timeout_ms:
+            if self.elapsed_ms(start) >= timeout_ms:
                 return port.ready()
             port.sleep_ms(1)
         return True

@@ -136,7 +136,7 @@ class Updater:
         self._reported = 0
 
     def _ms(self, start):
-        return self.link._elapsed(start)
+        return self.link.elapsed_ms(start)
 
     def step(self, text):
         self.log("fota: step " + text)
