@@ -208,13 +208,19 @@ class Http:
         parts = lines[0].split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/"):
             raise BridgeError(f"Failed to {what}: not an HTTP response")
-        status = int(parts[1])
+        try:
+            status = int(parts[1])
+        except ValueError:
+            raise BridgeError(f"Failed to {what}: bad status line {lines[0][:40]}") from None
         length = -1
         for line in lines[1:]:
             k, _, v = line.partition(":")
             k = k.strip().lower()
             if k == "content-length":
-                length = int(v.strip())
+                try:
+                    length = int(v.strip())
+                except ValueError:
+                    raise BridgeError(f"Failed to {what}: bad Content-Length {v.strip()[:20]}") from None
             elif k == "transfer-encoding" and v.strip().lower() != "identity":
                 raise BridgeError(f"Failed to {what}: transfer encoding {v.strip()} is not supported")
         return Body(sock, status, length, bytes(buf[end + 4:got]))

@@ -151,8 +151,9 @@ class Updater:
         slot = "?"
         try:
             outcome, version, slot, reason = self._run()
-        except BridgeError as e:
-            outcome, reason = "failed", e.reason
+        except Exception as e:  # BridgeError, or a bug: the cycle still ends with a result line
+            reason = e.reason if isinstance(e, BridgeError) else f"unexpected {type(e).__name__}: {e}"
+            outcome = "failed"
             if self.info is not None:
                 version, slot = running_version(self.info), slot_name(self.info["running_slot"])
         ms = self._ms(start)

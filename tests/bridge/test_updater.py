@@ -268,3 +268,18 @@ def test_lost_reset_frame_is_sent_again(dev: FakeSTM32, server: FakeServer) -> N
     dev.faults.mosi = drop_reset
     assert run.cycle() == "confirmed"
     assert "fota: step reset again" in run.lines
+
+
+def test_an_unexpected_error_still_ends_with_a_result_line(dev: FakeSTM32, server: FakeServer) -> None:
+    server.offer = {"update": True, "update_id": 5, "version": "1.1.0", "target_slot": "B",
+                    "url": "/x", "size": 1000, "sha256": "zz"}          # not hex: a server bug
+    run = Run(dev, server.url)
+    assert run.cycle() == "failed"
+    assert run.result()[4] == "Failed to check in: the server's update offer is incomplete"
+
+
+def test_a_bug_still_ends_with_a_result_line(dev: FakeSTM32, server: FakeServer) -> None:
+    server.offer = ["not", "an", "object"]  # type: ignore[assignment]
+    run = Run(dev, server.url)
+    assert run.cycle() == "failed"
+    assert run.result()[4].startswith("unexpected AttributeError: ")
