@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,13 +229,22 @@ def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: f
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     lines: list[str] = []
     result: Line | None = None
-    deadline = time.monotonic() + timeout_s
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                stdin=subprocess.DEVNULL)
     except OSError as e:
         raise Esp32Error(f"Failed to start mpremote: {e}") from None
+    # A device that goes silent must not hang the host: stop mpremote at the deadline.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.start()
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         for raw in proc.stdout:
             text = raw.rstrip("\r\n")
             lines.append(text)
@@ -243,20 +252,20 @@ def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: f
             parsed = parse_line(text)
             if parsed is not None and parsed.kind == "result":
                 result = parsed
-            if time.monotonic() > deadline:
-                raise Esp32Error(f"Failed to run the update on {device}: no result within {timeout_s:.0f} s")
-        err = proc.stderr.read() if proc.stderr else ""
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        raise Esp32Error(f"Failed to run the update on {device}: mpremote did not finish") from None
+        err = proc.stderr.read()
+        code = proc.wait()
     finally:
+        timer.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     if result is None:
+        if expired.is_set():
+            raise Esp32Error(f"Failed to run the update on {device}: no result within {timeout_s:.0f} s")
         if code != 0:
             raise Esp32Error(f"Failed to run the update on {device}: {_reason(device, Proc(code, '', err))}")
         tail = next((x for x in reversed(lines) if x.strip()), "no output")
         raise Esp32Error(f"Failed to run the update on {device}: the bridge printed no result line "
                          f"(last line: {tail})")
     return UpdateOutcome(result.name, result.version, result.slot, result.seconds, result.detail, lines)
+

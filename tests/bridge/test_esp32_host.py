@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,13 +109,15 @@ def test_deploy_missing_port() -> None:
         deploy("/dev/ttyNOPE0", runner=FakeTools())
 
 
-def _fake_mpremote(tmp_path: Path, lines: list[str], code: int = 0) -> list[str]:
+def _fake_mpremote(tmp_path: Path, lines: list[str], code: int = 0, hang: bool = False) -> list[str]:
     script = tmp_path / "fake_mpremote.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
         assert sys.argv[1] == "connect" and sys.argv[3] == "exec" and "updater.update(" in sys.argv[4]
         for line in {lines!r}:
             print(line, flush=True)
+        if {hang!r}:
+            time.sleep(60)
         sys.exit({code})
     """))
     return [sys.executable, str(script)]
@@ -140,3 +143,11 @@ def test_update_without_result_line_is_an_error(tmp_path: Path) -> None:
                                      "ImportError: no module named 'updater'"])
     with pytest.raises(FotaError, match=r"printed no result line \(last line: ImportError: no module named"):
         run_update(DEVICE, lambda _l: None, tool=tool)
+
+
+def test_update_of_a_silent_device_stops_at_the_timeout(tmp_path: Path) -> None:
+    tool = _fake_mpremote(tmp_path, ["fota: step info"], hang=True)
+    t0 = time.monotonic()
+    with pytest.raises(FotaError, match=r"^Failed to run the update on .*: no result within 1 s$"):
+        run_update(DEVICE, lambda _l: None, timeout_s=1, tool=tool)
+    assert time.monotonic() - t0 < 10
