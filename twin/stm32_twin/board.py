@@ -124,6 +124,7 @@ class Stm32Twin:
         self._replay: tuple[int, int, str, int] | None = None
         self._flash_busy_want = False
         self._stall_retry = False
+        self._stop_pred: Callable[[], bool] | None = None
         self._flash_prot_none = False
         self._cut_timer = None
         self._flash_locked_out = False
@@ -325,6 +326,8 @@ class Stm32Twin:
             self.uart_lines.append(data)
         for fn in self.listeners:
             fn(ev)
+        if self._in_emu and self._stop_pred is not None and self._stop_reason is None and self._stop_pred():
+            self._request_stop("event")  # run_until / wait_pin: return at the event, not at slice end
         return ev
 
     def pin_changed(self, port: str, pin: int, level: int) -> None:
@@ -727,25 +730,29 @@ class Stm32Twin:
         else:
             pred = what
         start = len(self.events)
-        found: list[Event] = []
+        seen = [start]
+        hit: list[Event] = []
 
-        def stop() -> bool:
-            for ev in self.events[start + len(found):]:
-                found.append(ev)
+        def stop() -> bool:  # sticky: also called from inside a slice when an event is emitted
+            while not hit and seen[0] < len(self.events):
+                ev = self.events[seen[0]]
+                seen[0] += 1
                 if pred(ev):
-                    return True
-            return False
+                    hit.append(ev)
+            return bool(hit)
 
         self._run(self.now_ps + int(timeout_ms * PS_PER_MS), stop)
-        for ev in found:
-            if pred(ev):
-                return ev
-        for ev in self.events[start:]:
-            if pred(ev):
-                return ev
-        return None
+        stop()
+        return hit[0] if hit else None
 
     def _run(self, until_ps: int, stop: Callable[[], bool] | None) -> bool:
+        self._stop_pred = stop
+        try:
+            return self._loop(until_ps, stop)
+        finally:
+            self._stop_pred = None
+
+    def _loop(self, until_ps: int, stop: Callable[[], bool] | None) -> bool:
         uc = self.uc
         self._deadline = until_ps
         fault_before = self.fault
