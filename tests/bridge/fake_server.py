@@ -15,6 +15,7 @@ class FakeServer:
     def __init__(self, image: bytes, version: str, target: str, downgrade: bool = False) -> None:
         self.image = image
         self.offer: dict[str, Any] | None = None
+        self.file_url = ""
         self.offer_release(image, version, target, downgrade, update_id=17)
         self.checkins: list[dict[str, Any]] = []
         self.reports: list[dict[str, Any]] = []
@@ -30,9 +31,10 @@ class FakeServer:
                       update_id: int = 17) -> None:
         """What the next check-in is offered."""
         self.image = image
+        self.file_url = f"/api/v1/firmware/{version}/slot-{target.lower()}.bin"
         self.offer = {
             "update": True, "update_id": update_id, "version": version, "target_slot": target,
-            "url": f"/api/v1/firmware/{version}/slot-{target.lower()}.bin", "size": len(image),
+            "url": self.file_url, "size": len(image),
             "sha256": hashlib.sha256(image).hexdigest(), "downgrade": downgrade}
 
     @property
@@ -88,7 +90,7 @@ class FakeServer:
                     self._json(404, {"detail": "not found"})
 
             def do_GET(self) -> None:
-                if not srv.offer or self.path != srv.offer["url"]:
+                if self.path != srv.file_url:
                     self._json(404, {"detail": "not found"})
                     return
                 start = 0

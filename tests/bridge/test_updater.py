@@ -283,3 +283,15 @@ def test_a_bug_still_ends_with_a_result_line(dev: FakeSTM32, server: FakeServer)
     run = Run(dev, server.url)
     assert run.cycle() == "failed"
     assert run.result()[4].startswith("unexpected AttributeError: ")
+
+
+def test_download_error_fails_after_the_retries(dev: FakeSTM32, server: FakeServer) -> None:
+    assert server.offer is not None
+    server.offer["url"] = "/api/v1/firmware/9.9.9/slot-b.bin"      # the server has no such file
+    run = Run(dev, server.url)
+    assert run.cycle() == "failed"
+    reason = run.result()[4]
+    assert reason == ("Failed to download the image at offset 0: Failed to GET "
+                      "/api/v1/firmware/9.9.9/slot-b.bin: server answered 404")
+    assert sum(1 for x in run.lines if x.startswith("fota: step retry download at 0")) == 3
+    assert dev.erases == 0 and dev.running == 0
