@@ -69,6 +69,9 @@ MAX_SLICE = 10_000            # instructions per Unicorn call at most
 MASKED_SLICE = 32              # instructions between looks at a masked pending interrupt
 POLL_THRESHOLD = 4            # identical reads of one register before a busy-wait is assumed
 WFI = 0xBF30
+# Timers that can interrupt a busy-wait whatever it polls: interrupts, resets, power.
+WAKE_ALWAYS = frozenset({"systick irq", "iwdg", "power cut", "spi byte", "flash program", "flash erase",
+                         "flash mass"})
 LEDS = {12: "green", 13: "orange", 14: "red", 15: "blue"}  # STM32F4-Discovery, port D
 PIN_ALIASES = {"NSS": "PB12", "READY": "PB11", "SCK": "PB13", "MISO": "PB14", "MOSI": "PB15",
                "USART2_TX": "PA2", "BUTTON": "PA0",
@@ -457,7 +460,7 @@ class Stm32Twin:
                 if clock and clock_off(addr, "read"):
                     return 0
                 if addr == self._poll_addr and self._poll_n >= POLL_THRESHOLD:
-                    self._idle_skip()
+                    self._idle_skip(p.wakers)
                 reg = offset & ~3
                 value = (p.read(reg) >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
                 if addr == self._poll_addr and value == self._poll_val and reg not in variant:
@@ -600,10 +603,16 @@ class Stm32Twin:
                 return
             cb()
 
-    def _idle_skip(self) -> None:
-        """A busy-wait: nothing it reads can change before the next event, so go there."""
-        nxt = self.sched.next_time()
-        target = self._deadline if nxt is None else min(nxt, self._deadline)
+    def _idle_skip(self, wakers: frozenset[str]) -> None:
+        """A busy-wait: what it reads cannot change before the next timer that can change it (or
+        that raises an interrupt or a reset), so go there. When no such timer is pending, the loop
+        keeps running instructions: a wait bounded by an iteration count must still time out."""
+        nxt = self.sched.next_time_of(wakers | WAKE_ALWAYS)
+        if nxt is None:
+            if "deadline" not in wakers:
+                return
+            nxt = self._deadline
+        target = min(nxt, self._deadline)
         if target > self.now_ps:
             self._advance(target)
             self._request_stop("skip")

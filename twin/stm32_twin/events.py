@@ -96,6 +96,11 @@ class Scheduler:
         heapq.heappush(self._heap, t)
         return Timer(t)
 
+    def next_time_of(self, names: frozenset[str]) -> int | None:
+        """The time of the next pending timer whose name is in ``names``."""
+        times = [t.time_ps for t in self._heap if not t.cancelled and t.name in names]
+        return min(times) if times else None
+
     def next_time(self) -> int | None:
         heap = self._heap
         while heap and heap[0].cancelled:

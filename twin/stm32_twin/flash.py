@@ -103,6 +103,7 @@ class FlashInterface(Peripheral):
 
     name = "FLASH"
     base = 0x4002_3C00
+    wakers = frozenset({"flash program", "flash erase", "flash mass"})
 
     def __init__(self, board: Stm32Twin) -> None:
         self.op: FlashOp | None = None

@@ -24,6 +24,9 @@ class Peripheral:
     clock: tuple[str, int] | None = None
     # Registers whose value changes with time alone: repeated reads are not a busy-wait.
     time_variant: frozenset[int] = frozenset()
+    # Timers (by name) whose expiry can change what a busy-wait on this block reads; "deadline"
+    # when only the outside world changes it (between two runs). See Stm32Twin._idle_skip.
+    wakers: frozenset[str] = frozenset()
 
     def __init__(self, board: Stm32Twin) -> None:
         self.board = board

@@ -43,6 +43,7 @@ class Stream:
 class Dma(Peripheral):
     name = "DMA1"
     base = 0x4002_6000
+    wakers = frozenset({"spi byte"})
     clock = ("AHB1ENR", 21)
 
     def reset(self) -> None:

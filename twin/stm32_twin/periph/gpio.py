@@ -30,6 +30,7 @@ class GpioPort(Peripheral):
         self.base = 0x4002_0000 + 0x400 * index
         self.clock = ("AHB1ENR", index)
         self.external: dict[int, int] = {}  # pin -> level driven from outside
+        self.wakers = frozenset({"deadline"})
         super().__init__(board)
 
     def reset(self) -> None:
@@ -130,6 +131,7 @@ class Exti(Peripheral):
 
     name = "EXTI"
     base = 0x4001_3C00
+    wakers = frozenset({"deadline"})
     IMR, EMR, RTSR, FTSR, SWIER, PR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 
     def reset(self) -> None:

@@ -13,6 +13,7 @@ class Usart(Peripheral):
 
     name = "USART2"
     base = 0x4000_4400
+    wakers = frozenset({"usart byte"})
     clock = ("APB1ENR", 17)
     SR, DR, BRR, CR1, CR2, CR3, GTPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18
     SR_TXE, SR_TC = 1 << 7, 1 << 6
@@ -94,6 +95,7 @@ class Iwdg(Peripheral):
 
     name = "IWDG"
     base = 0x4000_3000
+    time_variant = frozenset({0x0C})  # SR: the update flags clear after 5 LSI periods
     KR, PR, RLR, SR = 0x00, 0x04, 0x08, 0x0C
 
     def reset(self) -> None:
@@ -214,6 +216,7 @@ class Adc(Peripheral):
 
     name = "ADC"
     base = 0x4001_2000
+    wakers = frozenset({"adc"})
     clock = ("APB2ENR", 8)
     SR, CR1, CR2, SMPR1, SMPR2, SQR1, SQR2, SQR3, DR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x2C, 0x30, 0x34, 0x4C
     CSR, CCR, CDR = 0x300, 0x304, 0x308

@@ -58,6 +58,7 @@ APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
 class Rcc(Peripheral):
     name = "RCC"
     base = 0x40023800
+    wakers = frozenset({"rcc ready"})
 
     def reset(self) -> None:
         self.r = {

@@ -90,7 +90,8 @@ class SysTick:
             cycles = v0 + k * (self.load + 1)
         hz = self.hz()
         t = self.anchor_ps + (cycles * PS_PER_S + hz - 1) // hz
-        self.timer = self.board.sched.at(t, self._wrap, "systick")
+        name = "systick irq" if self.ctrl & ST_TICKINT else "systick"
+        self.timer = self.board.sched.at(t, self._wrap, name)
 
     def _wrap(self) -> None:
         self.countflag = 1
@@ -236,6 +237,7 @@ class Scs(Peripheral):
 
     name = "SCS"
     base = 0xE000_E000
+    wakers = frozenset({"systick", "systick irq"})
     size = 0x1000
     time_variant = frozenset({ST_VAL})
 

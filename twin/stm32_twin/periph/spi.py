@@ -49,6 +49,7 @@ class Transaction:
 class Spi2(Peripheral):
     name = "SPI2"
     base = 0x4000_3800
+    wakers = frozenset({"spi byte", "deadline"})
     clock = ("APB1ENR", 14)
 
     def reset(self) -> None:
