@@ -92,3 +92,19 @@ def test_temperature_log_line_reports_the_configured_temperature(fw_build, celsi
     assert m, ev.data
     # One ADC step is 3.3 V / 4095 = 0.8 mV = 0.32 C.
     assert abs(float(m.group(1)) - celsius) <= 0.33
+
+
+def test_the_application_answers_info_over_spi2_dma_and_exti(fw_build) -> None:
+    from stm32_fota.master import Master, TwinPort
+
+    uid = bytes(range(0x40, 0x4C))
+    with Stm32Twin(temperature_c=30.0, uid=uid) as board:
+        board.load_build(fw_build.build_dir, slot_b=False)
+        board.power_on()
+        board.run_until("uart", timeout_ms=1500, match=" temp ")
+        info = Master(TwinPort(board)).info()
+        assert info["running_slot"] == C["SLOT_A"]
+        assert (info["run_major"], info["run_minor"], info["run_patch"]) == (1, 0, 0)
+        assert info["uid"] == uid
+        assert abs(info["temp_centi"] - 3000) <= 33
+        assert board.spi2.counts["overruns"] == 0
