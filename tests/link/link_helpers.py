@@ -116,3 +116,18 @@ def led_toggles(twin: Stm32Twin, since: int) -> dict[str, int]:
 
 
 __all__ = ["CMD", "SESSION", "SLOT_A", "SLOT_B", "ST", "Board", "BridgeError", "fotalink"]
+
+
+def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
+    """The image file grown to ``file_size`` bytes (trailer included) with pseudo-random filler,
+    re-finished by the post-link step (as bench/bench_link.py does)."""
+    import random
+
+    from stm32_fota.image import TRAILER_SIZE, finish_image, unpack_info
+
+    field = next(f for f in IMAGE.structs["image_info"].fields if f.name == "image_size")
+    body = bytearray(image[:unpack_info(image)["image_size"]])
+    at = INFO_OFFSET + field.offset
+    body[at:at + 4] = IC["IMAGE_SIZE_UNSET"].to_bytes(4, "little")
+    body += random.Random(seed).randbytes(file_size - TRAILER_SIZE - len(body))
+    return finish_image(bytes(body))

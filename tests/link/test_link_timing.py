@@ -1,0 +1,41 @@
+"""Timing of the link on the twin: READY handling while the flash is busy, and the pipelining."""
+
+from __future__ import annotations
+
+import itertools
+
+from conftest import Builds
+from link_helpers import master, padded_image
+from stm32_twin.board import Stm32Twin
+
+READY_DROP_MAX_US = 20.0   # "lowers READY within a few microseconds" (docs/protocol.md)
+
+
+def test_ready_drops_at_once_even_while_a_chunk_is_programmed(twin: Stm32Twin, builds: Builds) -> None:
+    image = padded_image(builds.image(builds.v110, "slot-b"), 64 * 1024)
+    mark = len(twin.events)
+    r = master(twin).update(image, reset=False)
+    assert r.outcome == "activated"
+    edges = [(ev.time_us, ev.data["pin"], ev.data["level"]) for ev in twin.events[mark:] if ev.kind == "pin"
+             and ev.data["pin"] in ("PB11", "PB12")]
+    nss_fall = None
+    drops: list[float] = []
+    for t, pin, level in edges:
+        if pin == "PB12" and level == 0:
+            nss_fall = t
+        elif pin == "PB11" and level == 0 and nss_fall is not None:
+            drops.append(t - nss_fall)
+            nss_fall = None
+    # Every transaction found READY high and saw it fall within microseconds.
+    assert len(drops) >= r.transactions >= 16
+    assert max(drops) <= READY_DROP_MAX_US, f"READY fell {max(drops):.1f} us after NSS"
+    # Pipelining: a WRITE transaction lasts 3.1 ms at 10.5 MHz, programming its predecessor 16 ms;
+    # READY comes back about one programming time after the previous rise, not after the transfer.
+    rises = [t for t, pin, level in edges if pin == "PB11" and level == 1]
+    gaps = sorted(b - a for a, b in itertools.pairwise(rises))
+    median = gaps[len(gaps) // 2]
+    overlapped = sum(1 for g in gaps if 16_000 <= g <= 18_500)
+    print(f"\nREADY fell {max(drops):.2f} us at most after NSS fell ({len(drops)} transactions); "
+          f"median READY period during WRITE {median:.0f} us")
+    assert 16_000 <= median <= 18_500, f"median READY period {median:.0f} us"
+    assert overlapped >= 12
