@@ -100,3 +100,13 @@ def test_unknown_pin_names_are_reported() -> None:
     with pytest.raises(TwinError, match="Failed to find pin 'PZ1'"):
         board.pin("PZ1")
     assert board.pin("READY") == 0
+
+
+def test_power_off_drops_the_outputs(boot) -> None:
+    board = boot("systick")
+    board.run(ms=150)
+    assert board.leds["green"]
+    board.power_off()
+    assert board.events[-1].kind == "power"
+    assert {"led": "green", "on": False} in [e.data for e in board.events[-4:] if e.kind == "led"]
+    assert not any(board.leds.values())

@@ -652,6 +652,9 @@ class Stm32Twin:
         self.flash.interrupt()
         self.powered = False
         self.sched.clear()
+        for g in self.gpio.values():  # unpowered, the pins float low: outputs drop, LEDs go off
+            g.reset()
+            g.update()
         self._cut_timer = None
         self.emit("power", "off")
         self._request_stop("power")

@@ -36,7 +36,10 @@ class GpioPort(Peripheral):
     def reset(self) -> None:
         self.r = {MODER: 0, OTYPER: 0, OSPEEDR: 0, PUPDR: 0, ODR: 0, LCKR: 0, AFRL: 0, AFRH: 0}
         self.r.update(RESET.get(self.letter, {}))
-        self._levels = self._compute_levels()
+        if not hasattr(self, "_levels"):
+            self._levels = self._compute_levels()
+        # Otherwise the old levels stay until the board calls update(): the pins that a reset
+        # releases then change with an event, as a probe would see.
 
     def mode(self, pin: int) -> int:
         return (self.r[MODER] >> (2 * pin)) & 3
@@ -49,6 +52,8 @@ class GpioPort(Peripheral):
         return (self._levels >> pin) & 1
 
     def _pin_level(self, pin: int) -> int:
+        if not self.board.powered:
+            return self.external.get(pin, 0)
         if self.mode(pin) == MODE_OUTPUT:
             out = (self.r[ODR] >> pin) & 1
             if self.r[OTYPER] >> pin & 1 and out:  # open drain released: external or pull
