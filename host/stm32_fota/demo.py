@@ -182,7 +182,7 @@ class Demo:
         bound = (flash_lower_bound_s(times.image_size, times.slot, times.blank_sectors)
                  if times.image_size else None)
         journal = lab.journal()
-        history = lab.device().get("updates") or []     # newest first
+        history = lab.updates()     # newest first
         server_outcome = str(history[0].get("outcome") if history else "-")
         ok = (outcome.outcome == "confirmed" and outcome.version == version and outcome.slot == want_slot
               and lab.led() == want_led and journal is not None and journal.active_slot == want_slot

@@ -150,6 +150,19 @@ def _twin_peer_class() -> type:
             super().__init__(board)
             self.times = LinkTimes()
             self.before_transfer: Callable[[bytes], None] | None = None
+            self.power_returns = False    # after a power cut, power the STM32 at the ESP32's next look
+
+        def _power_back(self) -> None:
+            if self.power_returns and not self.board.powered:
+                self.board.power_on()
+
+        def pin_read(self, gpio: int) -> int | None:
+            self._power_back()
+            return super().pin_read(gpio)  # type: ignore[no-any-return]
+
+        def advance(self, ms: float, until: tuple[int, int] | None = None) -> float:
+            self._power_back()
+            return super().advance(ms, until)  # type: ignore[no-any-return]
 
         def _blank(self, size: int, slot: int) -> frozenset[int]:
             if slot not in (0, 1):
@@ -162,6 +175,7 @@ def _twin_peer_class() -> type:
             return frozenset(out)
 
         def spi_transfer(self, tx: bytes, baudrate: int) -> bytes:
+            self._power_back()
             if self.before_transfer is not None:
                 self.before_transfer(tx)
             if tx[:2] == marker and tx[2] == begin:
@@ -286,9 +300,10 @@ class Lab:
                                 log_path=self.root / "vesp32-node.log")
         self.esp.start()
 
-    def deploy_bridge(self) -> str:
-        """`invoke deploy-esp32`: the compiled bridge and its config.json onto the virtual ESP32."""
-        r = deploy(self.esp.port, None, {**WIFI, "server": self.server_url})
+    def deploy_bridge(self, server_url: str = "") -> str:
+        """`invoke deploy-esp32`: the compiled bridge and its config.json onto the virtual ESP32;
+        ``server_url``: what the bridge should use instead of the server's own address."""
+        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url})
         return r.check
 
     def start(self) -> None:
@@ -400,6 +415,11 @@ class Lab:
     def device(self) -> dict[str, Any]:
         """The server's record of this device, with its update history (GET /devices/{id})."""
         result: dict[str, Any] = self.api("GET", f"/devices/{self.device_id()}")
+        return result
+
+    def updates(self) -> list[dict[str, Any]]:
+        """The server's update records of this device, newest first (empty before its first check-in)."""
+        result: list[dict[str, Any]] = self.api("GET", f"/updates?device_id={self.device_id()}")
         return result
 
     def wait_for(self, what: Callable[[], bool], timeout_s: float, step_s: float = 0.05) -> bool:

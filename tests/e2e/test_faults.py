@@ -1,0 +1,122 @@
+"""End-to-end: power cuts of the STM32 during the transfer and during activation, and the update
+server restarted in the middle of a transfer. The faults are injected from the SPI side of the twin
+(lab.peer.before_transfer runs before every SPI transaction of the bridge), so they land at a
+chosen point of the real exchange."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from e2e_helpers import assert_device
+from relay import Relay
+from stm32_fota.lab import Lab
+from stm32_fota.spec import LAYOUT, PROTOCOL
+
+MARKER = PROTOCOL.constants["FRAME_MARKER"].to_bytes(2, "little")
+WRITE = PROTOCOL.tables["commands"]["WRITE"]
+ACTIVATE = PROTOCOL.tables["commands"]["ACTIVATE"]
+
+
+def on_request(lab: Lab, command: int, nth: int, action: Callable[[], None]) -> list[int]:
+    """Run ``action`` (in the virtual ESP32's thread, the twin held still) just before the ``nth``
+    request frame carrying ``command`` goes out; after a power cut the STM32 gets its power back
+    as soon as the ESP32 next looks at it (READY, SPI). Returns a list holding the count of such
+    frames seen."""
+    seen = [0]
+    lab.peer.power_returns = True
+
+    def hook(tx: bytes) -> None:
+        if tx[:2] == MARKER and tx[2] == command:
+            seen[0] += 1
+            if seen[0] == nth:
+                action()
+
+    lab.peer.before_transfer = hook
+    return seen
+
+
+def test_power_cut_during_the_transfer(lab: Lab, releases: dict[str, Path]) -> None:
+    lab.release(releases["1.1.0-big"])
+    lab.sync()
+    board = lab.board
+    # Before the 6th WRITE: the power goes during the 3rd flash operation after it (programming).
+    seen = on_request(lab, WRITE, 6, lambda: board.cut_power_at_flash_op(board.flash_op_count + 3))
+    outcome = lab.update()
+    assert seen[0] >= 6
+    assert [e.data for e in board.events if e.kind == "power"].count("off") == 1, "one power cut expected"
+    uart = lab.uart_lines()
+    # After the cut the STM32 booted a valid image: 1.0.0 from A, the half-written B refused.
+    after_cut = uart[uart.index("boot: slot B empty") + 1:]
+    boot = after_cut[after_cut.index("boot: start v1.0.0+0 reset por clock hse-pll 168 MHz"):]
+    assert any(x.startswith("boot: slot B invalid") for x in boot[:4]), boot[:6]
+    assert any(x.startswith("boot: jump slot A v1.0.0+0") for x in boot[:6]), boot[:6]
+    # The bridge noticed, began the session again (resuming where the device says) and completed it.
+    assert any(x.startswith("fota: step restart ") for x in outcome.lines), outcome.lines
+    assert (outcome.outcome, outcome.version, outcome.slot) == ("confirmed", "1.1.0", "B"), outcome.lines
+    assert_device(lab, "B", "1.1.0", "confirmed")
+    image = (releases["1.1.0-big"] / "slot-b.bin").read_bytes()
+    with lab.locked() as b:
+        assert b.flash_bytes(LAYOUT.region("slot_b").base, len(image)) == image
+
+
+def test_power_cut_during_activation(lab: Lab, releases: dict[str, Path]) -> None:
+    lab.release(releases["1.1.0"])
+    lab.sync()
+    board = lab.board
+    # ACTIVATE appends a journal record: the power goes in the middle of the first flash operation
+    # after the frame, i.e. while that record is being programmed.
+    seen = on_request(lab, ACTIVATE, 1, lambda: board.cut_power_at_flash_op(board.flash_op_count + 1))
+    first = lab.update()
+    assert seen[0] >= 1
+    assert any(e.kind == "power" and e.data == "off" for e in board.events), "the power was never cut"
+    lab.peer.before_transfer = None
+    # The device boots a valid image (the torn record is ignored: its CRC fails) ...
+    assert lab.wait_for(lambda: lab.led() in ("green", "orange"), 5.0), lab.uart_lines()[-5:]
+    running = [x for x in lab.uart_lines() if x.startswith("app: start slot ")][-1]
+    assert running.startswith(("app: start slot A v1.0.0+", "app: start slot B v1.1.0+")), running
+    if first.outcome != "confirmed":
+        assert lab.updates()[0]["outcome"] == first.outcome
+        # ... and the next cycle completes: it installs 1.1.0, or finds it already running.
+        second = lab.update()
+        assert (second.outcome, second.version, second.slot) in (
+            ("confirmed", "1.1.0", "B"), ("none", "1.1.0", "B")), second.lines
+    assert lab.wait_for(lambda: lab.led() == "orange", 5.0)
+    assert [x for x in lab.uart_lines() if x.startswith("app: start slot ")][-1].startswith(
+        "app: start slot B v1.1.0+")
+    j = lab.journal()
+    # Either a confirmed record for B, or (when the activation record was torn before any other was
+    # written) an empty journal, with which the bootloader runs the newest valid image.
+    assert j is None or (j.active_slot, j.state, j.version) == ("B", "confirmed", "1.1.0"), j
+    assert lab.device()["running_version"] == "1.1.0"
+    assert lab.device()["running_slot"] == "B"
+
+
+def test_server_restarted_mid_transfer_the_bridge_resumes(lab: Lab, releases: dict[str, Path]) -> None:
+    relay = Relay(lab.cfg.server.port).start()
+    try:
+        lab.deploy_bridge(relay.url)
+        lab.release(releases["1.1.0-max"])
+        lab.sync()
+        restarts = []
+
+        def restart() -> None:
+            lab.stop_server()
+            relay.cut()                     # what was still in flight is lost with the old process
+            lab.start_server()              # same port, same registry and firmware folder
+            restarts.append(lab.server_url)
+
+        on_request(lab, WRITE, 4, restart)
+        outcome = lab.update()
+    finally:
+        relay.stop()
+    assert restarts, "the server was never restarted"
+    assert (outcome.outcome, outcome.version, outcome.slot) == ("confirmed", "1.1.0", "B"), outcome.lines
+    resumed = [x for x in outcome.lines if x.startswith("fota: step download from ")]
+    assert resumed, outcome.lines
+    offset = int(resumed[0].rsplit(" ", 1)[1])
+    assert 0 < offset < (releases["1.1.0-max"] / "slot-b.bin").stat().st_size   # not from the start
+    assert_device(lab, "B", "1.1.0", "confirmed")
+    image = (releases["1.1.0-max"] / "slot-b.bin").read_bytes()
+    with lab.locked() as b:
+        assert b.flash_bytes(LAYOUT.region("slot_b").base, len(image)) == image
