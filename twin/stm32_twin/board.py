@@ -261,7 +261,12 @@ class Stm32Twin:
     def restore_flash(self, data: bytes) -> None:
         if len(data) != FLASH_SIZE:
             raise TwinError(f"Failed to restore the flash: {len(data)} bytes, expected {FLASH_SIZE}")
-        self.write_flash(0, data)
+        # Only the pages that differ: code translated from the others stays valid.
+        mm = self.flash_mem.mm
+        page = 0x1000
+        for off in range(0, FLASH_SIZE, page):
+            if mm[off:off + page] != data[off:off + page]:
+                self.write_flash(off, data[off:off + page])
 
     def write_flash(self, offset: int, data: bytes) -> None:
         """Change flash contents (both mappings, so that translated code is invalidated)."""
