@@ -182,3 +182,26 @@ def test_spi_slave_with_dma_streams_and_exti_on_nss_rising_edge(boot) -> None:
     assert v["lisr"] == (1 << 27) | (1 << 26)   # stream 3: TCIF, HTIF
     assert v["hisr"] == (1 << 5) | (1 << 4)     # stream 4: TCIF, HTIF
     assert board.uart_lines[-1] == "rx 0123456789abcdef"
+
+
+def _wait_ps(board) -> int:
+    (t_on, _), (t_off, _) = led_times(board, "green")[:2]
+    return t_off - t_on
+
+
+def test_a_busy_wait_jumps_to_the_event_it_waits_for(boot) -> None:
+    board = boot("waits")
+    board.run(ms=10)
+    v = values(board)
+    assert v["hserdy"] == 1 and v["polls"] < 100
+    # HSE start-up is 2 ms: the wait ends then, after a handful of polls, not 2 ms of instructions.
+    assert 2 * PS_PER_MS <= _wait_ps(board) < 2 * PS_PER_MS + 20 * PS_PER_US
+
+
+def test_a_wait_for_something_that_never_comes_still_times_out(boot) -> None:
+    board = boot("waits", hse_hz=0)   # no crystal: HSERDY never rises
+    board.run(ms=50)
+    v = values(board)
+    assert v["hserdy"] == 0 and v["polls"] == 20000
+    # All 20 000 iterations ran (several instructions each at 16 MHz): no jump to the end of the run.
+    assert 20000 * 3 * PS_PER_US // 16 <= _wait_ps(board) < 20000 * 10 * PS_PER_US // 16
