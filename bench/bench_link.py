@@ -42,22 +42,6 @@ SIZE_FIELD = INFO_OFFSET + next(f.offset for f in IMAGE.structs["image_info"].fi
 PSIZE_X32 = 2
 
 
-class _Board:
-    """The twin with the clock calls TwinPort uses."""
-
-    def __init__(self, twin: Stm32Twin) -> None:
-        self.twin = twin
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.twin, name)
-
-    def time_ms(self) -> float:
-        return float(self.twin.now_ms)
-
-    def run_ms(self, n: float) -> None:
-        self.twin.run(ms=n)
-
-
 def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
     """The image file grown to ``file_size`` bytes (trailer included) with pseudo-random filler."""
     body = bytearray(image[:unpack_info(image)["image_size"]])
@@ -102,7 +86,7 @@ class UpdateFigures:
 
 def bench_update(build_dir: Path, image: bytes) -> UpdateFigures:
     twin = _booted(build_dir)
-    r = Master(TwinPort(_Board(twin))).update(image, reset=False)
+    r = Master(TwinPort(twin)).update(image, reset=False)
     if r.outcome != "activated":
         raise SystemExit(f"bench: update ended {r.outcome}: {r.reason}")
     bound, sectors = lower_bound_ms(1, len(image))
@@ -136,7 +120,7 @@ def bench_boot(build_dir: Path, image_b: bytes) -> tuple[float, float]:
     confirmed = _first_instruction_ms(twin, 0, twin.power_on)
     if not twin.wait_pin("READY", 1, 5000):
         raise SystemExit("bench: the application did not come up")
-    m = Master(TwinPort(_Board(twin)))
+    m = Master(TwinPort(twin))
     r = m.update(image_b, reset=False)
     if r.outcome != "activated":
         raise SystemExit(f"bench: update ended {r.outcome}")

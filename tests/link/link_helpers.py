@@ -27,22 +27,6 @@ BOOT_MS = C["BOOT_TIMEOUT_MS"]
 SLOT_COLOUR = {SLOT_A: "green", SLOT_B: "orange"}
 
 
-class Board:
-    """The twin with the two calls the reference master's TwinPort expects (virtual time)."""
-
-    def __init__(self, twin: Stm32Twin) -> None:
-        self.twin = twin
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.twin, name)
-
-    def time_ms(self) -> float:
-        return float(self.twin.now_ms)
-
-    def run_ms(self, n: float) -> None:
-        self.twin.run(ms=n)
-
-
 def region_bytes(twin: Stm32Twin, name: str) -> bytes:
     r = LAYOUT.region(name)
     return twin.flash_bytes(r.base, r.size)
@@ -69,7 +53,7 @@ def boot(twin: Stm32Twin, *, power: bool = True) -> None:
 
 
 def master(twin: Stm32Twin, port: Any = None) -> Master:
-    return Master(port if port is not None else TwinPort(Board(twin)))
+    return Master(port if port is not None else TwinPort(twin))
 
 
 def info_block(image: bytes) -> bytes:
@@ -115,7 +99,7 @@ def led_toggles(twin: Stm32Twin, since: int) -> dict[str, int]:
     return out
 
 
-__all__ = ["CMD", "SESSION", "SLOT_A", "SLOT_B", "ST", "Board", "BridgeError", "fotalink"]
+__all__ = ["CMD", "SESSION", "SLOT_A", "SLOT_B", "ST", "BridgeError", "fotalink"]
 
 
 def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:

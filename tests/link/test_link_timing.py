@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from conftest import Builds
-from link_helpers import Board, master, padded_image
+from link_helpers import master, padded_image
 from stm32_fota.master import TwinPort
 from stm32_twin.board import Stm32Twin
 
@@ -28,7 +28,7 @@ class SlowPort(TwinPort):
 def test_ready_drops_at_once_even_while_a_chunk_is_programmed(twin: Stm32Twin, builds: Builds) -> None:
     image = padded_image(builds.image(builds.v110, "slot-b"), 64 * 1024)
     mark = len(twin.events)
-    r = master(twin, SlowPort(Board(twin))).update(image, reset=False)
+    r = master(twin, SlowPort(twin)).update(image, reset=False)
     assert r.outcome == "activated"
     edges = [(ev.time_us, ev.data["pin"], ev.data["level"]) for ev in twin.events[mark:] if ev.kind == "pin"
              and ev.data["pin"] in ("PB11", "PB12")]

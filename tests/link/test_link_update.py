@@ -124,9 +124,7 @@ class CorruptingPort(TwinPort):
 
 
 def test_frame_corruption_is_retried(twin: Stm32Twin, builds: Builds) -> None:
-    from link_helpers import Board
-
-    port = CorruptingPort(Board(twin))
+    port = CorruptingPort(twin)
     img = builds.image(builds.v110, "slot-b")
     r = master(twin, port).update(img, reset=False)
     assert r.outcome == "activated"
