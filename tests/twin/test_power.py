@@ -76,12 +76,16 @@ def test_nrst_held_low_stops_the_cpu_and_release_resets_it(boot) -> None:
     board = boot("systick")
     board.run(ms=150)
     board.set_pin("NRST", 0)
+    assert board.pin("NRST") == 0
+    reset = [e for e in board.events if e.kind == "reset"][-1]
+    assert (reset.time_ps, reset.data) == (150 * PS_PER_MS, {"cause": "pin"})
     board.run(ms=300)
-    assert [e.time_ps for e in board.events if e.kind == "led"] == [100 * PS_PER_MS]
+    # Green went off with the reset (its pin back to an input) and nothing ran while held.
+    led = [(e.time_ps, e.data["on"]) for e in board.events if e.kind == "led"]
+    assert led == [(100 * PS_PER_MS, True), (150 * PS_PER_MS, False)]
     board.set_pin("NRST", 1)
-    assert board.events[-1].kind == "reset" and board.events[-1].data == {"cause": "pin"}
     board.run(ms=101)
-    # Restarted at 450 ms: its first toggle comes 100 ms later (the reset also turned green off).
+    # Released at 450 ms: the program starts again, its first toggle comes 100 ms later.
     led = [e for e in board.events if e.kind == "led"]
     assert led[-1].time_ps == 550 * PS_PER_MS and led[-1].data == {"led": "green", "on": True}
 

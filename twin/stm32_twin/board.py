@@ -55,7 +55,7 @@ from .periph.dma import Dma
 from .periph.gpio import Exti, GpioPort, Syscfg
 from .periph.misc import Adc, Crc, Iwdg, Rtc, Usart
 from .periph.rcc import RESET_FLAGS, Pwr, Rcc
-from .periph.scs import HARDFAULT, IRQ0, SVCALL, Dbgmcu, Dwt, Scs
+from .periph.scs import HARDFAULT, SVCALL, Dbgmcu, Dwt, Scs
 from .periph.spi import Spi2
 from .regs import RegBank
 from .symbols import Symbols
@@ -123,14 +123,12 @@ class Stm32Twin:
         self._poll_val = -1
         self._poll_n = 0
         self._access: tuple[int, int] = (0, 0)
-        self._pending_exception = False
         self._replay: tuple[int, int, str, int] | None = None
         self._flash_busy_want = False
         self._stall_retry = False
         self._stop_pred: Callable[[], bool] | None = None
         self._flash_prot_none = False
         self._cut_timer = None
-        self._flash_locked_out = False
         self.flash_mem = FlashMemory(flash_file)
         self._build()
 
@@ -455,7 +453,7 @@ class Stm32Twin:
         def read(uc: Uc, offset: int, size: int, _ud: object) -> int:
             addr = base + offset
             if self._stop_reason is not None:
-                return self._aborted_access(addr, "r")
+                return 0  # aborted by the stop request: the instruction runs again later
             if self._replay is not None:
                 hit, v = self._replayed(addr, "r")
                 if hit:
@@ -483,8 +481,7 @@ class Stm32Twin:
         def write(uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
             addr = base + offset
             if self._stop_reason is not None:
-                self._aborted_access(addr, "w")
-                return
+                return  # aborted by the stop request: the instruction runs again later
             if self._replay is not None and self._replayed(addr, "w")[0]:
                 return
             self._access = (addr, size)
@@ -510,9 +507,6 @@ class Stm32Twin:
     def _note_replay(self, addr: int, kind: str, value: int) -> None:
         if self._stop_reason is not None and self._in_emu and self._replay is None:
             self._replay = (int(self.uc.reg_read(A.UC_ARM_REG_PC)), addr, kind, value)
-
-    def _aborted_access(self, addr: int, kind: str) -> int:
-        return 0
 
     def _replayed(self, addr: int, kind: str) -> tuple[bool, int]:
         r = self._replay
@@ -722,8 +716,6 @@ class Stm32Twin:
         uc.reg_write_batch([(A.UC_ARM_REG_MSP, sp), (A.UC_ARM_REG_SP, sp), (A.UC_ARM_REG_LR, 0xFFFF_FFFF),
                             (A.UC_ARM_REG_PC, pc | 1)])
         self.emit("reset", {"cause": cause})
-        if self.nrst_low:
-            self.fault = None
 
     # ---------------------------------------------------------------------------------------------
     # running
@@ -878,12 +870,14 @@ class Stm32Twin:
         if name == "NRST":
             low = level == 0
             if low and not self.nrst_low:
+                # Held in reset: peripherals and pins in their reset state, the CPU waits for the
+                # release to fetch its reset vector.
                 self.nrst_low = True
+                if self.powered:
+                    self._system_reset("pin")
                 self._request_stop("nrst")
             elif not low and self.nrst_low:
                 self.nrst_low = False
-                if self.powered:
-                    self._system_reset("pin")
             return
         port, pin = self._resolve_pin(name)
         self.gpio[port].set_external(pin, level)
@@ -943,8 +937,9 @@ class Stm32Twin:
                 f"core {self.cpu_hz / 1e6:g} MHz, LEDs on: {leds}, {len(self.uart_lines)} UART lines, "
                 f"{self.flash_op_count} flash operations")
 
-    def exception_number(self) -> int:
-        return self.nvic.active[-1] - IRQ0 if self.nvic.active else -1
+    def active_exception(self) -> int | None:
+        """Number of the exception being handled (16 + IRQ for interrupts), None in thread mode."""
+        return self.nvic.active[-1] if self.nvic.active else None
 
 
 class _Halt(Exception):
