@@ -333,3 +333,25 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
     code = run_demo(ROOT / folder, keep=keep)
     if code:
         raise Exit(code=code)
+
+
+@task(iterable=["only"], help={
+    "only": "run only this benchmark (repeatable): build, link, twin, server (default: all)",
+    "suite": "also time the full test suite (pytest -n 2; several minutes)",
+    "no_save": "do not overwrite bench/results.md with this run",
+})
+def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False) -> None:
+    """Run the benchmark scripts under bench/ and print one table (kept in bench/results.md)."""
+    from stm32_fota.bench import ALL, format_table, run_benches, write_results
+    from stm32_fota.errors import FotaError
+
+    try:
+        runs = run_benches(only or ALL, suite=suite)
+    except FotaError as e:
+        raise _fail(e) from None
+    print(format_table(runs))
+    if not no_save:
+        print(f"bench: results written to {write_results(runs).relative_to(ROOT)}")
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        raise Exit("invoke: " + "; ".join(f"{r.name}: {r.error}" for r in failed), code=1)
