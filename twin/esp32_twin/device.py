@@ -130,7 +130,7 @@ class VirtualEsp32:
         try:
             self._proc = subprocess.Popen(
                 [self.node, str(RUNNER), "--in-fd", str(to_node_r), "--out-fd", str(from_node_w),
-                 "--lib", str(STANDINS), "--heap", str(self.heap_bytes)],
+                 "--lib", str(STANDINS), "--heap", str(self.heap_bytes), "--parent-pid", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                 pass_fds=(to_node_r, from_node_w), preexec_fn=_die_with_parent,
             )

@@ -1,6 +1,6 @@
 // The virtual ESP32's runtime: the MicroPython WebAssembly port, driven synchronously.
 //
-//   node runner.mjs --in-fd 5 --out-fd 8 --lib <dir of stand-in modules> [--heap 112640]
+//   node runner.mjs --in-fd 5 --out-fd 8 --lib <dir of stand-in modules> [--heap 112640] [--parent-pid N]
 //
 // The host process (twin/esp32_twin/device.py) owns the pseudo-terminal and the STM32 twin. It
 // talks to this process over two pipes with frames of
@@ -35,17 +35,18 @@ const PASTE_WINDOW = 2048; // raw-paste flow-control window (the protocol allows
 const OUT_FLUSH_BYTES = 4096;
 
 function parseArgs(argv) {
-  const opts = { heap: 112640, inFd: -1, outFd: -1, lib: "" };
+  const opts = { heap: 112640, inFd: -1, outFd: -1, lib: "", parentPid: process.ppid };
   for (let i = 2; i < argv.length; i += 2) {
     const [key, value] = [argv[i], argv[i + 1]];
     if (key === "--in-fd") opts.inFd = Number(value);
     else if (key === "--out-fd") opts.outFd = Number(value);
     else if (key === "--heap") opts.heap = Number(value);
     else if (key === "--lib") opts.lib = value;
+    else if (key === "--parent-pid") opts.parentPid = Number(value);
     else throw new Error(`unknown option ${key}`);
   }
   if (opts.inFd < 0 || opts.outFd < 0 || !opts.lib) {
-    throw new Error("usage: runner.mjs --in-fd N --out-fd N --lib DIR [--heap BYTES]");
+    throw new Error("usage: runner.mjs --in-fd N --out-fd N --lib DIR [--heap BYTES] [--parent-pid PID]");
   }
   return opts;
 }
@@ -54,11 +55,15 @@ const opts = parseArgs(process.argv);
 if (process.env.VESP32_DEBUG) process.stderr.write(`runner start ${JSON.stringify(opts)}\n`);
 
 // The parent may die while MicroPython code spins without calling the host: a worker thread
-// notices the new parent pid and ends this process.
-const parentPid = process.ppid;
+// notices the new parent pid and ends this process. The host passes its pid: a parent that died
+// before this line ran would otherwise be mistaken for init.
+const parentPid = opts.parentPid;
 new Worker(
   `const { workerData } = require("node:worker_threads");
-   setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, "SIGKILL"); }, 500);`,
+   setInterval(() => {
+     if (process.env.VESP32_DEBUG) require("fs").writeSync(2, "watchdog: ppid " + process.ppid + "\\n");
+     if (process.ppid !== workerData) process.kill(process.pid, "SIGKILL");
+   }, 500);`,
   { eval: true, workerData: parentPid },
 ).unref();
 
