@@ -301,6 +301,33 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
         raise Exit("sim: the firmware faulted (see above)", code=status)
 
 
+@task(name="sim-esp32", help={
+    "flash": "the STM32 twin's flash file, kept between runs (programmed from the build when missing)",
+    "build_dir": f"firmware build for a new flash file (default {BUILD_DIR}/)",
+    "fs": "directory holding the virtual ESP32's files, kept between runs (default .fota/vesp32-fs)",
+    "server": "update server URL: checked for reachability and shown in the hints",
+    "wifi_down": "no access point: the ESP32's Wi-Fi never connects",
+    "no_twin": "nothing on the SPI bus (no firmware build needed)",
+    "seconds": "stop after this many seconds (default: run until Ctrl-C)",
+})
+def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str = "", server: str = "",
+              wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0) -> None:
+    """A virtual ESP32 (MicroPython) on a pty, wired to the STM32 twin; prints the pty path."""
+    from esp32_twin.cli import DEFAULT_FS, SimEsp32Options, run_sim_esp32
+    from esp32_twin.errors import Esp32TwinError
+    from stm32_twin.errors import TwinError
+
+    opts = SimEsp32Options(flash=flash or None, build_dir=str(ROOT / build_dir),
+                           fs_dir=fs or str(ROOT / DEFAULT_FS), server=server or None,
+                           wifi_down=wifi_down, no_twin=no_twin, seconds=seconds or None)
+    try:
+        status = run_sim_esp32(opts, out=lambda line: print(line, flush=True))
+    except (Esp32TwinError, TwinError) as e:
+        raise _fail(e) from None
+    if status:
+        raise Exit("sim-esp32: the virtual ESP32 stopped (see above)", code=status)
+
+
 # -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, demo.py, bench.py) ---------------
 
 @task(name="flash-stm32", help={
