@@ -205,3 +205,13 @@ def test_a_wait_for_something_that_never_comes_still_times_out(boot) -> None:
     assert v["hserdy"] == 0 and v["polls"] == 20000
     # All 20 000 iterations ran (several instructions each at 16 MHz): no jump to the end of the run.
     assert 20000 * 3 * PS_PER_US // 16 <= _wait_ps(board) < 20000 * 10 * PS_PER_US // 16
+
+
+def test_nvic_priorities_preemption_masking_and_tail_chaining(boot) -> None:
+    board = boot("nvic")
+    board.run(ms=5)
+    lines = {line.split()[0]: line.split()[1:] for line in board.uart_lines}
+    assert lines["primask"] == ["3", "1"]           # 0x40 before 0xC0, both after CPSIE
+    assert lines["preempt"] == ["0", "2", "100"]     # IRQ 2 ran inside IRQ 0's handler
+    assert lines["basepri"] == ["3"]                 # IRQ 1 (0xC0) held back by BASEPRI 0x80
+    assert lines["released"] == ["1"]                # and taken once BASEPRI is cleared

@@ -123,7 +123,7 @@ class Stm32Twin:
         self._poll_val = -1
         self._poll_n = 0
         self._access: tuple[int, int] = (0, 0)
-        self._replay: tuple[int, int, str, int] | None = None
+        self._replay: dict[tuple[int, int, str], int] = {}
         self._flash_busy_want = False
         self._stall_retry = False
         self._stop_pred: Callable[[], bool] | None = None
@@ -454,7 +454,7 @@ class Stm32Twin:
             addr = base + offset
             if self._stop_reason is not None:
                 return 0  # aborted by the stop request: the instruction runs again later
-            if self._replay is not None:
+            if self._replay:
                 hit, v = self._replayed(addr, "r")
                 if hit:
                     return v
@@ -482,7 +482,7 @@ class Stm32Twin:
             addr = base + offset
             if self._stop_reason is not None:
                 return  # aborted by the stop request: the instruction runs again later
-            if self._replay is not None and self._replayed(addr, "w")[0]:
+            if self._replay and self._replayed(addr, "w")[0]:
                 return
             self._access = (addr, size)
             self._poll_addr = -1
@@ -504,15 +504,16 @@ class Stm32Twin:
     # when the CPU resumes. The access that asked to stop has had its effect: remember it and
     # answer its re-execution from the record. Accesses made after the request (same instruction
     # or later ones) are dropped: they run again, for real, after the restart.
+    # The records are keyed by (PC, address, kind): an interrupt taken at the stop may itself stop
+    # in a callback before the first instruction is executed again (nested handlers).
     def _note_replay(self, addr: int, kind: str, value: int) -> None:
-        if self._stop_reason is not None and self._in_emu and self._replay is None:
-            self._replay = (int(self.uc.reg_read(A.UC_ARM_REG_PC)), addr, kind, value)
+        if self._stop_reason is not None and self._in_emu:
+            self._replay[(self._pc_reg.read()[0], addr, kind)] = value
 
     def _replayed(self, addr: int, kind: str) -> tuple[bool, int]:
-        r = self._replay
-        if r is not None and r[1] == addr and r[2] == kind and int(self.uc.reg_read(A.UC_ARM_REG_PC)) == r[0]:
-            self._replay = None
-            return True, r[3]
+        key = (self._pc_reg.read()[0], addr, kind)
+        if key in self._replay:
+            return True, self._replay.pop(key)
         return False, 0
 
     def _on_intr(self, uc: Uc, intno: int, _ud: object) -> None:
@@ -567,7 +568,7 @@ class Stm32Twin:
             if access == UC_MEM_WRITE_PROT:
                 if self._stop_reason is not None:
                     return True  # dropped: the instruction runs again after the stop
-                if self._replay is not None and self._replayed(address, "f")[0]:
+                if self._replay and self._replayed(address, "f")[0]:
                     return True
                 self.flash.cpu_write(address, size, value)
                 self._note_replay(address, "f", 0)
@@ -703,7 +704,7 @@ class Stm32Twin:
         self._sleeping = False
         self._reset_request = None
         self._poll_addr = -1
-        self._replay = None
+        self._replay.clear()
         self.flash_busy(False)
         uc = self.uc
         regs = [(getattr(A, f"UC_ARM_REG_R{i}"), 0) for i in range(13)]
