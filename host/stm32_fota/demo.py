@@ -238,8 +238,9 @@ class Demo:
 
 
 def run_demo(root: Path, keep: bool = False, out: IO[str] = sys.stdout,
-             wait: Callable[[], None] | None = None) -> int:
-    """The demo; returns the exit code (0 when every step passed, 1 on a failed step, 130 on Ctrl-C)."""
+             wait: Callable[[Demo], None] | None = None) -> int:
+    """The demo; returns the exit code (0 when every step passed, 1 on a failed step, 130 on Ctrl-C).
+    ``wait``: what to do while the lab is kept (default: sleep until Ctrl-C)."""
     demo = Demo(root, out)
     code = 0
     try:
@@ -257,7 +258,7 @@ def run_demo(root: Path, keep: bool = False, out: IO[str] = sys.stdout,
         demo.console.line(f"demo: {'PASS' if code == 0 else 'FAIL'} in {time.monotonic() - demo.t0:.0f} s")
         if keep and code == 0:
             demo.console.line(demo.access())
-            (wait or _wait_forever)()
+            (wait or _wait_forever)(demo)
     except KeyboardInterrupt:
         demo.console.line("demo: interrupted")
         code = 130
@@ -271,6 +272,6 @@ def run_demo(root: Path, keep: bool = False, out: IO[str] = sys.stdout,
     return code
 
 
-def _wait_forever() -> None:
+def _wait_forever(_demo: Demo) -> None:
     while True:
         time.sleep(3600)

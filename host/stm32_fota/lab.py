@@ -17,9 +17,11 @@ folder given. ``stop`` (also on an exception inside the ``with``) ends every pro
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -45,12 +47,19 @@ SERVER_START_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 10.0
 BOOT_MS = 400.0               # the twin's bootloader + application start take ~100 ms of virtual time
 WIFI = {"wifi_ssid": "fota-lab", "wifi_password": "fota-lab-pw"}
-LED_ORDER = ("green", "orange", "red", "blue")
+PR_SET_PDEATHSIG = 1
 
 _SERVER_CODE = ("from stm32_fota.config import load_config\n"
                 "from fota_server.serve import serve\n"
                 "import sys\n"
                 "serve(load_config(), log_level=sys.argv[1])\n")
+
+
+def _die_with_parent() -> None:
+    """In the server's child process before exec: Linux kills it when the lab's process dies
+    (even by SIGKILL), so that no server outlives a lab."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class LabError(FotaError):
@@ -261,7 +270,7 @@ class Lab:
         try:
             self.server_proc = subprocess.Popen([sys.executable, "-c", _SERVER_CODE, self.server_log_level],
                                                 cwd=self.cfg.state_dir, env=env, stdout=log, stderr=log,
-                                                stdin=subprocess.DEVNULL)
+                                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         except OSError as e:
             raise LabError(f"Failed to start the update server: {e}") from None
         finally:
