@@ -176,7 +176,10 @@ void link_poll(void)
     if (!link_ok) {
         return;
     }
-    while (frame_ready) {
+    /* One frame per call: while an image streams in, the next frame is always there when a
+     * chunk is programmed, and the application's own tasks (LED, temperature, self-test) must get
+     * their turn between chunks. */
+    if (frame_ready) {
         frame_ready = 0;
         const uint8_t *frame = rx_buf[rx_cur];
         size_t n = rx_count;
@@ -189,6 +192,9 @@ void link_poll(void)
             return;
         }
         agent_work(&agent);
+        if (frame_ready) {
+            app_stay_awake(); /* the next frame arrived meanwhile: no sleep before handling it */
+        }
     }
     agent_poll(&agent);
 }

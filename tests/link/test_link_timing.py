@@ -53,3 +53,21 @@ def test_ready_drops_at_once_even_while_a_chunk_is_programmed(twin: Stm32Twin, b
           f"median READY period during WRITE {median:.0f} us")
     assert 16_000 <= median <= 18_500, f"median READY period {median:.0f} us"
     assert overlapped >= 12
+
+
+def test_application_keeps_working_during_an_update(twin: Stm32Twin, builds: Builds) -> None:
+    """The LED keeps blinking and the temperature keeps being logged while a 256 KB image streams
+    in: the link handles one frame per main-loop turn, the application's tasks run in between."""
+    image = padded_image(builds.image(builds.v110, "slot-b"), 256 * 1024)
+    mark = len(twin.events)
+    t0 = twin.now_ms
+    r = master(twin).update(image, reset=False)
+    assert r.outcome == "activated"
+    start = t0 + r.phases_ms["info"] + r.phases_ms["begin"]
+    end = start + r.phases_ms["write"]
+    assert end - start > 1000          # 64 chunks of 16.4 ms
+    during = [ev for ev in twin.events[mark:] if start <= ev.time_us / 1000 <= end]
+    toggles = [ev for ev in during if ev.kind == "led" and ev.data["led"] == "green"]
+    temps = [ev for ev in during if ev.kind == "uart" and " temp " in str(ev.data)]
+    assert len(toggles) >= 2, "the LED did not keep its 500 ms rhythm while the image was written"
+    assert len(temps) >= 1, "no temperature reading while the image was written"
