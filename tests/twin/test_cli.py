@@ -40,3 +40,18 @@ def test_sim_reports_a_missing_build_clearly(tmp_path, capsys) -> None:
     assert main(["--build-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "Failed to load the build" in err and "bootloader.bin does not exist" in err
+
+
+def test_free_run_follows_the_wall_clock(boot) -> None:
+    import time
+
+    from stm32_twin import PS_PER_MS
+    from stm32_twin.freerun import free_run
+
+    board = boot("systick")
+    t0 = time.monotonic()
+    free_run(board, 0.3, speed=5.0, step_s=0.005)
+    wall = time.monotonic() - t0
+    assert board.now_ps == 300 * PS_PER_MS
+    assert wall >= 0.3 / 5.0          # never ahead of the wall clock (x5 here)
+    assert [e.time_ps for e in board.events if e.kind == "led"] == [100 * PS_PER_MS, 200 * PS_PER_MS]
