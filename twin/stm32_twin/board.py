@@ -111,7 +111,9 @@ class Stm32Twin:
         self.uart_lines: list[str] = []
         self.listeners: list[Callable[[Event], None]] = []
         self.symbols = Symbols()
-        self.instructions = 0          # instructions executed in completed slices
+        # Instructions of the slices run to their count. An upper bound: a slice that ends in WFI
+        # counts in full (Unicorn does not say how far it got); bench/bench_twin.py counts exactly.
+        self.instructions = 0
         self.powered = False
         self.fault: str | None = None
         self.nrst_low = False
