@@ -7,7 +7,13 @@
 The WebAssembly port grows its heap on demand (split heap), so its own mem_free() is huge. Here
 mem_free() is what an ESP32 heap of HEAP_BYTES would have left, and mem_alloc() leaves out the
 stand-in modules (machine, network, socket, this one, the flash filesystem), which an ESP32 keeps in
-flash. peak() is the largest mem_alloc() seen by mem_alloc() and by the stand-ins' own checks.
+flash. peak() is the largest mem_alloc() seen by mem_alloc() and at every host call (SPI transfer,
+socket read, file access).
+
+Caution: this port collects garbage only between two calls from JavaScript (at the REPL's top
+level), never while a program runs (gc.collect() is then deferred), so during one program
+mem_alloc() and peak() count its garbage too: an upper bound of what an ESP32 would need, which
+collects as it goes.
 """
 
 import gc as _gc
