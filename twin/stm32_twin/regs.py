@@ -20,21 +20,18 @@ class RegBank:
         self._uc = uc
         self._n = n
         self._ids = (ctypes.c_int32 * n)(*regs)
-        self._vals = (ctypes.c_uint64 * n)()
+        self._vals = (ctypes.c_uint32 * n)()
         base = ctypes.addressof(self._vals)
-        self._ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
+        self._ptrs = (ctypes.c_void_p * n)(*(base + 4 * i for i in range(n)))
 
     def read(self) -> list[int]:
-        for i in range(self._n):
-            self._vals[i] = 0
         status = uclib.uc_reg_read_batch(self._uc._uch, self._ids, self._ptrs, self._n)
         if status:
             raise UcError(status)
-        return [v & 0xFFFF_FFFF for v in self._vals]
+        return self._vals[:]
 
     def write(self, values: Sequence[int]) -> None:
-        for i, v in enumerate(values):
-            self._vals[i] = v & 0xFFFF_FFFF
+        self._vals[:] = [v & 0xFFFF_FFFF for v in values]
         status = uclib.uc_reg_write_batch(self._uc._uch, self._ids, self._ptrs, self._n)
         if status:
             raise UcError(status)
