@@ -54,13 +54,3 @@ def boot(progs: dict[str, Path]) -> Callable[..., Stm32Twin]:
     yield _boot  # type: ignore[misc]
     for b in boards:
         b.close()
-
-
-def values(board: Stm32Twin) -> dict[str, int]:
-    """The "<name> 0x<hex>" lines a program logged, as a dict."""
-    out = {}
-    for line in board.uart_lines:
-        parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("0x"):
-            out[parts[0]] = int(parts[1], 16)
-    return out
