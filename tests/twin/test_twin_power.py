@@ -114,3 +114,23 @@ def test_power_off_drops_the_outputs(boot) -> None:
     assert board.events[-1].kind == "power"
     assert {"led": "green", "on": False} in [e.data for e in board.events[-4:] if e.kind == "led"]
     assert not any(board.leds.values())
+
+
+def test_snapshot_restore_and_flash_file_loading(boot, tmp_path) -> None:
+    board = boot("flash", config=1, strict=False)
+    board.run(ms=100)
+    snap = board.flash_snapshot()
+    assert int.from_bytes(snap[TARGET - 0x0800_0000:][:4], "little") == 0x0000_5678
+    image = tmp_path / "image.bin"
+    image.write_bytes(snap)
+    other = Stm32Twin()
+    other.load_flash_file(image)
+    assert other.flash_snapshot() == snap
+    other.restore_flash(bytes([0xFF]) * len(snap))
+    assert other.flash_bytes(0x0800_0000, 4) == b"\xff" * 4
+    image.write_bytes(b"abc")
+    with pytest.raises(TwinError, match=r"Failed to load flash file .*: 3 bytes"):
+        other.load_flash_file(image)
+    # Register reads for tests: FLASH_CR is locked after reset.
+    assert other.read_reg(0x4002_3C10) == 1 << 31
+    other.close()
