@@ -49,8 +49,7 @@ class Usart(Peripheral):
         if off == self.DR:
             if not (self.r[self.CR1] & self.CR1_UE and self.r[self.CR1] & self.CR1_TE):
                 return  # transmitter off: nothing leaves the pin
-            if self.tdr is not None:
-                return  # written while TXE = 0: the byte is lost (as on the chip, data overwritten)
+            # Written while TXE = 0 the new byte replaces the waiting one, which is lost.
             self.tdr = value & 0xFF
             self.sr &= ~(self.SR_TXE | self.SR_TC)
             self._pump()
