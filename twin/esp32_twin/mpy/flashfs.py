@@ -32,7 +32,7 @@ class FlashFile(io.IOBase):
 
     def readinto(self, buf):
         self._check()
-        return call("fs_read", (self._h, len(buf)), rx=buf)
+        return call("fs_read", self._h, len(buf), rx=buf)
 
     def read(self, n=-1):
         self._check()
@@ -54,7 +54,7 @@ class FlashFile(io.IOBase):
         self._check()
         out = bytearray()
         while True:
-            k = call("fs_readline", (self._h, len(self._line)), rx=self._line)
+            k = call("fs_readline", self._h, len(self._line), rx=self._line)
             out += self._line[:k]
             if k < len(self._line) or self._line[k - 1] == 10:
                 break
@@ -81,11 +81,11 @@ class FlashFile(io.IOBase):
         self._check()
         if isinstance(buf, str):
             buf = buf.encode()
-        return call("fs_write", (self._h,), tx=buf)
+        return call("fs_write", self._h, tx=buf)
 
     def seek(self, offset, whence=0):
         self._check()
-        return call("fs_seek", (self._h, offset, whence))
+        return call("fs_seek", self._h, offset, whence)
 
     def tell(self):
         return self.seek(0, 1)
@@ -95,7 +95,7 @@ class FlashFile(io.IOBase):
 
     def close(self):
         if self._h is not None:
-            call("fs_close", (self._h,))
+            call("fs_close", self._h)
             self._h = None
 
     def ioctl(self, request, arg):
@@ -138,7 +138,7 @@ class FlashFs:
         pass
 
     def ilistdir(self, path):
-        for name, is_dir, size in json.loads(call("fs_listdir", (self._abs(path),))):
+        for name, is_dir, size in json.loads(call("fs_listdir", self._abs(path))):
             yield (name, _S_IFDIR if is_dir else _S_IFREG, 0, size)
 
     def chdir(self, path):
@@ -151,19 +151,19 @@ class FlashFs:
         return self._cwd
 
     def mkdir(self, path):
-        call("fs_mkdir", (self._abs(path),))
+        call("fs_mkdir", self._abs(path))
 
     def rmdir(self, path):
-        call("fs_rmdir", (self._abs(path),))
+        call("fs_rmdir", self._abs(path))
 
     def remove(self, path):
-        call("fs_remove", (self._abs(path),))
+        call("fs_remove", self._abs(path))
 
     def rename(self, old, new):
-        call("fs_rename", (self._abs(old), self._abs(new)))
+        call("fs_rename", self._abs(old), self._abs(new))
 
     def stat(self, path):
-        is_dir, size, mtime = json.loads(call("fs_stat", (self._abs(path),)))
+        is_dir, size, mtime = json.loads(call("fs_stat", self._abs(path)))
         mode = _S_IFDIR if is_dir else _S_IFREG
         return (mode, 0, 0, 0, 0, 0, size, mtime, mtime, mtime)
 
@@ -171,5 +171,5 @@ class FlashFs:
         return tuple(json.loads(call("fs_statvfs")))
 
     def open(self, path, mode):
-        handle = call("fs_open", (self._abs(path), mode.replace("t", "")))
+        handle = call("fs_open", self._abs(path), mode.replace("t", ""))
         return FlashFile(handle, "b" not in mode)

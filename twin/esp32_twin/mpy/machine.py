@@ -33,24 +33,24 @@ class Pin:
             raise ValueError("invalid pin mode")
         # The level is set before the mode, as on the ESP32: an output starts at `value`.
         if value is not None:
-            call("pin_write", (self._id, 1 if value else 0))
+            call("pin_write", self._id, 1 if value else 0)
         if mode != -1 or pull != -1:
-            call("pin_mode", (self._id, mode, pull))
+            call("pin_mode", self._id, mode, pull)
 
     def value(self, x=None):
         if x is None:
-            return call("pin_read", (self._id,))
-        call("pin_write", (self._id, 1 if x else 0))
+            return call("pin_read", self._id)
+        call("pin_write", self._id, 1 if x else 0)
         return None
 
     def __call__(self, x=None):
         return self.value(x)
 
     def on(self):
-        call("pin_write", (self._id, 1))
+        call("pin_write", self._id, 1)
 
     def off(self):
-        call("pin_write", (self._id, 0))
+        call("pin_write", self._id, 0)
 
     def __repr__(self):
         return f"Pin({self._id})"
@@ -82,14 +82,14 @@ class SPI:
     def write_readinto(self, write_buf, read_buf):
         if len(write_buf) != len(read_buf):
             raise ValueError("buffers must be the same length")
-        call("spi", (self._baudrate,), tx=write_buf, rx=read_buf)
+        call("spi", self._baudrate, tx=write_buf, rx=read_buf)
 
     def write(self, buf):
-        call("spi", (self._baudrate,), tx=buf)
+        call("spi", self._baudrate, tx=buf)
 
     def readinto(self, buf, write=0):
         tx = bytes([write]) * len(buf)
-        call("spi", (self._baudrate,), tx=tx, rx=buf)
+        call("spi", self._baudrate, tx=tx, rx=buf)
 
     def read(self, nbytes, write=0):
         buf = bytearray(nbytes)
@@ -101,7 +101,7 @@ def reset():
     """Hard reset of the ESP32: the host restarts the runtime; this call does not return."""
     call("reset")
     while True:  # the runner raises KeyboardInterrupt here and reboots
-        call("sleep", (10,))
+        call("sleep", 10)
 
 
 def soft_reset():
@@ -118,7 +118,7 @@ def freq(hz=None):
 
 
 def idle():
-    call("sleep", (1,))
+    call("sleep", 1)
 
 
 def reset_cause():

@@ -35,12 +35,12 @@ class WLAN:
 
     def active(self, is_active=None):
         if is_active is None:
-            return call("wifi_active", (None,))
-        call("wifi_active", (bool(is_active),))
+            return call("wifi_active", None)
+        call("wifi_active", bool(is_active))
         return None
 
     def connect(self, ssid=None, key=None, *, bssid=None):
-        call("wifi_connect", (ssid, key))
+        call("wifi_connect", ssid, key)
 
     def disconnect(self):
         call("wifi_disconnect")

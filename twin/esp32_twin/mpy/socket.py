@@ -26,7 +26,7 @@ SO_REUSEADDR = 4
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
-    ip = call("getaddrinfo", (host,))
+    ip = call("getaddrinfo", host)
     return [(AF_INET, SOCK_STREAM, IPPROTO_TCP, "", (ip, port))]
 
 
@@ -52,13 +52,13 @@ class socket:
 
     def connect(self, address):
         self._check()
-        call("sock_connect", (self._id, address[0], address[1], self._timeout))
+        call("sock_connect", self._id, address[0], address[1], self._timeout)
 
     def send(self, buf):
         self._check()
         if isinstance(buf, str):
             buf = buf.encode()
-        return call("sock_send", (self._id, self._timeout), tx=buf)
+        return call("sock_send", self._id, self._timeout, tx=buf)
 
     def sendall(self, buf):
         mv = memoryview(buf.encode() if isinstance(buf, str) else buf)
@@ -75,7 +75,7 @@ class socket:
         mv = memoryview(buf)
         if nbytes is not None:
             mv = mv[:nbytes]
-        return call("sock_recv", (self._id, len(mv), self._timeout), rx=mv)
+        return call("sock_recv", self._id, len(mv), self._timeout, rx=mv)
 
     def recv(self, bufsize):
         buf = bytearray(bufsize)
@@ -106,7 +106,7 @@ class socket:
 
     def close(self):
         if self._id is not None:
-            call("sock_close", (self._id,))
+            call("sock_close", self._id)
             self._id = None
 
     def __repr__(self):

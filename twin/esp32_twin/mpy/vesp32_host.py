@@ -1,8 +1,8 @@
 """The virtual ESP32's line to its host: one call per hardware or network operation.
 
     from vesp32_host import call
-    level = call("pin_read", (27,))                 # -> int
-    n = call("spi", (5000000,), tx=frame, rx=buf)   # tx and rx: any buffer, rx filled in place
+    level = call("pin_read", 27)                 # -> int
+    n = call("spi", 5000000, tx=frame, rx=buf)   # tx and rx: any buffer, rx filled in place
 
 Under the WebAssembly port the call goes to the Node runner's `_vesp32` module; buffers cross by
 address, so a transfer allocates nothing on the MicroPython heap. Under CPython a test installs a
@@ -11,7 +11,6 @@ MicroPython's errno value.
 """
 
 import errno
-import json
 
 try:
     import _vesp32
@@ -48,16 +47,15 @@ def set_sampler(sampler):
     _sampler = sampler
 
 
-def call(op, args=None, tx=None, rx=None):
-    """Run `op` on the host; `args` is a tuple of JSON values, `tx` bytes to send, `rx` a
-    writable buffer for the bytes that come back. Returns the host's value."""
+def call(op, a=None, b=None, c=None, d=None, tx=None, rx=None):
+    """Run `op` on the host with arguments a..d, `tx` bytes to send, `rx` a writable buffer for
+    the bytes that come back. Returns the host's value."""
     if _vesp32 is None:
         if _backend is None:
             raise OSError(errno_value("ENODEV"))
-        return _backend(op, args, tx, rx)
+        return _backend(op, (a, b, c, d), tx, rx)
     if _sampler is not None:
         _sampler()
-    a = json.dumps(args) if args is not None else None
     if tx is not None and len(tx):
         tx_addr, tx_len = addressof(tx), len(tx)
     else:
@@ -66,7 +64,7 @@ def call(op, args=None, tx=None, rx=None):
         rx_addr, rx_cap = addressof(rx), len(rx)
     else:
         rx_addr, rx_cap = 0, 0
-    r = _vesp32.call(op, a, tx_addr, tx_len, rx_addr, rx_cap)
+    r = _vesp32.call(op, a, b, c, d, tx_addr, tx_len, rx_addr, rx_cap)
     if type(r) is str and r[:2] == "\0E":
         # One argument, as the ESP32 port raises it: prints "OSError: [Errno 2] ENOENT".
         raise OSError(errno_value(r[2:].partition("\0")[0]))

@@ -14,25 +14,25 @@ from time import gmtime, localtime, mktime, ticks_add, ticks_cpu, ticks_diff, ti
 
 from vesp32_host import call
 
-_TICKS_PERIOD = 1 << 30  # ticks_ms wraps like the port's (MICROPY_PY_TIME_TICKS_PERIOD)
+_TICKS_MAX = 0x3FFFFFFF  # ticks wrap like the port's (MICROPY_PY_TIME_TICKS_PERIOD = 2**30)
 
 
 def ticks_ms():
-    return call("ticks") & (_TICKS_PERIOD - 1)
+    return call("ticks")  # already wrapped by the host: a small int, nothing allocated
 
 
 def ticks_us():
-    return (call("ticks") * 1000) & (_TICKS_PERIOD - 1)
+    return (call("ticks") * 1000) & _TICKS_MAX
 
 
 def sleep_ms(ms):
     if ms > 0:
-        call("sleep", (int(ms),))
+        call("sleep", int(ms))
 
 
 def sleep_us(us):
     if us >= 1000:
-        call("sleep", (us // 1000,))
+        call("sleep", us // 1000)
 
 
 def sleep(seconds):

@@ -188,17 +188,17 @@ function heap(addr, len) {
   return new Uint8Array(wasmMemory.buffer, addr, len);
 }
 
-// `_vesp32.call(op, args, tx_addr, tx_len, rx_addr, rx_cap)`: one request to the host. Binary data
+// `_vesp32.call(op, a, b, c, d, tx_addr, tx_len, rx_addr, rx_cap)`: one request to the host with up
+// to four plain arguments (converted without allocation on the MicroPython heap). Binary data
 // crosses by address (uctypes.addressof on the MicroPython side), so an SPI transfer or a socket
-// read allocates nothing on the MicroPython heap. Returns the host's value; an error comes back as
-// the string "\0E<name>\0<message>" for the stand-in to raise as OSError.
-function hostCall(op, args, txAddr, txLen, rxAddr, rxCap) {
+// read allocates nothing there. Returns the host's value; an error comes back as the string
+// "\0E<name>\0<message>" for the stand-in to raise as OSError.
+function hostCall(op, a, b, c, d, txAddr, txLen, rxAddr, rxCap) {
   if (pendingReboot) {
     mp._module._mp_sched_keyboard_interrupt();
     return "\0EEIO\0device is resetting";
   }
-  const header = { op };
-  if (args) header.a = JSON.parse(args);
+  const header = { op, a: [a ?? null, b ?? null, c ?? null, d ?? null] };
   const tx = txLen ? Buffer.from(heap(txAddr, txLen)) : null;
   const { header: reply, bin } = request(header, tx);
   if (reply.i) mp._module._mp_sched_keyboard_interrupt();
