@@ -84,3 +84,22 @@ def test_ctrl_c_stops_a_polling_main_py(mp: Mp, esp: VirtualEsp32) -> None:
     mp("reset")   # the device boots into main.py, which never returns by itself
     time.sleep(0.5)
     assert mp("exec", "print('interrupted and answering')").stdout == "interrupted and answering\n"
+
+
+def test_raw_paste_and_plain_raw_repl_with_long_code(esp: VirtualEsp32) -> None:
+    from mpremote.transport_serial import SerialTransport
+
+    # 12 KB of code: several raw-paste flow-control windows, and 47 plain raw-REPL writes.
+    code = "".join(f"v{i} = {i}\n" for i in range(1200))
+    code += "print(sum(globals()[f'v{i}'] for i in range(1200)))\n"
+    for raw_paste in (True, False):
+        transport = SerialTransport(esp.port, baudrate=115200)
+        try:
+            transport.use_raw_paste = raw_paste
+            transport.enter_raw_repl(soft_reset=False)
+            assert transport.exec(code) == b"719400\r\n"
+            assert transport.exec("print('next')") == b"next\r\n"
+            transport.exit_raw_repl()
+        finally:
+            transport.close()
+    assert "R\x01" in esp.transcript()          # the first connection used raw-paste mode
