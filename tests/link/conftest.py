@@ -10,25 +10,14 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from link_helpers import boot, new_twin
+from link_helpers import Builds, boot, new_twin
 from stm32_fota.build import BuildResult, build
 from stm32_twin.board import Stm32Twin
 
 VARIANTS = ("hang", "noconfirm")
-
-
-@dataclass(frozen=True)
-class Builds:
-    v100: Path   # bootloader, slot-a, slot-b at 1.0.0
-    v110: Path   # 1.1.0, plus slot-?-hang and slot-?-noconfirm
-    v120: Path   # 1.2.0
-
-    def image(self, build_dir: Path, name: str) -> bytes:
-        return (build_dir / f"{name}.bin").read_bytes()
 
 
 def _shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, version: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,13 @@ def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
     body[at:at + 4] = IC["IMAGE_SIZE_UNSET"].to_bytes(4, "little")
     body += random.Random(seed).randbytes(file_size - TRAILER_SIZE - len(body))
     return finish_image(bytes(body))
+
+
+@dataclass(frozen=True)
+class Builds:
+    v100: Path   # bootloader, slot-a, slot-b at 1.0.0
+    v110: Path   # 1.1.0, plus slot-?-hang and slot-?-noconfirm
+    v120: Path   # 1.2.0
+
+    def image(self, build_dir: Path, name: str) -> bytes:
+        return (build_dir / f"{name}.bin").read_bytes()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from conftest import Builds
-from link_helpers import master, padded_image
+from link_helpers import Builds, master, padded_image
 from stm32_fota.master import TwinPort
 from stm32_twin.board import Stm32Twin
 

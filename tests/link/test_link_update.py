@@ -6,7 +6,6 @@ reference master, in virtual time.
 
 from __future__ import annotations
 
-from conftest import Builds
 from link_helpers import (
     CMD,
     SESSION,
@@ -14,6 +13,7 @@ from link_helpers import (
     SLOT_B,
     SLOT_COLOUR,
     ST,
+    Builds,
     begin_payload,
     boot,
     led_toggles,

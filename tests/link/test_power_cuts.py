@@ -19,8 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 import pytest
-from conftest import Builds
-from link_helpers import SLOT_A, SLOT_B, boot, master, new_twin
+from link_helpers import SLOT_A, SLOT_B, Builds, boot, master, new_twin
 from stm32_fota.master import BridgeError, BytesSource, LinkError
 from stm32_fota.spec import IMAGE, LAYOUT
 from stm32_twin.board import Stm32Twin
