@@ -170,6 +170,16 @@ int main(void)
                 d.reason = BOOT_R_FALLBACK;
                 d.start_watchdog = 0;
             }
+        } else if (d.reason == BOOT_R_NO_RECORD) {
+            /* First boot: from now on the journal, not the versions, says what runs, so an image
+             * written later cannot start without a trial (reset before ACTIVATE, torn record). */
+            log_begin();
+            log_str("first boot: journal seq ");
+            log_u32(d.record.mr_seq);
+            log_str(" slot ");
+            log_slot((uint32_t)d.boot_slot);
+            log_str(" confirmed");
+            log_end();
         }
     }
     if (d.boot_slot < 0) {

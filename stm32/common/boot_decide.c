@@ -18,7 +18,8 @@ enum rec_kind {
 
 enum action {
     ACT_STAY = 0,         /* nothing valid: stay in the bootloader */
-    ACT_HIGHEST,          /* no record: highest-version valid image */
+    ACT_HIGHEST,          /* no record (first boot): highest-version valid image, recorded as
+                           * CONFIRMED so that a later update is never started without a trial */
     ACT_ACTIVE,           /* boot the record's active slot, confirmed */
     ACT_OTHER,            /* active slot invalid: the other (valid) slot */
     ACT_TRIAL,            /* consume one trial attempt and boot the trial slot with the watchdog */
@@ -119,6 +120,8 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out)
         out->boot_slot = boot_pick_highest(in->slot);
         if (out->boot_slot >= 0) {
             out->reason = BOOT_R_NO_RECORD;
+            out->append = 1;
+            confirmed_record(&out->record, &in->slot[out->boot_slot], (uint8_t)out->boot_slot, FOTA_RESULT_NONE);
         }
         break;
     case ACT_ACTIVE:

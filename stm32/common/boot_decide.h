@@ -14,7 +14,8 @@ enum boot_reason {
     BOOT_R_REVERT_ATTEMPTS,    /* trial attempts used up: back to the previous slot */
     BOOT_R_REVERT_INVALID,     /* trial image does not validate: back to the previous slot */
     BOOT_R_FALLBACK,           /* journal's slot invalid: the other valid slot */
-    BOOT_R_NO_RECORD,          /* no valid record: highest-version valid image */
+    BOOT_R_NO_RECORD,          /* no valid record (first boot): highest-version valid image, recorded
+                                * as CONFIRMED (RESULT_NONE) */
     BOOT_R_NONE_VALID,         /* nothing bootable: stay in the bootloader */
 };
 

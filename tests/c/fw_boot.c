@@ -2,6 +2,8 @@
  * states x journal records x reset cause against the rules the bootloader must never break. */
 #include <string.h>
 #include "boot_decide.h"
+#include "flash_ram.h"
+#include "fota_layout.h"
 #include "fw_test.h"
 
 enum { S_EMPTY, S_INVALID, S_V1, S_V2, S_KINDS };
@@ -48,8 +50,15 @@ TEST(boot_no_record_highest_version)
     struct boot_decision d = decide(S_V1, S_V2, 0, none, 0);
     CHECK_EQ(d.boot_slot, B);
     CHECK_EQ(d.reason, BOOT_R_NO_RECORD);
-    CHECK_EQ(d.append, 0);
     CHECK_EQ(d.start_watchdog, 0);
+    /* First boot: the slot that boots is recorded as confirmed (no update happened: RESULT_NONE). */
+    CHECK_EQ(d.append, 1);
+    CHECK_EQ(d.record.mr_state, FOTA_META_STATE_CONFIRMED);
+    CHECK_EQ(d.record.mr_active_slot, B);
+    CHECK_EQ(d.record.mr_prev_slot, B);
+    CHECK_EQ(d.record.mr_attempts_left, 0);
+    CHECK_EQ(d.record.mr_last_result, FOTA_RESULT_NONE);
+    CHECK_EQ(d.record.mr_ver_major, 2);
     d = decide(S_V2, S_V1, 0, none, 0);
     CHECK_EQ(d.boot_slot, A);
     d = decide(S_V1, S_V1, 0, none, 0); /* tie: slot A, the initial active slot */
@@ -58,6 +67,10 @@ TEST(boot_no_record_highest_version)
     CHECK_EQ(d.boot_slot, B);
     d = decide(S_V2, S_INVALID, 0, none, 0);
     CHECK_EQ(d.boot_slot, A);
+    CHECK_EQ(d.record.mr_active_slot, A);
+    d = decide(S_EMPTY, S_INVALID, 0, none, 0); /* nothing to boot: nothing recorded */
+    CHECK_EQ(d.boot_slot, -1);
+    CHECK_EQ(d.append, 0);
 }
 
 TEST(boot_version_order)
@@ -215,18 +228,22 @@ TEST(boot_every_combination_keeps_the_rules)
                                   d.record.mr_attempts_left == recs[r].mr_attempts_left - 1,
                               "a=%d b=%d r=%d: trial not counted", a, b, r);
                     }
-                    /* 5. Any other append is a CONFIRMED revert record for the slot that boots. */
+                    /* 5. Any other append is a CONFIRMED record for the slot that boots: a revert
+                     * after a trial, or the first record of a journal without a usable one. */
                     if (d.append && d.record.mr_state != FOTA_META_STATE_TRIAL) {
-                        CHECK(trial && d.record.mr_active_slot == d.boot_slot && d.boot_slot != act &&
-                                  d.record.mr_state == FOTA_META_STATE_CONFIRMED &&
-                                  d.record.mr_last_result >= FOTA_RESULT_REVERTED_NO_CONFIRM,
+                        CHECK(d.record.mr_active_slot == d.boot_slot &&
+                                  d.record.mr_state == FOTA_META_STATE_CONFIRMED,
                               "a=%d b=%d r=%d: unexpected record", a, b, r);
+                        CHECK((trial && d.boot_slot != act &&
+                               d.record.mr_last_result >= FOTA_RESULT_REVERTED_NO_CONFIRM) ||
+                                  (!trial && !conf && d.record.mr_last_result == FOTA_RESULT_NONE),
+                              "a=%d b=%d r=%d: unexpected record result %d", a, b, r, d.record.mr_last_result);
                     }
-                    /* 6. Without a usable record: the highest version (A on a tie). */
+                    /* 6. Without a usable record: the highest version (A on a tie), recorded. */
                     if (!trial && !conf) {
                         int want = a_ok && (!b_ok || a >= b) ? A : B;
-                        CHECK(d.boot_slot == want && d.reason == BOOT_R_NO_RECORD, "a=%d b=%d r=%d: picks %d",
-                              a, b, r, d.boot_slot);
+                        CHECK(d.boot_slot == want && d.reason == BOOT_R_NO_RECORD && d.append,
+                              "a=%d b=%d r=%d: picks %d", a, b, r, d.boot_slot);
                     }
                     if (test_failed) {
                         return;
@@ -236,4 +253,78 @@ TEST(boot_every_combination_keeps_the_rules)
         }
     }
     CHECK_EQ(combos, S_KINDS * S_KINDS * 10 * 2);
+}
+
+/* What the bootloader does (boot/main.c): decide, then append the decision's record. */
+static int boot_and_record(struct boot_decision *d)
+{
+    struct journal_state js;
+    int slot = fw_boot(d, 0);
+    if (d->append) {
+        (void)journal_scan(fw_meta(), &js);
+        if (journal_append(fw_meta(), &js, &d->record) != FOTA_OK) {
+            return -2;
+        }
+    }
+    return slot;
+}
+
+TEST(boot_first_boot_record_keeps_a_torn_activation_on_the_old_image)
+{
+    /* A fresh device: v1 in slot A, journal erased. Its first boot records A as confirmed. */
+    static uint8_t meta_after_verify[FOTA_REGION_METADATA_SIZE];
+    struct img_spec v1 = {A, {1, 0, 0}, 0, 600};
+    struct img_spec v2 = {B, {2, 0, 0}, 0, 900};
+    struct boot_decision d;
+    fw_flash_fresh();
+    fw_put_image(A, &v1);
+    CHECK_EQ(boot_and_record(&d), A);
+    CHECK_EQ(d.reason, BOOT_R_NO_RECORD);
+    struct journal_state js;
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    CHECK(js.latest.mr_state == FOTA_META_STATE_CONFIRMED && js.latest.mr_active_slot == A, "first record");
+    CHECK_EQ(boot_and_record(&d), A); /* the next boot obeys the record and appends nothing */
+    CHECK_EQ(d.reason, BOOT_R_CONFIRMED);
+    CHECK_EQ(d.append, 0);
+
+    /* The update writes and verifies v2 in slot B. A reset before ACTIVATE: still A, confirmed. */
+    fw_put_image(B, &v2);
+    CHECK_EQ(boot_and_record(&d), A);
+    CHECK_EQ(d.reason, BOOT_R_CONFIRMED);
+    CHECK_EQ(d.start_watchdog, 0);
+    uint8_t *meta = flash_ram_mem() + (FOTA_REGION_METADATA_BASE - FOTA_FLASH_BASE);
+    memcpy(meta_after_verify, meta, sizeof(meta_after_verify));
+
+    /* Power cut in every flash operation of ACTIVATE's journal append (the TRIAL record for B). */
+    int cuts = 0;
+    for (int32_t op = 0;; op++) {
+        memcpy(meta, meta_after_verify, sizeof(meta_after_verify));
+        flash_ram_power_on();
+        flash_ram_cut_at(op);
+        struct fota_meta_record rec = fw_record(B, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, A);
+        CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+        int rc = journal_append(fw_meta(), &js, &rec);
+        if (!flash_ram_is_cut()) {
+            CHECK_EQ(rc, FOTA_OK); /* op is past the last operation: the append completed */
+            break;
+        }
+        cuts++;
+        flash_ram_power_on();
+        CHECK(fw_boot(&d, 0) == A && d.reason == BOOT_R_CONFIRMED && !d.start_watchdog,
+              "cut at op %d: boots slot %d reason %d watchdog %d", (int)op, d.boot_slot, d.reason,
+              d.start_watchdog);
+    }
+    CHECK_EQ(cuts, (int)(sizeof(struct fota_meta_record) / 4u)); /* one program per record word */
+    /* With the record complete, the next boot is v2's first trial. */
+    flash_ram_power_on();
+    CHECK_EQ(fw_boot(&d, 0), B);
+    CHECK_EQ(d.reason, BOOT_R_TRIAL);
+    CHECK_EQ(d.start_watchdog, 1);
+
+    /* Without the first-boot record the same torn activation would have started v2 untried: this
+     * is what the record prevents. */
+    memset(meta, 0xFF, sizeof(meta_after_verify));
+    CHECK_EQ(fw_boot(&d, 0), B);
+    CHECK_EQ(d.reason, BOOT_R_NO_RECORD);
+    CHECK_EQ(d.start_watchdog, 0);
 }
