@@ -123,6 +123,11 @@ int link_up(void)
     return link_ok;
 }
 
+struct agent *link_agent(void)
+{
+    return &agent;
+}
+
 static void log_link_error(const char *what)
 {
     log_begin();

@@ -1,8 +1,10 @@
 #include "trial.h"
+#include "agent.h"
 #include "app.h"
 #include "flash_area.h"
 #include "fota_layout.h"
 #include "journal.h"
+#include "link.h"
 #include "log.h"
 
 static int on_trial;
@@ -29,42 +31,32 @@ void trial_init(void)
     }
 }
 
-int app_confirm(void)
+/* The self-test passed: confirm through the update agent, which re-reads the journal (the truth,
+ * not what was seen at start-up) and writes the CONFIRMED record. Returns 1 when done (confirmed
+ * now, or no longer on trial, e.g. confirmed by the link's CONFIRM command), 0 on a journal error. */
+static int confirm(void)
 {
-    const struct flash_area *meta = fa_get(FOTA_REGION_METADATA_ID);
-    struct journal_state js;
-    /* Re-read: the journal is the truth, not what was seen at start-up. */
-    (void)journal_scan(meta, &js);
-    if (!js.have_record || js.latest.mr_state != FOTA_META_STATE_TRIAL ||
-        js.latest.mr_active_slot != app_image_info.ii_slot) {
+    struct agent *ag = link_agent();
+    uint8_t st = agent_confirm(ag);
+    if (st == FOTA_ST_ERR_STATE) {
         on_trial = 0;
-        return FOTA_OK;
+        return 1;
     }
-    struct fota_meta_record rec = {0};
-    rec.mr_active_slot = app_image_info.ii_slot;
-    rec.mr_state = FOTA_META_STATE_CONFIRMED;
-    rec.mr_attempts_left = 0;
-    rec.mr_last_result = FOTA_RESULT_CONFIRMED;
-    rec.mr_prev_slot = app_image_info.ii_slot;
-    rec.mr_ver_major = app_image_info.ii_ver_major;
-    rec.mr_ver_minor = app_image_info.ii_ver_minor;
-    rec.mr_ver_patch = app_image_info.ii_ver_patch;
-    rec.mr_build = app_image_info.ii_build;
-    int rc = journal_append(meta, &js, &rec);
     log_begin();
-    if (rc == FOTA_OK) {
+    if (st == FOTA_ST_OK) {
         confirmed = 1;
         on_trial = 0;
         log_str("confirmed slot ");
         log_slot(app_image_info.ii_slot);
         log_str(" ");
-        log_version(rec.mr_ver_major, rec.mr_ver_minor, rec.mr_ver_patch, rec.mr_build);
+        log_version(app_image_info.ii_ver_major, app_image_info.ii_ver_minor, app_image_info.ii_ver_patch,
+                    app_image_info.ii_build);
     } else {
         log_str("confirm failed err ");
-        log_u32((uint32_t)rc);
+        log_u32((uint32_t)ag->journal_err);
     }
     log_end();
-    return rc;
+    return st == FOTA_ST_OK;
 }
 
 void trial_poll(uint32_t now_ms, int sensor_ok)
@@ -73,7 +65,7 @@ void trial_poll(uint32_t now_ms, int sensor_ok)
         return;
     }
     if (now_ms >= TRIAL_CONFIRM_AFTER_MS && sensor_ok && app_selftest_extra()) {
-        if (app_confirm() == FOTA_OK) {
+        if (confirm()) {
             return;
         }
     }

@@ -2,7 +2,9 @@
  * watchdog running (journal: state TRIAL, active slot = this slot). The application confirms
  * itself once it has run TRIAL_CONFIRM_AFTER_MS with the temperature sensor answering (and the
  * optional app_selftest_extra hook agreeing); if that has not happened by TRIAL_DEADLINE_MS it stops
- * refreshing the watchdog, which resets the chip, and the bootloader counts the attempt. */
+ * refreshing the watchdog, which resets the chip, and the bootloader counts the attempt.
+ * The CONFIRMED record is written by the update agent (agent_confirm, common/agent.c), for the
+ * self-test here as for the link's CONFIRM command. */
 #ifndef FOTA_TRIAL_H
 #define FOTA_TRIAL_H
 
@@ -19,9 +21,6 @@ void trial_poll(uint32_t now_ms, int sensor_ok);
 int trial_watchdog_ok(void);
 /* 1 on a trial boot that has not been confirmed yet. */
 int trial_pending(void);
-/* Append the CONFIRMED record now if this slot is on trial (also for the link's CONFIRM command).
- * Returns FOTA_OK (also when there was nothing to confirm) or the journal's error. */
-int app_confirm(void);
 /* Extra self-test condition (e.g. "the link is up"); weak, returns 1 by default. */
 int app_selftest_extra(void);
 

@@ -480,12 +480,14 @@ static uint8_t journal_add(struct agent *ag, struct fota_meta_record *rec)
 {
     journal_refresh(ag);
     if (ag->journal_rc != FOTA_OK && ag->journal_rc != FOTA_E_NOT_FOUND) {
+        ag->journal_err = ag->journal_rc;
         return FOTA_ST_ERR_FLASH;
     }
     kick(ag);
     int rc = journal_append(fa_get(FOTA_REGION_METADATA_ID), &ag->journal, rec);
     kick(ag);
     if (rc != FOTA_OK) {
+        ag->journal_err = rc;
         journal_refresh(ag); /* on success journal_append has updated ag->journal itself */
         return FOTA_ST_ERR_FLASH;
     }

@@ -74,6 +74,7 @@ struct agent {
     uint32_t start_ms;
     struct journal_state journal;     /* as of the last scan */
     int journal_rc;                   /* result of that scan */
+    int journal_err;                  /* fota_err of the last failed journal append (for the log) */
     struct image_summary slot[2];     /* slot A, slot B, as of start-up or the last change */
     struct agent_session s;
     int have_last;                    /* a request was executed since start-up */
@@ -114,7 +115,9 @@ size_t agent_no_response(uint8_t *tx, size_t cap);
 /* 1 when the running image is on trial (journal: TRIAL record for the running slot). */
 int agent_on_trial(const struct agent *ag);
 /* CONFIRM: the application's self-test passed. Appends a CONFIRMED record (RESULT_CONFIRMED).
- * Returns FOTA_ST_OK, FOTA_ST_ERR_STATE when not on trial, FOTA_ST_ERR_FLASH on a journal error. */
+ * Returns FOTA_ST_OK, FOTA_ST_ERR_STATE when not on trial, FOTA_ST_ERR_FLASH on a journal error
+ * (its fota_err in journal_err). The one writer of the confirmation: the link's CONFIRM command
+ * and the application's own self-test (app/trial.c) both call it. */
 uint8_t agent_confirm(struct agent *ag);
 
 #endif /* FOTA_AGENT_H */

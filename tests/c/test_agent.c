@@ -939,6 +939,36 @@ TEST(test_confirm)
     CHECK_EQ(agent_confirm(&ag), FOTA_ST_ERR_STATE);
 }
 
+/* agent_confirm is the one writer of the confirmation (the link's CONFIRM and the application's
+ * self-test, app/trial.c): the record it appends, and the error it keeps for the log. */
+TEST(test_confirm_record_and_journal_error)
+{
+    struct fota_image_info ii;
+    setup();
+    memcpy(&ii, running_img.data + FOTA_IMAGE_INFO_OFFSET, sizeof(ii));
+    journal_put(FOTA_SLOT_A, FOTA_META_STATE_TRIAL, 1, FOTA_SLOT_B);
+    start_agent();
+    fail_program_at = 0; /* the record's first word */
+    CHECK_EQ(agent_confirm(&ag), FOTA_ST_ERR_FLASH);
+    CHECK_EQ(ag.journal_err, FOTA_E_FLASH);
+    CHECK(agent_on_trial(&ag));
+    fail_program_at = -1;
+    CHECK_EQ(agent_confirm(&ag), FOTA_ST_OK);
+    struct journal_state js;
+    CHECK_EQ(journal_scan(fa_get(FOTA_REGION_METADATA_ID), &js), FOTA_OK);
+    const struct fota_meta_record *r = &js.latest;
+    CHECK_EQ(r->mr_active_slot, FOTA_SLOT_A);
+    CHECK_EQ(r->mr_state, FOTA_META_STATE_CONFIRMED);
+    CHECK_EQ(r->mr_attempts_left, 0);
+    CHECK_EQ(r->mr_last_result, FOTA_RESULT_CONFIRMED);
+    CHECK_EQ(r->mr_prev_slot, FOTA_SLOT_A);
+    CHECK_EQ(r->mr_ver_major, ii.ii_ver_major);
+    CHECK_EQ(r->mr_ver_minor, ii.ii_ver_minor);
+    CHECK_EQ(r->mr_ver_patch, ii.ii_ver_patch);
+    CHECK_EQ(r->mr_build, ii.ii_build);
+    CHECK(!agent_on_trial(&ag));
+}
+
 TEST(test_info_contents)
 {
     setup();
@@ -1166,6 +1196,7 @@ static const struct test_case tests[] = {
     T(test_erase_failure_reported),
     T(test_unaligned_image_end_padded),
     T(test_confirm),
+    T(test_confirm_record_and_journal_error),
     T(test_info_contents),
     T(test_reset_after_delay),
     T(test_abort),
