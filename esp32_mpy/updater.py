@@ -24,6 +24,7 @@ from fota_const import (
     IMAGE_INFO_OFFSET,
     IMAGE_INFO_SIZE,
     META_STATE_CONFIRMED,
+    META_STATE_TRIAL,
     RESULT_CONFIRMED,
     RESULT_NONE,
     RESULT_REVERTED_INVALID,
@@ -31,10 +32,12 @@ from fota_const import (
     RESULT_REVERTED_WATCHDOG,
     RETRIES,
     SESSION_ACTIVATED,
+    SESSION_VERIFIED,
     SLOT_STATE_EMPTY,
     SLOT_STATE_VALID,
     ST_ERR_FLASH,
     ST_ERR_HASH,
+    ST_ERR_NOT_VERIFIED,
     ST_ERR_SEQ,
     ST_ERR_STATE,
 )
@@ -45,7 +48,7 @@ try:
 except ImportError:  # pragma: no cover - every port has binascii
     from ubinascii import unhexlify
 
-_RESTARTS = 2            # BEGIN again (from the device's offset) after a lost session
+_RESTARTS = 2            # new link sessions (INFO, then go on from there) per cycle
 _POLL_MS = 500           # INFO period while the new image runs its self-test
 _RETRY_DELAY_MS = 500    # pause before reconnecting to the server
 _REASON_MAX = 500        # the server's limit on a report's reason
@@ -58,8 +61,10 @@ RESULT_NAMES = {
     RESULT_REVERTED_WATCHDOG: "REVERTED_WATCHDOG",
 }
 _REVERTED = (RESULT_REVERTED_NO_CONFIRM, RESULT_REVERTED_INVALID, RESULT_REVERTED_WATCHDOG)
-# A session lost on the STM32 (reset, power cut) or a failed image: BEGIN again.
-_RESTARTABLE = (ST_ERR_SEQ, ST_ERR_STATE, ST_ERR_HASH, ST_ERR_FLASH)
+# Symptoms of an update session lost on the STM32 (a reset or power cut empties its RAM: the
+# next request gets ERR_SEQ, a WRITE or VERIFY ERR_STATE, ACTIVATE ERR_NOT_VERIFIED) or of a failed
+# flash operation (ERR_FLASH, ERR_HASH): a new link session (INFO) says where the STM32 stands.
+_SESSION_LOST = (ST_ERR_SEQ, ST_ERR_STATE, ST_ERR_NOT_VERIFIED, ST_ERR_HASH, ST_ERR_FLASH)
 
 
 def slot_name(slot):
@@ -70,12 +75,37 @@ def running_version(info):
     return f"{info['run_major']}.{info['run_minor']}.{info['run_patch']}"
 
 
+def _slot_version(info, p):
+    return f"{info[p + '_major']}.{info[p + '_minor']}.{info[p + '_patch']}"
+
+
 def _slot_doc(info, p):
     state = info[p + "_state"]
     if state == SLOT_STATE_VALID:
-        version = f"{info[p + '_major']}.{info[p + '_minor']}.{info[p + '_patch']}"
-        return {"state": "valid", "version": version}
+        return {"state": "valid", "version": _slot_version(info, p)}
     return {"state": "empty" if state == SLOT_STATE_EMPTY else "invalid", "version": None}
+
+
+def next_phase(info, target, new_version):
+    """Where an update of `target` to `new_version` stands on a STM32 that answered INFO `info`
+    after its session was lost: "boot" (the new image runs, on trial or confirmed: wait for the
+    confirmation), "reset" (the activation is on flash or in the session: reset the STM32),
+    "activate" (the image is verified: ACTIVATE again), "begin" (BEGIN again) or "unrecorded"
+    (the new image runs although no journal record names it: a bootloader that boots the newest
+    image when its journal is empty started it without a trial)."""
+    p = "ab"[target]
+    if info[p + "_state"] != SLOT_STATE_VALID or _slot_version(info, p) != new_version:
+        return "begin"
+    recorded = info["meta_active"] == target
+    if info["running_slot"] == target and running_version(info) == new_version:
+        if recorded and info["meta_state"] in (META_STATE_TRIAL, META_STATE_CONFIRMED):
+            return "boot"
+        return "unrecorded"
+    if info["session_state"] == SESSION_ACTIVATED or (recorded and info["meta_state"] == META_STATE_TRIAL):
+        return "reset"
+    if info["session_state"] == SESSION_VERIFIED:
+        return "activate"
+    return "begin"
 
 
 class HttpSource:
@@ -134,6 +164,7 @@ class Updater:
         self.written = 0
         self._pct = -1
         self._reported = 0
+        self._in_begin = False
 
     def _ms(self, start):
         return self.link.elapsed_ms(start)
@@ -221,13 +252,12 @@ class Updater:
         self.step(f"download {new_version} slot {slot_name(target)} {size} bytes")
         src = HttpSource(self.http, url, cfg.get("http_retries", 3), self.log, self.port.sleep_ms)
         try:
-            self._transfer(src, target, flags, size, sha)
+            phase = self._install(src, target, flags, size, sha, new_version)
         finally:
             src.close()
-        self.step("activate")
-        link.activate()
-        self.step("reset")
-        self._reset()
+        if phase == "reset":
+            self.step("reset")
+            self._reset()
         return self._await(target, new_version)
 
     def _reset(self):
@@ -236,7 +266,11 @@ class Updater:
         else:
             self.link.reset()
 
-    def _transfer(self, src, target, flags, size, sha):
+    def _install(self, src, target, flags, size, sha, new_version):
+        """BEGIN, WRITE..., VERIFY, ACTIVATE. When the STM32 loses its session on the way (a reset
+        or power cut: ERR_SEQ, ...) or a flash operation fails, a new link session (INFO) says where
+        it stands and the cycle goes on from there (next_phase), at most _RESTARTS times. Returns
+        "reset" (the new image is activated) or "boot" (it runs already)."""
         link = self.link
         if size < IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE:
             raise BridgeError(f"Failed to check the image: {size} bytes cannot hold its information block")
@@ -246,22 +280,48 @@ class Updater:
             raise BridgeError("Failed to check the image: no information block at its offset")
         version = (ii[5], ii[6], ii[7], ii[8])
         block = bytes(head[IMAGE_INFO_OFFSET:IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE])
-        for attempt in range(_RESTARTS + 1):
-            self.step("begin")
-            nxt = link.begin(target, flags, version, size, sha, block)
-            if nxt:
-                self.step(f"resume {nxt}")
-            self._pct = -1
-            self._reported = nxt * 100 // size
+        phase = "begin"
+        restarts = 0
+        while True:
             try:
-                link.write_image(src, nxt, size, self._progress)
-                self.step("verify")
-                link.verify()
-                return
+                if phase == "begin":
+                    self._transfer(src, target, flags, version, size, sha, block)
+                self.step("activate")
+                link.activate()
+                return "reset"
             except BridgeError as e:
-                if e.status not in _RESTARTABLE or attempt == _RESTARTS:
+                if e.status not in _SESSION_LOST or restarts == _RESTARTS:
                     raise
-                self.step(f"restart {e.reason}")
+                restarts += 1
+                refused_begin = self._in_begin and e.status == ST_ERR_STATE
+                info = self.info = link.info()
+                phase = next_phase(info, target, new_version)
+                if phase == "unrecorded":
+                    raise BridgeError(f"STM32 runs slot {slot_name(target)} version {new_version} without "
+                                      f"a journal record, so without a trial, after: {e.reason}") from None
+                if phase == "begin":
+                    if refused_begin:   # on trial: BEGIN again would get the same answer
+                        raise e
+                    self.step(f"restart {e.reason}")
+                else:
+                    self.step(f"recover {phase}: {e.reason}")
+                if phase in ("reset", "boot"):
+                    return phase
+
+    def _transfer(self, src, target, flags, version, size, sha, block):
+        """BEGIN (resuming at the STM32's offset when it has this image's session), WRITE..., VERIFY."""
+        link = self.link
+        self.step("begin")
+        self._in_begin = True
+        nxt = link.begin(target, flags, version, size, sha, block)
+        self._in_begin = False
+        if nxt:
+            self.step(f"resume {nxt}")
+        self._pct = -1
+        self._reported = nxt * 100 // size
+        link.write_image(src, nxt, size, self._progress)
+        self.step("verify")
+        link.verify()
 
     def _await(self, target, new_version):
         """Poll INFO until the new image confirmed itself or the bootloader went back."""

@@ -65,6 +65,9 @@ class Faults:
     ready_stuck_low: bool = False
     app_confirms: dict[int, bool] = field(default_factory=lambda: {0: True, 1: True})
     power_cut_at_write: int | None = None   # cut power when the n-th WRITE from now arrives
+    power_cut_on: int | None = None         # cut power (once) when a frame with this command arrives:
+    power_cut_executed: bool = False        # after executing it (its flash work done), else before
+    journal_fails: int = 0                  # this many ACTIVATE journal appends fail (ERR_FLASH)
 
 
 def _crc(b: bytes | bytearray | memoryview) -> int:
@@ -117,6 +120,10 @@ class FakeSTM32:
             else:
                 self.running = slot
                 self.confirm_at = self.clock.now + 2000.0
+        elif m["state"] == 0:
+            # No journal record (a bootloader before the first-boot record): the newest valid image.
+            valid = [s for s in (0, 1) if self.slot_state(s) == IC["SLOT_STATE_VALID"]]
+            self.running = max(valid, key=self.slot_version)
         else:
             self.running = m["active"]
         self.busy_until = self.clock.now + BOOT_MS
@@ -196,6 +203,12 @@ class FakeSTM32:
                 self.faults.power_cut_at_write = None
                 self.power_cut()          # the frame is lost with the RAM session
                 return rx
+        if req[2] == self.faults.power_cut_on:
+            self.faults.power_cut_on = None
+            if self.faults.power_cut_executed:
+                self._handle(req)         # e.g. ACTIVATE's record is on flash, its response lost
+            self.power_cut()
+            return rx
         if self.faults.miso:
             self.faults.miso(k, rx)
         # The agent answers a WRITE before it programs it, so programming overlaps the next
@@ -257,6 +270,10 @@ class FakeSTM32:
         if cmd == CMD["ACTIVATE"]:
             if s is None or s.state not in (SES["VERIFIED"], SES["ACTIVATED"]):
                 return ST["ERR_NOT_VERIFIED"], b"", 0.02
+            if s.state == SES["VERIFIED"] and self.faults.journal_fails > 0:
+                self.faults.journal_fails -= 1
+                s.status = ST["ERR_FLASH"]        # the session stays VERIFIED: ACTIVATE may be retried
+                return ST["ERR_FLASH"], b"", 0.5
             if s.state == SES["VERIFIED"]:
                 m = self.meta
                 m.update(prev=self.running, active=s.target, state=IC["META_STATE_TRIAL"],

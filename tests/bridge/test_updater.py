@@ -218,6 +218,88 @@ def test_power_cut_mid_transfer_restarts_and_completes(dev: FakeSTM32, server: F
     assert bytes(dev.flash[1][: len(NEW)]) == NEW
 
 
+def test_power_cut_during_activate_before_the_record_begins_again(dev: FakeSTM32, server: FakeServer) -> None:
+    # The power goes while ACTIVATE's journal record is programmed: the torn record does not count,
+    # the STM32 boots the old image and has no session. The resent ACTIVATE gets ERR_SEQ; INFO
+    # shows no activation, so the bridge begins again (one more transfer) and completes.
+    dev.faults.power_cut_on = CMD["ACTIVATE"]
+    run = Run(dev, server.url)
+    assert run.cycle() == "confirmed", run.lines
+    assert "fota: step restart STM32 refused ACTIVATE: ERR_SEQ" in run.lines
+    assert run.steps().count("begin") == 2 and run.steps().count("activate") == 2
+    assert run.result()[0:3] == ("confirmed", "1.1.0", "B")
+    assert dev.running == 1 and dev.meta["state"] == IC["META_STATE_CONFIRMED"]
+    assert dev.meta["result"] == IC["RESULT_CONFIRMED"]
+    assert server.served == 2 * len(NEW)            # the whole image once more: the session was gone
+    assert server.reports[-1]["outcome"] == "confirmed"
+
+
+def test_power_cut_after_the_activate_record_goes_on_to_the_confirmation(dev: FakeSTM32,
+                                                                         server: FakeServer) -> None:
+    # The record is on flash when the power goes: the STM32 boots the new image on trial. The
+    # resent ACTIVATE gets ERR_SEQ; INFO shows slot B running 1.1.0 on trial, so the bridge skips
+    # BEGIN and the reset and waits for the self-test's confirmation.
+    dev.faults.power_cut_on = CMD["ACTIVATE"]
+    dev.faults.power_cut_executed = True
+    run = Run(dev, server.url)
+    assert run.cycle() == "confirmed", run.lines
+    assert "fota: step recover boot: STM32 refused ACTIVATE: ERR_SEQ" in run.lines
+    assert run.steps().count("begin") == 1 and "reset" not in run.steps()
+    assert run.steps()[-2:] == ["boot", "confirm"]
+    assert run.result()[0:3] == ("confirmed", "1.1.0", "B")
+    assert dev.running == 1 and dev.meta["state"] == IC["META_STATE_CONFIRMED"]
+    assert server.served == len(NEW)
+    assert server.reports[-1]["outcome"] == "confirmed"
+    assert server.reports[-1]["running_slot"] == "B"
+
+
+def test_new_image_started_without_a_journal_record_is_named(dev: FakeSTM32, server: FakeServer) -> None:
+    # A bootloader that boots the newest valid image when its journal is empty (before the
+    # first-boot record): the torn ACTIVATE record leaves it empty, so 1.1.0 starts without a
+    # trial. The bridge says so instead of beginning again (BEGIN would target the running slot).
+    dev.meta.update(active=0xFF, state=0)
+    dev.faults.power_cut_on = CMD["ACTIVATE"]
+    run = Run(dev, server.url)
+    assert run.cycle() == "failed"
+    assert run.result()[1:3] == ("1.1.0", "B")
+    assert run.result()[4] == ("STM32 runs slot B version 1.1.0 without a journal record, so without a "
+                               "trial, after: STM32 refused ACTIVATE: ERR_SEQ")
+    assert run.steps().count("begin") == 1 and dev.running == 1
+    assert server.reports[-1]["outcome"] == "failed" and server.reports[-1]["running_slot"] == "B"
+
+
+def test_failed_journal_append_activates_again(dev: FakeSTM32, server: FakeServer) -> None:
+    # ACTIVATE answers ERR_FLASH and leaves the session VERIFIED: ACTIVATE again, no new transfer.
+    dev.faults.journal_fails = 1
+    run = Run(dev, server.url)
+    assert run.cycle() == "confirmed", run.lines
+    assert "fota: step recover activate: STM32 refused ACTIVATE: ERR_FLASH" in run.lines
+    assert run.steps().count("begin") == 1 and run.steps().count("activate") == 2
+    assert dev.running == 1 and server.served == len(NEW)
+
+
+def test_session_lost_again_and_again_gives_up(dev: FakeSTM32, server: FakeServer) -> None:
+    # The journal append fails every time: two new sessions, then the cycle fails with the reason.
+    dev.faults.journal_fails = 10
+    run = Run(dev, server.url)
+    assert run.cycle() == "failed"
+    assert run.result()[4] == "STM32 refused ACTIVATE: ERR_FLASH"
+    assert run.steps().count("recover") == 2 and run.steps().count("activate") == 3
+    assert dev.running == 0 and dev.meta["active"] == 0
+    assert server.reports[-1]["outcome"] == "failed"
+
+
+def test_begin_refused_on_trial_is_not_retried(dev: FakeSTM32, server: FakeServer) -> None:
+    # The running image is on trial (not confirmed yet): BEGIN's ERR_STATE is a refusal, not a
+    # lost session; the cycle ends at once with it.
+    dev.meta.update(state=IC["META_STATE_TRIAL"])
+    run = Run(dev, server.url)
+    assert run.cycle() == "failed"
+    assert run.result()[4] == "STM32 refused BEGIN: ERR_STATE"
+    assert run.steps().count("begin") == 1 and "restart" not in run.steps()
+    assert dev.erases == 0
+
+
 def test_bridge_reset_mid_transfer_next_cycle_resumes(dev: FakeSTM32, server: FakeServer) -> None:
     class BridgeReset(BaseException):
         pass
