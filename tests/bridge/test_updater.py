@@ -300,6 +300,19 @@ def test_begin_refused_on_trial_is_not_retried(dev: FakeSTM32, server: FakeServe
     assert dev.erases == 0
 
 
+def test_report_of_an_unknown_running_slot_sends_null(dev: FakeSTM32, server: FakeServer) -> None:
+    # A running slot the bridge cannot name goes out as null, which the server's Report model takes.
+    models = pytest.importorskip("fota_server.models", reason="the update server package is not installed")
+    run = Run(dev, server.url)
+    info = run.link.info()
+    run.updater.info = {**info, "running_slot": 0xFF}
+    run.updater.update_id = 17
+    run.updater._report("result", "failed", "lost the STM32", 1200)
+    doc = server.reports[-1]
+    assert doc["running_slot"] is None and doc["running_version"] == "1.0.0"
+    assert models.Report.model_validate(doc).running_slot is None
+
+
 def test_bridge_reset_mid_transfer_next_cycle_resumes(dev: FakeSTM32, server: FakeServer) -> None:
     class BridgeReset(BaseException):
         pass
