@@ -136,7 +136,21 @@ def test_ready_never_high_is_a_bounded_error(exact_wait: bool) -> None:
     with pytest.raises(BridgeError, match="READY stayed low"):
         link.info()
     waited = dev.clock.now - t0
-    assert waited <= (P["RETRIES"] + 1) * P["BOOT_TIMEOUT_MS"] + 50
+    total = (P["RETRIES"] + 1) * P["BOOT_TIMEOUT_MS"]     # RETRIES + 1 waits of the same timeout
+    assert total <= waited <= total + 50
+    assert dev.transactions == 0                    # nothing was clocked while READY was low
+    assert link.retries == P["RETRIES"] + 1
+
+
+@pytest.mark.parametrize("exact_wait", [True, False], ids=["wait_ready", "polled"])
+def test_ready_timeout_waits_again_without_resending(exact_wait: bool) -> None:
+    # READY comes back during the third wait: the request goes out once, when READY is high.
+    dev, _port, link = setup(exact_wait=exact_wait)
+    dev.busy_until = dev.clock.now + 2.5 * P["BOOT_TIMEOUT_MS"]
+    info = link.info()
+    assert info["running_slot"] == 0
+    assert dev.transactions == 2                    # INFO, then the NOP that fetched its answer
+    assert link.retries == 2                        # two timed-out waits, no resend
 
 
 @pytest.mark.parametrize(("kwargs", "status"), [
