@@ -103,3 +103,22 @@ def test_raw_paste_and_plain_raw_repl_with_long_code(esp: VirtualEsp32) -> None:
         finally:
             transport.close()
     assert "R\x01" in esp.transcript()          # the first connection used raw-paste mode
+
+
+def test_ctrl_c_during_resets_leaves_a_working_device(mp: Mp, esp: VirtualEsp32) -> None:
+    import serial
+
+    # Ctrl-C while the runtime restarts must not abort the installation of the stand-ins.
+    port = serial.Serial(esp.port, timeout=0.05)
+    try:
+        for _ in range(10):
+            port.write(b"import machine; machine.reset()\r")
+            for _ in range(20):
+                port.write(b"\x03")
+                time.sleep(0.005)
+            port.read(100_000)
+            assert esp.alive, esp.error
+    finally:
+        port.close()
+    assert esp.services.boots >= 5
+    assert mp("exec", "print('alive')").stdout == "alive\n"

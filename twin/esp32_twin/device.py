@@ -103,6 +103,7 @@ class VirtualEsp32:
         self._output = bytearray()      # serial bytes for the pty not yet written
         self._waiting_read = False      # the runner waits for serial input (REPL idle)
         self._interrupt = False         # Ctrl-C arrived while the runner was busy
+        self._booting = False           # between "boot" and "up": the stand-ins are being installed
         self._reader = FrameReader()
         self._transcript = bytearray()
         self.error: str | None = None
@@ -286,9 +287,12 @@ class VirtualEsp32:
                 self._give_input()
             return
         if op == "up":
+            self._booting = False
             self._up.set()
             self._send({"r": None})
             return
+        if op == "boot":
+            self._booting = True
         args = frame.header.get("a") or []
         header: dict[str, Any] = {}
         binary = b""
@@ -301,7 +305,9 @@ class VirtualEsp32:
         except DeviceOSError as e:
             header["e"] = e.name
             header["m"] = e.message
-        if self._interrupt and op != "boot":  # the runner starts no code before "boot" returns
+        # A Ctrl-C during the runtime's own start-up waits: it would abort the installation of the
+        # stand-ins. It interrupts boot.py/main.py, or reaches the REPL as a character.
+        if self._interrupt and not self._booting:
             self._interrupt = False
             header["i"] = 1
         self._send(header, binary)

@@ -267,8 +267,10 @@ async function boot(kind) {
   if (kind === "soft") outStr("MPY: soft reboot\r\n");
   if (kind === "hard") outStr("\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n");
   await startRuntime();
+  // The host's start() returns once MicroPython runs; from here on Ctrl-C interrupts (boot.py,
+  // main.py), before it would have aborted the installation of the stand-ins.
+  request({ op: "up" });
   runFile("boot.py");
-  request({ op: "up" }); // the host's start() returns once MicroPython runs
   if (!rawMode && !pendingReboot) runFile("main.py");
   if (pendingReboot) return boot(pendingReboot);
   if (rawMode) {
