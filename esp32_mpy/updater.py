@@ -284,6 +284,7 @@ class Updater:
         phase = "begin"
         restarts = 0
         while True:
+            self._in_begin = False
             try:
                 if phase == "begin":
                     self._transfer(src, target, flags, version, size, sha, block)
