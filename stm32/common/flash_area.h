@@ -15,11 +15,23 @@
 struct flash_port {
     /* Copy len bytes at addr into dst. */
     int (*read)(uint32_t addr, void *dst, size_t len);
-    /* Program one 32-bit word at a 4-aligned addr (PSIZE x32). */
-    int (*program_word)(uint32_t addr, uint32_t value);
+    /* Program `words` 32-bit words (PSIZE x32) at the 4-aligned addr from src (little-endian
+     * bytes, any alignment). Per word: skipped when it already holds its value,
+     * FOTA_E_NOT_ERASED unless fa_overwrite_ok(), else programmed and read back (FOTA_E_VERIFY
+     * when it differs). Stops at the first error; the words before it stay programmed. */
+    int (*program)(uint32_t addr, const uint8_t *src, size_t words);
     /* Erase one sector by number (RM0090 table 5). */
     int (*erase_sector)(uint32_t sector);
 };
+
+/* The programming rule every port applies to a word holding `old` that is to become `value`
+ * (value != old). Programming can only clear bits. Over data that is not erased, the one write
+ * allowed is an all-zero word: it withdraws a record or an image (IMAGE_INVALIDATED_MAGIC) and
+ * cannot produce a value that was never meant. */
+static inline int fa_overwrite_ok(uint32_t old, uint32_t value)
+{
+    return old == 0xFFFFFFFFu || value == 0u;
+}
 
 struct flash_area {
     uint8_t id;        /* FOTA_REGION_*_ID */
@@ -38,7 +50,9 @@ const struct flash_area *fa_get(uint8_t id);
 const struct flash_area *fa_slot(uint8_t slot);
 
 int fa_read(const struct flash_area *fa, uint32_t off, void *dst, size_t len);
-/* Program len bytes (len and off multiples of 4) as 32-bit words, each read back. */
+/* Program len bytes (len and off multiples of 4) as 32-bit words in one block operation of the
+ * port, each read back. A word that already holds its value is left alone (a repeated write);
+ * FOTA_E_NOT_ERASED when a word is neither erased nor to become all-zero (fa_overwrite_ok). */
 int fa_write(const struct flash_area *fa, uint32_t off, const void *src, size_t len);
 /* Erase every sector of the area that overlaps [off, off + len). */
 int fa_erase(const struct flash_area *fa, uint32_t off, size_t len);

@@ -86,6 +86,36 @@ static int ram_program_word(uint32_t addr, uint32_t value)
     return cut ? FOTA_E_FLASH : FOTA_OK;
 }
 
+/* The block operation of the port, word by word as the chip does it: each programmed word is one
+ * operation (cut point), then read back. */
+static int ram_program(uint32_t addr, const uint8_t *src, size_t words)
+{
+    for (size_t i = 0; i < words; i++, addr += 4u, src += 4) {
+        uint32_t value = (uint32_t)src[0] | ((uint32_t)src[1] << 8) | ((uint32_t)src[2] << 16) |
+                         ((uint32_t)src[3] << 24);
+        uint32_t now;
+        int rc = ram_read(addr, &now, sizeof(now));
+        if (rc != FOTA_OK) {
+            return rc;
+        }
+        if (now == value) {
+            continue;
+        }
+        if (!fa_overwrite_ok(now, value)) {
+            return FOTA_E_NOT_ERASED;
+        }
+        rc = ram_program_word(addr, value);
+        if (rc != FOTA_OK) {
+            return rc;
+        }
+        (void)ram_read(addr, &now, sizeof(now));
+        if (now != value) {
+            return FOTA_E_VERIFY;
+        }
+    }
+    return FOTA_OK;
+}
+
 static int ram_erase_sector(uint32_t sector)
 {
     if (cut) {
@@ -105,6 +135,6 @@ static int ram_erase_sector(uint32_t sector)
 
 const struct flash_port flash_ram_port = {
     .read = ram_read,
-    .program_word = ram_program_word,
+    .program = ram_program,
     .erase_sector = ram_erase_sector,
 };

@@ -96,3 +96,46 @@ TEST(fa_erase_touches_only_its_sectors)
     CHECK_EQ(mem[a->base - FOTA_FLASH_BASE - 1], 0x00); /* bootloader's last byte */
     CHECK_EQ(mem[b->base - FOTA_FLASH_BASE], 0x00);     /* slot B's first byte */
 }
+
+TEST(fa_block_stops_at_a_word_over_data)
+{
+    /* A block stops at the first word over data (NOT_ERASED), the words before it programmed,
+     * none after it. */
+    fw_flash_fresh();
+    const struct flash_area *b = fa_slot(FOTA_SLOT_B);
+    uint32_t old = 0x11111111u;
+    uint32_t data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    CHECK_EQ(fa_write(b, 5 * 4, &old, 4), FOTA_OK);
+    uint32_t ops = flash_ram_ops();
+    CHECK_EQ(fa_write(b, 0, data, sizeof(data)), FOTA_E_NOT_ERASED);
+    CHECK_EQ(flash_ram_ops(), ops + 5);
+    CHECK(fa_is_erased(b, 6 * 4, 2 * 4), "words after the refused one were programmed");
+    /* Words that already hold their value are skipped inside a block, the others programmed. */
+    data[5] = old;
+    CHECK_EQ(fa_write(b, 0, data, sizeof(data)), FOTA_OK);
+    CHECK_EQ(flash_ram_ops(), ops + 5 + 2);
+    uint32_t back[8];
+    CHECK_EQ(fa_read(b, 0, back, sizeof(back)), FOTA_OK);
+    CHECK(memcmp(back, data, sizeof(data)) == 0, "read back differs");
+}
+
+TEST(fa_write_unaligned_source_and_long_block)
+{
+    /* A block longer than the check buffer, from a source at an odd address (the agent's WRITE
+     * data sits inside a frame). */
+    fw_flash_fresh();
+    const struct flash_area *b = fa_slot(FOTA_SLOT_B);
+    static uint8_t raw[4096 + 1];
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        raw[i] = (uint8_t)(i * 13u + 5u);
+    }
+    CHECK_EQ(fa_write(b, 0x1000, raw + 1, 4096), FOTA_OK);
+    CHECK_EQ(flash_ram_ops(), 4096 / 4);
+    CHECK(memcmp(fw_slot_mem(FOTA_SLOT_B) + 0x1000, raw + 1, 4096) == 0, "contents differ");
+    /* A cut in the middle of the block: the words before it stay programmed, the error returns. */
+    flash_ram_power_on();
+    flash_ram_cut_at(10);
+    CHECK_EQ(fa_write(b, 0x3000, raw + 1, 4096), FOTA_E_FLASH);
+    CHECK(memcmp(fw_slot_mem(FOTA_SLOT_B) + 0x3000, raw + 1, 40) == 0, "words before the cut lost");
+    CHECK(fa_is_erased(b, 0x3000 + 44, 4096 - 44), "words after the cut were programmed");
+}

@@ -91,6 +91,32 @@ static int ram_program_word(uint32_t addr, uint32_t value)
     return FOTA_OK;
 }
 
+static int ram_program(uint32_t addr, const uint8_t *src, size_t words)
+{
+    for (size_t i = 0; i < words; i++, addr += 4u, src += 4) {
+        uint32_t value, now;
+        memcpy(&value, src, 4);
+        if (ram_read(addr, &now, 4) != FOTA_OK) {
+            return FOTA_E_ARG;
+        }
+        if (now == value) {
+            continue;
+        }
+        if (!fa_overwrite_ok(now, value)) {
+            return FOTA_E_NOT_ERASED;
+        }
+        int rc = ram_program_word(addr, value);
+        if (rc != FOTA_OK) {
+            return rc;
+        }
+        (void)ram_read(addr, &now, 4);
+        if (now != value) {
+            return FOTA_E_VERIFY;
+        }
+    }
+    return FOTA_OK;
+}
+
 static int ram_erase_sector(uint32_t sector)
 {
     if (sector >= FOTA_SECTOR_COUNT) {
@@ -106,7 +132,7 @@ static int ram_erase_sector(uint32_t sector)
     return FOTA_OK;
 }
 
-static const struct flash_port ram_port = {ram_read, ram_program_word, ram_erase_sector};
+static const struct flash_port ram_port = {ram_read, ram_program, ram_erase_sector};
 
 static uint8_t *slot_mem(uint8_t slot)
 {
