@@ -12,7 +12,7 @@ import types
 import net
 import pytest
 from fake_server import FakeServer
-from fake_stm32 import CMD, IC, Clock, FakePort, FakeSTM32
+from fake_stm32 import CMD, IC, SES, Clock, FakePort, FakeSTM32
 from fotalink import Link
 from images import make_image
 from updater import Updater
@@ -334,6 +334,30 @@ def test_bridge_reset_mid_transfer_next_cycle_resumes(dev: FakeSTM32, server: Fa
     # First cycle: one GET from 0. Second: the head chunk (information block for BEGIN), then the
     # rest from the offset the STM32 reported.
     assert server.ranges == [0, 0, done]
+
+
+def test_bridge_reset_after_activate_next_cycle_resets(dev: FakeSTM32, server: FakeServer) -> None:
+    # The ESP32 reboots after ACTIVATE but before the RESET frame: the STM32 keeps the activated
+    # session. Next cycle: BEGIN gets ERR_STATE, INFO shows this image activated: reset, confirm.
+    class BridgeReset(BaseException):
+        pass
+
+    first = Run(dev, server.url)
+
+    def log(line: str) -> None:
+        first.lines.append(line)
+        if line == "fota: step reset":
+            raise BridgeReset
+    first.updater.log = log
+    with pytest.raises(BridgeReset):
+        first.cycle()
+    assert dev.running == 0 and dev.session is not None and dev.session.state == SES["ACTIVATED"]
+    second = Run(dev, server.url)
+    assert second.cycle() == "confirmed", second.lines
+    assert "fota: step recover reset: STM32 refused BEGIN: ERR_STATE" in second.lines
+    assert second.steps().count("begin") == 1 and "verify" not in second.steps()
+    assert second.steps()[-4:] == ["recover", "reset", "boot", "confirm"]
+    assert dev.running == 1 and dev.meta["state"] == IC["META_STATE_CONFIRMED"]
 
 
 def test_image_that_never_confirms_is_reverted(dev: FakeSTM32, server: FakeServer) -> None:
