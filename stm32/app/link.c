@@ -26,7 +26,7 @@
 #include "cpu.h"
 #include "flash_area.h"
 #include "gpio.h"
-#include "link_regs.h"
+#include "stm32f407_regs.h"
 #include "log.h"
 #include "wait.h"
 
@@ -156,7 +156,7 @@ void link_init(void)
 
     /* NSS edges on EXTI12 (port B), both directions; the handler runs from SRAM. */
     cpu_vector_t *vectors = cpu_vectors_to_sram();
-    vectors[16u + IRQN_EXTI15_10] = link_exti_isr;
+    vectors[16u + NVIC_IRQN_EXTI15_10] = link_exti_isr;
     cpu_dsb();
     SYSCFG_EXTICR4 = (SYSCFG_EXTICR4 & ~(SYSCFG_EXTICR_MASK << SYSCFG_EXTICR4_EXTI12_SHIFT)) |
                      (SYSCFG_EXTICR_PORTB << SYSCFG_EXTICR4_EXTI12_SHIFT);
@@ -164,8 +164,8 @@ void link_init(void)
     EXTI_FTSR |= 1u << NSS_PIN;
     EXTI_PR = 1u << NSS_PIN;
     EXTI_IMR |= 1u << NSS_PIN;
-    NVIC_ICPR(IRQN_EXTI15_10 / 32u) = 1u << (IRQN_EXTI15_10 % 32u);
-    NVIC_ISER(IRQN_EXTI15_10 / 32u) = 1u << (IRQN_EXTI15_10 % 32u);
+    NVIC_ICPR(NVIC_IRQN_EXTI15_10 / 32u) = 1u << (NVIC_IRQN_EXTI15_10 % 32u);
+    NVIC_ISER(NVIC_IRQN_EXTI15_10 / 32u) = 1u << (NVIC_IRQN_EXTI15_10 % 32u);
 
     size_t len = agent_no_response(tx_buf, sizeof(tx_buf));
     rx_cur = 0;

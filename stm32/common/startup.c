@@ -63,6 +63,7 @@ enum {
     IRQN_COUNT
 };
 _Static_assert(16 + IRQN_COUNT == CPU_VECTOR_COUNT, "STM32F407 has 82 device interrupts (RM0090 table 61)");
+_Static_assert(IRQN_EXTI15_10 == NVIC_IRQN_EXTI15_10, "the register header's EXTI15_10 number matches the vector table");
 
 /* Copy of the vector table in SRAM (VTOR needs the table size rounded up to a power of two as
  * alignment: 98 words -> 512 bytes, PM0214 section 4.4.4). */
