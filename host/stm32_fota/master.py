@@ -32,6 +32,12 @@ SPI_HZ = 10_500_000          # the STM32's SPI2 slave limit, fPCLK1 / 4 (docs/pr
 _C = IMAGE.constants
 _ACTIVATED = PROTOCOL.tables["session"]["ACTIVATED"]
 _RETRIES = PROTOCOL.constants["RETRIES"]
+# After a RESET the device answers INFO within BOOT_TIMEOUT_MS (docs/protocol.md). A new image that
+# hangs answers nothing, but each of its META_TRIAL_ATTEMPTS trial boots ends in a watchdog reset
+# (IWDG, 4 s < BOOT_TIMEOUT_MS), and then the bootloader goes back to the previous image, which
+# answers: so some image answers within one BOOT_TIMEOUT_MS per trial boot plus one.
+ANSWER_TIMEOUT_MS = PROTOCOL.constants["BOOT_TIMEOUT_MS"] * (_C["META_TRIAL_ATTEMPTS"] + 1)
+_POLL_MS = 100
 _REVERTED = {_C["RESULT_REVERTED_NO_CONFIRM"]: "REVERTED_NO_CONFIRM",
              _C["RESULT_REVERTED_INVALID"]: "REVERTED_INVALID",
              _C["RESULT_REVERTED_WATCHDOG"]: "REVERTED_WATCHDOG"}
@@ -169,9 +175,12 @@ class Master:
                reset: bool = True, confirm_timeout_ms: float = 30_000, stop_at: int | None = None,
                ) -> UpdateResult:
         """INFO, BEGIN, WRITE..., VERIFY, ACTIVATE, then (``reset``) RESET and INFO polls until the
-        new image confirmed itself or the bootloader reverted. ``target`` defaults to the slot the
-        image is linked for. ``stop_at``: stop streaming at that offset and return (as a bridge
-        that lost power would), outcome "stopped"."""
+        new image confirmed itself or the bootloader reverted. After the reset INFO is retried
+        until the device answers, for at most ``ANSWER_TIMEOUT_MS`` (a new image that hangs
+        answers nothing until the bootloader has gone back); from the first answer on, the
+        confirmation is awaited for at most ``confirm_timeout_ms``. ``target`` defaults to the
+        slot the image is linked for. ``stop_at``: stop streaming at that offset and return (as a
+        bridge that lost power would), outcome "stopped"."""
         link = self.link
         ii = unpack_info(image)
         version = (ii["ver_major"], ii["ver_minor"], ii["ver_patch"], ii["build"])
@@ -205,7 +214,7 @@ class Master:
             return result
         start = self._now()
         self._do("RESET", link.reset)
-        result.info_after = self.info()
+        result.info_after = self._first_answer(ANSWER_TIMEOUT_MS)
         phases["boot"] = self._now() - start
         self._await(result, confirm_timeout_ms)
         phases["confirm"] = self._now() - start - phases["boot"]
@@ -216,6 +225,19 @@ class Master:
         r.transactions = self.link.transactions - tr0
         r.retries = self.link.retries - re0
         return r
+
+    def _first_answer(self, timeout_ms: float) -> dict[str, Any]:
+        """INFO, retried until the device answers (it may be rebooting between trial attempts)."""
+        start = self._now()
+        while True:
+            try:
+                return self.link.info()
+            except BridgeError as e:
+                why = e.reason
+            if self._now() - start >= timeout_ms:
+                raise LinkError(f"Failed to read INFO after the reset: no answer within "
+                                f"{timeout_ms / 1000:.0f} s ({why})")
+            self.port.sleep_ms(_POLL_MS)
 
     def _await(self, r: UpdateResult, timeout_ms: float) -> None:
         start = self._now()
@@ -245,4 +267,4 @@ class Master:
             if self._now() - start >= timeout_ms:
                 raise LinkError(f"Failed to see the new image confirmed within {timeout_ms / 1000:.0f} s: "
                                 f"{why}")
-            self.port.sleep_ms(100)
+            self.port.sleep_ms(_POLL_MS)

@@ -23,7 +23,7 @@ from link_helpers import (
     status_of,
     write_payload,
 )
-from stm32_fota.master import LinkError, TwinPort
+from stm32_fota.master import ANSWER_TIMEOUT_MS, TwinPort, UpdateResult
 from stm32_fota.spec import IMAGE
 from stm32_twin.board import Stm32Twin
 
@@ -170,40 +170,39 @@ def test_hash_mismatch_refused_at_verify(twin: Stm32Twin, builds: Builds) -> Non
     assert info["session_state"] == SESSION["FAILED"] and info["session_status"] == ST["ERR_HASH"]
 
 
-def _reverted(twin: Stm32Twin, img: bytes, expected_results: set[int]) -> None:
-    m = master(twin)
-    assert m.update(img, reset=False).outcome == "activated"
-    m.link.reset()
-    # Trial boots of the bad image answer nothing (hang) or run until the watchdog (noconfirm);
-    # poll INFO until the bootloader has gone back to slot A: 3 attempts, 4 s watchdog, 8 s
-    # self-test deadline at most.
-    info = None
-    deadline = twin.now_ms + 90_000
-    while twin.now_ms < deadline:
-        try:
-            info = master(twin).info()
-        except LinkError:
-            info = None
-        if info is not None and info["last_result"] != IC["RESULT_NONE"] and info["running_slot"] == SLOT_A:
-            break
-        twin.run(ms=500)
+def _reverted(twin: Stm32Twin, img: bytes, confirm_timeout_ms: float) -> UpdateResult:
+    """The whole update, reset included, as a user runs it: the master must report the revert."""
+    mark = len(twin.uart_lines)
+    r = master(twin).update(img, confirm_timeout_ms=confirm_timeout_ms)
+    assert (r.outcome, r.reason) == ("reverted", "REVERTED_WATCHDOG"), (r.outcome, r.reason)
+    info = r.info_after
     assert info is not None
     assert info["running_slot"] == SLOT_A and (info["run_major"], info["run_minor"]) == (1, 0)
-    assert info["last_result"] in expected_results
+    assert info["last_result"] == IC["RESULT_REVERTED_WATCHDOG"]
     assert info["meta_active"] == SLOT_A and info["meta_state"] == IC["META_STATE_CONFIRMED"]
+    # Every trial boot was spent before the bootloader went back.
+    jumps = [line for line in twin.uart_lines[mark:] if line.startswith("boot: jump slot")]
+    left = range(IC["META_TRIAL_ATTEMPTS"] - 1, -1, -1)
+    trials = [f"boot: jump slot B v1.1.0+0 (trial, {n} left)" for n in left]
+    assert jumps == [*trials, "boot: jump slot A v1.0.0+0 (revert-attempts)"], jumps
     boot(twin, power=False)
     mark = len(twin.events)
     twin.run(ms=1100)
     assert led_toggles(twin, mark).get("green", 0) >= 2
+    return r
 
 
 def test_hanging_image_is_reverted(twin: Stm32Twin, builds: Builds) -> None:
-    _reverted(twin, builds.image(builds.v110, "slot-b-hang"),
-              {IC["RESULT_REVERTED_WATCHDOG"], IC["RESULT_REVERTED_NO_CONFIRM"]})
+    # The hang build answers nothing after the reset: the master retries INFO until the
+    # bootloader has gone back to slot A (within ANSWER_TIMEOUT_MS), and reports the revert.
+    r = _reverted(twin, builds.image(builds.v110, "slot-b-hang"), confirm_timeout_ms=1000)
     assert any("variant hang" in line for line in twin.uart_lines)
+    assert r.phases_ms["boot"] <= ANSWER_TIMEOUT_MS
 
 
 def test_image_that_never_confirms_is_reverted(twin: Stm32Twin, builds: Builds) -> None:
-    _reverted(twin, builds.image(builds.v110, "slot-b-noconfirm"),
-              {IC["RESULT_REVERTED_WATCHDOG"], IC["RESULT_REVERTED_NO_CONFIRM"]})
+    # It answers INFO on trial (slot B); each attempt runs to the self-test deadline (8 s) and the
+    # watchdog (4 s): 3 attempts fit in 60 s.
+    r = _reverted(twin, builds.image(builds.v110, "slot-b-noconfirm"), confirm_timeout_ms=60_000)
     assert any("self-test failed" in line for line in twin.uart_lines)
+    assert r.phases_ms["boot"] < 1000   # the first answer came from the trial image itself
