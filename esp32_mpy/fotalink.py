@@ -12,7 +12,9 @@ device programs chunk k while it receives chunk k + 1. Every wait is bounded by 
 timeouts; a frame is resent at most RETRIES times. All failures raise `BridgeError`.
 
 Memory: one transmit frame whose payload doubles as the chunk buffer, one receive frame, and two
-MIN_TRANSACTION buffers for short requests and NOP, all allocated once in `Link.__init__`.
+MIN_TRANSACTION buffers for short requests and NOP, all allocated once in `Link.__init__`, with the
+views of them that a transaction of a full chunk needs: streaming allocates nothing per frame but
+the CRC value (an int above MicroPython's small ints, 3 times out of 4) and the chunk's view.
 """
 
 import struct
@@ -82,6 +84,16 @@ _OVH = FRAME_OVERHEAD
 _WDATA = FRAME_HEADER_SIZE + WRITE_REQ_SIZE   # WRITE data follows the header and the offset field
 _TICKS_PERIOD = const(1 << 30)  # MicroPython's ticks_ms() wraps at 2**30
 _NO_RESPONSE = const(-1)        # _parse: no valid frame in the receive buffer
+# CRC-32 of a frame followed by its own CRC (little-endian): a constant, whatever the frame. Checking
+# a frame against it needs no unpacked CRC field, and it is a small int on MicroPython (no heap).
+_CRC_RESIDUE = const(0x2144DF1C)
+# Byte offsets of the header fields, from the spec's format (FRAME_HEADER_FIELDS order): the receive
+# path reads them by index, since struct.unpack_from would allocate a tuple per frame.
+_H_CMD = struct.calcsize(FRAME_HEADER_FMT[:2])
+_H_STATUS = struct.calcsize(FRAME_HEADER_FMT[:3])
+_H_SEQ = struct.calcsize(FRAME_HEADER_FMT[:4])
+_H_LEN = struct.calcsize(FRAME_HEADER_FMT[:5])
+_NEXT_OFFSET = struct.calcsize(OFFSET_RESP_FMT[:1])   # next_offset: the first field, a u32
 
 
 class BridgeError(Exception):
@@ -123,8 +135,18 @@ def _crc32_soft(data, crc=0):
 def crc32(data, crc=0):
     """zlib-compatible CRC-32 of a buffer; binascii's when the firmware has it."""
     if _crc32_native is not None:
-        return _crc32_native(data, crc) & 0xFFFFFFFF
+        return _crc32_native(data, crc)   # unsigned on both runtimes: no masking (a second int)
     return _crc32_soft(data, crc)
+
+
+def _u16(buf, i):
+    """Little-endian u16 at buf[i] (no allocation)."""
+    return buf[i] | buf[i + 1] << 8
+
+
+def _u32(buf, i):
+    """Little-endian u32 at buf[i] (no allocation below 2**30)."""
+    return buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16 | buf[i + 3] << 24
 
 
 def erase_timeout_ms(target_slot, size):
@@ -147,6 +169,11 @@ class Link:
         self._txmv = memoryview(self._tx)
         self._rx = bytearray(MAX_FRAME)
         self._rxmv = memoryview(self._rx)
+        self._rxmin = self._rxmv[:MIN_TRANSACTION]    # receive view of a short transaction
+        self._txcrc = self._txmv[:MAX_FRAME - FRAME_CRC_SIZE]   # CRC span of a full-chunk WRITE
+        # CRC span (frame and CRC) of a WRITE response, the one response of every chunk
+        self._rxoff = self._rxmv[:_OVH + OFFSET_RESP_SIZE]
+        self._chunkmv = self._txmv[_WDATA:_WDATA + MAX_CHUNK]   # WRITE data area of a full chunk
         self._req = bytearray(MIN_TRANSACTION)
         self._reqmv = memoryview(self._req)
         nop = bytearray(MIN_TRANSACTION)
@@ -172,22 +199,23 @@ class Link:
         """Write header and CRC around a payload already at mv[8:8 + plen]; return frame length."""
         struct.pack_into(FRAME_HEADER_FMT, mv, 0, FRAME_MARKER, cmd, 0, seq, plen)
         end = _HDR + plen
-        struct.pack_into("<I", mv, end, crc32(mv[:end]))
+        span = self._txcrc if end == MAX_FRAME - FRAME_CRC_SIZE and mv is self._txmv else mv[:end]
+        struct.pack_into("<I", mv, end, crc32(span))
         return end + FRAME_CRC_SIZE
 
     def _parse(self):
         """Decode the frame at the start of the receive buffer: its status, or _NO_RESPONSE."""
         rx = self._rx
-        marker, cmd, st, seq, plen = struct.unpack_from(FRAME_HEADER_FMT, rx, 0)
-        if marker != FRAME_MARKER or plen > MAX_PAYLOAD or plen + _OVH > self._rlen:
+        plen = _u16(rx, _H_LEN)
+        if _u16(rx, 0) != FRAME_MARKER or plen > MAX_PAYLOAD or plen + _OVH > self._rlen:
             return _NO_RESPONSE
-        end = _HDR + plen
-        if struct.unpack_from("<I", rx, end)[0] != crc32(self._rxmv[:end]):
+        n = plen + _OVH
+        if crc32(self._rxoff if n == _OVH + OFFSET_RESP_SIZE else self._rxmv[:n]) != _CRC_RESIDUE:
             return _NO_RESPONSE
-        self.rcmd = cmd
-        self.rseq = seq
+        self.rcmd = rx[_H_CMD]
+        self.rseq = _u16(rx, _H_SEQ)
         self.rplen = plen
-        return st
+        return rx[_H_STATUS]
 
     def payload(self):
         """The payload of the last parsed response (a view into the receive buffer)."""
@@ -211,24 +239,32 @@ class Link:
             port.sleep_ms(1)
         return True
 
-    def wait_ready(self, timeout_ms, what):
-        """Wait for READY; a timeout is retried RETRIES times, then it is an error."""
+    def wait_ready(self, timeout_ms, what, name=""):
+        """Wait for READY; a timeout is retried RETRIES times, then it is an error whose reason
+        ends with `what` + `name` (joined only then: the wait itself allocates nothing)."""
         for _ in range(RETRIES + 1):
             if self._ready_within(timeout_ms):
                 return
             self.retries += 1
-        raise BridgeError(f"STM32 READY stayed low for {timeout_ms * (RETRIES + 1)} ms {what}")
+        raise BridgeError(f"STM32 READY stayed low for {timeout_ms * (RETRIES + 1)} ms {what}{name}")
 
-    def _xfer(self, mv, flen, what):
-        """One transaction: wait for READY, clock the frame (filled to MIN_TRANSACTION)."""
-        self.wait_ready(self._wait, what)
+    def _xfer(self, mv, flen, what, name=""):
+        """One transaction: wait for READY, clock the frame (filled to MIN_TRANSACTION). A full
+        buffer (a full-chunk WRITE, a short transaction) goes out through the preallocated views."""
+        self.wait_ready(self._wait, what, name)
         n = flen
         if n < MIN_TRANSACTION:
             n = MIN_TRANSACTION
             for i in range(flen, n):   # FILL_BYTE after the frame; stale chunk bytes otherwise
                 mv[i] = 0
         self._rlen = n
-        self.port.transfer(mv[:n], self._rxmv[:n])
+        if n == MAX_FRAME:
+            rx = self._rxmv
+        elif n == MIN_TRANSACTION:
+            rx = self._rxmin
+        else:
+            rx = self._rxmv[:n]
+        self.port.transfer(mv if n == len(mv) else mv[:n], rx)
         self.transactions += 1
         self.wire_bytes += n
 
@@ -244,9 +280,9 @@ class Link:
         flen = self._frame(self._reqmv, cmd, seq, plen)
         tries = 0
         while True:
-            self._xfer(self._reqmv, flen, "before " + name)
+            self._xfer(self._reqmv, flen, "before ", name)
             self._wait = timeout_ms
-            self._xfer(self._nopmv, _OVH, "after " + name)
+            self._xfer(self._nopmv, _OVH, "after ", name)
             self._wait = READY_TIMEOUT_MS
             st = self._parse()
             if (st >= 0 and st != ST_ERR_CRC and st != ST_ERR_FRAME and st != ST_ERR_NO_RESPONSE
@@ -294,7 +330,7 @@ class Link:
     def _offset(self, name):
         if self.rplen < OFFSET_RESP_SIZE:
             raise BridgeError(f"{name} answered {self.rplen} bytes, expected {OFFSET_RESP_SIZE}")
-        return struct.unpack_from(OFFSET_RESP_FMT, self._rx, _HDR)[0]
+        return _u32(self._rx, _HDR + _NEXT_OFFSET)
 
     def verify(self):
         self._expect_ok(self.call(CMD_VERIFY, 0, VERIFY_TIMEOUT_MS, "VERIFY"), "VERIFY")
@@ -324,7 +360,7 @@ class Link:
     def load(self, source, offset, n):
         """The image bytes [offset, offset + n) in the transmit buffer's WRITE data area (a view);
         read from `source` only when the buffer does not hold them already."""
-        mv = self._txmv[_WDATA:_WDATA + n]
+        mv = self._chunkmv if n == MAX_CHUNK else self._txmv[_WDATA:_WDATA + n]
         if self._coff != offset or self._cn < n:
             self._coff = -1
             source.readinto(offset, mv)

@@ -111,25 +111,33 @@ class Body:
     def readfull(self, mv):
         """Fill all of `mv` or raise."""
         got = 0
-        while got < len(mv):
-            n = self.readinto(mv[got:])
+        size = len(mv)
+        while got < size:
+            n = self.readinto(mv[got:] if got else mv)
             if not n:
                 raise BridgeError(f"Failed to receive the response: it ended after {self.received} bytes")
             got += n
 
-    def read_all(self, limit):
-        buf = bytearray(limit)
-        mv = memoryview(buf)
+    def read_all(self, limit, scratch=None):
+        """The whole body, at most `limit` bytes, as bytes. It is read into `scratch` (a buffer
+        smaller than `limit`) first, and moves to a new buffer of `limit` bytes only when it
+        outgrows it: a short JSON answer allocates nothing but its bytes."""
+        mv = memoryview(scratch if scratch is not None and len(scratch) < limit else bytearray(limit))
         got = 0
-        while got < limit:
-            n = self.readinto(mv[got:])
+        while True:
+            if got == len(mv):
+                if got >= limit:
+                    if self.length < 0 or self.received < self.length:
+                        raise BridgeError(f"Failed to receive the response: longer than {limit} bytes")
+                    break
+                big = memoryview(bytearray(limit))
+                big[:got] = mv
+                mv = big
+            n = self.readinto(mv[got:] if got else mv)
             if not n:
                 break
             got += n
-        else:
-            if self.length < 0 or self.received < self.length:
-                raise BridgeError(f"Failed to receive the response: longer than {limit} bytes")
-        return bytes(buf[:got])
+        return bytes(mv[:got])
 
     def close(self):
         try:  # noqa: SIM105 (MicroPython has no contextlib)
@@ -202,9 +210,9 @@ class Http:
             n = rd(mv[got:])
             if not n:
                 raise BridgeError(f"Failed to {what}: the server closed the connection without a response")
+            end = _head_end(buf, got - 3 if got > 3 else 0, got + n)
             got += n
-            end = bytes(buf[:got]).find(b"\r\n\r\n")
-        lines = bytes(buf[:end]).decode().split("\r\n")
+        lines = str(mv[:end], "utf-8").split("\r\n")
         parts = lines[0].split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/"):
             raise BridgeError(f"Failed to {what}: not an HTTP response")
@@ -223,13 +231,13 @@ class Http:
                     raise BridgeError(f"Failed to {what}: bad Content-Length {v.strip()[:20]}") from None
             elif k == "transfer-encoding" and v.strip().lower() != "identity":
                 raise BridgeError(f"Failed to {what}: transfer encoding {v.strip()} is not supported")
-        return Body(sock, status, length, bytes(buf[end + 4:got]))
+        return Body(sock, status, length, bytes(mv[end + 4:got]))
 
     def json(self, method, path, doc=None):
         body = None if doc is None else json.dumps(doc).encode()
         resp = self.request(method, path, body)
         try:
-            data = resp.read_all(4096)
+            data = resp.read_all(4096, self._head)   # the head is parsed: its buffer is free
         finally:
             resp.close()
         if resp.status != 200:
@@ -252,6 +260,14 @@ class Http:
         if resp.status == 200:
             raise BridgeError(f"Failed to GET {path}: the server ignored Range bytes={offset}-")
         raise BridgeError(f"Failed to GET {path}: server answered {resp.status}")
+
+
+def _head_end(buf, start, stop):
+    """Index of the first CRLF CRLF in buf[start:stop] (an index into buf), or -1; no copy."""
+    for i in range(start, stop - 3):
+        if buf[i] == 13 and buf[i + 1] == 10 and buf[i + 2] == 13 and buf[i + 3] == 10:
+            return i
+    return -1
 
 
 def _oserror(e):

@@ -44,9 +44,9 @@ from fota_const import (
 from fotalink import BridgeError
 
 try:
-    from binascii import unhexlify
+    from binascii import hexlify, unhexlify
 except ImportError:  # pragma: no cover - every port has binascii
-    from ubinascii import unhexlify
+    from ubinascii import hexlify, unhexlify
 
 _RESTARTS = 2            # new link sessions (INFO, then go on from there) per cycle
 _POLL_MS = 500           # INFO period while the new image runs its self-test
@@ -210,7 +210,7 @@ class Updater:
     def device_id(self):
         if not self.info:
             return None
-        return "".join(f"{b:02x}" for b in self.info["uid"])
+        return hexlify(self.info["uid"]).decode()
 
     def _progress(self, done, size):
         self.written = done
