@@ -217,7 +217,8 @@ class Updater:
         pct = done * 100 // size
         if pct != self._pct:
             self._pct = pct
-            self.log(f"fota: progress {pct}% {done}/{size}")
+            # % formatting: one string (80 bytes on MicroPython; an f-string, format(), 144)
+            self.log("fota: progress %d%% %d/%d" % (pct, done, size))  # noqa: UP031
         if pct >= self._reported + 25 and pct < 100:
             self._reported = pct - pct % 25
             self._report("progress", None, None, 0)
