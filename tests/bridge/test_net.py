@@ -1,0 +1,122 @@
+"""The bridge's HTTP client (esp32_mpy/net.py) under CPython against a raw TCP server that sends
+scripted bytes in scripted pieces: the end of the head split across reads, JSON answers longer
+than the 1 KB head buffer they are read into first, and the limits."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import net
+import pytest
+from fotalink import BridgeError
+
+
+class RawServer:
+    """Answers every connection with `pieces`, each sent on its own after a short pause."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.pieces: list[bytes] = []
+        self.requests: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length:
+                    body += conn.recv(4096)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                for piece in self.pieces:
+                    conn.sendall(piece)
+                    time.sleep(0.02)   # the client sees each piece as its own read
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    srv = RawServer()
+    yield srv
+    srv.close()
+
+
+def _answer(doc: object, length: bool = True) -> bytes:
+    body = json.dumps(doc).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    if length:
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+def test_head_end_split_across_reads(raw: RawServer) -> None:
+    whole = _answer({"ok": True, "n": 7})
+    cut = whole.index(b"\r\n\r\n") + 3          # the last LF of the head arrives alone
+    for split in ([whole[:cut], whole[cut:]], [whole[:cut - 2], whole[cut - 2:cut], whole[cut:]]):
+        raw.pieces = split
+        assert net.Http(raw.url).post_json("/api/v1/checkin", {"a": 1}) == {"ok": True, "n": 7}
+    assert raw.requests[-1].endswith(b'{"a": 1}')
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-close"])
+def test_json_answer_longer_than_the_head_buffer(raw: RawServer, length: bool) -> None:
+    doc = {"url": "x" * 2500, "list": list(range(200))}   # > 1 KB, < 4 KB
+    whole = _answer(doc, length)
+    cut = whole.index(b"\r\n\r\n") + 4
+    raw.pieces = [whole[:cut + 10], whole[cut + 10:cut + 1500], whole[cut + 1500:]]
+    assert net.Http(raw.url).post_json("/api/v1/checkin", {}) == doc
+
+
+def test_json_answer_of_exactly_the_limit(raw: RawServer) -> None:
+    doc = {"pad": ""}
+    doc["pad"] = "y" * (4096 - len(json.dumps(doc).encode()))
+    raw.pieces = [_answer(doc)]
+    assert net.Http(raw.url).post_json("/x", {}) == doc
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-close"])
+def test_json_answer_beyond_the_limit_is_refused(raw: RawServer, length: bool) -> None:
+    raw.pieces = [_answer({"pad": "z" * 5000}, length)]
+    with pytest.raises(BridgeError, match="Failed to receive the response: longer than 4096 bytes"):
+        net.Http(raw.url).post_json("/x", {})
+
+
+def test_headers_beyond_the_head_buffer_are_refused(raw: RawServer) -> None:
+    raw.pieces = [b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 1100 + b"\r\n\r\n{}"]
+    with pytest.raises(BridgeError, match="Failed to POST /x: response headers longer than 1024 bytes"):
+        net.Http(raw.url).post_json("/x", {})
+
+
+def test_body_bytes_that_came_with_the_head_start_the_stream(raw: RawServer) -> None:
+    data = bytes(range(256)) * 20
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data)
+    raw.pieces = [head + data[:100], data[100:3000], data[3000:]]
+    body = net.Http(raw.url).get("/img.bin")
+    try:
+        buf = bytearray(len(data))
+        mv = memoryview(buf)
+        body.readfull(mv[:4000])
+        body.readfull(mv[4000:])
+        assert bytes(buf) == data and body.readinto(mv) == 0
+    finally:
+        body.close()
