@@ -169,7 +169,7 @@ def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgra
 
 @task(name="s3-start")
 def s3_start(c: Context) -> None:
-    """Start the embedded local S3 endpoint (moto) in the background."""
+    """Start the embedded local S3 endpoint (moto)."""
     from stm32_fota.errors import FotaError
     from stm32_fota.locals3 import describe_start, start
 
@@ -185,7 +185,7 @@ def s3_start(c: Context) -> None:
 
 @task(name="s3-stop")
 def s3_stop(c: Context) -> None:
-    """Stop the embedded local S3 endpoint and say what is kept."""
+    """Stop the embedded S3 endpoint; say what is kept."""
     from stm32_fota.locals3 import describe_stop, stop
 
     cfg = _config()
@@ -194,7 +194,7 @@ def s3_stop(c: Context) -> None:
 
 @task(name="s3-status")
 def s3_status(c: Context) -> None:
-    """Show whether the embedded local S3 endpoint runs, and where."""
+    """Show whether the embedded S3 endpoint runs, and where."""
     from stm32_fota.locals3 import describe_status
 
     print(describe_status(_config()))
@@ -209,7 +209,7 @@ def s3_status(c: Context) -> None:
 })
 def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
           log_level: str = "info") -> None:
-    """Run the update server in the foreground (Ctrl-C stops it)."""
+    """Run the update server in the foreground."""
     from fota_server.serve import serve as do_serve
     from stm32_fota.errors import FotaError
 
@@ -237,7 +237,7 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
 })
 def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", password: str = "",
                  server: str = "", token: str = "") -> None:
-    """Flash MicroPython (optional), copy the compiled bridge and its config, check it imports."""
+    """Deploy the bridge (and MicroPython) to an ESP32."""
     from stm32_fota.errors import FotaError
     from stm32_fota.esp32 import deploy
 
@@ -256,7 +256,7 @@ def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", pa
     "timeout": "seconds to wait for the cycle's result line (default 600)",
 })
 def update(c: Context, device: str, timeout: int = 600) -> None:
-    """Run one update cycle on the bridge; exit non-zero when it failed or the STM32 reverted."""
+    """Run one update cycle on the ESP32 bridge."""
     from stm32_fota.errors import FotaError
     from stm32_fota.esp32 import ProgressBar, run_update
 
@@ -286,7 +286,7 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
         bootloader: str = "", run_ms: float = 3000.0, realtime: bool = False, json: bool = False,
         pins: bool = False, temperature: float = 25.0, timing: str = "typical",
         no_strict: bool = False) -> None:
-    """Boot the firmware on the STM32 twin; print LED changes and UART lines with virtual times."""
+    """Boot the firmware on the STM32 twin; print LEDs and UART."""
     from stm32_twin.cli import SimOptions, run_sim
     from stm32_twin.errors import TwinError
 
@@ -312,7 +312,7 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
 })
 def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str = "", server: str = "",
               wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0) -> None:
-    """A virtual ESP32 (MicroPython) on a pty, wired to the STM32 twin; prints the pty path."""
+    """Run a virtual ESP32 on a pty, wired to the STM32 twin."""
     from esp32_twin.cli import DEFAULT_FS, SimEsp32Options, run_sim_esp32
     from esp32_twin.errors import Esp32TwinError
     from stm32_twin.errors import TwinError
@@ -336,7 +336,7 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
     "build_dir": f"directory of the build with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
 })
 def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR) -> None:
-    """Program the bootloader and Slot A into the STM32 (SWD programmer, or the twin with --sim)."""
+    """Program bootloader + Slot A (ST-LINK, or the twin)."""
     from stm32_fota.errors import FotaError
     from stm32_fota.flashing import flash_board, flash_sim
 
@@ -354,7 +354,7 @@ def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = 
     "folder": f"private state folder of the demo, wiped at start (default {BUILD_DIR}/demo)",
 })
 def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> None:
-    """The whole product in one command: build, flash, release, update to B and back to A."""
+    """End-to-end simulated update demo: A -> B -> A."""
     from stm32_fota.demo import run_demo
 
     code = run_demo(ROOT / folder, keep=keep)
@@ -368,7 +368,7 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
     "no_save": "do not overwrite bench/results.md with this run",
 })
 def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False) -> None:
-    """Run the benchmark scripts under bench/ and print one table (kept in bench/results.md)."""
+    """Run every benchmark; print one table (bench/results.md)."""
     from stm32_fota.bench import ALL, format_table, run_benches, write_results
     from stm32_fota.errors import FotaError
 
