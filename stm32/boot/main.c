@@ -163,12 +163,17 @@ int main(void)
             log_str("journal append failed err ");
             log_u32((uint32_t)rc);
             log_end();
-            /* An attempt that cannot be counted could repeat forever: prefer the other valid slot. */
-            uint8_t other = d.boot_slot == FOTA_SLOT_A ? FOTA_SLOT_B : FOTA_SLOT_A;
-            if (d.reason == BOOT_R_TRIAL && in.slot[other].state == FOTA_SLOT_STATE_VALID) {
-                d.boot_slot = other;
-                d.reason = BOOT_R_FALLBACK;
-                d.start_watchdog = 0;
+            /* An attempt that cannot be counted could repeat forever: the other valid slot, and
+             * with a full journal a revert (a CONFIRMED record, which may compact). */
+            boot_decide_trial_unrecorded(&in, rc, &d);
+            if (d.append) {
+                rc = journal_append(meta, &js, &d.record);
+                if (rc != FOTA_OK) {
+                    log_begin();
+                    log_str("journal append failed err ");
+                    log_u32((uint32_t)rc);
+                    log_end();
+                }
             }
         } else if (d.reason == BOOT_R_NO_RECORD) {
             /* First boot: from now on the journal, not the versions, says what runs, so an image

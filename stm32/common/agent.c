@@ -5,8 +5,11 @@
  * - nothing is written to flash for a frame that is not fully valid (marker, length, CRC, seq);
  * - every refusal of BEGIN happens before the erase, so a refused update leaves flash untouched;
  * - only the target slot is erased or programmed (never the running slot: BEGIN refuses it), and
- *   only the sectors the image needs; metadata changes only through the journal, at ACTIVATE and
- *   CONFIRM;
+ *   only the sectors the image needs; metadata changes only through the journal: at BEGIN (a
+ *   compaction when the journal lacks room for an update, after the target slot is erased), at
+ *   ACTIVATE and at CONFIRM;
+ * - no TRIAL record ever needs a compaction (journal.c, step 0): BEGIN makes room for all of them,
+ *   ACTIVATE refuses without it;
  * - no BEGIN while the running image is on trial: the other slot holds the image to return to. */
 #include "agent.h"
 
@@ -276,6 +279,48 @@ static int erase_for(struct agent *ag, const struct flash_area *fa, uint32_t siz
     return FOTA_OK;
 }
 
+/* BEGIN, once the target slot is erased: when fewer than JOURNAL_UPDATE_RESERVE positions are
+ * free, compact the journal now, with a CONFIRMED record for the running slot. The target slot's
+ * first sector (with the information block) has just been erased, so the running image is the only
+ * valid one: a power cut inside the compaction leaves an empty (or half-erased) journal that boots
+ * it, and the update's TRIAL records later find room without compacting (journal.c, step 0). */
+static int journal_make_room(struct agent *ag)
+{
+    const struct flash_area *meta = fa_get(FOTA_REGION_METADATA_ID);
+    struct fota_meta_record rec;
+
+    journal_refresh(ag);
+    if (ag->journal_rc != FOTA_OK && ag->journal_rc != FOTA_E_NOT_FOUND) {
+        ag->journal_err = ag->journal_rc;
+        return ag->journal_rc;
+    }
+    if (journal_room(meta, &ag->journal) >= JOURNAL_UPDATE_RESERVE) {
+        return FOTA_OK;
+    }
+    memset(&rec, 0, sizeof(rec));
+    rec.mr_active_slot = ag->running_slot;
+    rec.mr_state = FOTA_META_STATE_CONFIRMED;
+    rec.mr_attempts_left = 0;
+    /* The outcome of the last update stays what INFO reports. */
+    rec.mr_last_result = ag->journal.have_record ? ag->journal.latest.mr_last_result : FOTA_RESULT_NONE;
+    rec.mr_prev_slot = ag->running_slot;
+    rec.mr_ver_major = ag->running.ii_ver_major;
+    rec.mr_ver_minor = ag->running.ii_ver_minor;
+    rec.mr_ver_patch = ag->running.ii_ver_patch;
+    rec.mr_build = ag->running.ii_build;
+    kick(ag);
+    int rc = journal_compact(meta, &ag->journal, &rec);
+    kick(ag);
+    if (rc != FOTA_OK) {
+        ag->journal_err = rc;
+        journal_refresh(ag);
+        return rc;
+    }
+    ag->journal_rc = FOTA_OK;
+    ag->stats.journal_compactions++;
+    return FOTA_OK;
+}
+
 static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct reply *r)
 {
     struct fota_begin_req br;
@@ -314,6 +359,11 @@ static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct 
     memset(&ag->slot[s->target], 0, sizeof(ag->slot[s->target]));
     ag->slot[s->target].state = FOTA_SLOT_STATE_EMPTY;
     ag->slot[s->target].fault = IMAGE_ERASED;
+    if (journal_make_room(ag) != FOTA_OK) {
+        r->status = FOTA_ST_ERR_FLASH;
+        reply_offset(ag, r);
+        return;
+    }
     s->state = FOTA_SESSION_RECEIVING;
     s->status = FOTA_ST_OK;
     s->next = 0;
@@ -505,6 +555,17 @@ static void cmd_activate(struct agent *ag, struct reply *r)
     }
     if (s->state != FOTA_SESSION_VERIFIED) {
         r->status = FOTA_ST_ERR_NOT_VERIFIED;
+        return;
+    }
+    /* The TRIAL records of this update (this one and the bootloader's, one per trial boot) must
+     * fit without a compaction (journal.c, step 0). BEGIN made room; should it be gone, the
+     * session fails and a new BEGIN (which erases the target slot first) makes room again. */
+    journal_refresh(ag);
+    if ((ag->journal_rc == FOTA_OK || ag->journal_rc == FOTA_E_NOT_FOUND) &&
+        journal_room(fa_get(FOTA_REGION_METADATA_ID), &ag->journal) < JOURNAL_TRIAL_RECORDS) {
+        ag->journal_err = FOTA_E_FULL;
+        fail(ag, FOTA_ST_ERR_FLASH);
+        r->status = FOTA_ST_ERR_FLASH;
         return;
     }
     memset(&rec, 0, sizeof(rec));

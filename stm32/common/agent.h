@@ -65,6 +65,7 @@ struct agent_stats {
     uint32_t chunks;         /* WRITEs programmed */
     uint32_t sectors_erased;
     uint32_t sectors_skipped;  /* already erased: not erased again */
+    uint32_t journal_compactions;  /* by BEGIN, to make room for an update's records */
 };
 
 struct agent {

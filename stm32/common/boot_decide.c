@@ -161,6 +161,27 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out)
     }
 }
 
+void boot_decide_trial_unrecorded(const struct boot_input *in, int append_rc, struct boot_decision *d)
+{
+    if (d->reason != BOOT_R_TRIAL || d->boot_slot < 0) {
+        return;
+    }
+    d->append = 0; /* the trial record is not written; the revert below has its own */
+    uint8_t other = d->boot_slot == FOTA_SLOT_A ? FOTA_SLOT_B : FOTA_SLOT_A;
+    if (!is_valid(&in->slot[other])) {
+        return;
+    }
+    d->boot_slot = other;
+    d->start_watchdog = 0;
+    if (append_rc == FOTA_E_FULL) {
+        d->reason = BOOT_R_REVERT_ATTEMPTS;
+        d->append = 1;
+        confirmed_record(&d->record, &in->slot[other], other, FOTA_RESULT_REVERTED_NO_CONFIRM);
+    } else {
+        d->reason = BOOT_R_FALLBACK;
+    }
+}
+
 const char *boot_reason_str(uint8_t reason)
 {
     switch (reason) {

@@ -35,6 +35,14 @@ struct boot_decision {
 };
 
 void boot_decide(const struct boot_input *in, struct boot_decision *out);
+/* The bootloader could not append the record of a trial boot (append_rc): an attempt that is not
+ * counted could repeat forever, so d (a BOOT_R_TRIAL decision) becomes a boot of the other slot
+ * when it is valid. With FOTA_E_FULL (a TRIAL record never compacts the journal) that is a revert,
+ * recorded as CONFIRMED other (RESULT_REVERTED_NO_CONFIRM; d->append set again: a CONFIRMED record
+ * compacts safely); after any other error a plain fallback for this boot, without a record. When
+ * the other slot is not valid the trial slot still boots (uncounted). d->append tells whether a
+ * record is still to be appended. No change when d is not a trial boot. */
+void boot_decide_trial_unrecorded(const struct boot_input *in, int append_rc, struct boot_decision *d);
 /* The rule for a journal without a usable record: the valid slot with the highest version
  * (major, minor, patch, build), slot A on a tie; -1 when neither is valid. The journal's
  * compaction uses it too, to know what a power cut in the middle would boot. */

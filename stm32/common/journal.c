@@ -4,24 +4,32 @@
  * record whose CRC (or magic) fails, which scan counts as torn and skips. The newest valid record
  * (highest mr_seq) wins, so an append is atomic from the reader's point of view.
  *
- * Compaction, when no erased position is left. The order matters, because between the erase and
- * the first record the journal is empty and the bootloader then boots the highest-version valid
- * image (boot_pick_highest), and because an erase cut short leaves the sector partly erased and
- * partly old records (any of which may then be the newest survivor):
+ * Compaction (journal_compact, and journal_append when no erased position is left). The order
+ * matters, because between the erase and the first record the journal is empty and the bootloader
+ * then boots the highest-version valid image (boot_pick_highest), and because an erase cut short
+ * leaves the sector partly erased and partly old records (any of which may then be the newest
+ * survivor):
+ *   0. Only a CONFIRMED record compacts. A TRIAL record never does (FOTA_E_FULL): written right
+ *      after the erase, it would leave a window in which the journal is empty, and an empty
+ *      journal boots the highest version, normally the very image on trial, untried. Room for the
+ *      TRIAL records is made beforehand: the update agent compacts at BEGIN, after erasing the
+ *      target slot (only the running image is then valid), when fewer than
+ *      JOURNAL_UPDATE_RESERVE positions are free, and ACTIVATE refuses when fewer than
+ *      JOURNAL_TRIAL_RECORDS are (agent.c). A bootloader that cannot append a trial attempt
+ *      because the journal is full reverts instead (boot_decide_trial_unrecorded).
  *   1. Validate both slots and ask boot_pick_highest what an empty journal would boot.
- *   2. If the new record is CONFIRMED for slot S (its image valid) and the pick is the other slot,
- *      withdraw that other image: program its ii_magic to IMAGE_INVALIDATED_MAGIC (zero, which
- *      programming can always do). Now an empty or half-erased journal boots S: the other slot
- *      cannot be picked by the fallback nor by a stale surviving record (it no longer validates).
- *      The withdrawn image is one the device no longer wants (a reverted trial, or an older
- *      upload superseded by S); the update agent writes a new one when needed.
- *      A TRIAL record never withdraws anything: its previous slot is the way back, and its trial
- *      slot is what is being activated. A cut in the window then boots one of the two, both valid.
+ *   2. If the new record is for slot S (its image valid) and the pick is the other slot, withdraw
+ *      that other image: program its ii_magic to IMAGE_INVALIDATED_MAGIC (zero, which programming
+ *      can always do). Now an empty or half-erased journal boots S: the other slot cannot be
+ *      picked by the fallback nor by a stale surviving record (it no longer validates). The
+ *      withdrawn image is one the device no longer wants (a reverted trial, or an older upload
+ *      superseded by S); the update agent writes a new one when needed.
  *   3. Erase the sector.
  *   4. Write the new record at offset 0, with the sequence continuing from the old journal.
  * A cut before 2 completes leaves the old journal intact (a cut inside 2 leaves ii_magic partly
- * cleared, i.e. already invalid); a cut in 3 or before 4 completes boots the fallback of step 1-2;
- * after 4 the new record rules. In every case the device boots a valid image. */
+ * cleared, i.e. already invalid); a cut in 3 or before 4 completes boots the fallback of step 1-2,
+ * the slot the new record confirms; after 4 the new record rules. In every case the device boots
+ * a valid image, and never one that is neither confirmed nor on a counted trial. */
 #include <string.h>
 #include "boot_decide.h"
 #include "crc32.h"
@@ -84,7 +92,7 @@ int journal_scan(const struct flash_area *fa, struct journal_state *st)
 static int withdraw_unwanted_image(const struct fota_meta_record *rec)
 {
     struct image_summary slot[2];
-    if (rec->mr_state != FOTA_META_STATE_CONFIRMED || rec->mr_active_slot > FOTA_SLOT_B) {
+    if (rec->mr_active_slot > FOTA_SLOT_B) {
         return FOTA_OK;
     }
     (void)image_validate(FOTA_SLOT_A, &slot[FOTA_SLOT_A]);
@@ -100,6 +108,9 @@ static int withdraw_unwanted_image(const struct fota_meta_record *rec)
 
 static int compact(const struct flash_area *fa, struct journal_state *st, const struct fota_meta_record *rec)
 {
+    if (rec->mr_state != FOTA_META_STATE_CONFIRMED) {
+        return FOTA_E_FULL; /* step 0 */
+    }
     int rc = withdraw_unwanted_image(rec);
     if (rc != FOTA_OK) {
         return rc;
@@ -118,16 +129,44 @@ static int compact(const struct flash_area *fa, struct journal_state *st, const 
     return FOTA_OK;
 }
 
-int journal_append(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec)
+/* Sequence (after the newest record), magic, reserved fields and CRC. */
+static void finish_record(const struct journal_state *st, struct fota_meta_record *rec)
 {
-    if (fa == NULL || st == NULL || rec == NULL) {
-        return FOTA_E_ARG;
-    }
     rec->mr_magic = FOTA_META_RECORD_MAGIC;
     rec->mr_seq = st->have_record ? st->latest.mr_seq + 1u : 1u;
     memset(rec->mr_reserved, 0, sizeof(rec->mr_reserved));
     rec->mr_reserved2 = 0;
     rec->mr_crc32 = crc32_update(0, rec, REC_CRC_SPAN);
+}
+
+uint32_t journal_room(const struct flash_area *fa, const struct journal_state *st)
+{
+    if (fa == NULL || st == NULL || st->next_pos >= fa->size) {
+        return 0;
+    }
+    return (fa->size - st->next_pos) / REC_SIZE;
+}
+
+int journal_compact(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec)
+{
+    if (fa == NULL || st == NULL || rec == NULL) {
+        return FOTA_E_ARG;
+    }
+    finish_record(st, rec);
+    int rc = compact(fa, st, rec);
+    if (rc == FOTA_OK) {
+        st->latest = *rec;
+        st->have_record = 1;
+    }
+    return rc;
+}
+
+int journal_append(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec)
+{
+    if (fa == NULL || st == NULL || rec == NULL) {
+        return FOTA_E_ARG;
+    }
+    finish_record(st, rec);
 
     int rc = FOTA_E_FULL;
     /* A position that reads erased but does not take the record (a weak bit left by a cut-short

@@ -1,13 +1,21 @@
 /* Metadata journal in sector 11: append-only records (struct fota_meta_record, fota_image.h).
  * The valid record (magic and CRC) with the highest sequence wins; a torn record fails its CRC and
  * is skipped; appends go to the position after the last one that is not erased. When the sector is full,
- * journal_append compacts: see journal.c for the order that keeps a bootable device at any
- * power cut. */
+ * journal_append compacts with a CONFIRMED record, never with a TRIAL one (FOTA_E_FULL): see
+ * journal.c for the order that keeps a bootable device at any power cut, and why. */
 #ifndef FOTA_JOURNAL_H
 #define FOTA_JOURNAL_H
 
 #include "flash_area.h"
 #include "fota_image.h"
+
+/* Records an update needs after BEGIN, none of which may compact: ACTIVATE's TRIAL record and one
+ * TRIAL record per trial boot (the bootloader counts the attempt down). */
+#define JOURNAL_TRIAL_RECORDS (1u + FOTA_META_TRIAL_ATTEMPTS)
+/* Free positions BEGIN makes sure of: the trial records, the closing CONFIRMED record (confirm or
+ * revert) and a margin for records torn by power cuts during the update. */
+#define JOURNAL_TORN_MARGIN 8u
+#define JOURNAL_UPDATE_RESERVE (JOURNAL_TRIAL_RECORDS + 1u + JOURNAL_TORN_MARGIN)
 
 struct journal_state {
     int have_record;                 /* 0: no valid record in the sector */
@@ -18,8 +26,13 @@ struct journal_state {
 };
 
 int journal_scan(const struct flash_area *fa, struct journal_state *st);
-/* Fill seq (latest + 1), magic and CRC of rec and append it; compacts when full.
- * On success st describes the journal with rec as the latest record. */
+/* Fill seq (latest + 1), magic and CRC of rec and append it; when full, compacts for a CONFIRMED
+ * record and returns FOTA_E_FULL for a TRIAL one (journal.c, step 0). On success st describes the journal with rec as the latest record. */
 int journal_append(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec);
+/* Erased positions left after the last used one (appends without compaction still possible). */
+uint32_t journal_room(const struct flash_area *fa, const struct journal_state *st);
+/* Compact now, whatever the room: the sector afresh with rec (seq continuing) as its only record,
+ * in the order of journal.c. rec must be CONFIRMED (else FOTA_E_FULL, nothing touched). */
+int journal_compact(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec);
 
 #endif /* FOTA_JOURNAL_H */

@@ -255,6 +255,36 @@ TEST(boot_every_combination_keeps_the_rules)
     CHECK_EQ(combos, S_KINDS * S_KINDS * 10 * 2);
 }
 
+TEST(boot_trial_unrecorded)
+{
+    /* The trial record could not be appended: journal full -> revert recorded; another error ->
+     * the other slot for this boot only; no other slot -> the trial slot anyway, uncounted. */
+    struct boot_input in;
+    struct boot_decision d = decide(S_V1, S_V2, 1, TRIAL(B, 2), 0);
+    memset(&in, 0, sizeof(in));
+    in.slot[A] = slot_state(S_V1);
+    in.slot[B] = slot_state(S_V2);
+    boot_decide_trial_unrecorded(&in, FOTA_E_FULL, &d);
+    CHECK_EQ(d.boot_slot, A);
+    CHECK_EQ(d.reason, BOOT_R_REVERT_ATTEMPTS);
+    CHECK_EQ(d.start_watchdog, 0);
+    CHECK_EQ(d.append, 1);
+    CHECK(d.record.mr_active_slot == A && d.record.mr_state == FOTA_META_STATE_CONFIRMED &&
+              d.record.mr_last_result == FOTA_RESULT_REVERTED_NO_CONFIRM && d.record.mr_ver_major == 1,
+          "revert record");
+    d = decide(S_V1, S_V2, 1, TRIAL(B, 2), 0);
+    boot_decide_trial_unrecorded(&in, FOTA_E_FLASH, &d);
+    CHECK(d.boot_slot == A && d.reason == BOOT_R_FALLBACK && !d.append && !d.start_watchdog, "fallback");
+    in.slot[A] = slot_state(S_INVALID);
+    d = decide(S_INVALID, S_V2, 1, TRIAL(B, 2), 0);
+    boot_decide_trial_unrecorded(&in, FOTA_E_FULL, &d);
+    CHECK(d.boot_slot == B && d.reason == BOOT_R_TRIAL && d.start_watchdog && !d.append, "no way back");
+    d = decide(S_V1, S_V2, 1, CONF(B), 0); /* not a trial boot: unchanged */
+    in.slot[A] = slot_state(S_V1);
+    boot_decide_trial_unrecorded(&in, FOTA_E_FULL, &d);
+    CHECK(d.boot_slot == B && d.reason == BOOT_R_CONFIRMED && !d.append, "confirmed boot changed");
+}
+
 /* What the bootloader does (boot/main.c): decide, then append the decision's record. */
 static int boot_and_record(struct boot_decision *d)
 {

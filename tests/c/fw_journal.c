@@ -222,17 +222,76 @@ TEST(journal_compaction_power_cut_revert)
     printf("  cut points: %u\n", points);
 }
 
-TEST(journal_compaction_power_cut_activate)
+TEST(journal_trial_record_never_compacts)
 {
-    /* ACTIVATE of B (trial) into a full journal: a cut boots the old A or the new B, never nothing;
-     * the image in B is kept (a trial record withdraws nothing). */
+    /* ACTIVATE of B (trial) into a full journal: compacting would erase the sector before the
+     * TRIAL record exists, and an empty journal boots the highest version (B) untried. So the
+     * append is refused, flash untouched, and A stays confirmed. journal_compact refuses it too. */
     struct cut_case c = {"activate", fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0),
-                         fw_record(FOTA_SLOT_B, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, FOTA_SLOT_A),
-                         (1u << FOTA_SLOT_A) | (1u << FOTA_SLOT_B), FOTA_SLOT_B};
-    uint32_t points = 0;
-    run_cut_case(&c, &points);
-    CHECK(!test_failed && points >= 9, "covered %u cut points", points);
-    printf("  cut points: %u\n", points);
+                         fw_record(FOTA_SLOT_B, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, FOTA_SLOT_A), 0, 0};
+    static uint8_t before[FOTA_REGION_METADATA_SIZE];
+    const uint8_t *meta = flash_ram_mem() + (FOTA_REGION_METADATA_BASE - FOTA_FLASH_BASE);
+    setup(&c);
+    memcpy(before, meta, sizeof(before));
+    struct journal_state js;
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    CHECK_EQ(journal_room(fw_meta(), &js), 0);
+    struct fota_meta_record r = c.append;
+    CHECK_EQ(journal_append(fw_meta(), &js, &r), FOTA_E_FULL);
+    r = c.append;
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    CHECK_EQ(journal_compact(fw_meta(), &js, &r), FOTA_E_FULL);
+    CHECK_EQ(flash_ram_ops(), 0);
+    CHECK(memcmp(before, meta, sizeof(before)) == 0, "journal changed");
+    struct image_summary s;
+    CHECK_EQ(image_validate(FOTA_SLOT_B, &s), FOTA_OK); /* nothing withdrawn either */
+    struct boot_decision d;
+    CHECK_EQ(fw_boot(&d, 0), FOTA_SLOT_A);
+    CHECK_EQ(d.reason, BOOT_R_CONFIRMED);
+    /* With one position left the same record is appended normally. */
+    fw_flash_fresh();
+    CHECK_EQ(append(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0), FOTA_OK);
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    CHECK_EQ(journal_room(fw_meta(), &js), POSITIONS - 1u);
+}
+
+TEST(journal_compact_on_demand_power_cut)
+{
+    /* journal_compact (BEGIN's, with room left): same order as a full journal's compaction. A
+     * confirmed, a newer image in B: a cut anywhere never boots B, and the retry completes. */
+    fw_flash_fresh();
+    fw_put_image(FOTA_SLOT_A, &a_v1);
+    fw_put_image(FOTA_SLOT_B, &b_v2);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(append(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0), FOTA_OK);
+    }
+    static uint8_t before[FOTA_FLASH_SIZE];
+    memcpy(before, flash_ram_mem(), sizeof(before));
+    struct journal_state js;
+    struct fota_meta_record r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
+    flash_ram_power_on();
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    CHECK_EQ(journal_compact(fw_meta(), &js, &r), FOTA_OK);
+    CHECK_EQ(js.latest.mr_seq, 6);
+    uint32_t ops = flash_ram_ops();
+    CHECK_EQ(flash_ram_erases(), 1);
+    CHECK(ops >= 10, "%u operations (withdraw + erase + 8 words)", ops);
+    struct boot_decision d;
+    for (uint32_t k = 0; k < ops; k++) {
+        memcpy(flash_ram_mem(), before, sizeof(before));
+        flash_ram_power_on();
+        flash_ram_cut_at((int32_t)k);
+        r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
+        CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+        CHECK(journal_compact(fw_meta(), &js, &r) != FOTA_OK, "cut at %u not seen", k);
+        flash_ram_power_on();
+        CHECK(fw_boot(&d, 0) == FOTA_SLOT_A, "cut at %u boots %d (%s)", k, d.boot_slot, boot_reason_str(d.reason));
+        r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
+        (void)journal_scan(fw_meta(), &js);
+        CHECK(journal_compact(fw_meta(), &js, &r) == FOTA_OK, "retry after cut at %u", k);
+        CHECK(fw_boot(&d, 0) == FOTA_SLOT_A && d.reason == BOOT_R_CONFIRMED, "after cut at %u", k);
+        CHECK_EQ(flash_ram_violations(), 0);
+    }
 }
 
 TEST(journal_compaction_withdraws_only_when_needed)

@@ -1,5 +1,5 @@
 """Host tests of the firmware's shared modules (stm32/common: crc32, sha256, flash_area, image,
-journal, boot_decide) over the RAM-backed flash stm32/test/flash_ram.c, and of the pure parts of
+journal, boot_decide, and the update agent in whole-update power-cut tests) over the RAM-backed flash stm32/test/flash_ram.c, and of the pure parts of
 the application (app/sched.c) and drivers (the temperature conversion in drivers/adc_temp.c).
 
 The C cases live in tests/c/fw_*.c (TEST(name) blocks). The runner is built once per module with
@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 STM32 = ROOT / "stm32"
-MODULES = ("crc32", "sha256", "flash_area", "image", "journal", "boot_decide")
+MODULES = ("crc32", "sha256", "flash_area", "image", "journal", "boot_decide", "agent")
 OTHER = (STM32 / "app" / "sched.c", STM32 / "drivers" / "adc_temp.c")
 SOURCES = sorted(HERE.glob("fw_*.c"))
 CFLAGS = [
