@@ -79,9 +79,9 @@ static struct fota_image_info info_of(uint8_t slot)
     return ii;
 }
 
-/* The master's whole update from the image running in A: INFO, BEGIN, WRITE..., VERIFY, ACTIVATE.
- * Returns 0 when every step answered OK. */
-static int update(void)
+/* The master's update from the image running in A: INFO, BEGIN, WRITE..., VERIFY. Returns 0 when
+ * every step answered OK. */
+static int update_until_verify(void)
 {
     struct fota_image_info run = info_of(A);
     struct fota_begin_req br;
@@ -114,9 +114,14 @@ static int update(void)
             return -1;
         }
     }
-    if (request(FOTA_CMD_VERIFY, NULL, 0) != FOTA_ST_OK || request(FOTA_CMD_ACTIVATE, NULL, 0) != FOTA_ST_OK ||
-        request(FOTA_CMD_NOP, NULL, 0) != FOTA_ST_OK) {
-        return -1; /* (the NOP collects a WRITE failure reported late) */
+    return request(FOTA_CMD_VERIFY, NULL, 0) == FOTA_ST_OK ? 0 : -1;
+}
+
+/* The whole update: up to VERIFY, then ACTIVATE. */
+static int update(void)
+{
+    if (update_until_verify() != 0 || request(FOTA_CMD_ACTIVATE, NULL, 0) != FOTA_ST_OK) {
+        return -1;
     }
     return 0;
 }
@@ -332,4 +337,33 @@ TEST(boot_trial_into_full_journal_reverts_power_cut_everywhere)
         CHECK(d.boot_slot == A && d.reason == BOOT_R_CONFIRMED, "cut at %u: ends %d (%s)", k, d.boot_slot,
               boot_reason_str(d.reason));
     }
+}
+
+TEST(activate_refused_without_room_for_the_trial_records)
+{
+    /* Room vanished between BEGIN and VERIFY's end (here: records added behind the agent's back):
+     * ACTIVATE answers ERR_FLASH, writes nothing and fails the session, so A stays confirmed; the
+     * next BEGIN erases B and compacts, and the update then activates. */
+    struct journal_state js;
+    struct boot_decision d;
+    struct image_summary s;
+    CHECK_EQ(prepare(POSITIONS / 2u), 0);
+    restore();
+    CHECK_EQ(update_until_verify(), 0);
+    CHECK_EQ(ag.stats.journal_compactions, 0);
+    (void)journal_scan(fw_meta(), &js);
+    while (journal_room(fw_meta(), &js) > JOURNAL_TRIAL_RECORDS - 1u) {
+        struct fota_meta_record r = fw_record(A, FOTA_META_STATE_CONFIRMED, 0, A);
+        CHECK_EQ(journal_append(fw_meta(), &js, &r), FOTA_OK);
+    }
+    flash_ram_power_on();
+    CHECK_EQ(request(FOTA_CMD_ACTIVATE, NULL, 0), FOTA_ST_ERR_FLASH);
+    CHECK_EQ(flash_ram_ops(), 0);
+    CHECK_EQ(ag.s.state, FOTA_SESSION_FAILED);
+    CHECK_EQ(ag.journal_err, FOTA_E_FULL);
+    CHECK(boot(&d) == A && d.reason == BOOT_R_CONFIRMED, "boots %d (%s)", d.boot_slot, boot_reason_str(d.reason));
+    CHECK_EQ(image_validate(B, &s), FOTA_OK); /* verified, never activated */
+    CHECK_EQ(update(), 0);
+    CHECK_EQ(ag.stats.journal_compactions, 1);
+    CHECK(boot(&d) == B && d.reason == BOOT_R_TRIAL, "boots %d (%s)", d.boot_slot, boot_reason_str(d.reason));
 }
