@@ -175,17 +175,18 @@ class Http:
         try:
             sock.settimeout(self.timeout_s)
             sock.connect(ai[-1])
-            lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
-                     "User-Agent: stm32-fota-bridge"]
+            # One formatted string and few concatenations (a list of lines and its join would
+            # leave a string per line behind).
+            head = ("%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n"  # noqa: UP031
+                    "User-Agent: stm32-fota-bridge\r\n" % (method, target, host, port))
             if self.token:
-                lines.append("Authorization: Bearer " + self.token)
+                head += "Authorization: Bearer " + self.token + "\r\n"
             if headers:
                 for k in headers:
-                    lines.append(k + ": " + headers[k])
+                    head += k + ": " + headers[k] + "\r\n"
             if body is not None:
-                lines.append("Content-Type: application/json")
-                lines.append(f"Content-Length: {len(body)}")
-            head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+                head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)  # noqa: UP031
+            head = (head + "\r\n").encode()
             if body is not None:
                 head += body
             send = getattr(sock, "sendall", None) or sock.write
@@ -212,25 +213,33 @@ class Http:
                 raise BridgeError(f"Failed to {what}: the server closed the connection without a response")
             end = _head_end(buf, got - 3 if got > 3 else 0, got + n)
             got += n
-        lines = str(mv[:end], "utf-8").split("\r\n")
-        parts = lines[0].split(" ", 2)
+        # Only the status line and the two headers that matter are decoded; the others are
+        # skipped in the buffer (no string per header line).
+        i = _find(buf, 13, 0, end)
+        first = str(mv[:i], "utf-8")
+        parts = first.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/"):
             raise BridgeError(f"Failed to {what}: not an HTTP response")
         try:
             status = int(parts[1])
         except ValueError:
-            raise BridgeError(f"Failed to {what}: bad status line {lines[0][:40]}") from None
+            raise BridgeError(f"Failed to {what}: bad status line {first[:40]}") from None
         length = -1
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            k = k.strip().lower()
-            if k == "content-length":
+        i += 2
+        while i < end:
+            j = _find(buf, 13, i, end)        # CR of this line's CRLF (or the head's end)
+            c = _find(buf, 58, i, j)          # the colon, or j: a line without one has no value
+            if _name_is(buf, i, c, b"content-length"):
+                v = str(mv[c + 1:j], "utf-8").strip() if c < j else ""
                 try:
-                    length = int(v.strip())
+                    length = int(v)
                 except ValueError:
-                    raise BridgeError(f"Failed to {what}: bad Content-Length {v.strip()[:20]}") from None
-            elif k == "transfer-encoding" and v.strip().lower() != "identity":
-                raise BridgeError(f"Failed to {what}: transfer encoding {v.strip()} is not supported")
+                    raise BridgeError(f"Failed to {what}: bad Content-Length {v[:20]}") from None
+            elif _name_is(buf, i, c, b"transfer-encoding"):
+                v = str(mv[c + 1:j], "utf-8").strip() if c < j else ""
+                if v.lower() != "identity":
+                    raise BridgeError(f"Failed to {what}: transfer encoding {v} is not supported")
+            i = j + 2
         return Body(sock, status, length, bytes(mv[end + 4:got]))
 
     def json(self, method, path, doc=None):
@@ -268,6 +277,31 @@ def _head_end(buf, start, stop):
         if buf[i] == 13 and buf[i + 1] == 10 and buf[i + 2] == 13 and buf[i + 3] == 10:
             return i
     return -1
+
+
+def _find(buf, byte, start, stop):
+    """Index of the first `byte` in buf[start:stop], or stop; no copy."""
+    while start < stop and buf[start] != byte:
+        start += 1
+    return start
+
+
+def _name_is(buf, start, stop, name):
+    """Whether buf[start:stop], blanks around it ignored, is `name` (lower-case ASCII bytes) in
+    any case; no copy."""
+    while start < stop and (buf[start] == 32 or buf[start] == 9):
+        start += 1
+    while stop > start and (buf[stop - 1] == 32 or buf[stop - 1] == 9):
+        stop -= 1
+    if stop - start != len(name):
+        return False
+    for k in range(len(name)):
+        b = buf[start + k]
+        if 65 <= b <= 90:   # A-Z
+            b |= 0x20
+        if b != name[k]:
+            return False
+    return True
 
 
 def _oserror(e):

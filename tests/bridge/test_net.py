@@ -120,3 +120,44 @@ def test_body_bytes_that_came_with_the_head_start_the_stream(raw: RawServer) -> 
         assert bytes(buf) == data and body.readinto(mv) == 0
     finally:
         body.close()
+
+
+def test_header_names_in_any_case_and_spacing(raw: RawServer) -> None:
+    body = b'{"k": 1}'
+    raw.pieces = [b"HTTP/1.1 200 OK\r\nServer: x\r\n  cONTENT-lENGTH :  8 \r\nNoColonLine\r\n"
+                  b"Transfer-Encoding: IDENTITY\r\n\r\n" + body + b"trailing bytes beyond the length"]
+    assert net.Http(raw.url).post_json("/x", {}) == {"k": 1}
+
+
+@pytest.mark.parametrize(("head", "reason"), [
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 12x\r\n\r\n", "bad Content-Length 12x"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length\r\n\r\n", r"bad Content-Length $"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "transfer encoding chunked is not supported"),
+    (b"HTTP/1.1 2xx OK\r\n\r\n", "bad status line HTTP/1.1 2xx OK"),
+    (b"SSH-2.0-x\r\n\r\n", "not an HTTP response"),
+])
+def test_bad_heads_are_named(raw: RawServer, head: bytes, reason: str) -> None:
+    raw.pieces = [head]
+    with pytest.raises(BridgeError, match="Failed to POST /x: " + reason):
+        net.Http(raw.url).post_json("/x", {})
+
+
+def test_error_status_with_its_reason(raw: RawServer) -> None:
+    raw.pieces = [b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"]
+    with pytest.raises(BridgeError, match=r"Failed to POST /x: server answered 503 busy$"):
+        net.Http(raw.url).post_json("/x", {})
+
+
+def test_request_bytes(raw: RawServer) -> None:
+    port = raw.url.rsplit(":", 1)[1]
+    raw.pieces = [_answer({})]
+    net.Http(raw.url, token="tk").post_json("/api/v1/report", {"a": 1})
+    assert raw.requests[-1] == (
+        b"POST /api/v1/report HTTP/1.1\r\nHost: 127.0.0.1:" + port.encode() + b"\r\nConnection: close\r\n"
+        b"User-Agent: stm32-fota-bridge\r\nAuthorization: Bearer tk\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 8\r\n\r\n{"a": 1}')
+    raw.pieces = [b"HTTP/1.1 206 Partial Content\r\nContent-Length: 0\r\n\r\n"]
+    net.Http(raw.url + "/base/").get("/img.bin", offset=4096).close()
+    assert raw.requests[-1] == (
+        b"GET /base/img.bin HTTP/1.1\r\nHost: 127.0.0.1:" + port.encode() + b"\r\nConnection: close\r\n"
+        b"User-Agent: stm32-fota-bridge\r\nRange: bytes=4096-\r\n\r\n")

@@ -78,7 +78,10 @@ def test_update_cycle_heap_fits_an_esp32(node_runtime: None, fw_build: BuildResu
         board.close()
     assert heap.result.startswith("fota: result confirmed 1.1.0 slot B"), heap.lines[-5:]
     assert len(heap.marks) == 24                      # one progress line per 4 KB chunk
-    # 80 bytes of progress line, the transmit frame's CRC int, a view per extra socket read;
-    # before the bridge kept its views and read the response by index it was 480.
-    assert heap.per_chunk_median <= 200, heap.per_chunk
+    # Per chunk: 80 bytes of progress line, the transmit frame's CRC int (32 bytes, 3 times out of
+    # 4), 32 bytes per socket read beyond the first (the socket stand-in's and a view); how the
+    # host's TCP splits the stream varies with the machine's load, hence the margin of the median.
+    # Before the bridge kept its views and read the response by index: min 368, median 480.
+    assert min(heap.per_chunk) <= 160, heap.per_chunk
+    assert heap.per_chunk_median <= 256, heap.per_chunk
     assert heap.peak < heap.heap_bytes, heap.peak        # gc.mem_free() of an ESP32 after boot
