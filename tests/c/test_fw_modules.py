@@ -1,6 +1,7 @@
 """Host tests of the firmware's shared modules (stm32/common: crc32, sha256, flash_area, image,
-journal, boot_decide, and the update agent in whole-update power-cut tests) over the RAM-backed flash stm32/test/flash_ram.c, and of the pure parts of
-the application (app/sched.c) and drivers (the temperature conversion in drivers/adc_temp.c).
+journal, boot_decide, and the update agent in whole-update power-cut tests) over the RAM-backed
+flash stm32/test/flash_ram.c, and of the pure parts of the application (app/sched.c) and drivers
+(the temperature conversion in drivers/adc_temp.c).
 
 The C cases live in tests/c/fw_*.c (TEST(name) blocks). The runner is built once per module with
 the host gcc (AddressSanitizer + UBSan, -Werror) and run once; every C case is one pytest case.
