@@ -150,14 +150,15 @@ def _u32(buf, i):
 
 
 def erase_timeout_ms(target_slot, size):
-    """READY bound after BEGIN: ERASE_TIMEOUT_PER_SECTOR_MS for each sector the image touches."""
+    """READY bound after BEGIN: ERASE_TIMEOUT_PER_SECTOR_MS for each sector the image touches,
+    plus one for the metadata sector, which BEGIN erases when it compacts a nearly full journal."""
     base = SLOT_B_BASE if target_slot else SLOT_A_BASE
     end = base + max(size, 1)
     n = 0
     for sbase, ssize in SECTORS:
         if sbase < end and sbase + ssize > base:
             n += 1
-    return ERASE_TIMEOUT_PER_SECTOR_MS * max(n, 1)
+    return ERASE_TIMEOUT_PER_SECTOR_MS * (max(n, 1) + 1)
 
 
 class Link:
