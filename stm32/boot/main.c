@@ -126,12 +126,7 @@ int main(void)
     log_u32(ci.sysclk_hz / 1000000u);
     log_str(" MHz");
     log_end();
-    if (clock_rc != FOTA_OK) {
-        log_begin();
-        log_str("warning: HSE did not start, running on ");
-        log_str(clock_source_str(ci.source));
-        log_end();
-    }
+    log_clock_fallback(clock_rc, ci.source);
 
     fa_init(&flash_stm32_port);
     struct boot_input in;

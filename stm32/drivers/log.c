@@ -1,5 +1,7 @@
 /* Small formatted output without printf (no libc). */
 #include "log.h"
+#include "clock.h"
+#include "fota_err.h"
 #include "uart.h"
 
 void log_begin(void)
@@ -89,4 +91,15 @@ void fault_report(uint32_t exception_number)
     log_str(", resetting");
     log_end();
     uart_flush();
+}
+
+void log_clock_fallback(int clock_rc, uint8_t source)
+{
+    if (clock_rc == FOTA_OK) {
+        return;
+    }
+    log_begin();
+    log_str("warning: HSE did not start, running on ");
+    log_str(clock_source_str(source));
+    log_end();
 }
