@@ -58,6 +58,7 @@ class BenchRun:
 _LINK_ROW = re.compile(r"^\s*(\d+) KB\s+(\d+)\s+([\d.]+)ms\s+([\d.]+)ms\s+([\d.]+)\s.*?\s([\d.]+)\s*$")
 _LINK_BOOT = re.compile(r"confirmed image ([\d.]+) ms, first trial boot ([\d.]+) ms")
 _TWIN_LINE = re.compile(r"^(\d)\. (.*?):.*?([\d.]+) M instructions/s")
+_TWIN_HOST = re.compile(r": ([\d.]+ m?s) host")
 
 
 def parse_link(out: str, _json: dict[str, Any] | None) -> list[Figure]:
@@ -80,7 +81,9 @@ def parse_twin(out: str, _json: dict[str, Any] | None) -> list[Figure]:
     figs = []
     for line in out.splitlines():
         if m := _TWIN_LINE.match(line):
-            figs.append(Figure("twin speed", m[2], f"{float(m[3]):.1f} M instructions/s"))
+            host = _TWIN_HOST.search(line)
+            figs.append(Figure("twin speed", m[2], f"{float(m[3]):.1f} M instructions/s",
+                               f"{host[1]} host time" if host else ""))
     return figs
 
 
