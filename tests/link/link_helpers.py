@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stm32_fota.image import INFO_OFFSET, INFO_SIZE
-from stm32_fota.master import BridgeError, Master, TwinPort, fotalink
+from stm32_fota.master import BridgeError, LinkError, Master, TwinPort, fotalink
 from stm32_fota.spec import IMAGE, LAYOUT, PROTOCOL
 from stm32_twin.board import Stm32Twin
 
@@ -126,3 +126,26 @@ class Builds:
 
     def image(self, build_dir: Path, name: str) -> bytes:
         return (build_dir / f"{name}.bin").read_bytes()
+
+
+CONFIRM_WAIT_MS = 15_000   # the self-test confirms after about 3 s
+
+
+def try_info(twin: Stm32Twin) -> dict | None:
+    """INFO, or None when the device does not answer (booting, powered off, link dead)."""
+    try:
+        return master(twin).info()
+    except LinkError:
+        return None
+
+
+def wait_confirmed_b(twin: Stm32Twin) -> dict:
+    """Run until the device runs slot B confirmed (v1.1.0 in these tests); INFO at the end."""
+    deadline = twin.now_ms + CONFIRM_WAIT_MS
+    info = None
+    while twin.now_ms < deadline:
+        info = try_info(twin)
+        if info and info["meta_state"] == IC["META_STATE_CONFIRMED"] and info["running_slot"] == SLOT_B:
+            return info
+        twin.run(ms=250)
+    raise AssertionError(f"v1.1.0 not confirmed in slot B: {info}\n" + "\n".join(twin.uart_lines[-12:]))

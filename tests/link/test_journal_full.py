@@ -20,7 +20,18 @@ import zlib
 from dataclasses import dataclass
 
 import pytest
-from link_helpers import SLOT_A, SLOT_B, Builds, boot, master, new_twin, region_bytes
+from link_helpers import (
+    CONFIRM_WAIT_MS,
+    SLOT_A,
+    SLOT_B,
+    Builds,
+    boot,
+    master,
+    new_twin,
+    region_bytes,
+    try_info,
+    wait_confirmed_b,
+)
 from stm32_fota.master import BridgeError, BytesSource, LinkError
 from stm32_fota.spec import IMAGE, LAYOUT
 from stm32_twin.board import Stm32Twin
@@ -30,7 +41,6 @@ REC = IMAGE.structs["meta_record"]
 META = LAYOUT.region("metadata")
 POSITIONS = META.size // REC.size
 ROOM = 3                                   # free positions: fewer than ACTIVATE + the trial boots
-CONFIRM_WAIT_MS = 15_000
 
 
 def _record(seq: int, **fields: int) -> bytes:
@@ -101,31 +111,13 @@ def baseline(builds: Builds, booted_flash: bytes) -> Baseline:
         assert m3 - m2 == REC.size // 4, f"ACTIVATE: {m3 - m2} flash operations"
         link.reset()
         boot(twin, power=False)
-        info = _wait_confirmed(twin)
+        info = wait_confirmed_b(twin)
         assert info["last_result"] == IC["RESULT_CONFIRMED"]
         # ACTIVATE, the trial boot and the confirmation after the compaction record: no other erase.
         assert len(_records(twin)) == 4
         return Baseline(start, image, tuple(range(m0 + 1, m1 + 1)), tuple(range(m2 + 1, m3 + 1)))
     finally:
         twin.close()
-
-
-def _info(twin: Stm32Twin) -> dict | None:
-    try:
-        return master(twin).info()
-    except LinkError:
-        return None
-
-
-def _wait_confirmed(twin: Stm32Twin) -> dict:
-    deadline = twin.now_ms + CONFIRM_WAIT_MS
-    info = None
-    while twin.now_ms < deadline:
-        info = _info(twin)
-        if info and info["meta_state"] == IC["META_STATE_CONFIRMED"] and info["running_slot"] == SLOT_B:
-            return info
-        twin.run(ms=250)
-    raise AssertionError(f"v1.1.0 not confirmed in slot B: {info}\n" + "\n".join(twin.uart_lines[-12:]))
 
 
 def _cut_points() -> list[str]:
@@ -165,8 +157,8 @@ def test_power_cut_in_begin_compaction_or_activate(baseline: Baseline, point: st
             r = master(twin).update(baseline.image, confirm_timeout_ms=CONFIRM_WAIT_MS)
             assert r.outcome == "confirmed", f"cut at {point}: retry ended {r.outcome} {r.reason}"
         else:
-            _wait_confirmed(twin)
-        info = _info(twin)
+            wait_confirmed_b(twin)
+        info = try_info(twin)
         assert info is not None and info["running_slot"] == SLOT_B and info["run_minor"] == 1, info
     finally:
         twin.close()

@@ -19,15 +19,23 @@ import zlib
 from dataclasses import dataclass
 
 import pytest
-from link_helpers import SLOT_A, SLOT_B, Builds, boot, master, new_twin
+from link_helpers import (
+    CONFIRM_WAIT_MS,
+    SLOT_A,
+    SLOT_B,
+    Builds,
+    boot,
+    master,
+    new_twin,
+    try_info,
+    wait_confirmed_b,
+)
 from stm32_fota.master import BridgeError, BytesSource, LinkError
 from stm32_fota.spec import IMAGE, LAYOUT
-from stm32_twin.board import Stm32Twin
 
 IC = IMAGE.constants
 SHARDS = 6
 PROGRAM_CUTS = 200                         # program operations cut, spread over the image
-CONFIRM_WAIT_MS = 15_000                   # self-test confirms after 3 s
 RETRY_EVERY = 25                           # program cuts followed by a full retry: 1 in 25
 
 
@@ -39,24 +47,6 @@ class Baseline:
     programs: tuple[int, ...]
     journal: tuple[int, ...]
     activate_done: int           # the last operation of ACTIVATE's record
-
-
-def _info(twin: Stm32Twin) -> dict | None:
-    try:
-        return master(twin).info()
-    except LinkError:
-        return None
-
-
-def _wait_confirmed(twin: Stm32Twin) -> dict:
-    deadline = twin.now_ms + CONFIRM_WAIT_MS
-    info = None
-    while twin.now_ms < deadline:
-        info = _info(twin)
-        if info and info["meta_state"] == IC["META_STATE_CONFIRMED"] and info["running_slot"] == SLOT_B:
-            return info
-        twin.run(ms=250)
-    raise AssertionError(f"v1.1.0 not confirmed in slot B: {info}\n" + "\n".join(twin.uart_lines[-12:]))
 
 
 def _start_flash(booted_flash: bytes) -> bytes:
@@ -92,7 +82,7 @@ def baseline(builds: Builds, booted_flash: bytes) -> Baseline:
     marks.append(twin.flash_op_count)
     link.reset()
     boot(twin, power=False)
-    _wait_confirmed(twin)
+    wait_confirmed_b(twin)
     marks.append(twin.flash_op_count)
     twin.close()
     erases = tuple(range(marks[0] + 1, marks[1] + 1))
@@ -123,7 +113,7 @@ def _cut_and_recover(b: Baseline, op: int, retry: bool) -> str:
 
         twin.power_on()
         boot(twin, power=False)
-        info = _info(twin)
+        info = try_info(twin)
         assert info is not None, f"cut at {op}: no INFO after the reboot"
         slot = info["running_slot"]
         version = (info["run_major"], info["run_minor"], info["run_patch"])
@@ -143,10 +133,10 @@ def _cut_and_recover(b: Baseline, op: int, retry: bool) -> str:
             assert r.outcome == "activated", f"cut at {op}: retry ended {r.outcome} {r.reason}"
             twin.reset_pin()
             boot(twin, power=False)
-            info = _info(twin)
+            info = try_info(twin)
             assert info is not None and info["running_slot"] == SLOT_B and info["run_minor"] == 1, info
         if op in b.journal or first == "new":
-            _wait_confirmed(twin)
+            wait_confirmed_b(twin)
         assert twin.flash_bytes(LAYOUT.region("slot_b").base, len(b.image)) == b.image
         return first
     finally:
