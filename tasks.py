@@ -363,22 +363,30 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 
 @task(iterable=["only"], help={
-    "only": "run only this benchmark (repeatable): build, link, twin, server (default: all)",
+    "only": "run only this benchmark (repeatable): build, link, twin, server, vesp32, bridge-mem "
+            "(default: all)",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
     "no_save": "do not overwrite bench/results.md with this run",
+    "merge": "replace only this run's rows in bench/results.md and keep the other benchmarks' rows",
 })
-def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False) -> None:
+def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False,
+          merge: bool = False) -> None:
     """Run every benchmark; print one table (bench/results.md)."""
-    from stm32_fota.bench import ALL, format_table, run_benches, write_results
+    from stm32_fota.bench import ALL, format_table, merge_results, run_benches, write_results
     from stm32_fota.errors import FotaError
 
     try:
         runs = run_benches(only or ALL, suite=suite)
+        if merge and not suite:      # keep the saved suite time, not the "not measured" row
+            runs = [r for r in runs if r.name != "suite"]
+        print(format_table(runs))
+        if merge and not no_save:
+            print(f"bench: rows of {', '.join(r.name for r in runs)} merged into "
+                  f"{merge_results(runs).relative_to(ROOT)}")
+        elif not no_save:
+            print(f"bench: results written to {write_results(runs).relative_to(ROOT)}")
     except FotaError as e:
         raise _fail(e) from None
-    print(format_table(runs))
-    if not no_save:
-        print(f"bench: results written to {write_results(runs).relative_to(ROOT)}")
     failed = [r for r in runs if not r.ok]
     if failed:
         raise Exit("invoke: " + "; ".join(f"{r.name}: {r.error}" for r in failed), code=1)

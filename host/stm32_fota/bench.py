@@ -5,12 +5,14 @@
 
 Each script runs as its own process, exactly as a reader would run it (``python bench/<name>.py``);
 its figures are read from its ``--json`` file when it has that option (bench_build, bench_server)
-and otherwise parsed from the lines it prints (bench_link, bench_twin). A script that fails or is
+and otherwise parsed from the lines it prints (bench_link, bench_twin, bench_vesp32,
+bench_bridge_mem). A script that fails or is
 missing gives a row saying so, never an invented figure. The full test suite timing is optional
 (``suite=True``): it runs ``pytest -n 2`` over the whole suite and takes minutes.
 
 The last results are kept in bench/results.md (written by ``write_results``), so that a change of
-a figure shows up in review.
+a figure shows up in review. ``merge_results`` replaces only the rows of the benchmarks just run
+in that file and keeps the others (``invoke bench --only X --merge``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ BENCH_DIR = ROOT / "bench"
 RESULTS = BENCH_DIR / "results.md"
 SCRIPT_TIMEOUT_S = 1800.0
 SUITE_TIMEOUT_S = 3600.0
-ALL = ("build", "link", "twin", "server")
+ALL = ("build", "link", "twin", "server", "vesp32", "bridge-mem")
 
 
 @dataclass
@@ -116,6 +118,58 @@ def parse_build(_out: str, data: dict[str, Any] | None) -> list[Figure]:
                                f"min {d['min_s']:.2f} s, max {d['max_s']:.2f} s"))
     return figs
 
+_VESP_MS = re.compile(r"^(start-up|mpremote exec \(process, soft reset\)|mpremote resume exec \(process\)"
+                      r"|exec round trip \(open connection, raw-paste\)): ([\d.]+ ms) \((.*)\)\s*$")
+_VESP_CP = re.compile(r"^mpremote fs cp (\d+ KB): ([\d.]+ s), (\d+ KB/s) \((.*)\)\s*$")
+_VESP_UPDATE = re.compile(r"^update (\d+ KB) A -> B: (\w+), ([\d.]+ s) host; bridge says: (.*?)\s*$")
+_VESP_PEAK = re.compile(r"^update (\d+ KB) peak gc\.mem_alloc\(\): ([\d.]+ KB) of a (\d+ KB) heap")
+VESP32 = "virtual ESP32 (host time)"
+
+
+def parse_vesp32(out: str, _json: dict[str, Any] | None) -> list[Figure]:
+    figs = []
+    for line in out.splitlines():
+        if m := _VESP_MS.match(line):
+            figs.append(Figure(VESP32, m[1], m[2], m[3]))
+        elif m := _VESP_CP.match(line):
+            figs.append(Figure(VESP32, f"mpremote fs cp {m[1]}", m[2], f"{m[3]}, {m[4]}"))
+        elif m := _VESP_UPDATE.match(line):
+            figs.append(Figure(VESP32, f"update {m[1]} A -> B via the bridge", m[3],
+                               f"{m[2]}; bridge: {m[4]}"))
+        elif m := _VESP_PEAK.match(line):
+            figs.append(Figure(VESP32, f"update {m[1]}: peak gc.mem_alloc()", m[2],
+                               f"of a {m[3]} heap (upper bound: the cycle's garbage included)"))
+    return figs
+
+
+_MEM_CYCLE = r"^allocated by the cycle: (\d+) bytes .*?(\d+) bytes per chunk on average over (\d+) chunks"
+_MEM_CHUNK = r"^allocated per chunk while streaming: median (\d+) bytes \(min (\d+), max (\d+)"
+_MEM_LINES = (
+    (re.compile(r"^bridge imported: (\d+) bytes"), "bridge modules imported (live)", ""),
+    (re.compile(r"^config, Link, Http, Updater created: (\d+) bytes"), "config, Link, Http, Updater", ""),
+    (re.compile(_MEM_CYCLE), "allocated by the whole cycle", "{1} B per chunk on average over {2} chunks"),
+    (re.compile(_MEM_CHUNK), "allocated per chunk while streaming (median)",
+     "min {1} B, max {2} B (a chunk that also sends a progress report)"),
+    (re.compile(r"^peak gc\.mem_alloc\(\): (\d+) bytes"), "peak gc.mem_alloc()",
+     "modules and garbage included"),
+)
+_MEM_UPDATE = re.compile(r"^update (\d+ KB) A -> B: (fota: result .*?)\s*$")
+BRIDGE_MEM = "bridge heap, one update cycle (virtual ESP32)"
+
+
+def parse_bridge_mem(out: str, _json: dict[str, Any] | None) -> list[Figure]:
+    figs = []
+    update = ""
+    for line in out.splitlines():
+        if m := _MEM_UPDATE.match(line):
+            update = f"{m[1]} image, {m[2]}"
+        for rx, metric, note in _MEM_LINES:
+            if m := rx.match(line):
+                figs.append(Figure(BRIDGE_MEM, metric, f"{int(m[1])} B", note.format(*m.groups())))
+    if figs and update:
+        figs[0].note = update
+    return figs
+
 
 @dataclass(frozen=True)
 class Bench:
@@ -131,6 +185,8 @@ BENCHES = {
     "link": Bench("link", "bench_link.py", (), parse_link),
     "twin": Bench("twin", "bench_twin.py", (), parse_twin),
     "server": Bench("server", "bench_server.py", (), parse_server, json=True),
+    "vesp32": Bench("vesp32", "bench_vesp32.py", (), parse_vesp32),
+    "bridge-mem": Bench("bridge-mem", "bench_bridge_mem.py", (), parse_bridge_mem),
 }
 
 
@@ -234,4 +290,56 @@ def markdown(runs: list[BenchRun], when: datetime | None = None) -> str:
 def write_results(runs: list[BenchRun], path: Path = RESULTS) -> Path:
     """Write the table to bench/results.md (overwritten: the file holds the last run)."""
     path.write_text(markdown(runs), encoding="utf-8")
+    return path
+
+
+_RUN_TIMES = "Scripts and run times: "
+_MERGED = "Rows re-measured later (`invoke bench --only NAME --merge`): "
+
+
+def merge_markdown(old: str, runs: list[BenchRun], when: datetime | None = None) -> str:
+    """``old`` (a results.md) with the rows of ``runs`` in place of the rows those benchmarks gave
+    last time (matched by group, or by bench name for a NOT MEASURED row); other rows are kept.
+
+    New groups go before the test suite row; the run-times line is updated and a line under the
+    date of the full run says which rows were measured later, and when."""
+    new = markdown(runs, when).splitlines()
+    new_rows = [ln for ln in new if ln.startswith("| ") and not ln.startswith("| group |")]
+    replaced = {ln.split(" | ")[0][2:] for ln in new_rows} | {r.name for r in runs}
+    lines = old.splitlines()
+    try:
+        first = lines.index("|---|---|---|---|") + 1
+    except ValueError:
+        from .errors import FotaError
+
+        raise FotaError("Failed to merge the benchmark results: no table in the saved file "
+                        "(run `invoke bench` without --merge once)") from None
+    end = first
+    while end < len(lines) and lines[end].startswith("| "):
+        end += 1
+    kept = [ln for ln in lines[first:end] if ln.split(" | ")[0][2:] not in replaced]
+    at = next((i for i, ln in enumerate(kept) if ln.startswith("| test suite |")), len(kept))
+    table = kept[:at] + new_rows + kept[at:]
+    times = {r.name: f"{r.seconds:.0f} s" for r in runs}
+    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    merged = {r.name: stamp for r in runs}
+    head = [ln for ln in lines[:first] if not ln.startswith(_MERGED)]
+    for ln in lines[:first]:
+        if ln.startswith(_MERGED):
+            merged = dict(item.split(" ", 1) for item in ln[len(_MERGED):].rstrip(".").split(", ")) | merged
+    at_date = next((i + 1 for i, ln in enumerate(head) if ln.startswith("Last `invoke bench` run: ")), 1)
+    head[at_date:at_date] = [_MERGED + ", ".join(f"{k} {v}" for k, v in merged.items()) + "."]
+    out = []
+    for ln in head + table + lines[end:]:
+        if ln.startswith(_RUN_TIMES):
+            parts = [item.rsplit(" ", 2) for item in ln[len(_RUN_TIMES):].split(", ")]
+            old_times = {p[0]: f"{p[1]} {p[2]}" for p in parts if len(p) == 3} | times
+            ln = _RUN_TIMES + ", ".join(f"{k} {v}" for k, v in old_times.items())
+        out.append(ln)
+    return "\n".join(out) + "\n"
+
+
+def merge_results(runs: list[BenchRun], path: Path = RESULTS) -> Path:
+    """Update bench/results.md with ``runs`` only (see ``merge_markdown``); the other rows stay."""
+    path.write_text(merge_markdown(path.read_text(encoding="utf-8"), runs), encoding="utf-8")
     return path
