@@ -12,6 +12,9 @@ extern const struct fota_image_info app_image_info;
  * before the main loop, link_poll on every iteration of it. */
 void link_init(void);
 void link_poll(void);
+/* Nonzero when the link has a frame waiting for link_poll (called with interrupts disabled, right
+ * before the main loop's WFI). */
+int link_pending(void);
 
 /* The main loop sleeps (WFI) after each iteration until the next interrupt, SysTick at the latest
  * (1 ms). Code that has more work to do right away calls this to skip the next sleep. */

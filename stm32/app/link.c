@@ -196,10 +196,12 @@ void link_poll(void)
             log_link_error("DMA stream did not stop, link down");
             return;
         }
-        agent_work(&agent);
-        if (frame_ready) {
-            app_stay_awake(); /* the next frame arrived meanwhile: no sleep before handling it */
-        }
+        agent_work(&agent); /* a frame that arrived meanwhile is link_pending(): no sleep */
     }
     agent_poll(&agent);
+}
+
+int link_pending(void)
+{
+    return link_ok && frame_ready;
 }

@@ -36,6 +36,11 @@ __attribute__((weak)) void link_poll(void)
 {
 }
 
+__attribute__((weak)) int link_pending(void)
+{
+    return 0;
+}
+
 void app_stay_awake(void)
 {
     stay_awake = 1;
@@ -124,10 +129,12 @@ int main(void)
         if (trial_watchdog_ok()) {
             iwdg_refresh(); /* harmless when the watchdog was never started */
         }
+        /* Check for work and sleep with PRIMASK set: a frame that the NSS interrupt handed over
+         * before cpsid is seen by link_pending(), one that comes later leaves its interrupt
+         * pending, and WFI with PRIMASK set still wakes on a pending interrupt, which then runs
+         * right after cpsie (PM0214 section 2.5.3). No wake-up waits for the next tick. */
         cpu_irq_disable();
-        if (!stay_awake) {
-            /* WFI with PRIMASK set still wakes on a pending interrupt, which then runs right after
-             * cpsie: no wake-up is lost between the check and the sleep (PM0214 section 2.5.3). */
+        if (!stay_awake && !link_pending()) {
             cpu_wfi();
         }
         stay_awake = 0;

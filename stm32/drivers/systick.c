@@ -1,11 +1,18 @@
-/* SysTick timer (PM0214 section 4.5). */
+/* SysTick timer (PM0214 section 4.5).
+ *
+ * The handler runs from SRAM (RAMFUNC) and its counter is in SRAM: during a flash erase (1 s
+ * typical for 128 KB) the CPU waits in a RAM loop and any fetch from flash would stall it (single
+ * bank, RM0090 section 3.5). The vector must be read from SRAM too, which the application arranges
+ * with cpu_vectors_to_sram() (link_init); with the vector table still in flash the tick exception
+ * waits for the erase and millis() loses its duration (a pending exception counts once). */
 #include "systick.h"
+#include "cpu.h"
 #include "stm32f407_regs.h"
 
 static volatile uint32_t ticks_ms;
 
 void SysTick_Handler(void);
-void SysTick_Handler(void)
+RAMFUNC void SysTick_Handler(void)
 {
     ticks_ms++;
 }
