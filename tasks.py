@@ -11,6 +11,7 @@ with ``invoke.Exit("message")`` rather than a traceback.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -20,9 +21,12 @@ from typing import TYPE_CHECKING
 from invoke import Context, Exit, task
 
 if TYPE_CHECKING:
-    from stm32_fota.config import FotaConfig
+    from fota_formats.config import FotaConfig
 
 ROOT = Path(__file__).resolve().parent
+# The checkout every library default refers to (stm32_fota.project), handed down to the libraries and
+# to the processes they start (server, benchmarks, test runs).
+os.environ.setdefault("FOTA_ROOT", str(ROOT))
 BUILD_DIR = "build"
 
 
@@ -104,11 +108,15 @@ def clean(c: Context, build_dir: str = BUILD_DIR) -> None:
 
 @task(help={"fix": "let ruff fix what it can"})
 def lint(c: Context, fix: bool = False) -> None:
-    """Run ruff; check that generated files are up to date."""
+    """Run ruff and the import contracts; check that generated files are up to date."""
     result = c.run(f"{_quote(sys.executable)} -m ruff check {'--fix ' if fix else ''}.", warn=True, pty=False)
+    lint_imports = _quote(str(Path(sys.executable).with_name("lint-imports")))
+    contracts = c.run(f"{lint_imports} {_quote(str(ROOT / 'pyproject.toml'))}", warn=True, pty=False)
     gen(c, check=True)
     if result is None or result.failed:
         raise Exit("invoke: ruff found problems (see above)", code=1)
+    if contracts is None or contracts.failed:
+        raise Exit("invoke: an import breaks the package order (see above, docs/architecture.md)", code=1)
 
 
 @task(help={
@@ -133,7 +141,7 @@ def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
 # -- releases and the update server (host/stm32_fota/release.py, locals3.py; server/fota_server) --------
 
 def _config() -> FotaConfig:
-    from stm32_fota.config import load_config
+    from fota_formats.config import load_config
 
     return load_config(cwd=ROOT)
 
@@ -145,8 +153,8 @@ def _config() -> FotaConfig:
 })
 def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False) -> None:
     """Publish the build (images, manifest, version) to S3."""
+    from fota_lab.locals3 import describe_start, lost_on_stop, open_store, start
     from stm32_fota.errors import FotaError
-    from stm32_fota.locals3 import describe_start, lost_on_stop, open_store, start
     from stm32_fota.release import ConsoleReporter
     from stm32_fota.release import release as do_release
 
@@ -170,8 +178,8 @@ def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgra
 @task(name="s3-start")
 def s3_start(c: Context) -> None:
     """Start the embedded local S3 endpoint (moto)."""
+    from fota_lab.locals3 import describe_start, start
     from stm32_fota.errors import FotaError
-    from stm32_fota.locals3 import describe_start, start
 
     cfg = _config()
     if not cfg.s3.embedded:
@@ -186,7 +194,7 @@ def s3_start(c: Context) -> None:
 @task(name="s3-stop")
 def s3_stop(c: Context) -> None:
     """Stop the embedded S3 endpoint; say what is kept."""
-    from stm32_fota.locals3 import describe_stop, stop
+    from fota_lab.locals3 import describe_stop, stop
 
     cfg = _config()
     print(describe_stop(cfg, stop(cfg)))
@@ -195,7 +203,7 @@ def s3_stop(c: Context) -> None:
 @task(name="s3-status")
 def s3_status(c: Context) -> None:
     """Show whether the embedded S3 endpoint runs, and where."""
-    from stm32_fota.locals3 import describe_status
+    from fota_lab.locals3 import describe_status
 
     print(describe_status(_config()))
 
@@ -210,11 +218,16 @@ def s3_status(c: Context) -> None:
 def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
           log_level: str = "info") -> None:
     """Run the update server in the foreground."""
+    from fota_formats.errors import FotaError
+    from fota_lab.locals3 import describe_start, start
     from fota_server.serve import serve as do_serve
-    from stm32_fota.errors import FotaError
 
     try:
         cfg = _config()
+        if cfg.s3.embedded and not no_sync:
+            info = start(cfg)
+            if not info.already_running:
+                print(describe_start(cfg, info))
         changes: dict[str, object] = {}
         if lan:
             changes["host"] = "0.0.0.0"
@@ -337,8 +350,9 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
 })
 def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR) -> None:
     """Program bootloader + Slot A (ST-LINK, or the twin)."""
+    from fota_lab.flashing import flash_sim
     from stm32_fota.errors import FotaError
-    from stm32_fota.flashing import flash_board, flash_sim
+    from stm32_fota.flashing import flash_board
 
     try:
         if sim:
@@ -355,7 +369,7 @@ def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = 
 })
 def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> None:
     """End-to-end simulated update demo: A -> B -> A."""
-    from stm32_fota.demo import run_demo
+    from fota_lab.demo import run_demo
 
     code = run_demo(ROOT / folder, keep=keep)
     if code:
@@ -372,7 +386,7 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False,
           merge: bool = False) -> None:
     """Run every benchmark; print one table (bench/results.md)."""
-    from stm32_fota.bench import ALL, format_table, merge_results, run_benches, write_results
+    from fota_lab.bench import ALL, format_table, merge_results, run_benches, write_results
     from stm32_fota.errors import FotaError
 
     try:

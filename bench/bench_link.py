@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_link.py --build-dir build --sizes 64 256
 
 Prints, in the twin's virtual time (one instruction per cycle at 168 MHz, DS8626 typical flash
-timings, SPI at 10.5 MHz), with the reference master (stm32_fota.master) driving the real firmware:
+timings, SPI at 10.5 MHz), with the reference master (fota_lab.master) driving the real firmware:
 
 1. for images of 64, 128 and 256 KB written into slot B (whose sectors hold old data, so they must
    be erased): the time from BEGIN to the end of ACTIVATE, the flash lower bound for the same
@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fota_formats.image import INFO_OFFSET, TRAILER_SIZE, finish_image, unpack_info
+from fota_formats.spec import IMAGE, LAYOUT
+from fota_lab.master import Master, TwinPort
 from stm32_fota.build import build
-from stm32_fota.image import INFO_OFFSET, TRAILER_SIZE, finish_image, unpack_info
-from stm32_fota.master import Master, TwinPort
-from stm32_fota.spec import IMAGE, LAYOUT
 from stm32_twin.board import Stm32Twin
 from stm32_twin.flash import ERASE_MS, PROGRAM_US
 from unicorn import UC_HOOK_CODE

@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "server"))  # the fake-but-valid image builder of the tests
 
+from fota_lab.locals3 import free_port  # noqa: E402
 from fota_server.firmware import FirmwareFolder  # noqa: E402
 from srv_helpers import install_release  # noqa: E402
-from stm32_fota.locals3 import free_port  # noqa: E402
 
 VERSION = "1.1.0"
 IMAGE_BODY = 200_000

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fota_lab.master import Master, TwinPort
 from stm32_fota.build import build
-from stm32_fota.master import Master, TwinPort
 from stm32_twin import Event, Stm32Twin
 from unicorn import UC_HOOK_CODE
 

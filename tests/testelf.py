@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from stm32_fota.image import INFO_OFFSET
-from stm32_fota.spec import IMAGE, LAYOUT
+from fota_formats.image import INFO_OFFSET
+from fota_formats.spec import IMAGE, LAYOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 GEN = ROOT / "stm32" / "gen"

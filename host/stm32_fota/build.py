@@ -33,15 +33,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fota_formats.image import ImageInfo, check_build_number, parse_version, read_image
+
 from .elfcheck import TARGETS, ElfReport, Target, check_elf
 from .errors import BuildError, FotaError
-from .image import ImageInfo, check_build_number, parse_version, read_image
 from .mpy import compile_bridge
 from .postlink import is_stale, postlink
+from .project import current
 from .toolchain import check_toolchain
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIR = ROOT / "stm32"
 STAMP = "build.stamp"
 LOCK = "build.lock"
 _VARIANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -159,7 +159,7 @@ def _finish_target(target: Target, elf: Path, version: tuple[int, int, int], bui
 
 def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path = "build",
           variants: Iterable[str] = (), *, jobs: int = 2, verbose: bool = False,
-          source_dir: str | Path = SOURCE_DIR, log: Callable[[str], None] | None = None) -> BuildResult:
+          source_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> BuildResult:
     """Build, check and post-link every target into ``build_dir``; see the module docstring.
 
     Raises :class:`~stm32_fota.errors.FotaError` (ToolchainError, BuildError, ElfCheckError,
@@ -175,7 +175,7 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
             raise BuildError(f"Failed to build variant {v!r}: a variant name is letters, digits, - and _")
     toolchain = check_toolchain()
     out = Path(build_dir).resolve()
-    src = Path(source_dir).resolve()
+    src = Path(source_dir).resolve() if source_dir is not None else current().stm32_dir
     if not (src / "Makefile").is_file():
         raise BuildError(f"Failed to build the firmware: no Makefile in {src}")
     try:

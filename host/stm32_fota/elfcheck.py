@@ -25,10 +25,18 @@ from typing import Any
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
+from fota_formats.image import (
+    INFO,
+    INFO_OFFSET,
+    INFO_SIZE,
+    SLOTS,
+    TRAILER_SIZE,
+    slot_limit,
+    stack_pointer_problem,
+)
+from fota_formats.spec import IMAGE, LAYOUT, Region
 
 from .errors import ElfCheckError
-from .image import INFO, INFO_OFFSET, INFO_SIZE, SLOTS, TRAILER_SIZE, slot_limit, stack_pointer_problem
-from .spec import IMAGE, LAYOUT, Region
 
 _C = IMAGE.constants
 INFO_SECTION = ".image_info"

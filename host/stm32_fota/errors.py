@@ -1,16 +1,14 @@
-"""The exception tree of the host tools.
+"""The errors of the product tools, on the project's base :class:`~fota_formats.errors.FotaError`.
 
-Every error a user can cause (a bad version string, a missing toolchain, an ELF linked at the wrong
-address, a corrupted image file) is a :class:`FotaError` whose message says what failed and why, in
-the form "Failed to <operation>: <reason>" or "<file>: <what is wrong>". Callers at the top (tasks.py,
-the server) print the message once; they never need a traceback to understand it.
+A missing toolchain, a failed build, an ELF linked at the wrong address: each message says what
+failed and why, so that tasks.py prints it once, without a traceback.
 """
 
 from __future__ import annotations
 
+from fota_formats.errors import FotaError, ImageError
 
-class FotaError(Exception):
-    """Base class of every error the host tools report to a user."""
+__all__ = ["BuildError", "ElfCheckError", "FotaError", "ImageError", "ToolchainError"]
 
 
 class ToolchainError(FotaError):
@@ -19,10 +17,6 @@ class ToolchainError(FotaError):
 
 class BuildError(FotaError):
     """The firmware build (make) or a post-build step failed."""
-
-
-class ImageError(FotaError):
-    """A slot image file is malformed: information block, size, trailer or hash."""
 
 
 class ElfCheckError(FotaError):

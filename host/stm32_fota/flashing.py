@@ -1,17 +1,14 @@
-"""Program the bootloader and the Slot-A image into an STM32: a real board through SWD, or the twin.
+"""Program the bootloader and the Slot-A image into an STM32 board through SWD.
 
-    >>> from stm32_fota.flashing import flash_board, flash_sim
+    >>> from stm32_fota.flashing import flash_board
     >>> flash_board(Path("build"), tool="auto")            # doctest: +SKIP
-    >>> flash_sim(Path("build"), Path("build/demo/flash.bin"))  # doctest: +SKIP
 
 On a board, the first installed tool of STM32CubeProgrammer's ``STM32_Programmer_CLI``, ``st-flash``
 (stlink) and OpenOCD writes ``bootloader.bin`` at the bootloader's base and ``slot-a.bin`` at
-Slot A's base (addresses from the flash layout, host/stm32_fota/spec/layout.toml), each verified.
+Slot A's base (addresses from the flash layout, fota_formats/spec/layout.toml), each verified.
 The metadata sector is left alone on a board: a fresh chip has it erased, and a board that ran the
 product before keeps its journal (erase it with the tool's own erase command when you want a clean
-start). ``flash_sim`` writes the STM32 twin's flash file instead (a raw 1 MB image of the flash,
-see ``Stm32Twin(flash_file=...)``): everything else is erased, so the bootloader finds an empty
-journal and boots Slot A.
+start). The twin's flash file is written by ``fota_lab.flashing.flash_sim``.
 """
 
 from __future__ import annotations
@@ -22,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fota_formats.spec import LAYOUT
+
 from .errors import FotaError
-from .spec import LAYOUT
 
 TOOLS = ("cubeprog", "st-flash", "openocd")
 EXECUTABLES = {"cubeprog": "STM32_Programmer_CLI", "st-flash": "st-flash", "openocd": "openocd"}
@@ -135,28 +133,3 @@ def flash_board(build_dir: Path, tool: str = "auto", runner: Runner = run_tool, 
                                 f"{tail.strip()}")
         done.append(cmd)
     return done
-
-
-def flash_sim(build_dir: Path, flash_file: Path, log: Callable[[str], None] = print) -> Path:
-    """Write the twin's flash file: bootloader and Slot A, every other byte erased (0xFF)."""
-    from stm32_twin import Stm32Twin
-    from stm32_twin.errors import TwinError
-
-    parts = pieces(build_dir)
-    try:
-        flash_file.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise FlashingError(f"Failed to create {flash_file.parent}: {e.strerror}") from None
-    try:
-        board = Stm32Twin(flash_file)
-        try:
-            board.restore_flash(bytes([ERASED]) * LAYOUT.flash_size)
-            for piece in parts:
-                board.load_bin(piece.path, piece.address)
-                log(f"flash-stm32: {piece.name}.bin ({piece.path.stat().st_size} bytes) -> "
-                    f"0x{piece.address:08X} in {flash_file}")
-        finally:
-            board.close()
-    except TwinError as e:
-        raise FlashingError(f"Failed to write the twin's flash file {flash_file}: {e}") from None
-    return flash_file

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildError
+from .project import current
 
-ROOT = Path(__file__).resolve().parents[2]
-BRIDGE_DIR = ROOT / "esp32_mpy"
-OUT_DIR = ROOT / "build" / "esp32"
 SOURCE_ONLY = ("main.py",)       # run as source by MicroPython at boot
 MPY_CROSS_TIMEOUT_S = 60
 
@@ -60,9 +58,11 @@ def _compile(tool: str, src: Path, dst: Path) -> None:
         raise BuildError(f"Failed to compile {src.name} for MicroPython: {detail}")
 
 
-def compile_bridge(out_dir: Path = OUT_DIR, src_dir: Path = BRIDGE_DIR) -> CompileResult:
+def compile_bridge(out_dir: Path | None = None, src_dir: Path | None = None) -> CompileResult:
     """Compile every bridge module; returns the files to deploy. Raises BuildError naming the
     module and mpy-cross's message when one does not compile."""
+    src_dir = src_dir if src_dir is not None else current().bridge_dir
+    out_dir = out_dir if out_dir is not None else current().build_dir / "esp32"
     sources = sorted(src_dir.glob("*.py"))
     if not sources:
         raise BuildError(f"Failed to compile the bridge: no modules in {src_dir}")

@@ -6,7 +6,7 @@
     >>> out.bin_path.name, out.image.version_str                # doctest: +SKIP
     ('slot-b.bin', '1.0.0')
 
-For a slot image the binary gets its size, SHA-256 and trailer (:func:`stm32_fota.image.finish_image`);
+For a slot image the binary gets its size, SHA-256 and trailer (:func:`fota_formats.image.finish_image`);
 the bootloader's .bin/.hex are the plain flash contents. Gaps between sections read 0xFF, as erased
 flash does. Run :func:`stm32_fota.elfcheck.check_elf` first: only sections inside the target's flash
 region are copied.
@@ -18,9 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fota_formats.image import ImageInfo, finish_image, validate_image
+
 from .elfcheck import ElfImage, Target
 from .errors import BuildError
-from .image import ImageInfo, finish_image, validate_image
 
 HEX_RECORD = 16  # data bytes per Intel HEX record, as objcopy writes them
 

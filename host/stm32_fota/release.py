@@ -1,16 +1,12 @@
 """Publish a build to the release bucket.
 
-    >>> from stm32_fota.config import load_config
-    >>> from stm32_fota.locals3 import open_store
+    >>> from fota_formats.config import load_config
+    >>> from fota_lab.locals3 import open_store
     >>> cfg = load_config()
     >>> result = release(open_store(cfg), cfg.build_dir)     # doctest: +SKIP
     >>> print(result.summary())                              # doctest: +SKIP
 
-Bucket layout under the configured prefix (the names of the product brief, so an existing bucket
-keeps working)::
-
-    slot-a.bin  slot-b.bin  manifest.json  version.txt      the current release
-    releases/<version>/{slot-a.bin,slot-b.bin,manifest.json,version.txt}   every release, kept
+The bucket layout is :mod:`fota_formats.release`'s.
 
 Every check runs before the first upload, so a refused release uploads nothing. The versioned
 copy goes first, then the top-level files, and ``version.txt`` last: a reader that sees a new
@@ -29,19 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from stm32_fota.elfcheck import TARGETS, check_elf
-from stm32_fota.errors import FotaError, ImageError
-from stm32_fota.image import SLOTS, ImageInfo, validate_image
-from stm32_fota.s3 import S3Error, S3Store
-from stm32_fota.semver import Version, VersionError
+from fota_formats.errors import FotaError, ImageError
+from fota_formats.image import SLOTS, ImageInfo, validate_image
+from fota_formats.release import (
+    MANIFEST_FILE,
+    MANIFEST_FORMAT,
+    RELEASES_DIR,
+    SLOT_FILES,
+    VERSION_FILE,
+)
+from fota_formats.semver import Version, VersionError
+from fota_s3.store import S3Error, S3Store
 
-MANIFEST_FORMAT = 1
-VERSION_FILE = "version.txt"
-MANIFEST_FILE = "manifest.json"
-RELEASES_DIR = "releases"
-# file name -> slot number: the image for each slot, as the bridge asks for it
-SLOT_FILES: dict[str, int] = {f"slot-{name.lower()}.bin": num for num, name in SLOTS.items()}
-MAX_MANIFEST_SIZE = 64 * 1024
+from stm32_fota.elfcheck import TARGETS, check_elf
 
 
 class ReleaseError(FotaError):

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fota_formats.spec import LAYOUT
+
 from .elfcheck import TARGETS, ElfReport, check_elf
 from .errors import BuildError
-from .spec import LAYOUT
 
 
 @dataclass(frozen=True)

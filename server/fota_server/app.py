@@ -31,9 +31,9 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from stm32_fota.errors import FotaError
-from stm32_fota.s3 import S3Store
-from stm32_fota.semver import Version
+from fota_formats.errors import FotaError
+from fota_formats.semver import Version
+from fota_s3.store import S3Store
 
 from fota_server.decision import decide
 from fota_server.firmware import FirmwareFolder, LocalRelease, SyncError, SyncResult, sync_once

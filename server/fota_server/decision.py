@@ -1,6 +1,6 @@
 """What a bridge should do after a check-in: a pure function of the device and the local release.
 
-    >>> from stm32_fota.semver import Version
+    >>> from fota_formats.semver import Version
     >>> decide("A", Version(1, 0, 0), None).reason
     'no release on this server yet'
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stm32_fota.semver import Version
+from fota_formats.semver import Version
 
 from fota_server.firmware import LocalRelease
 

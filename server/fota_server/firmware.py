@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stm32_fota.errors import FotaError, ImageError
-from stm32_fota.image import validate_image
-from stm32_fota.release import MANIFEST_FILE, MAX_MANIFEST_SIZE, RELEASES_DIR, SLOT_FILES, VERSION_FILE
-from stm32_fota.s3 import S3Error, S3Store
-from stm32_fota.semver import Version, VersionError
-from stm32_fota.spec import LAYOUT
+from fota_formats.errors import FotaError, ImageError
+from fota_formats.image import validate_image
+from fota_formats.release import MANIFEST_FILE, MAX_MANIFEST_SIZE, RELEASES_DIR, SLOT_FILES, VERSION_FILE
+from fota_formats.semver import Version, VersionError
+from fota_formats.spec import LAYOUT
+from fota_s3.store import S3Error, S3Store
 
 CURRENT_LINK = "current"
 KEEP_RELEASES = 2  # the current one and the one before it

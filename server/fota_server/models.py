@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fota_formats.semver import Version, VersionError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from stm32_fota.semver import Version, VersionError
 
 DEVICE_ID_PATTERN = r"^[0-9a-fA-F]{24}$"  # the STM32's 96-bit unique ID in hex
 VERSION_PATTERN = r"^[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5}$"

@@ -1,6 +1,6 @@
-"""Run the update server with uvicorn from a :class:`~stm32_fota.config.FotaConfig`.
+"""Run the update server with uvicorn from a :class:`~fota_formats.config.FotaConfig`.
 
-    >>> from stm32_fota.config import load_config
+    >>> from fota_formats.config import load_config
     >>> serve(load_config())          # doctest: +SKIP   (blocks until Ctrl-C)
 
 Listens on 127.0.0.1 unless told otherwise. Listening beyond loopback (the LAN, where the ESP32
@@ -14,9 +14,9 @@ import secrets
 
 import uvicorn
 from fastapi import FastAPI
-from stm32_fota.config import ConfigError, FotaConfig
-from stm32_fota.locals3 import describe_start, open_store, start
-from stm32_fota.s3 import S3Store
+from fota_formats.config import ConfigError, FotaConfig
+from fota_s3.endpoint import open_store
+from fota_s3.store import S3Store
 
 from fota_server.app import ServerSettings, create_app
 
@@ -34,11 +34,7 @@ def check_listen(cfg: FotaConfig) -> None:
 
 def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
     def factory() -> S3Store:
-        if cfg.s3.embedded:
-            info = start(cfg)
-            if not info.already_running:
-                logging.getLogger("fota_server").info("%s", describe_start(cfg, info))
-        return open_store(cfg, start_embedded=True)
+        return open_store(cfg)
     return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.db_path, token=cfg.server.token,
                           sync_interval_s=cfg.server.sync_interval_s if sync else None,
                           store_factory=factory if sync else None,

@@ -13,8 +13,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stm32_fota.image import validate_image
-from stm32_fota.spec import IMAGE, LAYOUT, PROTOCOL
+from fota_formats.image import validate_image
+from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL
 
 P = PROTOCOL.constants
 CMD = PROTOCOL.tables["commands"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from stm32_fota.image import INFO, INFO_OFFSET, finish_image
-from stm32_fota.spec import IMAGE, LAYOUT
+from fota_formats.image import INFO, INFO_OFFSET, finish_image
+from fota_formats.spec import IMAGE, LAYOUT
 
 
 def make_image(slot: int, version: tuple[int, int, int], size: int, build: int = 1) -> bytes:

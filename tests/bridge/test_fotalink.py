@@ -9,9 +9,9 @@ import zlib
 import fotalink
 import pytest
 from fake_stm32 import IC, SES, ST, Clock, FakePort, FakeSTM32
+from fota_formats.spec import PROTOCOL
 from fotalink import BridgeError, Link
 from images import make_image
-from stm32_fota.spec import PROTOCOL
 
 P = PROTOCOL.constants
 OLD = make_image(0, (1, 0, 0), 60_000)

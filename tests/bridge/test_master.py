@@ -1,12 +1,13 @@
-"""The reference master (stm32_fota.master): the bridge's fotalink under CPython, on the fake STM32."""
+"""The reference master (fota_lab.master): the bridge's fotalink under CPython, on the fake STM32."""
 
 from __future__ import annotations
 
 import pytest
 from fake_stm32 import Clock, FakePort, FakeSTM32
+from fota_lab import master
+from fota_lab.master import LinkError, Master
 from images import make_image
-from stm32_fota import master
-from stm32_fota.master import LinkError, Master
+from stm32_fota.project import current
 
 OLD = make_image(0, (1, 0, 0), 30_000)
 NEW = make_image(1, (1, 2, 0), 128 * 1024, build=9)
@@ -14,7 +15,7 @@ NEW = make_image(1, (1, 2, 0), 128 * 1024, build=9)
 
 def test_master_reuses_the_bridge_module() -> None:
     fotalink = master.bridge_module("fotalink")
-    assert fotalink.__file__ == str(master.BRIDGE_DIR / "fotalink.py")
+    assert fotalink.__file__ == str(current().bridge_dir / "fotalink.py")
     assert master.BridgeError is fotalink.BridgeError
 
 

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 from stm32_fota.errors import BuildError
-from stm32_fota.mpy import BRIDGE_DIR, compile_bridge
+from stm32_fota.mpy import compile_bridge
+from stm32_fota.project import current
+
+BRIDGE_DIR = current().bridge_dir
 
 
 def test_every_bridge_module_compiles(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import hashlib
 import net
 import pytest
 from fake_server import FakeServer
+from fota_formats.spec import IMAGE, LAYOUT
+from fota_lab.master import Master, TwinPort
 from fotalink import Link
 from stm32_fota.build import BuildResult
-from stm32_fota.master import Master, TwinPort
-from stm32_fota.spec import IMAGE, LAYOUT
 from twin_helpers import boot_twin, restamp
 from updater import Updater
 

@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from stm32_fota.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
-from stm32_fota.spec import IMAGE
+from fota_formats.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
+from fota_formats.spec import IMAGE
 
 
 def restamp(image: bytes, version: tuple[int, int, int], build: int = 5, size: int = 0) -> bytes:

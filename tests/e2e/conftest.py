@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import flashed_lab, make_release
+from fota_lab.lab import Lab
 from stm32_fota.build import BuildResult
-from stm32_fota.lab import Lab
 
 pytest.importorskip("stm32_twin", reason="the STM32 twin package is not installed")
 esp32_twin = pytest.importorskip("esp32_twin", reason="the virtual ESP32 package is not installed")

@@ -7,9 +7,9 @@ import random
 import shutil
 from pathlib import Path
 
-from stm32_fota.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
-from stm32_fota.lab import Lab
-from stm32_fota.spec import IMAGE
+from fota_formats.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
+from fota_formats.spec import IMAGE
+from fota_lab.lab import Lab
 
 SLOT_LED = {"A": "green", "B": "orange"}
 

@@ -1,4 +1,4 @@
-"""`invoke bench` (stm32_fota.bench): the figures it reads from the benchmark scripts' own output,
+"""`invoke bench` (fota_lab.bench): the figures it reads from the benchmark scripts' own output,
 and what it says when a script is missing, fails or prints nothing it understands. The scripts are
 stand-ins written into a temporary bench/ folder, printing in the real scripts' formats."""
 
@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stm32_fota.bench import (
+from fota_lab.bench import (
     BENCHES,
     Bench,
     BenchRun,

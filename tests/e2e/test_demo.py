@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stm32_fota import demo as demo_mod
+from fota_lab import demo as demo_mod
+from fota_lab.lab import Lab
 from stm32_fota.build import BuildResult
 from stm32_fota.esp32 import Esp32Error
-from stm32_fota.lab import Lab
 
 
 def alive(pid: int) -> bool:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2e_helpers import assert_device
+from fota_formats.spec import LAYOUT, PROTOCOL
+from fota_lab.lab import Lab
 from relay import Relay
-from stm32_fota.lab import Lab
-from stm32_fota.spec import LAYOUT, PROTOCOL
 
 MARKER = PROTOCOL.constants["FRAME_MARKER"].to_bytes(2, "little")
 WRITE = PROTOCOL.tables["commands"]["WRITE"]

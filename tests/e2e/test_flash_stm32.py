@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from fota_formats.spec import LAYOUT
+from fota_lab.flashing import flash_sim
+from fota_lab.lab import decode_journal
 from stm32_fota.build import BuildResult
-from stm32_fota.flashing import FlashingError, ToolRun, flash_board, flash_sim
-from stm32_fota.lab import decode_journal
-from stm32_fota.spec import LAYOUT
+from stm32_fota.flashing import FlashingError, ToolRun, flash_board
 
 BOOT = f"0x{LAYOUT.region('bootloader').base:08X}"
 SLOT_A = f"0x{LAYOUT.region('slot_a').base:08X}"

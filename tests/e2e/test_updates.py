@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 
 from e2e_helpers import assert_device
-from stm32_fota import locals3
-from stm32_fota.lab import Lab
-from stm32_fota.spec import LAYOUT
+from fota_formats.spec import LAYOUT
+from fota_lab import locals3
+from fota_lab.lab import Lab
 
 
 def release_and_sync(lab: Lab, folder: Path) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Helpers of the link tests: the STM32 twin with the real binaries, driven by the reference master.
 
-The twin runs the unmodified bootloader.bin / slot-*.bin; the master is stm32_fota.master (the
+The twin runs the unmodified bootloader.bin / slot-*.bin; the master is fota_lab.master (the
 bridge's own fotalink.py under CPython). Everything runs in the twin's virtual time.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stm32_fota.image import INFO_OFFSET, INFO_SIZE
-from stm32_fota.master import BridgeError, LinkError, Master, TwinPort, fotalink
-from stm32_fota.spec import IMAGE, LAYOUT, PROTOCOL
+from fota_formats.image import INFO_OFFSET, INFO_SIZE
+from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL
+from fota_lab.master import BridgeError, LinkError, Master, TwinPort, fotalink
 from stm32_twin.board import Stm32Twin
 
 C = PROTOCOL.constants
@@ -108,7 +108,7 @@ def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
     re-finished by the post-link step (as bench/bench_link.py does)."""
     import random
 
-    from stm32_fota.image import TRAILER_SIZE, finish_image, unpack_info
+    from fota_formats.image import TRAILER_SIZE, finish_image, unpack_info
 
     field = next(f for f in IMAGE.structs["image_info"].fields if f.name == "image_size")
     body = bytearray(image[:unpack_info(image)["image_size"]])

@@ -9,9 +9,9 @@ import contextlib
 import hashlib
 
 import pytest
+from fota_formats.spec import IMAGE
+from fota_lab.master import BridgeError, BytesSource, LinkError
 from link_helpers import SLOT_A, SLOT_B, Builds, boot, master, new_twin, region_bytes
-from stm32_fota.master import BridgeError, BytesSource, LinkError
-from stm32_fota.spec import IMAGE
 from stm32_twin.board import Stm32Twin
 
 IC = IMAGE.constants

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import Builds
+from fota_formats.spec import LAYOUT
+from fota_lab.master import LinkError
 from link_helpers import SESSION, ST, master, padded_image
-from stm32_fota.master import LinkError
-from stm32_fota.spec import LAYOUT
 from stm32_twin.board import Stm32Twin
 
 FLASH_IF = 0x4002_3C00

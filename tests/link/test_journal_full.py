@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import zlib
 from dataclasses import dataclass
 
 import pytest
+from fota_formats import journal
+from fota_formats.spec import IMAGE, LAYOUT
+from fota_lab.master import BridgeError, BytesSource, LinkError
 from link_helpers import (
     CONFIRM_WAIT_MS,
     SLOT_A,
@@ -32,20 +34,12 @@ from link_helpers import (
     try_info,
     wait_confirmed_b,
 )
-from stm32_fota.master import BridgeError, BytesSource, LinkError
-from stm32_fota.spec import IMAGE, LAYOUT
 from stm32_twin.board import Stm32Twin
 
 IC = IMAGE.constants
-REC = IMAGE.structs["meta_record"]
 META = LAYOUT.region("metadata")
-POSITIONS = META.size // REC.size
+POSITIONS = META.size // journal.RECORD_SIZE
 ROOM = 3                                   # free positions: fewer than ACTIVATE + the trial boots
-
-
-def _record(seq: int, **fields: int) -> bytes:
-    body = REC.pack(magic=IC["META_RECORD_MAGIC"], seq=seq, **fields)[:-4]
-    return body + zlib.crc32(body).to_bytes(4, "little")
 
 
 def _nearly_full(booted_flash: bytes) -> bytes:
@@ -54,22 +48,14 @@ def _nearly_full(booted_flash: bytes) -> bytes:
     b = LAYOUT.region("slot_b").base - LAYOUT.flash_base
     flash[b:b + 0x1000] = bytes(0x1000)
     meta = META.base - LAYOUT.flash_base
-    recs = b"".join(_record(seq, active_slot=SLOT_A, state=IC["META_STATE_CONFIRMED"],
-                            last_result=IC["RESULT_CONFIRMED"], prev_slot=SLOT_A, ver_major=1)
-                    for seq in range(1, POSITIONS - ROOM + 1))
-    flash[meta:meta + META.size] = recs + b"\xff" * (META.size - len(recs))
+    recs = [journal.Record.confirmed(SLOT_A, seq, (1, 0, 0), last_result=IC["RESULT_CONFIRMED"])
+            for seq in range(1, POSITIONS - ROOM + 1)]
+    flash[meta:meta + META.size] = journal.sector_with(recs, META.size)
     return bytes(flash)
 
 
-def _records(twin: Stm32Twin) -> list[dict]:
-    sector = region_bytes(twin, "metadata")
-    out = []
-    for off in range(0, len(sector), REC.size):
-        raw = sector[off:off + REC.size]
-        r = REC.unpack(raw)
-        if r["magic"] == IC["META_RECORD_MAGIC"] and zlib.crc32(raw[:-4]) == r["crc32"]:
-            out.append(r)
-    return out
+def _records(twin: Stm32Twin) -> list[journal.Record]:
+    return [r for _, r in journal.records(region_bytes(twin, "metadata"))]
 
 
 @dataclass(frozen=True)
@@ -100,15 +86,15 @@ def baseline(builds: Builds, booted_flash: bytes) -> Baseline:
         m1 = twin.flash_op_count
         recs = _records(twin)
         # BEGIN erased slot B's sector and compacted: one CONFIRMED A record, the sequence continuing.
-        assert [(r["seq"], r["active_slot"], r["state"]) for r in recs] == \
+        assert [(r.seq, r.active_slot, r.state) for r in recs] == \
             [(POSITIONS - ROOM + 1, SLOT_A, IC["META_STATE_CONFIRMED"])], recs
         link.write_image(BytesSource(image), 0, len(image))
         link.verify()
         m2 = twin.flash_op_count
         link.activate()
         m3 = twin.flash_op_count
-        assert m1 - m0 == 2 + REC.size // 4, f"BEGIN: {m1 - m0} flash operations"
-        assert m3 - m2 == REC.size // 4, f"ACTIVATE: {m3 - m2} flash operations"
+        assert m1 - m0 == 2 + journal.RECORD_SIZE // 4, f"BEGIN: {m1 - m0} flash operations"
+        assert m3 - m2 == journal.RECORD_SIZE // 4, f"ACTIVATE: {m3 - m2} flash operations"
         link.reset()
         boot(twin, power=False)
         info = wait_confirmed_b(twin)

@@ -6,6 +6,8 @@ reference master, in virtual time.
 
 from __future__ import annotations
 
+from fota_formats.spec import IMAGE
+from fota_lab.master import ANSWER_TIMEOUT_MS, TwinPort, UpdateResult
 from link_helpers import (
     CMD,
     SESSION,
@@ -23,8 +25,6 @@ from link_helpers import (
     status_of,
     write_payload,
 )
-from stm32_fota.master import ANSWER_TIMEOUT_MS, TwinPort, UpdateResult
-from stm32_fota.spec import IMAGE
 from stm32_twin.board import Stm32Twin
 
 IC = IMAGE.constants
@@ -154,7 +154,7 @@ def test_hash_mismatch_refused_at_verify(twin: Stm32Twin, builds: Builds) -> Non
     import hashlib
 
     nxt = link.begin(SLOT_B, 0, (1, 1, 0, 0), len(img), hashlib.sha256(img).digest(), img[0x200:0x220])
-    from stm32_fota.master import BytesSource
+    from fota_lab.master import BytesSource
 
     link.write_image(BytesSource(img), nxt, len(img))
     # A bit of flash decays after it was programmed (1 -> 0, as flash can).

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import zlib
 from dataclasses import dataclass
 
 import pytest
+from fota_formats import journal
+from fota_formats.spec import IMAGE, LAYOUT
+from fota_lab.master import BridgeError, BytesSource, LinkError
 from link_helpers import (
     CONFIRM_WAIT_MS,
     SLOT_A,
@@ -30,8 +32,6 @@ from link_helpers import (
     try_info,
     wait_confirmed_b,
 )
-from stm32_fota.master import BridgeError, BytesSource, LinkError
-from stm32_fota.spec import IMAGE, LAYOUT
 
 IC = IMAGE.constants
 SHARDS = 6
@@ -55,12 +55,9 @@ def _start_flash(booted_flash: bytes) -> bytes:
     flash = bytearray(booted_flash)
     off = LAYOUT.region("slot_b").base - LAYOUT.flash_base
     flash[off:off + 0x1000] = bytes(0x1000)
-    rec = IMAGE.structs["meta_record"]
-    body = rec.pack(magic=IC["META_RECORD_MAGIC"], seq=1, active_slot=SLOT_A,
-                    state=IC["META_STATE_CONFIRMED"], last_result=IC["RESULT_CONFIRMED"], prev_slot=SLOT_A,
-                    ver_major=1)[:-4]
+    rec = journal.Record.confirmed(SLOT_A, 1, (1, 0, 0), last_result=IC["RESULT_CONFIRMED"]).pack()
     meta = LAYOUT.region("metadata").base - LAYOUT.flash_base
-    flash[meta:meta + rec.size] = body + zlib.crc32(body).to_bytes(4, "little")
+    flash[meta:meta + len(rec)] = rec
     return bytes(flash)
 
 

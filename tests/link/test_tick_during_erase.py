@@ -7,9 +7,9 @@ for the end of the erase and count the whole erase as one tick (its pending bit 
 
 from __future__ import annotations
 
+from fota_formats.spec import LAYOUT
+from fota_lab.master import Master
 from link_helpers import SLOT_B, Builds, boot, info_block, master, new_twin
-from stm32_fota.master import Master
-from stm32_fota.spec import LAYOUT
 from stm32_twin.board import Stm32Twin
 from stm32_twin.flash import FlashOp
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stm32_fota import locals3
-from stm32_fota.config import FotaConfig, S3Config, ServerConfig
-from stm32_fota.s3 import S3Store
+from fota_formats.config import FotaConfig, S3Config, ServerConfig
+from fota_lab import locals3
+from fota_s3.store import S3Store
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from fota_formats.image import INFO, INFO_OFFSET, finish_image
+from fota_formats.semver import Version
+from fota_formats.spec import IMAGE, LAYOUT
+from fota_lab import locals3
+from fota_s3.store import S3Store
 from fota_server.firmware import FirmwareFolder
-from stm32_fota import locals3
-from stm32_fota.image import INFO, INFO_OFFSET, finish_image
 from stm32_fota.release import check_build, make_manifest
-from stm32_fota.s3 import S3Store
-from stm32_fota.semver import Version
-from stm32_fota.spec import IMAGE, LAYOUT
 
 _C = IMAGE.constants
 

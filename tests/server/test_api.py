@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from fota_formats.config import ConfigError, FotaConfig, ServerConfig
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
 from fota_server.models import CheckInReply
 from fota_server.serve import build_app, check_listen
 from srv_helpers import LiveServer, install_release
-from stm32_fota.config import ConfigError, FotaConfig, ServerConfig
 
 DEV = "0123456789abcdef01234567"
 DEV2 = "fedcba9876543210fedcba98"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from stm32_fota.config import ConfigError, is_loopback, load_config
-from stm32_fota.semver import Version, VersionError
+from fota_formats.config import ConfigError, is_loopback, load_config
+from fota_formats.semver import Version, VersionError
 
 
 @pytest.mark.parametrize(

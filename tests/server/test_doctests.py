@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 MODULES = [
-    "stm32_fota.semver",
-    "stm32_fota.config",
+    "fota_formats.semver",
+    "fota_formats.config",
     "stm32_fota.release",
-    "stm32_fota.s3",
-    "stm32_fota.locals3",
+    "fota_s3.store",
+    "fota_lab.locals3",
     "fota_server.ranges",
     "fota_server.decision",
     "fota_server.registry",

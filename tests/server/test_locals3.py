@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from fota_formats.config import FotaConfig, load_config
+from fota_lab import locals3
+from fota_s3.endpoint import STATE_FILE
 from fota_server.serve import build_app
 from srv_helpers import write_build
-from stm32_fota import locals3
-from stm32_fota.config import FotaConfig, load_config
 from stm32_fota.release import release
 
 
@@ -67,9 +68,9 @@ def test_start_release_stop_start_restores_the_bucket(
 
 def test_stale_state_file_is_ignored(embedded: FotaConfig):
     embedded.state_dir.mkdir(parents=True)
-    (embedded.state_dir / locals3.STATE_FILE).write_text(json.dumps({"pid": 999_999_999, "port": 1}))
+    (embedded.state_dir / STATE_FILE).write_text(json.dumps({"pid": 999_999_999, "port": 1}))
     assert locals3.running(embedded) is None
-    assert not (embedded.state_dir / locals3.STATE_FILE).exists()
+    assert not (embedded.state_dir / STATE_FILE).exists()
     with pytest.raises(locals3.LocalS3Error, match="not running"):
         locals3.open_store(embedded, start_embedded=False)
     assert "mirrored" in locals3.lost_on_stop(embedded)

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fota_formats.config import FotaConfig
+from fota_formats.spec import IMAGE
+from fota_s3.store import S3Store
 from srv_helpers import bucket_objects, make_image, write_build
 from stm32_fota.build import BuildResult
-from stm32_fota.config import FotaConfig
 from stm32_fota.release import ReleaseError, release
-from stm32_fota.s3 import S3Store
-from stm32_fota.spec import IMAGE
 
 SLOT_B = IMAGE.constants["SLOT_B"]
 
@@ -142,7 +142,7 @@ def test_missing_bucket_is_a_clear_error(cfg: FotaConfig, tmp_path: Path):
 
 
 def test_s3_down_is_a_clear_error(cfg: FotaConfig, tmp_path: Path, aws_env: None):
-    from stm32_fota.locals3 import free_port
+    from fota_lab.locals3 import free_port
 
     down = S3Store.connect(cfg.with_s3(endpoint_url=f"http://127.0.0.1:{free_port()}").s3)
     with pytest.raises(

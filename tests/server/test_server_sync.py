@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
+from fota_formats.config import FotaConfig
+from fota_lab.locals3 import free_port
+from fota_s3.store import S3Store
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
 from srv_helpers import LiveServer, install_release, write_build
-from stm32_fota.config import FotaConfig
-from stm32_fota.locals3 import free_port
 from stm32_fota.release import release
-from stm32_fota.s3 import S3Store
 
 DEV = "00112233445566778899aabb"
 CHECKIN = {

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from fota_formats.config import FotaConfig
+from fota_lab.locals3 import free_port
+from fota_s3.store import S3Store
 from fota_server.firmware import FirmwareFolder, SyncError, sync_once
 from srv_helpers import install_release, write_build
-from stm32_fota.config import FotaConfig
-from stm32_fota.locals3 import free_port
 from stm32_fota.release import release
-from stm32_fota.s3 import S3Store
 
 
 def snapshot(folder: FirmwareFolder) -> dict[str, bytes | str]:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fota_formats.config import FotaConfig
 from srv_helpers import write_build
-from stm32_fota.config import FotaConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import re
 import zlib
 
 import pytest
-from stm32_fota.spec import IMAGE, LAYOUT
+from fota_formats.spec import IMAGE, LAYOUT
 from stm32_twin import PS_PER_MS, Stm32Twin
 
 C = IMAGE.constants
@@ -95,7 +95,7 @@ def test_temperature_log_line_reports_the_configured_temperature(fw_build, celsi
 
 
 def test_the_application_answers_info_over_spi2_dma_and_exti(fw_build) -> None:
-    from stm32_fota.master import Master, TwinPort
+    from fota_lab.master import Master, TwinPort
 
     uid = bytes(range(0x40, 0x4C))
     with Stm32Twin(temperature_c=30.0, uid=uid) as board:

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from esp32_twin import FakePeer, VirtualEsp32
 from esp32_twin.standins import cpython_standins
-from stm32_fota.mpy import BRIDGE_DIR, compile_bridge
+from stm32_fota.mpy import compile_bridge
+from stm32_fota.project import current
 from vesp32_tools import Mp
+
+BRIDGE_DIR = current().bridge_dir
 
 # main.py is the boot entry: importing it starts the endless poll loop, so it is checked by
 # running it at boot (test_main_py_runs_at_boot_and_ctrl_c_stops_it) instead.

@@ -12,9 +12,11 @@ import pytest
 from esp32_twin import VirtualEsp32
 from esp32_twin.twin_peer import TwinPeer
 from stm32_fota.build import BuildResult
-from stm32_fota.mpy import BRIDGE_DIR
+from stm32_fota.project import current
 from stm32_twin import Stm32Twin
 from vesp32_tools import Mp
+
+BRIDGE_DIR = current().bridge_dir
 
 LINK_MODULES = ("fota_const", "fotalink", "hw", "config")
 

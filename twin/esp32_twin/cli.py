@@ -126,7 +126,7 @@ def parse_args(argv: list[str] | None = None) -> SimEsp32Options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stm32_twin.errors import TwinError
+    from stm32_twin import TwinError
 
     try:
         return run_sim_esp32(parse_args(argv), out=lambda line: print(line, flush=True))

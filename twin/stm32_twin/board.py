@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stm32_fota.spec import LAYOUT
+from fota_formats.spec import LAYOUT
 from unicorn import (
     UC_ARCH_ARM,
     UC_HOOK_INTR,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stm32_fota.spec import LAYOUT
+from fota_formats.spec import LAYOUT
 
 from .board import Stm32Twin
 from .errors import TwinError, TwinFault

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stm32_fota.spec import LAYOUT
+from fota_formats.spec import LAYOUT
 
 from .errors import TwinError
 from .events import PS_PER_MS, PS_PER_US, Timer

@@ -1,6 +1,6 @@
 """Slot image files: parse, finish (the post-link step) and validate, as the bootloader does.
 
-    >>> from stm32_fota.image import read_image
+    >>> from fota_formats.image import read_image
     >>> info = read_image("build/slot-b.bin")           # doctest: +SKIP
     >>> info.slot_name, info.version_str, info.file_size  # doctest: +SKIP
     ('B', '1.0.0', 10376)
@@ -9,7 +9,7 @@ An image file is what a slot holds: the linked binary from the slot base (vector
 information block at ``IMAGE_INFO_OFFSET``, code and data), padded with 0xFF to a multiple of
 ``IMAGE_ALIGN``, followed by the trailer with the SHA-256 of everything before it. The layout is
 defined once in ``spec/image.toml`` (docs/image-format.md); this module only reads it from
-:data:`stm32_fota.spec.IMAGE`.
+:data:`fota_formats.spec.IMAGE`.
 
 :func:`validate_image` applies the same rules, in the same order, as the bootloader's
 ``image_validate()`` (stm32/common/image.c): information block, size, trailer, vectors, SHA-256.

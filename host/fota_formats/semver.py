@@ -1,6 +1,6 @@
 """Firmware versions: ``MAJOR.MINOR.PATCH`` in semantic (numeric) order.
 
-    >>> from stm32_fota.semver import Version
+    >>> from fota_formats.semver import Version
     >>> Version.parse("1.10.0") > Version.parse("1.9.0")
     True
     >>> str(Version.parse(" 2.0.1\\n"))
@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from stm32_fota.errors import FotaError
-from stm32_fota.spec import IMAGE
+from .errors import FotaError
+from .spec import IMAGE
 
 _VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 

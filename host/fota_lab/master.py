@@ -1,6 +1,6 @@
 """The reference master of the SPI link on the host, for tests, benchmarks and USB-SPI adapters.
 
-    >>> from stm32_fota.master import TwinPort, Master           # doctest: +SKIP
+    >>> from fota_lab.master import TwinPort, Master           # doctest: +SKIP
     >>> m = Master(TwinPort(board))                              # doctest: +SKIP
     >>> r = m.update(open("build/slot-b.bin", "rb").read())      # doctest: +SKIP
     >>> r.outcome, r.info_after["running_slot"], r.phases_ms["write"]   # doctest: +SKIP
@@ -19,15 +19,14 @@ import hashlib
 import importlib.util
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import FotaError
-from .image import INFO_OFFSET, INFO_SIZE, SLOTS, unpack_info
-from .spec import IMAGE, PROTOCOL
+from fota_formats.errors import FotaError
+from fota_formats.image import INFO_OFFSET, INFO_SIZE, SLOTS, unpack_info
+from fota_formats.spec import IMAGE, PROTOCOL
+from stm32_fota.project import current
 
-BRIDGE_DIR = Path(__file__).resolve().parents[2] / "esp32_mpy"
 SPI_HZ = 10_500_000          # the STM32's SPI2 slave limit, fPCLK1 / 4 (docs/protocol.md, Wires)
 _C = IMAGE.constants
 _ACTIVATED = PROTOCOL.tables["session"]["ACTIVATED"]
@@ -52,7 +51,7 @@ def bridge_module(name: str) -> ModuleType:
     for dep in ("fota_const", name):
         if dep in sys.modules:
             continue
-        path = BRIDGE_DIR / f"{dep}.py"
+        path = current().bridge_dir / f"{dep}.py"
         spec = importlib.util.spec_from_file_location(dep, path)
         if spec is None or spec.loader is None or not path.is_file():
             raise FotaError(f"Failed to load the bridge module {dep}: {path} is missing")
@@ -62,8 +61,18 @@ def bridge_module(name: str) -> ModuleType:
     return sys.modules[name]
 
 
-fotalink = bridge_module("fotalink")
-BridgeError: type[Exception] = fotalink.BridgeError
+def _bridge_error() -> type[Exception]:
+    error: type[Exception] = bridge_module("fotalink").BridgeError
+    return error
+
+
+def __getattr__(name: str) -> Any:
+    """``fotalink`` and ``BridgeError`` load the bridge on first use, never at import time."""
+    if name == "fotalink":
+        return bridge_module("fotalink")
+    if name == "BridgeError":
+        return _bridge_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LinkError(FotaError):
@@ -156,7 +165,7 @@ class Master:
 
     def __init__(self, port: Any) -> None:
         self.port = port
-        self.link = fotalink.Link(port)
+        self.link = bridge_module("fotalink").Link(port)
 
     def _now(self) -> float:
         now = getattr(self.port, "now_ms", None)
@@ -165,7 +174,7 @@ class Master:
     def _do(self, what: str, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
-        except BridgeError as e:
+        except _bridge_error() as e:
             raise LinkError(f"Failed to {what}: {e.reason}", e.status) from None
 
     def info(self) -> dict[str, Any]:
@@ -232,7 +241,7 @@ class Master:
         while True:
             try:
                 return self.link.info()
-            except BridgeError as e:
+            except _bridge_error() as e:
                 why = e.reason
             if self._now() - start >= timeout_ms:
                 raise LinkError(f"Failed to read INFO after the reset: no answer within "
@@ -246,7 +255,7 @@ class Master:
         while True:
             try:
                 info = self.link.info()
-            except BridgeError as e:      # rebooting between trial attempts
+            except _bridge_error() as e:      # rebooting between trial attempts
                 info, why = None, e.reason
             if info is not None and info["session_state"] == _ACTIVATED and resets < _RETRIES:
                 resets += 1                   # the RESET frame was lost: the session is still open

@@ -1,6 +1,6 @@
 """The single definitions of the flash layout, the image format and the SPI link protocol.
 
-    >>> from stm32_fota.spec import LAYOUT, IMAGE, PROTOCOL
+    >>> from fota_formats.spec import LAYOUT, IMAGE, PROTOCOL
     >>> hex(LAYOUT.region("slot_b").base)
     '0x8060000'
     >>> IMAGE.structs["image_info"].size

@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCH_DIR = ROOT / "bench"
-RESULTS = BENCH_DIR / "results.md"
+from stm32_fota.project import current
+
+RESULTS_FILE = "results.md"
 SCRIPT_TIMEOUT_S = 1800.0
 SUITE_TIMEOUT_S = 3600.0
 ALL = ("build", "link", "twin", "server", "vesp32", "bridge-mem")
@@ -190,7 +190,8 @@ BENCHES = {
 }
 
 
-def run_bench(bench: Bench, bench_dir: Path = BENCH_DIR, log: Callable[[str], None] = print) -> BenchRun:
+def run_bench(bench: Bench, bench_dir: Path | None = None, log: Callable[[str], None] = print) -> BenchRun:
+    bench_dir = bench_dir if bench_dir is not None else current().bench_dir
     script = bench_dir / bench.script
     if not script.is_file():
         return BenchRun(bench.name, False, 0.0, error=f"{script.name} does not exist")
@@ -220,8 +221,9 @@ def run_bench(bench: Bench, bench_dir: Path = BENCH_DIR, log: Callable[[str], No
 _SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|error|errors|xfailed|xpassed)")
 
 
-def run_suite(root: Path = ROOT, jobs: int = 2, log: Callable[[str], None] = print) -> BenchRun:
+def run_suite(root: Path | None = None, jobs: int = 2, log: Callable[[str], None] = print) -> BenchRun:
     """The whole test suite with pytest-xdist, timed (wall clock)."""
+    root = root if root is not None else current().root
     cmd = [sys.executable, "-m", "pytest", "-q", "-n", str(jobs), "--dist", "loadfile",
            "-p", "no:cacheprovider"]
     log(f"bench: running the full test suite ({' '.join(cmd[1:])})")
@@ -244,7 +246,7 @@ def run_benches(names: list[str] | tuple[str, ...] = ALL, suite: bool = False,
                 log: Callable[[str], None] = print) -> list[BenchRun]:
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
-        from .errors import FotaError
+        from fota_formats.errors import FotaError
 
         raise FotaError(f"Failed to run the benchmarks: unknown name(s) {', '.join(unknown)} "
                         f"(known: {', '.join(BENCHES)})")
@@ -287,8 +289,9 @@ def markdown(runs: list[BenchRun], when: datetime | None = None) -> str:
     return "\n".join(out)
 
 
-def write_results(runs: list[BenchRun], path: Path = RESULTS) -> Path:
+def write_results(runs: list[BenchRun], path: Path | None = None) -> Path:
     """Write the table to bench/results.md (overwritten: the file holds the last run)."""
+    path = path if path is not None else current().bench_dir / RESULTS_FILE
     path.write_text(markdown(runs), encoding="utf-8")
     return path
 
@@ -310,7 +313,7 @@ def merge_markdown(old: str, runs: list[BenchRun], when: datetime | None = None)
     try:
         first = lines.index("|---|---|---|---|") + 1
     except ValueError:
-        from .errors import FotaError
+        from fota_formats.errors import FotaError
 
         raise FotaError("Failed to merge the benchmark results: no table in the saved file "
                         "(run `invoke bench` without --merge once)") from None
@@ -339,7 +342,8 @@ def merge_markdown(old: str, runs: list[BenchRun], when: datetime | None = None)
     return "\n".join(out) + "\n"
 
 
-def merge_results(runs: list[BenchRun], path: Path = RESULTS) -> Path:
+def merge_results(runs: list[BenchRun], path: Path | None = None) -> Path:
     """Update bench/results.md with ``runs`` only (see ``merge_markdown``); the other rows stay."""
+    path = path if path is not None else current().bench_dir / RESULTS_FILE
     path.write_text(merge_markdown(path.read_text(encoding="utf-8"), runs), encoding="utf-8")
     return path

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .build import build
-from .errors import FotaError
-from .esp32 import UpdateOutcome, parse_line
+from fota_formats.errors import FotaError
+from stm32_fota.build import build
+from stm32_fota.esp32 import UpdateOutcome, parse_line
+
 from .lab import Journal, Lab, flash_lower_bound_s
 
 FIRST, SECOND, THIRD = "1.0.0", "1.1.0", "1.2.0"

@@ -1,6 +1,6 @@
 """The release bucket: a thin layer over a boto3 S3 client that names every failure.
 
-    >>> from stm32_fota.config import S3Config
+    >>> from fota_formats.config import S3Config
     >>> store = S3Store.connect(S3Config(bucket="fw", prefix="board1"))   # doctest: +SKIP
     >>> store.get_text("version.txt")                                     # doctest: +SKIP
     '1.2.0'
@@ -25,9 +25,8 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-from stm32_fota.config import S3Config
-from stm32_fota.errors import FotaError
+from fota_formats.config import S3Config
+from fota_formats.errors import FotaError
 
 ProgressFn = Callable[[int], None]  # bytes transferred since the last call
 

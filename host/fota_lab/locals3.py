@@ -1,6 +1,6 @@
 """The embedded S3 endpoint: moto's server mode on 127.0.0.1, kept running across commands.
 
-    >>> from stm32_fota.config import load_config
+    >>> from fota_formats.config import load_config
     >>> info = start(load_config())       # doctest: +SKIP
     >>> info.endpoint_url                 # doctest: +SKIP
     'http://127.0.0.1:41234'
@@ -25,14 +25,13 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from stm32_fota.config import FotaConfig
-from stm32_fota.errors import FotaError
-from stm32_fota.s3 import S3Error, S3Store
+from fota_formats.config import FotaConfig
+from fota_s3 import endpoint
+from fota_s3.endpoint import LocalS3Error, LocalS3Info, describe_status, port_open, running, state_path
+from fota_s3.store import S3Error, S3Store
 
-STATE_FILE = "locals3.json"
 LOG_FILE = "locals3.log"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -40,70 +39,10 @@ LOST_ON_STOP = ("moto keeps objects in memory; releases uploaded by `invoke rele
                 "{mirror} and restored on the next start; objects put there by other tools are lost")
 
 
-class LocalS3Error(FotaError):
-    """The embedded S3 endpoint could not be started, reached or stopped."""
-
-
-@dataclass(frozen=True)
-class LocalS3Info:
-    pid: int
-    port: int
-    restored: int = 0  # objects restored from the mirror by this start (0 when already running)
-    already_running: bool = False
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def _state_path(cfg: FotaConfig) -> Path:
-    return cfg.state_dir / STATE_FILE
-
-
-def _read_state(cfg: FotaConfig) -> LocalS3Info | None:
-    try:
-        raw = json.loads(_state_path(cfg).read_text(encoding="utf-8"))
-        return LocalS3Info(pid=int(raw["pid"]), port=int(raw["port"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _is_moto(pid: int) -> bool:
-    """True when ``pid`` is alive and is a moto server (never signal a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True  # no /proc (macOS): trust the state file
-    return b"moto" in cmdline
-
-
-def _port_open(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def running(cfg: FotaConfig) -> LocalS3Info | None:
-    """The running embedded endpoint, or None (a stale state file is removed)."""
-    info = _read_state(cfg)
-    if info is None:
-        return None
-    if _is_moto(info.pid) and _port_open(info.port):
-        return info
-    _state_path(cfg).unlink(missing_ok=True)
-    return None
 
 
 def spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -121,7 +60,7 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float) -
         if proc is not None and proc.poll() is not None:
             raise LocalS3Error("Failed to start the embedded S3 endpoint: moto exited with code "
                                f"{proc.returncode} (see {LOG_FILE} in the state folder)")
-        if _port_open(port, 0.2):
+        if port_open(port, 0.2):
             return
         time.sleep(0.1)
     raise LocalS3Error(f"Failed to start the embedded S3 endpoint: port {port} did not open within "
@@ -163,7 +102,7 @@ def start(cfg: FotaConfig) -> LocalS3Info:
     except (LocalS3Error, S3Error):
         _terminate(proc.pid)
         raise
-    _state_path(cfg).write_text(json.dumps({"pid": proc.pid, "port": port}), encoding="utf-8")
+    state_path(cfg).write_text(json.dumps({"pid": proc.pid, "port": port}), encoding="utf-8")
     return LocalS3Info(proc.pid, port, restored=restored)
 
 
@@ -195,10 +134,10 @@ def stop(cfg: FotaConfig) -> LocalS3Info | None:
     """Stop the endpoint; returns what was stopped, or None when it was not running."""
     info = running(cfg)
     if info is None:
-        _state_path(cfg).unlink(missing_ok=True)
+        state_path(cfg).unlink(missing_ok=True)
         return None
     _terminate(info.pid)
-    _state_path(cfg).unlink(missing_ok=True)
+    state_path(cfg).unlink(missing_ok=True)
     return info
 
 
@@ -208,13 +147,9 @@ def lost_on_stop(cfg: FotaConfig) -> str:
 
 def open_store(cfg: FotaConfig, start_embedded: bool = True) -> S3Store:
     """The release bucket of ``cfg``: the configured one, or the embedded endpoint (started if needed)."""
-    if not cfg.s3.embedded:
-        return S3Store.connect(cfg.s3)
-    info = start(cfg) if start_embedded else running(cfg)
-    if info is None:
-        raise LocalS3Error("Failed to reach the embedded S3 endpoint: it is not running "
-                           "(start it with `invoke s3-start`, or configure a bucket)")
-    return S3Store.connect(cfg.s3, endpoint_url=info.endpoint_url, mirror_dir=cfg.mirror_dir)
+    if cfg.s3.embedded and start_embedded:
+        start(cfg)
+    return endpoint.open_store(cfg)
 
 
 def describe_start(cfg: FotaConfig, info: LocalS3Info) -> str:
@@ -226,20 +161,12 @@ def describe_start(cfg: FotaConfig, info: LocalS3Info) -> str:
             f"It keeps running in the background until `invoke s3-stop`. Note: {lost_on_stop(cfg)}.")
 
 
-def describe_status(cfg: FotaConfig) -> str:
-    if not cfg.s3.embedded:
-        return f"a bucket is configured ({cfg.s3.describe()}): the embedded S3 endpoint is not used"
-    info = running(cfg)
-    if info is None:
-        return f"embedded S3: not running (state in {cfg.state_dir}; `invoke s3-start` starts it)"
-    mirrored = sum(1 for p in (cfg.mirror_dir / cfg.s3.bucket_name).rglob("*") if p.is_file()) \
-        if (cfg.mirror_dir / cfg.s3.bucket_name).is_dir() else 0
-    return (f"embedded S3: running at {info.endpoint_url} (pid {info.pid}), bucket {cfg.s3.bucket_name}, "
-            f"{mirrored} objects mirrored in {cfg.mirror_dir}")
-
-
 def describe_stop(cfg: FotaConfig, info: LocalS3Info | None) -> str:
     if info is None:
         return "embedded S3: was not running"
     return (f"embedded S3 stopped (pid {info.pid}, port {info.port}). Its memory is gone; "
             f"{lost_on_stop(cfg)}.")
+
+
+__all__ = ["LocalS3Error", "LocalS3Info", "describe_start", "describe_status", "describe_stop", "free_port",
+           "lost_on_stop", "open_store", "running", "start", "stop"]

@@ -1,6 +1,6 @@
 """Configuration of releases and of the update server: a TOML file plus environment variables.
 
-    >>> from stm32_fota.config import load_config
+    >>> from fota_formats.config import load_config
     >>> cfg = load_config(env={"FOTA_S3_BUCKET": "my-fw", "FOTA_S3_PREFIX": "board1"})
     >>> cfg.s3.bucket, cfg.s3.prefix, cfg.s3.embedded
     ('my-fw', 'board1', False)
@@ -11,7 +11,7 @@ paths are taken relative to the folder of the config file (the working directory
 
 Credentials are never read here: boto3 finds them through its standard chain (environment,
 shared credentials file, SSO, instance role). With no bucket configured, the tools use the
-embedded local S3 endpoint (``stm32_fota.locals3``).
+embedded local S3 endpoint (``fota_lab.locals3``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from stm32_fota.errors import FotaError
+from .errors import FotaError
 
 CONFIG_FILE_NAME = "fota.toml"
 EMBEDDED_BUCKET = "stm32-fota"

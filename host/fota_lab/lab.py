@@ -8,7 +8,7 @@
         lab.led(), lab.journal(), lab.device()    # what the STM32 and the server now say
 
 Everything goes through the product's own code paths: releases with stm32_fota.release into the
-embedded S3 endpoint (moto, stm32_fota.locals3), the server as `invoke serve` runs it (its own
+embedded S3 endpoint (moto, fota_lab.locals3), the server as `invoke serve` runs it (its own
 process, fota_server.serve), the bridge deployed and run with mpremote over the virtual ESP32's pty
 (stm32_fota.esp32). Nothing of a user's .fota/ or build/ is touched: every file lives under the
 folder given. ``stop`` (also on an exception inside the ``with``) ends every process it started.
@@ -28,31 +28,28 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import locals3
-from .config import FotaConfig, ServerConfig
-from .errors import FotaError
-from .esp32 import UpdateOutcome, deploy, run_update
-from .flashing import flash_sim
-from .release import ReleaseResult, Reporter, SilentReporter, release
-from .spec import IMAGE, LAYOUT, PROTOCOL
+from fota_formats import journal
+from fota_formats.config import FotaConfig, ServerConfig
+from fota_formats.errors import FotaError
+from fota_formats.spec import LAYOUT, PROTOCOL
+from stm32_fota.esp32 import UpdateOutcome, deploy, run_update
+from stm32_fota.project import current
+from stm32_fota.release import ReleaseResult, Reporter, SilentReporter, release
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import locals3
+from .flashing import flash_sim
+
 SERVER_START_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 10.0
 BOOT_MS = 400.0               # the twin's bootloader + application start take ~100 ms of virtual time
 WIFI = {"wifi_ssid": "fota-lab", "wifi_password": "fota-lab-pw"}
 PR_SET_PDEATHSIG = 1
 
-_SERVER_CODE = ("from stm32_fota.config import load_config\n"
-                "from fota_server.serve import serve\n"
-                "import sys\n"
-                "serve(load_config(), log_level=sys.argv[1])\n")
 
 
 def _die_with_parent() -> None:
@@ -116,30 +113,13 @@ def flash_lower_bound_s(image_size: int, slot: int, blank: frozenset[int] = froz
     return erase_ms / 1000.0 + words * PROGRAM_US["typical"] / 1e6
 
 
-def _result_names() -> dict[int, str]:
-    return {v: k.removeprefix("RESULT_") for k, v in IMAGE.constants.items() if k.startswith("RESULT_")}
-
-
 def decode_journal(sector: bytes) -> Journal | None:
-    """The valid record (magic and CRC) with the highest sequence number, or None (empty journal)."""
-    rec = IMAGE.structs["meta_record"]
-    magic = IMAGE.constants["META_RECORD_MAGIC"]
-    best: dict[str, Any] | None = None
-    for off in range(0, len(sector) - rec.size + 1, rec.size):
-        raw = sector[off:off + rec.size]
-        r = rec.unpack(raw)
-        if r["magic"] != magic or zlib.crc32(raw[:rec.size - 4]) != r["crc32"]:
-            continue
-        if best is None or r["seq"] > best["seq"]:
-            best = r
-    if best is None:
+    """The newest valid record of a journal sector, decoded for people, or None (empty journal)."""
+    rec = journal.newest(sector)
+    if rec is None:
         return None
-    states = {IMAGE.constants["META_STATE_CONFIRMED"]: "confirmed",
-              IMAGE.constants["META_STATE_TRIAL"]: "trial"}
-    return Journal(best["seq"], "AB"[best["active_slot"]] if best["active_slot"] < 2 else "?",
-                   states.get(best["state"], f"unknown {best['state']}"), best["attempts_left"],
-                   _result_names().get(best["last_result"], str(best["last_result"])),
-                   f"{best['ver_major']}.{best['ver_minor']}.{best['ver_patch']}")
+    return Journal(rec.seq, rec.slot_name, rec.state_name, rec.attempts_left, rec.result_name,
+                   rec.version_text)
 
 
 def _twin_peer_class() -> type:
@@ -268,7 +248,8 @@ class Lab:
                    FOTA_SYNC_INTERVAL=str(self.cfg.server.sync_interval_s), PYTHONUNBUFFERED="1")
         log = open(self.cfg.state_dir / "server.log", "ab")  # noqa: SIM115 (the child holds it)
         try:
-            self.server_proc = subprocess.Popen([sys.executable, "-c", _SERVER_CODE, self.server_log_level],
+            argv = [sys.executable, "-m", "fota_server", "--log-level", self.server_log_level]
+            self.server_proc = subprocess.Popen(argv,
                                                 cwd=self.cfg.state_dir, env=env, stdout=log, stderr=log,
                                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         except OSError as e:
@@ -355,7 +336,8 @@ class Lab:
 
     def release(self, build_dir: Path, reporter: Reporter | None = None,
                 force: bool = False) -> ReleaseResult:
-        return release(self.store(), build_dir, force=force, root=ROOT, reporter=reporter or SilentReporter())
+        return release(self.store(), build_dir, force=force, root=current().root,
+                       reporter=reporter or SilentReporter())
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
