@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "server"))  # the fake-but-valid image b
 
 from fota_lab.locals3 import free_port  # noqa: E402
 from fota_server.firmware import FirmwareFolder  # noqa: E402
-from srv_helpers import install_release  # noqa: E402
+from fota_testkit.server import install_release  # noqa: E402
 
 VERSION = "1.1.0"
 IMAGE_BODY = 200_000

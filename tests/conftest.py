@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fota_testkit.s3 import aws_env, cfg, moto_url, store  # noqa: F401 (fixtures for every folder)
 from stm32_fota.build import BuildResult, build
 from stm32_fota.errors import ToolchainError
 from stm32_fota.toolchain import check_toolchain

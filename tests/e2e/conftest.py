@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import flashed_lab, make_release
 from fota_lab.lab import Lab
+from fota_testkit.e2e import flashed_lab, make_release
 from stm32_fota.build import BuildResult
 
 pytest.importorskip("stm32_twin", reason="the STM32 twin package is not installed")

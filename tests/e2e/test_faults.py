@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e_helpers import assert_device
 from fota_formats.spec import LAYOUT, PROTOCOL
 from fota_lab.lab import Lab
-from relay import Relay
+from fota_testkit.e2e import assert_device
+from fota_testkit.relay import Relay
 
 MARKER = PROTOCOL.constants["FRAME_MARKER"].to_bytes(2, "little")
 WRITE = PROTOCOL.tables["commands"]["WRITE"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from e2e_helpers import assert_device
 from fota_formats.spec import LAYOUT
 from fota_lab import locals3
 from fota_lab.lab import Lab
+from fota_testkit.e2e import assert_device
 
 
 def release_and_sync(lab: Lab, folder: Path) -> dict[str, object]:

@@ -15,7 +15,7 @@ from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
 from fota_server.models import CheckInReply
 from fota_server.serve import build_app, check_listen
-from srv_helpers import LiveServer, install_release
+from fota_testkit.server import LiveServer, install_release
 
 DEV = "0123456789abcdef01234567"
 DEV2 = "fedcba9876543210fedcba98"

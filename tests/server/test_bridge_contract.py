@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
-from srv_helpers import LiveServer, install_release
+from fota_testkit.server import LiveServer, install_release
 
 BRIDGE = Path(__file__).resolve().parents[2] / "esp32_mpy"
 if str(BRIDGE) not in sys.path:

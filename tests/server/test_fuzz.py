@@ -16,9 +16,9 @@ import pytest
 import schemathesis
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
+from fota_testkit.server import LiveServer, install_release
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from srv_helpers import LiveServer, install_release
 
 TOKEN = "fuzz-token"
 EXAMPLES_PER_OPERATION = 30  # per operation and generation mode (valid, invalid)

@@ -14,7 +14,7 @@ from fota_lab.locals3 import free_port
 from fota_s3.store import S3Store
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
-from srv_helpers import LiveServer, install_release, write_build
+from fota_testkit.server import LiveServer, install_release, write_build
 from stm32_fota.release import release
 
 DEV = "00112233445566778899aabb"

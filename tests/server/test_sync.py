@@ -11,7 +11,7 @@ from fota_formats.config import FotaConfig
 from fota_lab.locals3 import free_port
 from fota_s3.store import S3Store
 from fota_server.firmware import FirmwareFolder, SyncError, sync_once
-from srv_helpers import install_release, write_build
+from fota_testkit.server import install_release, write_build
 from stm32_fota.release import release
 
 

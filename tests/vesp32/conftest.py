@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from esp32_twin import FakePeer, VirtualEsp32
 from esp32_twin.device import NPM_PACKAGE, find_node_modules
-from vesp32_tools import Mp
+from fota_testkit.mpremote import Mp
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from esp32_twin import FakePeer, VirtualEsp32
 from esp32_twin.standins import cpython_standins
+from fota_testkit.mpremote import Mp
 from stm32_fota.mpy import compile_bridge
 from stm32_fota.project import current
-from vesp32_tools import Mp
 
 BRIDGE_DIR = current().bridge_dir
 

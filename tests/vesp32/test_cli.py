@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vesp32_tools import Mp
+from fota_testkit.mpremote import Mp
 
 
 def test_cli_prints_a_working_pty(node_runtime: None, tmp_path: Path) -> None:

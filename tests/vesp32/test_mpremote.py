@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from esp32_twin import VirtualEsp32
-from vesp32_tools import Mp
+from fota_testkit.mpremote import Mp
 
 
 def test_exec_prints_the_result(mp: Mp) -> None:

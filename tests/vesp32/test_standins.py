@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from esp32_twin import FakePeer, VirtualEsp32
 from esp32_twin.peer import GPIO_CS, GPIO_NRST
-from vesp32_tools import Mp
+from fota_testkit.mpremote import Mp
 
 
 def test_spi_bytes_cross_to_the_peer_and_back(mp: Mp, fake_peer: FakePeer) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from esp32_twin import VirtualEsp32
 from esp32_twin.twin_peer import TwinPeer
+from fota_testkit.mpremote import Mp
 from stm32_fota.build import BuildResult
 from stm32_fota.project import current
 from stm32_twin import Stm32Twin
-from vesp32_tools import Mp
 
 BRIDGE_DIR = current().bridge_dir
 

@@ -13,7 +13,7 @@ import pytest
 from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL, StructDef
 from stm32_fota import gen
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GEN = ROOT / "stm32" / "gen"
 STRUCTS: list[tuple[str, StructDef]] = [
     *(("fota_image.h", s) for s in IMAGE.structs.values()),

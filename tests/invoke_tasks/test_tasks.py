@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from fota_formats.config import FotaConfig
-from srv_helpers import write_build
+from fota_testkit.server import write_build
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,5 @@
-"""Fixtures of the release and server tests: a real moto S3 server on loopback, buckets, releases."""
+"""S3 fixtures shared by the release, server, lab and task tests: a real moto S3 server on loopback,
+buckets, configs. Registered for the whole suite by tests/conftest.py."""
 
 from __future__ import annotations
 

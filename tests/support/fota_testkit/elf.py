@@ -15,7 +15,7 @@ from pathlib import Path
 from fota_formats.image import INFO_OFFSET
 from fota_formats.spec import IMAGE, LAYOUT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 GEN = ROOT / "stm32" / "gen"
 CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c11", "-Os",
           "-Wall", "-Wextra", "-Werror", "-nostdlib", "-ffreestanding"]

@@ -10,7 +10,7 @@ import pytest
 from fota_formats.config import FotaConfig
 from fota_formats.spec import IMAGE
 from fota_s3.store import S3Store
-from srv_helpers import bucket_objects, make_image, write_build
+from fota_testkit.server import bucket_objects, make_image, write_build
 from stm32_fota.build import BuildResult
 from stm32_fota.release import ReleaseError, release
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from fota_formats.image import read_image
 from fota_formats.spec import IMAGE
+from fota_testkit.elf import ElfRecipe
 from stm32_fota import build as build_mod
 from stm32_fota.build import BuildResult, build
 from stm32_fota.elfcheck import TARGETS, check_elf
 from stm32_fota.errors import BuildError, ElfCheckError, ImageError, ToolchainError
-from testelf import ElfRecipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SLOT_A = IMAGE.constants["SLOT_A"]
 PRODUCTS = [f"{t}{ext}" for t in ("bootloader", "slot-a", "slot-b")
             for ext in (".elf", ".bin", ".hex", ".map")]

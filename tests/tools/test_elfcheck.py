@@ -14,11 +14,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from fota_formats.image import TRAILER_SIZE
 from fota_formats.spec import IMAGE, LAYOUT
+from fota_testkit.elf import ElfRecipe
 from stm32_fota.build import BuildResult
 from stm32_fota.elfcheck import TARGETS, check_elf
 from stm32_fota.errors import ElfCheckError
 from stm32_fota.sizes import format_size_table, size_rows
-from testelf import ElfRecipe
 
 SLOT_A, SLOT_B = IMAGE.constants["SLOT_A"], IMAGE.constants["SLOT_B"]
 V100 = (1, 0, 0)

@@ -13,7 +13,7 @@ from fota_formats.config import FotaConfig, load_config
 from fota_lab import locals3
 from fota_s3.endpoint import STATE_FILE
 from fota_server.serve import build_app
-from srv_helpers import write_build
+from fota_testkit.server import write_build
 from stm32_fota.release import release
 
 

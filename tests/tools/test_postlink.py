@@ -24,11 +24,11 @@ from fota_formats.image import (
     validate_image,
 )
 from fota_formats.spec import IMAGE, LAYOUT
+from fota_testkit.elf import ElfRecipe
 from stm32_fota.build import BuildResult
 from stm32_fota.elfcheck import TARGETS
 from stm32_fota.errors import ImageError
 from stm32_fota.postlink import postlink
-from testelf import ElfRecipe
 
 C = IMAGE.constants
 SLOT_A, SLOT_B = C["SLOT_A"], C["SLOT_B"]
