@@ -1,4 +1,4 @@
-/* Host tests of the update agent (stm32/common/agent.c) over a RAM-backed flash.
+/* Host tests of the update agent (stm32/agent/agent.c) over a RAM-backed flash.
  *
  * The real flash-area, journal, image, SHA-256 and CRC-32 modules are linked in; only the
  * flash_port backend (below) and the agent_port (clock, temperature, uid, reset) are fakes. The

@@ -1,4 +1,4 @@
-"""Host tests of the update agent (stm32/common/agent.c): builds tests/c/test_agent.c with the host
+"""Host tests of the update agent (stm32/agent/agent.c): builds tests/c/test_agent.c with the host
 gcc (AddressSanitizer + UBSan) against the real flash-area, journal, image, SHA-256 and CRC-32
 modules, and runs each C test case as one pytest case."""
 
@@ -13,11 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(__file__).with_name("test_agent.c")
-COMMON = ROOT / "stm32" / "common"
+LIB = ROOT / "stm32" / "lib"
+AGENT = ROOT / "stm32" / "agent"
 # Modules the agent links against; agent.c and the test are built with -Werror.
 MODULES = ("flash_area", "journal", "image", "sha256", "crc32", "boot_decide")
 CFLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-fsanitize=address,undefined",
-          "-fno-sanitize-recover=undefined", f"-I{COMMON}", f"-I{ROOT / 'stm32' / 'gen'}"]
+          "-fno-sanitize-recover=undefined", f"-I{LIB}", f"-I{AGENT}", f"-I{ROOT / 'stm32' / 'gen'}"]
 CASES = re.findall(r"^TEST\((\w+)\)", SRC.read_text(encoding="utf-8"), flags=re.MULTILINE)
 
 
@@ -29,10 +30,10 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
     objs = []
     for name in MODULES:
         obj = out / f"{name}.o"
-        subprocess.run(["gcc", *CFLAGS, "-c", str(COMMON / f"{name}.c"), "-o", str(obj)], check=True)
+        subprocess.run(["gcc", *CFLAGS, "-c", str(LIB / f"{name}.c"), "-o", str(obj)], check=True)
         objs.append(str(obj))
     exe = out / "test_agent"
-    subprocess.run(["gcc", *CFLAGS, "-Werror", str(SRC), str(COMMON / "agent.c"), *objs, "-o", str(exe)],
+    subprocess.run(["gcc", *CFLAGS, "-Werror", str(SRC), str(AGENT / "agent.c"), *objs, "-o", str(exe)],
                    check=True)
     return exe
 

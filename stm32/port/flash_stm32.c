@@ -13,8 +13,6 @@
 #include "fota_layout.h"
 #include "stm32f407_regs.h"
 
-extern volatile uint32_t g_core_mhz; /* drivers/clock.c */
-
 /* DS8626 table 42 at x32 parallelism, maximum times. */
 #define T_PROG_WORD_MAX_US 100u
 #define T_ERASE_16K_MAX_US 500000u
