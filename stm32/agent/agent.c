@@ -25,12 +25,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "agent.c assumes a lit
 
 #define INFO_END (FOTA_IMAGE_INFO_OFFSET + sizeof(struct fota_image_info))
 
-struct sector {
-    uint32_t base;
-    uint32_t size;
-};
-static const struct sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE; /* RM0090 table 5 */
-
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 static uint32_t get32(const uint8_t *p)
@@ -259,17 +253,18 @@ static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *
 static int erase_for(struct agent *ag, const struct flash_area *fa, uint32_t size)
 {
     for (uint32_t n = fa->first_sector; n <= fa->last_sector; n++) {
-        uint32_t off = sectors[n].base - fa->base;
+        const struct fa_sector *sec = fa_sector(n);
+        uint32_t off = sec->base - fa->base;
         if (off >= size) {
             break;
         }
-        uint32_t need = size - off < sectors[n].size ? size - off : sectors[n].size;
+        uint32_t need = size - off < sec->size ? size - off : sec->size;
         kick(ag);
         if (fa_is_erased(fa, off, need)) {
             ag->stats.sectors_skipped++;
             continue;
         }
-        int rc = fa_erase(fa, off, sectors[n].size);
+        int rc = fa_erase(fa, off, sec->size);
         kick(ag);
         if (rc != FOTA_OK) {
             return FOTA_E_FLASH; /* (an erase that left bits set would fail the read-back of WRITE) */

@@ -41,6 +41,16 @@ struct flash_area {
     uint8_t last_sector;
 };
 
+/* One flash sector: absolute base address and size in bytes. */
+struct fa_sector {
+    uint32_t base;
+    uint32_t size;
+};
+
+/* Sector n of the flash (RM0090 table 5, from the generated layout), or NULL past the last one.
+ * The one place the firmware and its host tests look sectors up. */
+const struct fa_sector *fa_sector(uint32_t n);
+
 /* Install the backend (once, at start-up). */
 void fa_init(const struct flash_port *port);
 

@@ -2,12 +2,6 @@
 #include <string.h>
 #include "fota_layout.h"
 
-struct sector {
-    uint32_t base;
-    uint32_t size;
-};
-static const struct sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE;
-
 static uint8_t mem[FOTA_FLASH_SIZE];
 static uint32_t ops, erases, violations;
 static int32_t cut_at = -1;
@@ -121,15 +115,16 @@ static int ram_erase_sector(uint32_t sector)
     if (cut) {
         return FOTA_E_FLASH;
     }
-    if (sector >= FOTA_SECTOR_COUNT) {
+    const struct fa_sector *sec = fa_sector(sector);
+    if (sec == NULL) {
         return FOTA_E_ARG;
     }
-    uint32_t len = sectors[sector].size;
+    uint32_t len = sec->size;
     erases++;
     if (cutting_now()) {
         len /= 2u; /* the erase stopped half way: old data in the upper half */
     }
-    memset(&mem[sectors[sector].base - FOTA_FLASH_BASE], 0xFF, len);
+    memset(&mem[sec->base - FOTA_FLASH_BASE], 0xFF, len);
     return cut ? FOTA_E_FLASH : FOTA_OK;
 }
 
