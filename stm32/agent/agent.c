@@ -115,22 +115,6 @@ int agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_
     return ag->journal_rc == FOTA_E_NOT_FOUND ? FOTA_OK : ag->journal_rc;
 }
 
-/* -1, 0, 1 as version a (major, minor, patch) is older, equal, newer than b. */
-static int version_cmp(uint8_t amaj, uint8_t amin, uint16_t apat, uint8_t bmaj, uint8_t bmin,
-                       uint16_t bpat)
-{
-    if (amaj != bmaj) {
-        return amaj < bmaj ? -1 : 1;
-    }
-    if (amin != bmin) {
-        return amin < bmin ? -1 : 1;
-    }
-    if (apat != bpat) {
-        return apat < bpat ? -1 : 1;
-    }
-    return 0;
-}
-
 static uint32_t slot_limit(uint8_t slot)
 {
     const struct flash_area *fa = fa_slot(slot);
@@ -181,15 +165,15 @@ static void cmd_info(struct agent *ag, struct reply *r)
     ir->ir_run_patch = ag->running.ii_ver_patch;
     ir->ir_run_build = ag->running.ii_build;
     ir->ir_a_state = a->state;
-    ir->ir_a_major = a->ver_major;
-    ir->ir_a_minor = a->ver_minor;
-    ir->ir_a_patch = a->ver_patch;
-    ir->ir_a_build = a->build;
+    ir->ir_a_major = a->ver.major;
+    ir->ir_a_minor = a->ver.minor;
+    ir->ir_a_patch = a->ver.patch;
+    ir->ir_a_build = a->ver.build;
     ir->ir_b_state = b->state;
-    ir->ir_b_major = b->ver_major;
-    ir->ir_b_minor = b->ver_minor;
-    ir->ir_b_patch = b->ver_patch;
-    ir->ir_b_build = b->build;
+    ir->ir_b_major = b->ver.major;
+    ir->ir_b_minor = b->ver.minor;
+    ir->ir_b_patch = b->ver.patch;
+    ir->ir_b_build = b->ver.build;
     if (ag->journal_rc == FOTA_OK && ag->journal.have_record) {
         const struct fota_meta_record *m = &ag->journal.latest;
         ir->ir_meta_active = m->mr_active_slot;
@@ -241,9 +225,9 @@ static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *
     if (ii.ii_slot != br->br_target_slot || ii.ii_load_addr != fa_slot(br->br_target_slot)->base) {
         return FOTA_ST_ERR_WRONG_SLOT;
     }
-    if (!(br->br_flags & FOTA_BEGIN_FLAG_DOWNGRADE) &&
-        version_cmp(br->br_ver_major, br->br_ver_minor, br->br_ver_patch, ag->running.ii_ver_major,
-                    ag->running.ii_ver_minor, ag->running.ii_ver_patch) <= 0) {
+    struct fw_version offered = version_of(&ii);
+    struct fw_version running = version_of(&ag->running);
+    if (!(br->br_flags & FOTA_BEGIN_FLAG_DOWNGRADE) && version_cmp(&offered, &running) <= 0) {
         return FOTA_ST_ERR_VERSION;
     }
     return FOTA_ST_OK;

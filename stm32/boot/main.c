@@ -27,7 +27,7 @@ static void log_slot_state(uint8_t slot, const struct image_summary *s)
     log_slot(slot);
     if (s->state == FOTA_SLOT_STATE_VALID) {
         log_str(" valid ");
-        log_version(s->ver_major, s->ver_minor, s->ver_patch, s->build);
+        log_version(s->ver.major, s->ver.minor, s->ver.patch, s->ver.build);
     } else if (s->state == FOTA_SLOT_STATE_EMPTY) {
         log_str(" empty");
     } else {
@@ -191,7 +191,7 @@ int main(void)
     log_str("jump slot ");
     log_slot((uint32_t)d.boot_slot);
     log_str(" ");
-    log_version(img->ver_major, img->ver_minor, img->ver_patch, img->build);
+    log_version(img->ver.major, img->ver.minor, img->ver.patch, img->ver.build);
     log_str(" (");
     log_str(boot_reason_str(d.reason));
     if (d.reason == BOOT_R_TRIAL) {

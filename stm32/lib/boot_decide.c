@@ -7,6 +7,7 @@
  * slot. */
 #include <string.h>
 #include "boot_decide.h"
+#include "version.h"
 
 enum rec_kind {
     REC_NONE = 0,      /* no valid record, or one with values out of range */
@@ -42,27 +43,12 @@ static int is_valid(const struct image_summary *s)
     return s->state == FOTA_SLOT_STATE_VALID;
 }
 
-/* 1 when a is a newer version than b. */
-static int newer(const struct image_summary *a, const struct image_summary *b)
-{
-    if (a->ver_major != b->ver_major) {
-        return a->ver_major > b->ver_major;
-    }
-    if (a->ver_minor != b->ver_minor) {
-        return a->ver_minor > b->ver_minor;
-    }
-    if (a->ver_patch != b->ver_patch) {
-        return a->ver_patch > b->ver_patch;
-    }
-    return a->build > b->build;
-}
-
 int boot_pick_highest(const struct image_summary slot[2])
 {
     int a = is_valid(&slot[FOTA_SLOT_A]);
     int b = is_valid(&slot[FOTA_SLOT_B]);
     if (a && b) {
-        return newer(&slot[FOTA_SLOT_B], &slot[FOTA_SLOT_A]) ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
+        return version_cmp(&slot[FOTA_SLOT_B].ver, &slot[FOTA_SLOT_A].ver) > 0 ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
     }
     if (a) {
         return (int)FOTA_SLOT_A;
@@ -95,10 +81,10 @@ static void confirmed_record(struct fota_meta_record *r, const struct image_summ
     r->mr_attempts_left = 0;
     r->mr_last_result = result;
     r->mr_prev_slot = slot;
-    r->mr_ver_major = img->ver_major;
-    r->mr_ver_minor = img->ver_minor;
-    r->mr_ver_patch = img->ver_patch;
-    r->mr_build = img->build;
+    r->mr_ver_major = img->ver.major;
+    r->mr_ver_minor = img->ver.minor;
+    r->mr_ver_patch = img->ver.patch;
+    r->mr_build = img->ver.build;
 }
 
 void boot_decide(const struct boot_input *in, struct boot_decision *out)

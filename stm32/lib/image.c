@@ -76,10 +76,7 @@ static uint8_t validate(uint8_t slot, struct image_summary *sum, uint8_t *file_d
     if (ii.ii_magic != FOTA_IMAGE_INFO_MAGIC) {
         return IMAGE_BAD_MAGIC; /* includes IMAGE_INVALIDATED_MAGIC: a withdrawn image */
     }
-    sum->ver_major = ii.ii_ver_major;
-    sum->ver_minor = ii.ii_ver_minor;
-    sum->ver_patch = ii.ii_ver_patch;
-    sum->build = ii.ii_build;
+    sum->ver = version_of(&ii);
     sum->image_size = ii.ii_image_size;
     if (ii.ii_format != FOTA_IMAGE_FORMAT_VERSION) {
         return IMAGE_BAD_FORMAT;

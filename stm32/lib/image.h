@@ -4,6 +4,7 @@
 
 #include "flash_area.h"
 #include "fota_image.h"
+#include "version.h"
 
 enum image_fault {
     IMAGE_OK = 0,
@@ -22,9 +23,7 @@ enum image_fault {
 struct image_summary {
     uint8_t state;  /* SLOT_STATE_EMPTY / _VALID / _INVALID */
     uint8_t fault;  /* enum image_fault */
-    uint8_t ver_major, ver_minor;
-    uint16_t ver_patch;
-    uint32_t build;
+    struct fw_version ver;
     uint32_t image_size;  /* ii_image_size; + trailer = bytes on flash */
 };
 

@@ -15,8 +15,8 @@ static struct image_summary slot_state(int kind)
     switch (kind) {
     case S_EMPTY: s.state = FOTA_SLOT_STATE_EMPTY; s.fault = IMAGE_ERASED; break;
     case S_INVALID: s.state = FOTA_SLOT_STATE_INVALID; s.fault = IMAGE_BAD_HASH; break;
-    case S_V1: s.state = FOTA_SLOT_STATE_VALID; s.ver_major = 1; break;
-    default: s.state = FOTA_SLOT_STATE_VALID; s.ver_major = 2; break;
+    case S_V1: s.state = FOTA_SLOT_STATE_VALID; s.ver.major = 1; break;
+    default: s.state = FOTA_SLOT_STATE_VALID; s.ver.major = 2; break;
     }
     return s;
 }
@@ -79,15 +79,20 @@ TEST(boot_version_order)
     memset(s, 0, sizeof(s));
     s[0].state = s[1].state = FOTA_SLOT_STATE_VALID;
     /* Each field decides only when the ones before it are equal. */
-    s[0].ver_major = 1; s[0].ver_minor = 9; s[0].ver_patch = 9; s[0].build = 9;
-    s[1].ver_major = 2;
+    s[0].ver = (struct fw_version){1, 9, 9, 9};
+    s[1].ver = (struct fw_version){2, 0, 0, 0};
     CHECK_EQ(boot_pick_highest(s), B);
-    s[1].ver_major = 1; s[1].ver_minor = 9; s[1].ver_patch = 10;
+    s[1].ver = (struct fw_version){1, 9, 10, 0};
     CHECK_EQ(boot_pick_highest(s), B);
-    s[1].ver_patch = 9; s[1].build = 8;
+    s[1].ver = (struct fw_version){1, 10, 0, 0};
+    CHECK_EQ(boot_pick_highest(s), B);
+    s[1].ver = (struct fw_version){1, 9, 8, 99};
     CHECK_EQ(boot_pick_highest(s), A);
-    s[1].build = 10;
-    CHECK_EQ(boot_pick_highest(s), B);
+    /* The same release with another build number is a tie (version_cmp): slot A. */
+    s[1].ver = (struct fw_version){1, 9, 9, 8};
+    CHECK_EQ(boot_pick_highest(s), A);
+    s[1].ver = (struct fw_version){1, 9, 9, 10};
+    CHECK_EQ(boot_pick_highest(s), A);
     s[1].state = FOTA_SLOT_STATE_INVALID;
     CHECK_EQ(boot_pick_highest(s), A);
     s[0].state = FOTA_SLOT_STATE_EMPTY;

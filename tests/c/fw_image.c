@@ -45,8 +45,8 @@ TEST(image_valid_both_slots)
     struct image_summary s;
     CHECK_EQ(image_validate(FOTA_SLOT_A, &s), FOTA_OK);
     CHECK_EQ(s.state, FOTA_SLOT_STATE_VALID);
-    CHECK(s.ver_major == 1 && s.ver_minor == 2 && s.ver_patch == 3 && s.build == 45, "version %u.%u.%u+%u",
-          s.ver_major, s.ver_minor, s.ver_patch, s.build);
+    CHECK(s.ver.major == 1 && s.ver.minor == 2 && s.ver.patch == 3 && s.ver.build == 45, "version %u.%u.%u+%u",
+          s.ver.major, s.ver.minor, s.ver.patch, s.ver.build);
     CHECK_EQ(s.image_size, info(FOTA_SLOT_A)->ii_image_size);
     CHECK_FAULT(FOTA_SLOT_B, IMAGE_OK, FOTA_SLOT_STATE_VALID);
 }

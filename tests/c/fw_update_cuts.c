@@ -256,7 +256,7 @@ static void cut_everywhere(uint32_t room, uint32_t *points)
         CHECK(slot == B || d.reason == BOOT_R_CONFIRMED || d.reason == BOOT_R_NO_RECORD ||
                   d.reason == BOOT_R_REVERT_INVALID || d.reason == BOOT_R_FALLBACK,
               "room %u cut %u: old image boots as %s", room, k, boot_reason_str(d.reason));
-        CHECK(!(slot == A && d.reason == BOOT_R_NO_RECORD) || s.ver_major == old_a.ver[0],
+        CHECK(!(slot == A && d.reason == BOOT_R_NO_RECORD) || s.ver.major == old_a.ver[0],
               "room %u cut %u: first-boot rule", room, k);
         /* Recovery: from A, the master updates again; from B on trial, the self-test confirms. */
         int done = 0;
