@@ -233,6 +233,13 @@ static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *
     return FOTA_ST_OK;
 }
 
+/* A CONFIRMED record for the running slot and image. */
+static void running_confirmed(const struct agent *ag, struct fota_meta_record *rec, uint8_t result)
+{
+    struct fw_version ver = version_of(&ag->running);
+    journal_record(rec, ag->running_slot, FOTA_META_STATE_CONFIRMED, 0, result, ag->running_slot, &ver);
+}
+
 /* Erase the sectors of the slot that [0, size) touches, skipping those already erased there. */
 static int erase_for(struct agent *ag, const struct flash_area *fa, uint32_t size)
 {
@@ -276,17 +283,8 @@ static int journal_make_room(struct agent *ag)
     if (journal_room(meta, &ag->journal) >= JOURNAL_UPDATE_RESERVE) {
         return FOTA_OK;
     }
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = ag->running_slot;
-    rec.mr_state = FOTA_META_STATE_CONFIRMED;
-    rec.mr_attempts_left = 0;
     /* The outcome of the last update stays what INFO reports. */
-    rec.mr_last_result = ag->journal.have_record ? ag->journal.latest.mr_last_result : FOTA_RESULT_NONE;
-    rec.mr_prev_slot = ag->running_slot;
-    rec.mr_ver_major = ag->running.ii_ver_major;
-    rec.mr_ver_minor = ag->running.ii_ver_minor;
-    rec.mr_ver_patch = ag->running.ii_ver_patch;
-    rec.mr_build = ag->running.ii_build;
+    running_confirmed(ag, &rec, ag->journal.have_record ? ag->journal.latest.mr_last_result : FOTA_RESULT_NONE);
     kick(ag);
     int rc = journal_compact(meta, &ag->journal, &rec);
     kick(ag);
@@ -547,16 +545,9 @@ static void cmd_activate(struct agent *ag, struct reply *r)
         r->status = FOTA_ST_ERR_FLASH;
         return;
     }
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = s->target;
-    rec.mr_state = FOTA_META_STATE_TRIAL;
-    rec.mr_attempts_left = FOTA_META_TRIAL_ATTEMPTS;
-    rec.mr_last_result = FOTA_RESULT_NONE;
-    rec.mr_prev_slot = ag->running_slot;
-    rec.mr_ver_major = s->info.ii_ver_major;
-    rec.mr_ver_minor = s->info.ii_ver_minor;
-    rec.mr_ver_patch = s->info.ii_ver_patch;
-    rec.mr_build = s->info.ii_build;
+    struct fw_version ver = version_of(&s->info);
+    journal_record(&rec, s->target, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, FOTA_RESULT_NONE,
+                   ag->running_slot, &ver);
     r->status = journal_add(ag, &rec);
     if (r->status != FOTA_ST_OK) {
         s->status = r->status; /* stays VERIFIED: ACTIVATE may be retried */
@@ -574,16 +565,7 @@ uint8_t agent_confirm(struct agent *ag)
     if (!agent_on_trial(ag)) {
         return FOTA_ST_ERR_STATE;
     }
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = ag->running_slot;
-    rec.mr_state = FOTA_META_STATE_CONFIRMED;
-    rec.mr_attempts_left = 0;
-    rec.mr_last_result = FOTA_RESULT_CONFIRMED;
-    rec.mr_prev_slot = ag->running_slot;
-    rec.mr_ver_major = ag->running.ii_ver_major;
-    rec.mr_ver_minor = ag->running.ii_ver_minor;
-    rec.mr_ver_patch = ag->running.ii_ver_patch;
-    rec.mr_build = ag->running.ii_build;
+    running_confirmed(ag, &rec, FOTA_RESULT_CONFIRMED);
     return journal_add(ag, &rec);
 }
 

@@ -7,6 +7,7 @@
  * slot. */
 #include <string.h>
 #include "boot_decide.h"
+#include "journal.h"
 #include "version.h"
 
 enum rec_kind {
@@ -75,16 +76,7 @@ static enum rec_kind decode_record(const struct boot_input *in)
 static void confirmed_record(struct fota_meta_record *r, const struct image_summary *img, uint8_t slot,
                              uint8_t result)
 {
-    memset(r, 0, sizeof(*r));
-    r->mr_active_slot = slot;
-    r->mr_state = FOTA_META_STATE_CONFIRMED;
-    r->mr_attempts_left = 0;
-    r->mr_last_result = result;
-    r->mr_prev_slot = slot;
-    r->mr_ver_major = img->ver.major;
-    r->mr_ver_minor = img->ver.minor;
-    r->mr_ver_patch = img->ver.patch;
-    r->mr_build = img->ver.build;
+    journal_record(r, slot, FOTA_META_STATE_CONFIRMED, 0, result, slot, &img->ver);
 }
 
 void boot_decide(const struct boot_input *in, struct boot_decision *out)
@@ -123,7 +115,7 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out)
         out->reason = BOOT_R_TRIAL;
         out->start_watchdog = 1;
         out->append = 1;
-        out->record = in->rec;
+        out->record = in->rec; /* the same record with one attempt fewer */
         out->record.mr_attempts_left = (uint8_t)(in->rec.mr_attempts_left - 1u);
         break;
     case ACT_REVERT_ATTEMPTS:

@@ -8,6 +8,7 @@
 
 #include "flash_area.h"
 #include "fota_image.h"
+#include "version.h"
 
 /* Records an update needs after BEGIN, none of which may compact: ACTIVATE's TRIAL record and one
  * TRIAL record per trial boot (the bootloader counts the attempt down). */
@@ -24,6 +25,13 @@ struct journal_state {
     uint32_t valid_records;
     uint32_t torn_records;           /* positions neither erased nor valid */
 };
+
+/* The one builder of a record's contents: `slot` becomes the active slot, in `state`
+ * (META_STATE_*) with `attempts` trial boots left; `result` is the outcome of the last update
+ * (RESULT_*), `prev` the slot to go back to, `ver` the version of the image in `slot`. Sequence,
+ * magic, reserved fields and CRC are journal_append's (and journal_compact's). */
+void journal_record(struct fota_meta_record *rec, uint8_t slot, uint8_t state, uint8_t attempts, uint8_t result,
+                    uint8_t prev, const struct fw_version *ver);
 
 int journal_scan(const struct flash_area *fa, struct journal_state *st);
 /* Fill seq (latest + 1), magic and CRC of rec and append it; when full, compacts for a CONFIRMED

@@ -75,13 +75,9 @@ uint32_t fw_put_image(uint8_t where, const struct img_spec *spec)
 
 struct fota_meta_record fw_record(uint8_t slot, uint8_t state, uint8_t attempts, uint8_t prev)
 {
+    static const struct fw_version none = {0, 0, 0, 0};
     struct fota_meta_record r;
-    memset(&r, 0, sizeof(r));
-    r.mr_active_slot = slot;
-    r.mr_state = state;
-    r.mr_attempts_left = attempts;
-    r.mr_prev_slot = prev;
-    r.mr_last_result = FOTA_RESULT_NONE;
+    journal_record(&r, slot, state, attempts, FOTA_RESULT_NONE, prev, &none);
     return r;
 }
 

@@ -235,12 +235,8 @@ static void journal_put(uint8_t active, uint8_t state, uint8_t attempts, uint8_t
     struct journal_state st;
     struct fota_meta_record rec;
     const struct flash_area *meta = fa_get(FOTA_REGION_METADATA_ID);
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = active;
-    rec.mr_state = state;
-    rec.mr_attempts_left = attempts;
-    rec.mr_prev_slot = prev;
-    rec.mr_ver_major = 1;
+    static const struct fw_version v1 = {1, 0, 0, 0};
+    journal_record(&rec, active, state, attempts, FOTA_RESULT_NONE, prev, &v1);
     (void)journal_scan(meta, &st);
     if (journal_append(meta, &st, &rec) != FOTA_OK) {
         printf("setup: journal_append failed\n");
