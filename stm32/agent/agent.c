@@ -18,6 +18,7 @@
 #include "crc32.h"
 #include "flash_area.h"
 #include "fota_layout.h"
+#include "withdraw.h"
 
 /* Payload structs are copied with memcpy: the wire is little-endian, and so are the Cortex-M4
  * and the hosts the tests run on. */
@@ -286,7 +287,7 @@ static int journal_make_room(struct agent *ag)
     /* The outcome of the last update stays what INFO reports. */
     running_confirmed(ag, &rec, ag->journal.have_record ? ag->journal.latest.mr_last_result : FOTA_RESULT_NONE);
     kick(ag);
-    int rc = journal_compact(meta, &ag->journal, &rec);
+    int rc = journal_compact(meta, &ag->journal, &rec, withdraw_unwanted_image);
     kick(ag);
     if (rc != FOTA_OK) {
         ag->journal_err = rc;
@@ -511,7 +512,7 @@ static uint8_t journal_add(struct agent *ag, struct fota_meta_record *rec)
         return FOTA_ST_ERR_FLASH;
     }
     kick(ag);
-    int rc = journal_append(fa_get(FOTA_REGION_METADATA_ID), &ag->journal, rec);
+    int rc = journal_append(fa_get(FOTA_REGION_METADATA_ID), &ag->journal, rec, withdraw_unwanted_image);
     kick(ag);
     if (rc != FOTA_OK) {
         ag->journal_err = rc;

@@ -15,6 +15,7 @@
 #include "stm32f407_regs.h"
 #include "systick.h"
 #include "uart.h"
+#include "withdraw.h"
 
 const char log_prefix[] = "boot";
 
@@ -139,10 +140,7 @@ int main(void)
     struct journal_state js;
     int rc = journal_scan(meta, &js);
     if (rc != FOTA_OK && rc != FOTA_E_NOT_FOUND) {
-        log_begin();
-        log_str("journal read failed err ");
-        log_u32((uint32_t)rc);
-        log_end();
+        log_error("journal read failed", (uint32_t)rc);
     }
     log_journal(&js);
     in.have_record = js.have_record;
@@ -152,22 +150,16 @@ int main(void)
     struct boot_decision d;
     boot_decide(&in, &d);
     if (d.append) {
-        rc = journal_append(meta, &js, &d.record);
+        rc = journal_append(meta, &js, &d.record, withdraw_unwanted_image);
         if (rc != FOTA_OK) {
-            log_begin();
-            log_str("journal append failed err ");
-            log_u32((uint32_t)rc);
-            log_end();
+            log_error("journal append failed", (uint32_t)rc);
             /* An attempt that cannot be counted could repeat forever: the other valid slot, and
              * with a full journal a revert (a CONFIRMED record, which may compact). */
             boot_decide_trial_unrecorded(&in, rc, &d);
             if (d.append) {
-                rc = journal_append(meta, &js, &d.record);
+                rc = journal_append(meta, &js, &d.record, withdraw_unwanted_image);
                 if (rc != FOTA_OK) {
-                    log_begin();
-                    log_str("journal append failed err ");
-                    log_u32((uint32_t)rc);
-                    log_end();
+                    log_error("journal append failed", (uint32_t)rc);
                 }
             }
         } else if (d.reason == BOOT_R_NO_RECORD) {
@@ -204,10 +196,7 @@ int main(void)
     if (d.start_watchdog) {
         rc = iwdg_start();
         if (rc != FOTA_OK) {
-            log_begin();
-            log_str("watchdog start failed err ");
-            log_u32((uint32_t)rc);
-            log_end();
+            log_error("watchdog start failed", (uint32_t)rc);
         }
     }
     jump((uint8_t)d.boot_slot);

@@ -141,6 +141,13 @@ int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sh
     return rc;
 }
 
+int image_withdraw(uint8_t slot)
+{
+    static const uint32_t invalidated = FOTA_IMAGE_INVALIDATED_MAGIC;
+    return fa_write(fa_slot(slot), FOTA_IMAGE_INFO_OFFSET + offsetof(struct fota_image_info, ii_magic), &invalidated,
+                    sizeof(invalidated));
+}
+
 const char *image_fault_str(uint8_t fault)
 {
     switch (fault) {

@@ -34,6 +34,9 @@ int image_validate(uint8_t slot, struct image_summary *sum);
  * *hashed is 1 when that pass ran (the image is valid, or only its hash is wrong); file_sha256 is
  * meaningful only then. */
 int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sha256[32], int *hashed);
+/* Withdraw the image in slot: program its ii_magic to IMAGE_INVALIDATED_MAGIC (all zero, which
+ * programming can always do, fa_overwrite_ok). It then fails validation (IMAGE_BAD_MAGIC). */
+int image_withdraw(uint8_t slot);
 const char *image_fault_str(uint8_t fault);
 
 #endif /* FOTA_IMAGE_CHECK_H */

@@ -31,7 +31,7 @@ static inline struct fw_version version_of(const struct fota_image_info *ii)
  * - the bootloader, when the journal has no usable record (first boot, a compaction cut short),
  *   boots the newer valid slot and slot A when both hold the same release. Safety needs only that
  *   this is a fixed total order with a fixed tie-break, applied alike by the boot decision and by a
- *   compaction preparing for that moment (journal.c): both call boot_pick_highest, which calls
+ *   compaction preparing for that moment (withdraw.c): both call boot_pick_highest, which calls
  *   this. */
 int version_cmp(const struct fw_version *a, const struct fw_version *b);
 

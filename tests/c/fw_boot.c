@@ -297,7 +297,7 @@ static int boot_and_record(struct boot_decision *d)
     int slot = fw_boot(d, 0);
     if (d->append) {
         (void)journal_scan(fw_meta(), &js);
-        if (journal_append(fw_meta(), &js, &d->record) != FOTA_OK) {
+        if (journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image) != FOTA_OK) {
             return -2;
         }
     }
@@ -338,7 +338,7 @@ TEST(boot_first_boot_record_keeps_a_torn_activation_on_the_old_image)
         flash_ram_cut_at(op);
         struct fota_meta_record rec = fw_record(B, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, A);
         CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
-        int rc = journal_append(fw_meta(), &js, &rec);
+        int rc = journal_append(fw_meta(), &js, &rec, withdraw_unwanted_image);
         if (!flash_ram_is_cut()) {
             CHECK_EQ(rc, FOTA_OK); /* op is past the last operation: the append completed */
             break;

@@ -33,6 +33,7 @@ extern int test_failed;
 #include "fota_image.h"
 #include "image.h"
 #include "journal.h"
+#include "withdraw.h"
 
 struct img_spec {
     uint8_t slot;          /* slot the image is linked for */

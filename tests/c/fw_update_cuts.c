@@ -140,11 +140,11 @@ static int boot(struct boot_decision *d)
     in.rec = js.latest;
     boot_decide(&in, d);
     if (d->append) {
-        int rc = journal_append(fw_meta(), &js, &d->record);
+        int rc = journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image);
         if (rc != FOTA_OK) {
             boot_decide_trial_unrecorded(&in, rc, d);
             if (d->append) {
-                (void)journal_append(fw_meta(), &js, &d->record);
+                (void)journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image);
             }
         }
     }
@@ -174,7 +174,7 @@ static int prepare(uint32_t room)
     for (uint32_t i = 0; i + room < POSITIONS; i++) {
         struct fota_meta_record r = fw_record(A, FOTA_META_STATE_CONFIRMED, 0, A);
         r.mr_ver_major = old_a.ver[0];
-        if (journal_append(fw_meta(), &js, &r) != FOTA_OK) {
+        if (journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) != FOTA_OK) {
             return -1;
         }
     }
@@ -306,7 +306,7 @@ TEST(boot_trial_into_full_journal_reverts_power_cut_everywhere)
     struct journal_state js;
     (void)journal_scan(fw_meta(), &js);
     struct fota_meta_record t = fw_record(B, FOTA_META_STATE_TRIAL, 2, A);
-    CHECK_EQ(journal_append(fw_meta(), &js, &t), FOTA_OK);
+    CHECK_EQ(journal_append(fw_meta(), &js, &t, withdraw_unwanted_image), FOTA_OK);
     CHECK_EQ(journal_room(fw_meta(), &js), 0);
     memcpy(snapshot, flash_ram_mem(), sizeof(snapshot));
     restore();
@@ -354,7 +354,7 @@ TEST(activate_refused_without_room_for_the_trial_records)
     (void)journal_scan(fw_meta(), &js);
     while (journal_room(fw_meta(), &js) > JOURNAL_TRIAL_RECORDS - 1u) {
         struct fota_meta_record r = fw_record(A, FOTA_META_STATE_CONFIRMED, 0, A);
-        CHECK_EQ(journal_append(fw_meta(), &js, &r), FOTA_OK);
+        CHECK_EQ(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image), FOTA_OK);
     }
     flash_ram_power_on();
     CHECK_EQ(request(FOTA_CMD_ACTIVATE, NULL, 0), FOTA_ST_ERR_FLASH);

@@ -20,6 +20,7 @@
 #include "flash_area.h"
 #include "fota_layout.h"
 #include "journal.h"
+#include "withdraw.h"
 #include "sha256.h"
 
 /* ---- tiny test framework ------------------------------------------------------------------ */
@@ -238,7 +239,7 @@ static void journal_put(uint8_t active, uint8_t state, uint8_t attempts, uint8_t
     static const struct fw_version v1 = {1, 0, 0, 0};
     journal_record(&rec, active, state, attempts, FOTA_RESULT_NONE, prev, &v1);
     (void)journal_scan(meta, &st);
-    if (journal_append(meta, &st, &rec) != FOTA_OK) {
+    if (journal_append(meta, &st, &rec, withdraw_unwanted_image) != FOTA_OK) {
         printf("setup: journal_append failed\n");
         exit(2);
     }

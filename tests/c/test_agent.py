@@ -16,7 +16,7 @@ SRC = Path(__file__).with_name("test_agent.c")
 LIB = ROOT / "stm32" / "lib"
 AGENT = ROOT / "stm32" / "agent"
 # Modules the agent links against; agent.c and the test are built with -Werror.
-MODULES = ("flash_area", "journal", "image", "sha256", "crc32", "boot_decide", "version")
+MODULES = ("flash_area", "journal", "image", "sha256", "crc32", "boot_decide", "version", "withdraw")
 CFLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-fsanitize=address,undefined",
           "-fno-sanitize-recover=undefined", f"-I{LIB}", f"-I{AGENT}", f"-I{ROOT / 'stm32' / 'gen'}"]
 CASES = re.findall(r"^TEST\((\w+)\)", SRC.read_text(encoding="utf-8"), flags=re.MULTILINE)
