@@ -81,6 +81,24 @@ size_t agent_no_response(uint8_t *tx, size_t cap)
 
 /* ---- state helpers ------------------------------------------------------------------------ */
 
+/* The one translation of the lower layers' codes (enum fota_err of flash, journal and image) into
+ * the agent's error, at the boundary towards the application. */
+static enum agent_err agent_err_of(int rc)
+{
+    return rc == FOTA_OK ? AGENT_OK : rc == FOTA_E_FULL ? AGENT_E_JOURNAL_FULL : AGENT_E_FLASH;
+}
+
+/* The wire status of the agent's error (the link's CONFIRM). */
+static uint8_t status_of(enum agent_err err)
+{
+    return err == AGENT_OK ? FOTA_ST_OK : err == AGENT_E_STATE ? FOTA_ST_ERR_STATE : FOTA_ST_ERR_FLASH;
+}
+
+enum agent_err agent_last_error(const struct agent *ag)
+{
+    return agent_err_of(ag->journal_err);
+}
+
 static void journal_refresh(struct agent *ag)
 {
     ag->journal_rc = journal_scan(fa_get(FOTA_REGION_METADATA_ID), &ag->journal);
@@ -100,8 +118,8 @@ static void slot_refresh(struct agent *ag, uint8_t slot)
     kick(ag);
 }
 
-int agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
-               const struct fota_image_info *running)
+enum agent_err agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
+                          const struct fota_image_info *running)
 {
     memset(ag, 0, sizeof(*ag));
     ag->port = port;
@@ -113,7 +131,7 @@ int agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_
     journal_refresh(ag);
     slot_refresh(ag, FOTA_SLOT_A);
     slot_refresh(ag, FOTA_SLOT_B);
-    return ag->journal_rc == FOTA_E_NOT_FOUND ? FOTA_OK : ag->journal_rc;
+    return ag->journal_rc == FOTA_E_NOT_FOUND ? AGENT_OK : agent_err_of(ag->journal_rc);
 }
 
 static uint32_t slot_limit(uint8_t slot)
@@ -504,12 +522,13 @@ static void cmd_verify(struct agent *ag, struct reply *r)
     fail(ag, r->status);
 }
 
-static uint8_t journal_add(struct agent *ag, struct fota_meta_record *rec)
+/* Append rec to the journal; FOTA_OK or the failure, which is also kept in journal_err. */
+static int journal_add(struct agent *ag, struct fota_meta_record *rec)
 {
     journal_refresh(ag);
     if (ag->journal_rc != FOTA_OK && ag->journal_rc != FOTA_E_NOT_FOUND) {
         ag->journal_err = ag->journal_rc;
-        return FOTA_ST_ERR_FLASH;
+        return ag->journal_rc;
     }
     kick(ag);
     int rc = journal_append(fa_get(FOTA_REGION_METADATA_ID), &ag->journal, rec, withdraw_unwanted_image);
@@ -517,9 +536,8 @@ static uint8_t journal_add(struct agent *ag, struct fota_meta_record *rec)
     if (rc != FOTA_OK) {
         ag->journal_err = rc;
         journal_refresh(ag); /* on success journal_append has updated ag->journal itself */
-        return FOTA_ST_ERR_FLASH;
     }
-    return FOTA_ST_OK;
+    return rc;
 }
 
 static void cmd_activate(struct agent *ag, struct reply *r)
@@ -549,7 +567,7 @@ static void cmd_activate(struct agent *ag, struct reply *r)
     struct fw_version ver = version_of(&s->info);
     journal_record(&rec, s->target, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, FOTA_RESULT_NONE,
                    ag->running_slot, &ver);
-    r->status = journal_add(ag, &rec);
+    r->status = journal_add(ag, &rec) == FOTA_OK ? FOTA_ST_OK : FOTA_ST_ERR_FLASH;
     if (r->status != FOTA_ST_OK) {
         s->status = r->status; /* stays VERIFIED: ACTIVATE may be retried */
         return;
@@ -558,16 +576,16 @@ static void cmd_activate(struct agent *ag, struct reply *r)
     s->status = FOTA_ST_OK;
 }
 
-uint8_t agent_confirm(struct agent *ag)
+enum agent_err agent_confirm(struct agent *ag)
 {
     struct fota_meta_record rec;
 
     journal_refresh(ag);
     if (!agent_on_trial(ag)) {
-        return FOTA_ST_ERR_STATE;
+        return AGENT_E_STATE;
     }
     running_confirmed(ag, &rec, FOTA_RESULT_CONFIRMED);
-    return journal_add(ag, &rec);
+    return agent_err_of(journal_add(ag, &rec));
 }
 
 static void execute(struct agent *ag, uint8_t cmd, uint16_t seq, const uint8_t *p, uint16_t plen,
@@ -608,7 +626,7 @@ static void execute(struct agent *ag, uint8_t cmd, uint16_t seq, const uint8_t *
         }
         break;
     case FOTA_CMD_CONFIRM:
-        r->status = agent_confirm(ag);
+        r->status = status_of(agent_confirm(ag));
         break;
     default:
         r->status = FOTA_ST_ERR_COMMAND;

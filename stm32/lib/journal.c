@@ -111,21 +111,6 @@ static int compact(const struct flash_area *fa, struct journal_state *st, const 
     return FOTA_OK;
 }
 
-void journal_record(struct fota_meta_record *rec, uint8_t slot, uint8_t state, uint8_t attempts, uint8_t result,
-                    uint8_t prev, const struct fw_version *ver)
-{
-    memset(rec, 0, sizeof(*rec));
-    rec->mr_active_slot = slot;
-    rec->mr_state = state;
-    rec->mr_attempts_left = attempts;
-    rec->mr_last_result = result;
-    rec->mr_prev_slot = prev;
-    rec->mr_ver_major = ver->major;
-    rec->mr_ver_minor = ver->minor;
-    rec->mr_ver_patch = ver->patch;
-    rec->mr_build = ver->build;
-}
-
 /* Sequence (after the newest record), magic, reserved fields and CRC. */
 static void finish_record(const struct journal_state *st, struct fota_meta_record *rec)
 {

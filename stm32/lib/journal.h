@@ -8,6 +8,7 @@
 #ifndef FOTA_JOURNAL_H
 #define FOTA_JOURNAL_H
 
+#include <string.h>
 #include "flash_area.h"
 #include "fota_image.h"
 #include "version.h"
@@ -39,8 +40,20 @@ struct journal_state {
  * (META_STATE_*) with `attempts` trial boots left; `result` is the outcome of the last update
  * (RESULT_*), `prev` the slot to go back to, `ver` the version of the image in `slot`. Sequence,
  * magic, reserved fields and CRC are journal_append's (and journal_compact's). */
-void journal_record(struct fota_meta_record *rec, uint8_t slot, uint8_t state, uint8_t attempts, uint8_t result,
-                    uint8_t prev, const struct fw_version *ver);
+static inline void journal_record(struct fota_meta_record *rec, uint8_t slot, uint8_t state, uint8_t attempts,
+                                  uint8_t result, uint8_t prev, const struct fw_version *ver)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->mr_active_slot = slot;
+    rec->mr_state = state;
+    rec->mr_attempts_left = attempts;
+    rec->mr_last_result = result;
+    rec->mr_prev_slot = prev;
+    rec->mr_ver_major = ver->major;
+    rec->mr_ver_minor = ver->minor;
+    rec->mr_ver_patch = ver->patch;
+    rec->mr_build = ver->build;
+}
 
 int journal_scan(const struct flash_area *fa, struct journal_state *st);
 /* Fill seq (latest + 1), magic and CRC of rec and append it; when full, compacts (with guard) for

@@ -156,7 +156,7 @@ static int confirm_in_b(void)
 {
     struct fota_image_info run = info_of(B);
     (void)agent_init(&ag, &port, B, &run);
-    return agent_confirm(&ag) == FOTA_ST_OK ? 0 : -1;
+    return agent_confirm(&ag) == AGENT_OK ? 0 : -1;
 }
 
 /* ---- set-up: A v1 confirmed, old data in B, `room` erased journal positions ----------------- */
@@ -360,7 +360,7 @@ TEST(activate_refused_without_room_for_the_trial_records)
     CHECK_EQ(request(FOTA_CMD_ACTIVATE, NULL, 0), FOTA_ST_ERR_FLASH);
     CHECK_EQ(flash_ram_ops(), 0);
     CHECK_EQ(ag.s.state, FOTA_SESSION_FAILED);
-    CHECK_EQ(ag.journal_err, FOTA_E_FULL);
+    CHECK_EQ(agent_last_error(&ag), AGENT_E_JOURNAL_FULL);
     CHECK(boot(&d) == A && d.reason == BOOT_R_CONFIRMED, "boots %d (%s)", d.boot_slot, boot_reason_str(d.reason));
     CHECK_EQ(image_validate(B, &s), FOTA_OK); /* verified, never activated */
     CHECK_EQ(update(), 0);

@@ -951,7 +951,7 @@ TEST(test_confirm)
     CHECK_EQ(req(FOTA_CMD_INFO, NULL, 0), FOTA_ST_OK);
     CHECK_EQ(req(FOTA_CMD_CONFIRM, NULL, 0), FOTA_ST_ERR_STATE); /* confirmed already */
     journal_put(FOTA_SLOT_B, FOTA_META_STATE_TRIAL, 2, FOTA_SLOT_A); /* B on trial, we run A */
-    CHECK_EQ(agent_confirm(&ag), FOTA_ST_ERR_STATE);
+    CHECK_EQ(agent_confirm(&ag), AGENT_E_STATE);
     journal_put(FOTA_SLOT_A, FOTA_META_STATE_TRIAL, 2, FOTA_SLOT_B);
     CHECK_EQ(req(FOTA_CMD_CONFIRM, NULL, 0), FOTA_ST_OK);
     struct fota_info_resp ir = info();
@@ -959,7 +959,7 @@ TEST(test_confirm)
     CHECK_EQ(ir.ir_meta_state, FOTA_META_STATE_CONFIRMED);
     CHECK_EQ(ir.ir_last_result, FOTA_RESULT_CONFIRMED);
     CHECK_EQ(ag.journal.latest.mr_ver_major, 1);
-    CHECK_EQ(agent_confirm(&ag), FOTA_ST_ERR_STATE);
+    CHECK_EQ(agent_confirm(&ag), AGENT_E_STATE);
 }
 
 /* agent_confirm is the one writer of the confirmation (the link's CONFIRM and the application's
@@ -972,11 +972,11 @@ TEST(test_confirm_record_and_journal_error)
     journal_put(FOTA_SLOT_A, FOTA_META_STATE_TRIAL, 1, FOTA_SLOT_B);
     start_agent();
     fail_program_at = 0; /* the record's first word */
-    CHECK_EQ(agent_confirm(&ag), FOTA_ST_ERR_FLASH);
-    CHECK_EQ(ag.journal_err, FOTA_E_FLASH);
+    CHECK_EQ(agent_confirm(&ag), AGENT_E_FLASH);
+    CHECK_EQ(agent_last_error(&ag), AGENT_E_FLASH);
     CHECK(agent_on_trial(&ag));
     fail_program_at = -1;
-    CHECK_EQ(agent_confirm(&ag), FOTA_ST_OK);
+    CHECK_EQ(agent_confirm(&ag), AGENT_OK);
     struct journal_state js;
     CHECK_EQ(journal_scan(fa_get(FOTA_REGION_METADATA_ID), &js), FOTA_OK);
     const struct fota_meta_record *r = &js.latest;
