@@ -1,10 +1,11 @@
-/* boot_decide: the decision for each case named in the issue, then every combination of slot
- * states x journal records x reset cause against the rules the bootloader must never break. */
+/* boot_decide: the decision for each case of the boot table (stm32/README.md), then every
+ * combination of slot states x journal records x reset cause against the rules the bootloader must
+ * never break. */
 #include <string.h>
 #include "boot_decide.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 
 enum { S_EMPTY, S_INVALID, S_V1, S_V2, S_KINDS };
 

@@ -2,7 +2,7 @@
 #include <string.h>
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 
 TEST(fa_layout_from_spec)
 {

@@ -4,7 +4,7 @@
 #include "boot_decide.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 
 #define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
 #define POSITIONS (FOTA_REGION_METADATA_SIZE / REC_SIZE)
@@ -292,6 +292,7 @@ TEST(journal_compact_on_demand_power_cut)
         CHECK(fw_boot(&d, 0) == FOTA_SLOT_A && d.reason == BOOT_R_CONFIRMED, "after cut at %u", k);
         CHECK_EQ(flash_ram_violations(), 0);
     }
+    printf("  cut points: %u\n", ops);
 }
 
 TEST(journal_compaction_withdraws_only_when_needed)

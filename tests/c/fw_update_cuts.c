@@ -9,7 +9,7 @@
 #include "crc32.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 #include "sha256.h"
 
 #define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
@@ -337,6 +337,7 @@ TEST(boot_trial_into_full_journal_reverts_power_cut_everywhere)
         CHECK(d.boot_slot == A && d.reason == BOOT_R_CONFIRMED, "cut at %u: ends %d (%s)", k, d.boot_slot,
               boot_reason_str(d.reason));
     }
+    printf("  cut points: %u\n", ops);
 }
 
 TEST(activate_refused_without_room_for_the_trial_records)

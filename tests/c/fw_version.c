@@ -1,5 +1,5 @@
 /* version: the one version order (major, minor, patch; the build number takes no part). */
-#include "fw_test.h"
+#include "fixture.h"
 #include "version.h"
 
 static int cmp(struct fw_version a, struct fw_version b)

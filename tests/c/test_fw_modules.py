@@ -1,10 +1,12 @@
 """Host tests of the firmware's portable modules (stm32/lib: crc32, sha256, flash_area, image,
-journal, boot_decide, and the update agent stm32/agent in whole-update power-cut tests) over the
-RAM-backed flash tests/c/flash_ram.c, and of the pure parts of the application (app/sched.c) and drivers
-(the temperature conversion in drivers/adc_temp.c).
+journal, boot_decide, version, withdraw), of the update agent (stm32/agent) and of the pure parts of
+the application (app/sched.c) and drivers (the temperature conversion in drivers/adc_temp.c), over
+the one RAM-backed flash tests/c/flash_ram.c.
 
-The C cases live in tests/c/fw_*.c (TEST(name) blocks). The runner is built once per module with
-the host gcc (AddressSanitizer + UBSan, -Werror) and run once; every C case is one pytest case.
+Every C file of tests/c goes into one runner: the harness (harness.c), the fixtures (fixture.c,
+agent_fixture.c), the RAM flash and the cases (fw_*.c, TEST(name) blocks). It is built once per
+module with the host gcc (AddressSanitizer + UBSan, -Werror) and run once; every C case is one
+pytest case.
 CRC-32 and SHA-256 are also compared with zlib and hashlib on random data of many lengths.
 """
 
@@ -25,7 +27,7 @@ HERE = Path(__file__).parent
 STM32 = ROOT / "stm32"
 MODULES = (*sorted((STM32 / "lib").glob("*.c")), STM32 / "agent" / "agent.c")
 OTHER = (STM32 / "app" / "sched.c", STM32 / "drivers" / "adc_temp.c")
-SOURCES = sorted([*HERE.glob("fw_*.c"), HERE / "flash_ram.c"])
+SOURCES = sorted(HERE.glob("*.c"))
 CFLAGS = [
     "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
     "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
