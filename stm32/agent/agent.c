@@ -1,5 +1,5 @@
 /* The update agent: device side of the SPI link protocol. docs/protocol.md is the contract; each
- * rule it states is implemented in one place below and tested in tests/c/test_agent.c.
+ * rule it states is implemented in one place below and tested in tests/c/fw_agent_*.c.
  *
  * Safety rules kept here:
  * - nothing is written to flash for a frame that is not fully valid (marker, length, CRC, seq);

@@ -1,7 +1,7 @@
 /* The update agent: the device side of the SPI link protocol (docs/protocol.md), as pure C over
  * the flash-area, journal and image APIs. No register access: the hardware it needs beyond flash
  * (clock, temperature, unique ID, reset, watchdog) is behind struct agent_port, so the whole
- * protocol and update policy runs in host tests over a RAM flash (tests/c/test_agent.c) and on the
+ * protocol and update policy runs in host tests over a RAM flash (tests/c/fw_agent_*.c) and on the
  * chip behind the SPI glue (stm32/app/link.c). Model: esp-serial-flasher's port struct.
  *
  * Pipelining: agent_request() decides and builds the response to one request frame; the

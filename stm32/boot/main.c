@@ -1,5 +1,5 @@
-/* Bootloader: pick a slot, validate it, jump (issue 2; docs/image-format.md; stm32/README.md for
- * the log lines). Runs at 0x08000000 after every reset. */
+/* Bootloader: pick a slot, validate it, jump (docs/image-format.md; stm32/README.md for the boot
+ * table and the log lines). Runs at 0x08000000 after every reset. */
 #include <string.h>
 #include "boot_decide.h"
 #include "clock.h"

@@ -1,7 +1,7 @@
 /* Flash-area API: every access is an offset inside a named area of the layout (bootloader,
  * slot A, slot B, metadata), never a raw address, and is bounds-checked here.
  * The backend (struct flash_port) is the register driver on the chip (flash_stm32.c) and a
- * RAM-backed flash in host unit tests (test/flash_ram.c), so the policy code above it runs on
+ * RAM-backed flash in host unit tests (tests/c/flash_ram.c), so the policy code above it runs on
  * both unchanged. Model: MCUboot's flash_area_*. */
 #ifndef FOTA_FLASH_AREA_H
 #define FOTA_FLASH_AREA_H
