@@ -12,7 +12,7 @@ defined once in ``spec/image.toml`` (docs/image-format.md); this module only rea
 :data:`fota_formats.spec.IMAGE`.
 
 :func:`validate_image` applies the same rules, in the same order, as the bootloader's
-``image_validate()`` (stm32/common/image.c): information block, size, trailer, vectors, SHA-256.
+``image_validate()`` (stm32/lib/image.c): information block, size, trailer, vectors, SHA-256.
 So the release tooling refuses what the device would refuse, and it names the field and the values
 found and expected in each message.
 """

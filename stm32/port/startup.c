@@ -10,6 +10,8 @@
 
 typedef void (*vector_t)(void);
 
+volatile uint32_t g_core_mhz = 16u; /* HSI after reset (cpu.h) */
+
 /* Linker script symbols (stm32/ld/common_sections.ld). */
 extern uint32_t _estack;
 extern uint32_t __data_start, __data_end, __data_load;

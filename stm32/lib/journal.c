@@ -6,9 +6,8 @@
  *
  * Compaction (journal_compact, and journal_append when no erased position is left). The order
  * matters, because between the erase and the first record the journal is empty and the bootloader
- * then boots the highest-version valid image (boot_pick_highest), and because an erase cut short
- * leaves the sector partly erased and partly old records (any of which may then be the newest
- * survivor):
+ * then boots the newer valid image (boot_pick_highest), and because an erase cut short leaves the
+ * sector partly erased and partly old records (any of which may then be the newest survivor):
  *   0. Only a CONFIRMED record compacts. A TRIAL record never does (FOTA_E_FULL): written right
  *      after the erase, it would leave a window in which the journal is empty, and an empty
  *      journal boots the highest version, normally the very image on trial, untried. Room for the
@@ -17,13 +16,15 @@
  *      JOURNAL_UPDATE_RESERVE positions are free, and ACTIVATE refuses when fewer than
  *      JOURNAL_TRIAL_RECORDS are (agent.c). A bootloader that cannot append a trial attempt
  *      because the journal is full reverts instead (boot_decide_trial_unrecorded).
- *   1. Validate both slots and ask boot_pick_highest what an empty journal would boot.
- *   2. If the new record is for slot S (its image valid) and the pick is the other slot, withdraw
- *      that other image: program its ii_magic to IMAGE_INVALIDATED_MAGIC (zero, which programming
- *      can always do). Now an empty or half-erased journal boots S: the other slot cannot be
- *      picked by the fallback nor by a stale surviving record (it no longer validates). The
- *      withdrawn image is one the device no longer wants (a reverted trial, or an older upload
- *      superseded by S); the update agent writes a new one when needed.
+ *   1-2. The caller's guard (journal_guard_fn) runs with the new record; this file knows nothing of
+ *      images. The firmware's guard (withdraw.c) validates both slots and asks boot_pick_highest
+ *      what an empty journal would boot; if the new record is for slot S (its image valid) and
+ *      the pick is the other slot, it withdraws that other image: programs its ii_magic to
+ *      IMAGE_INVALIDATED_MAGIC (zero, which programming can always do). Now an empty or
+ *      half-erased journal boots S: the other slot cannot be picked by the fallback nor by a stale
+ *      surviving record (it no longer validates). The withdrawn image is one the device no longer
+ *      wants (a reverted trial, or an older upload superseded by S); the update agent writes a new
+ *      one when needed.
  *   3. Erase the sector.
  *   4. Write the new record at offset 0, with the sequence continuing from the old journal.
  * A cut before 2 completes leaves the old journal intact (a cut inside 2 leaves ii_magic partly
@@ -31,9 +32,7 @@
  * the slot the new record confirms; after 4 the new record rules. In every case the device boots
  * a valid image, and never one that is neither confirmed nor on a counted trial. */
 #include <string.h>
-#include "boot_decide.h"
 #include "crc32.h"
-#include "image.h"
 #include "journal.h"
 
 #define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
@@ -88,30 +87,13 @@ int journal_scan(const struct flash_area *fa, struct journal_state *st)
     return st->have_record ? FOTA_OK : FOTA_E_NOT_FOUND;
 }
 
-/* Step 2 of the compaction (see the top of this file). */
-static int withdraw_unwanted_image(const struct fota_meta_record *rec)
-{
-    struct image_summary slot[2];
-    if (rec->mr_active_slot > FOTA_SLOT_B) {
-        return FOTA_OK;
-    }
-    (void)image_validate(FOTA_SLOT_A, &slot[FOTA_SLOT_A]);
-    (void)image_validate(FOTA_SLOT_B, &slot[FOTA_SLOT_B]);
-    int pick = boot_pick_highest(slot);
-    if (pick < 0 || pick == rec->mr_active_slot || slot[rec->mr_active_slot].state != FOTA_SLOT_STATE_VALID) {
-        return FOTA_OK;
-    }
-    static const uint32_t invalidated = FOTA_IMAGE_INVALIDATED_MAGIC;
-    return fa_write(fa_slot((uint8_t)pick), FOTA_IMAGE_INFO_OFFSET + offsetof(struct fota_image_info, ii_magic),
-                    &invalidated, sizeof(invalidated));
-}
-
-static int compact(const struct flash_area *fa, struct journal_state *st, const struct fota_meta_record *rec)
+static int compact(const struct flash_area *fa, struct journal_state *st, const struct fota_meta_record *rec,
+                   journal_guard_fn guard)
 {
     if (rec->mr_state != FOTA_META_STATE_CONFIRMED) {
         return FOTA_E_FULL; /* step 0 */
     }
-    int rc = withdraw_unwanted_image(rec);
+    int rc = guard(rec); /* steps 1 and 2 */
     if (rc != FOTA_OK) {
         return rc;
     }
@@ -147,13 +129,14 @@ uint32_t journal_room(const struct flash_area *fa, const struct journal_state *s
     return (fa->size - st->next_pos) / REC_SIZE;
 }
 
-int journal_compact(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec)
+int journal_compact(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec,
+                    journal_guard_fn guard)
 {
-    if (fa == NULL || st == NULL || rec == NULL) {
+    if (fa == NULL || st == NULL || rec == NULL || guard == NULL) {
         return FOTA_E_ARG;
     }
     finish_record(st, rec);
-    int rc = compact(fa, st, rec);
+    int rc = compact(fa, st, rec, guard);
     if (rc == FOTA_OK) {
         st->latest = *rec;
         st->have_record = 1;
@@ -161,9 +144,10 @@ int journal_compact(const struct flash_area *fa, struct journal_state *st, struc
     return rc;
 }
 
-int journal_append(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec)
+int journal_append(const struct flash_area *fa, struct journal_state *st, struct fota_meta_record *rec,
+                   journal_guard_fn guard)
 {
-    if (fa == NULL || st == NULL || rec == NULL) {
+    if (fa == NULL || st == NULL || rec == NULL || guard == NULL) {
         return FOTA_E_ARG;
     }
     finish_record(st, rec);
@@ -190,7 +174,7 @@ int journal_append(const struct flash_area *fa, struct journal_state *st, struct
         rc = FOTA_E_FULL;
     }
     if (rc == FOTA_E_FULL) {
-        rc = compact(fa, st, rec);
+        rc = compact(fa, st, rec, guard);
     }
     if (rc == FOTA_OK) {
         st->latest = *rec;

@@ -1,5 +1,5 @@
 /* The update agent: device side of the SPI link protocol. docs/protocol.md is the contract; each
- * rule it states is implemented in one place below and tested in tests/c/test_agent.c.
+ * rule it states is implemented in one place below and tested in tests/c/fw_agent_*.c.
  *
  * Safety rules kept here:
  * - nothing is written to flash for a frame that is not fully valid (marker, length, CRC, seq);
@@ -18,18 +18,13 @@
 #include "crc32.h"
 #include "flash_area.h"
 #include "fota_layout.h"
+#include "withdraw.h"
 
 /* Payload structs are copied with memcpy: the wire is little-endian, and so are the Cortex-M4
  * and the hosts the tests run on. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "agent.c assumes a little-endian CPU");
 
 #define INFO_END (FOTA_IMAGE_INFO_OFFSET + sizeof(struct fota_image_info))
-
-struct sector {
-    uint32_t base;
-    uint32_t size;
-};
-static const struct sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE; /* RM0090 table 5 */
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -86,6 +81,24 @@ size_t agent_no_response(uint8_t *tx, size_t cap)
 
 /* ---- state helpers ------------------------------------------------------------------------ */
 
+/* The one translation of the lower layers' codes (enum fota_err of flash, journal and image) into
+ * the agent's error, at the boundary towards the application. */
+static enum agent_err agent_err_of(int rc)
+{
+    return rc == FOTA_OK ? AGENT_OK : rc == FOTA_E_FULL ? AGENT_E_JOURNAL_FULL : AGENT_E_FLASH;
+}
+
+/* The wire status of the agent's error (the link's CONFIRM). */
+static uint8_t status_of(enum agent_err err)
+{
+    return err == AGENT_OK ? FOTA_ST_OK : err == AGENT_E_STATE ? FOTA_ST_ERR_STATE : FOTA_ST_ERR_FLASH;
+}
+
+enum agent_err agent_last_error(const struct agent *ag)
+{
+    return agent_err_of(ag->journal_err);
+}
+
 static void journal_refresh(struct agent *ag)
 {
     ag->journal_rc = journal_scan(fa_get(FOTA_REGION_METADATA_ID), &ag->journal);
@@ -105,8 +118,8 @@ static void slot_refresh(struct agent *ag, uint8_t slot)
     kick(ag);
 }
 
-int agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
-               const struct fota_image_info *running)
+enum agent_err agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
+                          const struct fota_image_info *running)
 {
     memset(ag, 0, sizeof(*ag));
     ag->port = port;
@@ -118,23 +131,7 @@ int agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_
     journal_refresh(ag);
     slot_refresh(ag, FOTA_SLOT_A);
     slot_refresh(ag, FOTA_SLOT_B);
-    return ag->journal_rc == FOTA_E_NOT_FOUND ? FOTA_OK : ag->journal_rc;
-}
-
-/* -1, 0, 1 as version a (major, minor, patch) is older, equal, newer than b. */
-static int version_cmp(uint8_t amaj, uint8_t amin, uint16_t apat, uint8_t bmaj, uint8_t bmin,
-                       uint16_t bpat)
-{
-    if (amaj != bmaj) {
-        return amaj < bmaj ? -1 : 1;
-    }
-    if (amin != bmin) {
-        return amin < bmin ? -1 : 1;
-    }
-    if (apat != bpat) {
-        return apat < bpat ? -1 : 1;
-    }
-    return 0;
+    return ag->journal_rc == FOTA_E_NOT_FOUND ? AGENT_OK : agent_err_of(ag->journal_rc);
 }
 
 static uint32_t slot_limit(uint8_t slot)
@@ -187,15 +184,15 @@ static void cmd_info(struct agent *ag, struct reply *r)
     ir->ir_run_patch = ag->running.ii_ver_patch;
     ir->ir_run_build = ag->running.ii_build;
     ir->ir_a_state = a->state;
-    ir->ir_a_major = a->ver_major;
-    ir->ir_a_minor = a->ver_minor;
-    ir->ir_a_patch = a->ver_patch;
-    ir->ir_a_build = a->build;
+    ir->ir_a_major = a->ver.major;
+    ir->ir_a_minor = a->ver.minor;
+    ir->ir_a_patch = a->ver.patch;
+    ir->ir_a_build = a->ver.build;
     ir->ir_b_state = b->state;
-    ir->ir_b_major = b->ver_major;
-    ir->ir_b_minor = b->ver_minor;
-    ir->ir_b_patch = b->ver_patch;
-    ir->ir_b_build = b->build;
+    ir->ir_b_major = b->ver.major;
+    ir->ir_b_minor = b->ver.minor;
+    ir->ir_b_patch = b->ver.patch;
+    ir->ir_b_build = b->ver.build;
     if (ag->journal_rc == FOTA_OK && ag->journal.have_record) {
         const struct fota_meta_record *m = &ag->journal.latest;
         ir->ir_meta_active = m->mr_active_slot;
@@ -247,29 +244,37 @@ static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *
     if (ii.ii_slot != br->br_target_slot || ii.ii_load_addr != fa_slot(br->br_target_slot)->base) {
         return FOTA_ST_ERR_WRONG_SLOT;
     }
-    if (!(br->br_flags & FOTA_BEGIN_FLAG_DOWNGRADE) &&
-        version_cmp(br->br_ver_major, br->br_ver_minor, br->br_ver_patch, ag->running.ii_ver_major,
-                    ag->running.ii_ver_minor, ag->running.ii_ver_patch) <= 0) {
+    struct fw_version offered = version_of(&ii);
+    struct fw_version running = version_of(&ag->running);
+    if (!(br->br_flags & FOTA_BEGIN_FLAG_DOWNGRADE) && version_cmp(&offered, &running) <= 0) {
         return FOTA_ST_ERR_VERSION;
     }
     return FOTA_ST_OK;
+}
+
+/* A CONFIRMED record for the running slot and image. */
+static void running_confirmed(const struct agent *ag, struct fota_meta_record *rec, uint8_t result)
+{
+    struct fw_version ver = version_of(&ag->running);
+    journal_record(rec, ag->running_slot, FOTA_META_STATE_CONFIRMED, 0, result, ag->running_slot, &ver);
 }
 
 /* Erase the sectors of the slot that [0, size) touches, skipping those already erased there. */
 static int erase_for(struct agent *ag, const struct flash_area *fa, uint32_t size)
 {
     for (uint32_t n = fa->first_sector; n <= fa->last_sector; n++) {
-        uint32_t off = sectors[n].base - fa->base;
+        const struct fa_sector *sec = fa_sector(n);
+        uint32_t off = sec->base - fa->base;
         if (off >= size) {
             break;
         }
-        uint32_t need = size - off < sectors[n].size ? size - off : sectors[n].size;
+        uint32_t need = size - off < sec->size ? size - off : sec->size;
         kick(ag);
         if (fa_is_erased(fa, off, need)) {
             ag->stats.sectors_skipped++;
             continue;
         }
-        int rc = fa_erase(fa, off, sectors[n].size);
+        int rc = fa_erase(fa, off, sec->size);
         kick(ag);
         if (rc != FOTA_OK) {
             return FOTA_E_FLASH; /* (an erase that left bits set would fail the read-back of WRITE) */
@@ -297,19 +302,10 @@ static int journal_make_room(struct agent *ag)
     if (journal_room(meta, &ag->journal) >= JOURNAL_UPDATE_RESERVE) {
         return FOTA_OK;
     }
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = ag->running_slot;
-    rec.mr_state = FOTA_META_STATE_CONFIRMED;
-    rec.mr_attempts_left = 0;
     /* The outcome of the last update stays what INFO reports. */
-    rec.mr_last_result = ag->journal.have_record ? ag->journal.latest.mr_last_result : FOTA_RESULT_NONE;
-    rec.mr_prev_slot = ag->running_slot;
-    rec.mr_ver_major = ag->running.ii_ver_major;
-    rec.mr_ver_minor = ag->running.ii_ver_minor;
-    rec.mr_ver_patch = ag->running.ii_ver_patch;
-    rec.mr_build = ag->running.ii_build;
+    running_confirmed(ag, &rec, ag->journal.have_record ? ag->journal.latest.mr_last_result : FOTA_RESULT_NONE);
     kick(ag);
-    int rc = journal_compact(meta, &ag->journal, &rec);
+    int rc = journal_compact(meta, &ag->journal, &rec, withdraw_unwanted_image);
     kick(ag);
     if (rc != FOTA_OK) {
         ag->journal_err = rc;
@@ -526,22 +522,22 @@ static void cmd_verify(struct agent *ag, struct reply *r)
     fail(ag, r->status);
 }
 
-static uint8_t journal_add(struct agent *ag, struct fota_meta_record *rec)
+/* Append rec to the journal; FOTA_OK or the failure, which is also kept in journal_err. */
+static int journal_add(struct agent *ag, struct fota_meta_record *rec)
 {
     journal_refresh(ag);
     if (ag->journal_rc != FOTA_OK && ag->journal_rc != FOTA_E_NOT_FOUND) {
         ag->journal_err = ag->journal_rc;
-        return FOTA_ST_ERR_FLASH;
+        return ag->journal_rc;
     }
     kick(ag);
-    int rc = journal_append(fa_get(FOTA_REGION_METADATA_ID), &ag->journal, rec);
+    int rc = journal_append(fa_get(FOTA_REGION_METADATA_ID), &ag->journal, rec, withdraw_unwanted_image);
     kick(ag);
     if (rc != FOTA_OK) {
         ag->journal_err = rc;
         journal_refresh(ag); /* on success journal_append has updated ag->journal itself */
-        return FOTA_ST_ERR_FLASH;
     }
-    return FOTA_ST_OK;
+    return rc;
 }
 
 static void cmd_activate(struct agent *ag, struct reply *r)
@@ -568,17 +564,10 @@ static void cmd_activate(struct agent *ag, struct reply *r)
         r->status = FOTA_ST_ERR_FLASH;
         return;
     }
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = s->target;
-    rec.mr_state = FOTA_META_STATE_TRIAL;
-    rec.mr_attempts_left = FOTA_META_TRIAL_ATTEMPTS;
-    rec.mr_last_result = FOTA_RESULT_NONE;
-    rec.mr_prev_slot = ag->running_slot;
-    rec.mr_ver_major = s->info.ii_ver_major;
-    rec.mr_ver_minor = s->info.ii_ver_minor;
-    rec.mr_ver_patch = s->info.ii_ver_patch;
-    rec.mr_build = s->info.ii_build;
-    r->status = journal_add(ag, &rec);
+    struct fw_version ver = version_of(&s->info);
+    journal_record(&rec, s->target, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, FOTA_RESULT_NONE,
+                   ag->running_slot, &ver);
+    r->status = journal_add(ag, &rec) == FOTA_OK ? FOTA_ST_OK : FOTA_ST_ERR_FLASH;
     if (r->status != FOTA_ST_OK) {
         s->status = r->status; /* stays VERIFIED: ACTIVATE may be retried */
         return;
@@ -587,25 +576,16 @@ static void cmd_activate(struct agent *ag, struct reply *r)
     s->status = FOTA_ST_OK;
 }
 
-uint8_t agent_confirm(struct agent *ag)
+enum agent_err agent_confirm(struct agent *ag)
 {
     struct fota_meta_record rec;
 
     journal_refresh(ag);
     if (!agent_on_trial(ag)) {
-        return FOTA_ST_ERR_STATE;
+        return AGENT_E_STATE;
     }
-    memset(&rec, 0, sizeof(rec));
-    rec.mr_active_slot = ag->running_slot;
-    rec.mr_state = FOTA_META_STATE_CONFIRMED;
-    rec.mr_attempts_left = 0;
-    rec.mr_last_result = FOTA_RESULT_CONFIRMED;
-    rec.mr_prev_slot = ag->running_slot;
-    rec.mr_ver_major = ag->running.ii_ver_major;
-    rec.mr_ver_minor = ag->running.ii_ver_minor;
-    rec.mr_ver_patch = ag->running.ii_ver_patch;
-    rec.mr_build = ag->running.ii_build;
-    return journal_add(ag, &rec);
+    running_confirmed(ag, &rec, FOTA_RESULT_CONFIRMED);
+    return agent_err_of(journal_add(ag, &rec));
 }
 
 static void execute(struct agent *ag, uint8_t cmd, uint16_t seq, const uint8_t *p, uint16_t plen,
@@ -646,7 +626,7 @@ static void execute(struct agent *ag, uint8_t cmd, uint16_t seq, const uint8_t *
         }
         break;
     case FOTA_CMD_CONFIRM:
-        r->status = agent_confirm(ag);
+        r->status = status_of(agent_confirm(ag));
         break;
     default:
         r->status = FOTA_ST_ERR_COMMAND;

@@ -4,6 +4,10 @@
 
 #include <stdint.h>
 
+/* Core clock in MHz, the bound of every busy-wait (drivers/wait.h, the flash driver): 16 (the HSI)
+ * from reset, kept up to date by clock_init (drivers/clock.c). */
+extern volatile uint32_t g_core_mhz;
+
 /* 16 Cortex-M4 exceptions + 82 STM32F407 interrupts (RM0090 table 61). */
 #define CPU_VECTOR_COUNT 98u
 

@@ -1,5 +1,5 @@
-/* Runner of the host tests of the firmware modules.
- *   fw_tests              run every case, one line each: "ok <name>" or "FAIL <name>: <why>"
+/* The runner of the firmware's host tests (harness.h).
+ *   fw_tests              run every case: "ok <name>", or the failed check and "FAIL <name>"
  *   fw_tests <name>...    run the named cases
  *   fw_tests crc32 FILE   print zlib-style CRC-32 of FILE (hex)   } compared with Python's
  *   fw_tests sha256 FILE  print the SHA-256 of FILE (hex)         } zlib / hashlib by pytest */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "crc32.h"
-#include "fw_test.h"
+#include "harness.h"
 #include "sha256.h"
 
 #define MAX_TESTS 256

@@ -1,7 +1,7 @@
 /* The update agent: the device side of the SPI link protocol (docs/protocol.md), as pure C over
  * the flash-area, journal and image APIs. No register access: the hardware it needs beyond flash
  * (clock, temperature, unique ID, reset, watchdog) is behind struct agent_port, so the whole
- * protocol and update policy runs in host tests over a RAM flash (tests/c/test_agent.c) and on the
+ * protocol and update policy runs in host tests over a RAM flash (tests/c/fw_agent_*.c) and on the
  * chip behind the SPI glue (stm32/app/link.c). Model: esp-serial-flasher's port struct.
  *
  * Pipelining: agent_request() decides and builds the response to one request frame; the
@@ -19,6 +19,17 @@
 #include "fota_proto.h"
 #include "image.h"
 #include "journal.h"
+
+/* The agent's one error type towards the application (agent_init, agent_confirm,
+ * agent_last_error). The lower layers' codes (enum fota_err of flash, journal and image) are
+ * translated into it once, inside the agent; the link's wire status (FOTA_ST_*) is derived from it
+ * there too and never reaches the application. */
+enum agent_err {
+    AGENT_OK = 0,
+    AGENT_E_STATE = 1,        /* not in this state: confirming an image that is not on trial */
+    AGENT_E_FLASH = 2,        /* a flash operation failed: controller error, time-out, read-back */
+    AGENT_E_JOURNAL_FULL = 3, /* the journal lacks room for the records an update needs */
+};
 
 /* Largest response frame: INFO. */
 #define AGENT_RESP_MAX (FOTA_FRAME_OVERHEAD + sizeof(struct fota_info_resp))
@@ -68,6 +79,8 @@ struct agent_stats {
     uint32_t journal_compactions;  /* by BEGIN, to make room for an update's records */
 };
 
+/* The agent's state. The application allocates it and hands it to the functions below; only the
+ * agent (and its host tests) reads the fields. */
 struct agent {
     const struct agent_port *port;
     uint8_t running_slot;
@@ -75,7 +88,7 @@ struct agent {
     uint32_t start_ms;
     struct journal_state journal;     /* as of the last scan */
     int journal_rc;                   /* result of that scan */
-    int journal_err;                  /* fota_err of the last failed journal append (for the log) */
+    int journal_err;                  /* fota_err of the last failed journal step (agent_last_error) */
     struct image_summary slot[2];     /* slot A, slot B, as of start-up or the last change */
     struct agent_session s;
     int have_last;                    /* a request was executed since start-up */
@@ -93,10 +106,10 @@ struct agent {
 };
 
 /* Start the agent for the image running in running_slot, whose information block is `running`.
- * Scans the journal and validates both slots (for INFO). Returns FOTA_OK or a fota_err code
- * (journal unreadable); the agent serves the link either way. */
-int agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
-               const struct fota_image_info *running);
+ * Scans the journal and validates both slots (for INFO). Returns AGENT_OK, or AGENT_E_FLASH when
+ * the journal cannot be read; the agent serves the link either way. */
+enum agent_err agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
+                          const struct fota_image_info *running);
 
 /* Handle one received transaction: rx holds the n bytes clocked in (the request frame and fill).
  * Writes the response frame to tx (cap >= AGENT_RESP_MAX) and returns its length. */
@@ -116,9 +129,12 @@ size_t agent_no_response(uint8_t *tx, size_t cap);
 /* 1 when the running image is on trial (journal: TRIAL record for the running slot). */
 int agent_on_trial(const struct agent *ag);
 /* CONFIRM: the application's self-test passed. Appends a CONFIRMED record (RESULT_CONFIRMED).
- * Returns FOTA_ST_OK, FOTA_ST_ERR_STATE when not on trial, FOTA_ST_ERR_FLASH on a journal error
- * (its fota_err in journal_err). The one writer of the confirmation: the link's CONFIRM command
- * and the application's own self-test (app/trial.c) both call it. */
-uint8_t agent_confirm(struct agent *ag);
+ * Returns AGENT_OK, AGENT_E_STATE when not on trial, else the journal's failure (AGENT_E_FLASH).
+ * The one writer of the confirmation: the link's CONFIRM command and the application's own
+ * self-test (app/trial.c) both call it. */
+enum agent_err agent_confirm(struct agent *ag);
+/* The cause of the last failed journal step (AGENT_OK when none failed since agent_init): why
+ * CONFIRM or ACTIVATE answered ERR_FLASH (AGENT_E_JOURNAL_FULL: ACTIVATE found no room). */
+enum agent_err agent_last_error(const struct agent *ag);
 
 #endif /* FOTA_AGENT_H */

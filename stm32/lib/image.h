@@ -4,6 +4,7 @@
 
 #include "flash_area.h"
 #include "fota_image.h"
+#include "version.h"
 
 enum image_fault {
     IMAGE_OK = 0,
@@ -22,9 +23,7 @@ enum image_fault {
 struct image_summary {
     uint8_t state;  /* SLOT_STATE_EMPTY / _VALID / _INVALID */
     uint8_t fault;  /* enum image_fault */
-    uint8_t ver_major, ver_minor;
-    uint16_t ver_patch;
-    uint32_t build;
+    struct fw_version ver;
     uint32_t image_size;  /* ii_image_size; + trailer = bytes on flash */
 };
 
@@ -35,6 +34,9 @@ int image_validate(uint8_t slot, struct image_summary *sum);
  * *hashed is 1 when that pass ran (the image is valid, or only its hash is wrong); file_sha256 is
  * meaningful only then. */
 int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sha256[32], int *hashed);
+/* Withdraw the image in slot: program its ii_magic to IMAGE_INVALIDATED_MAGIC (all zero, which
+ * programming can always do, fa_overwrite_ok). It then fails validation (IMAGE_BAD_MAGIC). */
+int image_withdraw(uint8_t slot);
 const char *image_fault_str(uint8_t fault);
 
 #endif /* FOTA_IMAGE_CHECK_H */

@@ -1,6 +1,6 @@
 /* CRC-32 (IEEE 802.3: reflected polynomial 0xEDB88320, init and final XOR 0xFFFFFFFF), the
- * same function as zlib's crc32(). Byte-wise with a 1 KB table in flash (about 8 cycles per byte):
- * the link checks every frame with it. The table is the standard one: entry n is n shifted
+ * same function as zlib's crc32(). Byte-wise with a 1 KB table in flash (a
+ * load, a shift and two XORs per byte): the link checks every frame with it. The table is the standard one: entry n is n shifted
  * through the polynomial eight times; tests/c checks the result against zlib. */
 #include "crc32.h"
 

@@ -1,7 +1,7 @@
 /* Flash-area API: every access is an offset inside a named area of the layout (bootloader,
  * slot A, slot B, metadata), never a raw address, and is bounds-checked here.
  * The backend (struct flash_port) is the register driver on the chip (flash_stm32.c) and a
- * RAM-backed flash in host unit tests (test/flash_ram.c), so the policy code above it runs on
+ * RAM-backed flash in host unit tests (tests/c/flash_ram.c), so the policy code above it runs on
  * both unchanged. Model: MCUboot's flash_area_*. */
 #ifndef FOTA_FLASH_AREA_H
 #define FOTA_FLASH_AREA_H
@@ -40,6 +40,16 @@ struct flash_area {
     uint8_t first_sector;
     uint8_t last_sector;
 };
+
+/* One flash sector: absolute base address and size in bytes. */
+struct fa_sector {
+    uint32_t base;
+    uint32_t size;
+};
+
+/* Sector n of the flash (RM0090 table 5, from the generated layout), or NULL past the last one.
+ * The one place the firmware and its host tests look sectors up. */
+const struct fa_sector *fa_sector(uint32_t n);
 
 /* Install the backend (once, at start-up). */
 void fa_init(const struct flash_port *port);

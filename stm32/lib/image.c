@@ -76,10 +76,7 @@ static uint8_t validate(uint8_t slot, struct image_summary *sum, uint8_t *file_d
     if (ii.ii_magic != FOTA_IMAGE_INFO_MAGIC) {
         return IMAGE_BAD_MAGIC; /* includes IMAGE_INVALIDATED_MAGIC: a withdrawn image */
     }
-    sum->ver_major = ii.ii_ver_major;
-    sum->ver_minor = ii.ii_ver_minor;
-    sum->ver_patch = ii.ii_ver_patch;
-    sum->build = ii.ii_build;
+    sum->ver = version_of(&ii);
     sum->image_size = ii.ii_image_size;
     if (ii.ii_format != FOTA_IMAGE_FORMAT_VERSION) {
         return IMAGE_BAD_FORMAT;
@@ -142,6 +139,13 @@ int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sh
     int rc = summarise(slot, sum, file_sha256);
     *hashed = sum->fault == IMAGE_OK || sum->fault == IMAGE_BAD_HASH;
     return rc;
+}
+
+int image_withdraw(uint8_t slot)
+{
+    static const uint32_t invalidated = FOTA_IMAGE_INVALIDATED_MAGIC;
+    return fa_write(fa_slot(slot), FOTA_IMAGE_INFO_OFFSET + offsetof(struct fota_image_info, ii_magic), &invalidated,
+                    sizeof(invalidated));
 }
 
 const char *image_fault_str(uint8_t fault)

@@ -7,6 +7,8 @@
  * slot. */
 #include <string.h>
 #include "boot_decide.h"
+#include "journal.h"
+#include "version.h"
 
 enum rec_kind {
     REC_NONE = 0,      /* no valid record, or one with values out of range */
@@ -42,27 +44,12 @@ static int is_valid(const struct image_summary *s)
     return s->state == FOTA_SLOT_STATE_VALID;
 }
 
-/* 1 when a is a newer version than b. */
-static int newer(const struct image_summary *a, const struct image_summary *b)
-{
-    if (a->ver_major != b->ver_major) {
-        return a->ver_major > b->ver_major;
-    }
-    if (a->ver_minor != b->ver_minor) {
-        return a->ver_minor > b->ver_minor;
-    }
-    if (a->ver_patch != b->ver_patch) {
-        return a->ver_patch > b->ver_patch;
-    }
-    return a->build > b->build;
-}
-
 int boot_pick_highest(const struct image_summary slot[2])
 {
     int a = is_valid(&slot[FOTA_SLOT_A]);
     int b = is_valid(&slot[FOTA_SLOT_B]);
     if (a && b) {
-        return newer(&slot[FOTA_SLOT_B], &slot[FOTA_SLOT_A]) ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
+        return version_cmp(&slot[FOTA_SLOT_B].ver, &slot[FOTA_SLOT_A].ver) > 0 ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
     }
     if (a) {
         return (int)FOTA_SLOT_A;
@@ -89,16 +76,7 @@ static enum rec_kind decode_record(const struct boot_input *in)
 static void confirmed_record(struct fota_meta_record *r, const struct image_summary *img, uint8_t slot,
                              uint8_t result)
 {
-    memset(r, 0, sizeof(*r));
-    r->mr_active_slot = slot;
-    r->mr_state = FOTA_META_STATE_CONFIRMED;
-    r->mr_attempts_left = 0;
-    r->mr_last_result = result;
-    r->mr_prev_slot = slot;
-    r->mr_ver_major = img->ver_major;
-    r->mr_ver_minor = img->ver_minor;
-    r->mr_ver_patch = img->ver_patch;
-    r->mr_build = img->build;
+    journal_record(r, slot, FOTA_META_STATE_CONFIRMED, 0, result, slot, &img->ver);
 }
 
 void boot_decide(const struct boot_input *in, struct boot_decision *out)
@@ -137,7 +115,7 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out)
         out->reason = BOOT_R_TRIAL;
         out->start_watchdog = 1;
         out->append = 1;
-        out->record = in->rec;
+        out->record = in->rec; /* the same record with one attempt fewer */
         out->record.mr_attempts_left = (uint8_t)(in->rec.mr_attempts_left - 1u);
         break;
     case ACT_REVERT_ATTEMPTS:

@@ -1,9 +1,8 @@
-/* Helpers shared by the firmware module tests: RAM flash set-up, test images, records. */
+/* Shared fixture of the firmware module tests (fixture.h). */
+#include "fixture.h"
 #include <string.h>
-#include "boot_decide.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
 #include "sha256.h"
 
 #define TEST_SP (FOTA_SRAM_BASE + FOTA_SRAM_SIZE)
@@ -18,6 +17,11 @@ void fw_flash_fresh(void)
 uint8_t *fw_slot_mem(uint8_t slot)
 {
     return flash_ram_mem() + (fa_slot(slot)->base - FOTA_FLASH_BASE);
+}
+
+uint8_t *fw_meta_mem(void)
+{
+    return flash_ram_mem() + (FOTA_REGION_METADATA_BASE - FOTA_FLASH_BASE);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -75,13 +79,9 @@ uint32_t fw_put_image(uint8_t where, const struct img_spec *spec)
 
 struct fota_meta_record fw_record(uint8_t slot, uint8_t state, uint8_t attempts, uint8_t prev)
 {
+    static const struct fw_version none = {0, 0, 0, 0};
     struct fota_meta_record r;
-    memset(&r, 0, sizeof(r));
-    r.mr_active_slot = slot;
-    r.mr_state = state;
-    r.mr_attempts_left = attempts;
-    r.mr_prev_slot = prev;
-    r.mr_last_result = FOTA_RESULT_NONE;
+    journal_record(&r, slot, state, attempts, FOTA_RESULT_NONE, prev, &none);
     return r;
 }
 

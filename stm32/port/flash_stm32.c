@@ -5,15 +5,13 @@
  * the wait loop keeps its own time and code serving interrupts from SRAM keeps running.
  * They call nothing that lives in flash. Every wait on BSY is bounded by the datasheet's maximum
  * time for the operation; the controller is locked again on every exit path. A block of words is
- * programmed under one unlock (flash_program): about 10 register accesses per word fewer than an
- * unlock, set-up and lock per word. */
+ * programmed under one unlock (flash_program): per word the store, the bounded BSY wait, the error
+ * flags and the read-back, without an unlock, a set-up and a lock for every word. */
 #include <string.h>
 #include "cpu.h"
 #include "flash_stm32.h"
 #include "fota_layout.h"
 #include "stm32f407_regs.h"
-
-extern volatile uint32_t g_core_mhz; /* drivers/clock.c */
 
 /* DS8626 table 42 at x32 parallelism, maximum times. */
 #define T_PROG_WORD_MAX_US 100u

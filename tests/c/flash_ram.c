@@ -1,16 +1,14 @@
+/* The RAM flash of the host tests (flash_ram.h). */
 #include "flash_ram.h"
 #include <string.h>
 #include "fota_layout.h"
 
-struct sector {
-    uint32_t base;
-    uint32_t size;
-};
-static const struct sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE;
-
 static uint8_t mem[FOTA_FLASH_SIZE];
-static uint32_t ops, erases, violations;
+static uint32_t ops, erases, programs, over_data, violations;
+static uint32_t sector_erases[FOTA_SECTOR_COUNT];
 static int32_t cut_at = -1;
+static int32_t fail_program_at = -1;
+static int32_t fail_erase_at = -1;
 static int cut;
 static uint32_t stuck_addr;
 
@@ -25,20 +23,26 @@ void flash_ram_reset(void)
 uint8_t *flash_ram_mem(void) { return mem; }
 uint32_t flash_ram_ops(void) { return ops; }
 uint32_t flash_ram_erases(void) { return erases; }
+uint32_t flash_ram_sector_erases(uint32_t sector) { return sector < FOTA_SECTOR_COUNT ? sector_erases[sector] : 0; }
+uint32_t flash_ram_programs(void) { return programs; }
+uint32_t flash_ram_programs_over_data(void) { return over_data; }
 uint32_t flash_ram_violations(void) { return violations; }
 int flash_ram_is_cut(void) { return cut; }
 void flash_ram_stuck_word(uint32_t addr) { stuck_addr = addr; }
-
-void flash_ram_cut_at(int32_t n)
-{
-    cut_at = n;
-}
+void flash_ram_cut_at(int32_t n) { cut_at = n; }
+void flash_ram_fail_program_at(int32_t n) { fail_program_at = n; }
+void flash_ram_fail_erase_at(int32_t n) { fail_erase_at = n; }
 
 void flash_ram_power_on(void)
 {
     ops = 0;
     erases = 0;
+    programs = 0;
+    over_data = 0;
+    memset(sector_erases, 0, sizeof(sector_erases));
     cut_at = -1;
+    fail_program_at = -1;
+    fail_erase_at = -1;
     cut = 0;
 }
 
@@ -71,8 +75,15 @@ static int ram_program_word(uint32_t addr, uint32_t value)
     if (addr % 4u != 0u || addr < FOTA_FLASH_BASE || addr - FOTA_FLASH_BASE > FOTA_FLASH_SIZE - 4u) {
         return FOTA_E_ARG;
     }
+    if ((int32_t)programs++ == fail_program_at) {
+        ops++;
+        return FOTA_E_FLASH;
+    }
     uint32_t old;
     memcpy(&old, &mem[addr - FOTA_FLASH_BASE], 4);
+    if (old != 0xFFFFFFFFu) {
+        over_data++;
+    }
     if ((old & value) != value) {
         violations++;
     }
@@ -121,15 +132,20 @@ static int ram_erase_sector(uint32_t sector)
     if (cut) {
         return FOTA_E_FLASH;
     }
-    if (sector >= FOTA_SECTOR_COUNT) {
+    const struct fa_sector *sec = fa_sector(sector);
+    if (sec == NULL) {
         return FOTA_E_ARG;
     }
-    uint32_t len = sectors[sector].size;
-    erases++;
+    if ((int32_t)erases++ == fail_erase_at) {
+        ops++;
+        return FOTA_E_FLASH;
+    }
+    uint32_t len = sec->size;
+    sector_erases[sector]++;
     if (cutting_now()) {
         len /= 2u; /* the erase stopped half way: old data in the upper half */
     }
-    memset(&mem[sectors[sector].base - FOTA_FLASH_BASE], 0xFF, len);
+    memset(&mem[sec->base - FOTA_FLASH_BASE], 0xFF, len);
     return cut ? FOTA_E_FLASH : FOTA_OK;
 }
 

@@ -3,13 +3,8 @@
 #include "flash_area.h"
 #include "fota_layout.h"
 
-struct sector {
-    uint32_t base;
-    uint32_t size;
-};
-
 /* RM0090 table 5 (single bank, 1 MB): from the spec. */
-static const struct sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE;
+static const struct fa_sector sectors[FOTA_SECTOR_COUNT] = FOTA_SECTOR_TABLE;
 
 static const struct flash_area areas[] = {
     {FOTA_REGION_BOOTLOADER_ID, FOTA_REGION_BOOTLOADER_BASE, FOTA_REGION_BOOTLOADER_SIZE,
@@ -24,6 +19,11 @@ static const struct flash_area areas[] = {
 #define AREA_COUNT (sizeof(areas) / sizeof(areas[0]))
 
 static const struct flash_port *port;
+
+const struct fa_sector *fa_sector(uint32_t n)
+{
+    return n < FOTA_SECTOR_COUNT ? &sectors[n] : NULL;
+}
 
 void fa_init(const struct flash_port *p)
 {

@@ -43,8 +43,9 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out);
  * the other slot is not valid the trial slot still boots (uncounted). d->append tells whether a
  * record is still to be appended. No change when d is not a trial boot. */
 void boot_decide_trial_unrecorded(const struct boot_input *in, int append_rc, struct boot_decision *d);
-/* The rule for a journal without a usable record: the valid slot with the highest version
- * (major, minor, patch, build), slot A on a tie; -1 when neither is valid. The journal's
+/* The rule for a journal without a usable record: the valid slot with the newer version
+ * (version_cmp: major, minor, patch), slot A when both hold the same release; -1 when neither is
+ * valid. The journal's
  * compaction uses it too, to know what a power cut in the middle would boot. */
 int boot_pick_highest(const struct image_summary slot[2]);
 const char *boot_reason_str(uint8_t reason);
