@@ -204,7 +204,7 @@ void app_variant_start(void)
 
 def test_oversize_image_stops_the_link_with_the_byte_count(arm_toolchain: None, tmp_path: Path) -> None:
     """An application that does not fit MAX_IMAGE_SIZE with its trailer stops the link, and what
-    speaks first is the linker's count of the bytes too many (docs/build.md), for both slots."""
+    speaks first is the linker's count of the bytes too many (docs/build.md)."""
     src = tmp_path / "stm32"
     shutil.copytree(ROOT / "stm32", src, ignore=shutil.ignore_patterns("build"))
     limit = LAYOUT.max_image_size
@@ -224,7 +224,8 @@ def test_oversize_image_stops_the_link_with_the_byte_count(arm_toolchain: None, 
     assert overflow, f"the first linker error has no byte count: {first or message}"
     # The blob alone is the whole limit: image + trailer exceed it by the rest of the application.
     assert 1000 < int(overflow.group(1)) < 64 * 1024
-    assert len(re.findall(r"region `IMAGE' overflowed by \d+ bytes", message)) == 2  # slot-a and slot-b
+    # make stops at the first slot that fails (the other may or may not have linked by then).
+    assert 1 <= len(re.findall(r"region `IMAGE' overflowed by \d+ bytes", message)) <= 2
     assert not list(out.glob("slot-*-oversize.elf"))
 
 
