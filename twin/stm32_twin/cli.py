@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stm32_fota.spec import LAYOUT
-
 from .board import Stm32Twin
 from .errors import TwinError, TwinFault
 from .events import PS_PER_S, Event
@@ -29,7 +27,9 @@ SHOWN = ("led", "uart", "reset", "fault", "power", "warning")
 class SimOptions:
     build_dir: str = "build"
     flash: str | None = None          # flash file, kept between runs
-    bootloader: str | None = None     # images to program (default: the build's, for a new flash)
+    # Images to program (default: the build's, for a new flash): .hex or .elf files at their own
+    # addresses, .bin files where the .hex or .elf beside them says.
+    bootloader: str | None = None
     slot_a: str | None = None
     slot_b: str | None = None
     run_ms: float = 3000.0
@@ -48,12 +48,9 @@ def _program(board: Stm32Twin, opts: SimOptions, fresh: bool) -> list[str]:
         build = Path(opts.build_dir)
         loaded += board.load_build(build, slot_b=False)
         return loaded
-    for region, path in explicit.items():
+    for path in explicit.values():
         if path:
-            board.load_bin(path, LAYOUT.region(region).base)
-            elf = Path(path).with_suffix(".elf")
-            if elf.exists():
-                board.load_elf_symbols(elf)
+            board.load_image(path)
             loaded.append(path)
     return loaded
 
