@@ -1,4 +1,5 @@
-"""Cortex-M exception entry and return, which Unicorn leaves to the twin (ARMv7-M ARM B1.5.6-8).
+"""Cortex-M reset, exception entry and return, which Unicorn leaves to the twin (ARMv7-M ARM
+B1.5.5-8).
 
 Entry pushes the basic frame (R0-R3, R12, LR, return address, xPSR), or the extended frame with
 S0-S15 and FPSCR when CONTROL.FPCA is set (the firmware uses the FPU), aligns the frame to 8 bytes
