@@ -101,7 +101,7 @@ def bin_address(path: str | os.PathLike[str]) -> int:
         if segments:
             return min(a for a, _ in segments)
     raise TwinError(f"Failed to load {p}: its address is unknown (no {hex_path.name} or {elf_path.name} "
-                    "beside it): give the address")
+                    "beside it): give it (load_bin(path, address), or PATH@ADDRESS on the command line)")
 
 
 class Loader:
