@@ -138,16 +138,17 @@ class Loader:
         """A .hex or .elf file at its own addresses, anything else as a binary (``load_bin``), with
         the symbols of the .elf beside it when there is one."""
         p = Path(path)
-        suffix = p.suffix.lower()
-        if suffix in (".hex", ".ihex") and address is None:
-            self.load_hex(p)
-        elif suffix == ".elf" and address is None:
+        suffix = p.suffix.lower() if address is None else ".bin"
+        if suffix == ".elf":
             self.load_elf(p)
             return
+        if suffix in (".hex", ".ihex"):
+            self.load_hex(p)
         else:
             self.load_bin(p, address)
-        if p.with_suffix(".elf").exists():
-            self.symbols.add_elf(p.with_suffix(".elf"))
+        elf = p.with_suffix(".elf")
+        if elf.exists():
+            self.symbols.add_elf(elf)
 
     def load_flash_file(self, path: str | os.PathLike[str]) -> None:
         """Copy a whole flash image into the flash."""
