@@ -22,7 +22,7 @@ import pytest
 from fota_formats import journal
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
-from link_helpers import (
+from fota_testkit.link import (
     CONFIRM_WAIT_MS,
     SLOT_A,
     SLOT_B,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fota_formats.spec import IMAGE
 from fota_lab.master import ANSWER_TIMEOUT_MS, TwinPort, UpdateResult
-from link_helpers import (
+from fota_testkit.link import (
     CMD,
     SESSION,
     SLOT_A,
