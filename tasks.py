@@ -284,9 +284,9 @@ def update(c: Context, device: str, timeout: int = 600) -> None:
 @task(help={
     "build_dir": f"build directory with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
     "flash": "flash file kept between runs (created erased and programmed from the build when missing)",
-    "slot_a": "program this image into slot A",
-    "slot_b": "program this image into slot B",
-    "bootloader": "program this bootloader image",
+    "slot_a": "program this slot A image (at the address its .hex/.elf beside it gives, or PATH@ADDRESS)",
+    "slot_b": "program this slot B image (likewise)",
+    "bootloader": "program this bootloader image (likewise)",
     "run_ms": "virtual milliseconds to run (default 3000)",
     "realtime": "advance in step with the wall clock (demo)",
     "json": "one JSON event per line, for scripts",
