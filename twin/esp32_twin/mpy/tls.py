@@ -53,7 +53,11 @@ class SSLContext:
         self.verify_mode = CERT_NONE if self._server else CERT_REQUIRED
         self._ca = 0
 
-    def load_verify_locations(self, cadata):
+    def load_verify_locations(self, *args):
+        # The firmware's method takes one positional argument (no cafile=, no cadata=).
+        if len(args) != 1:
+            raise TypeError(f"function takes 2 positional arguments but {len(args) + 1} were given")
+        cadata = args[0]
         if not isinstance(cadata, (str, bytes, bytearray)):
             raise TypeError("can't convert to str implicitly")
         data = cadata.encode() if isinstance(cadata, str) else cadata
