@@ -211,12 +211,15 @@ def s3_status(c: Context) -> None:
 @task(help={
     "host": "address to listen on (default from config: 127.0.0.1)",
     "port": "TCP port (default from config: 8080)",
-    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token",
+    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token, "
+           "and HTTPS ([server] tls_cert/tls_key, see `invoke certs`)",
     "no_sync": "do not sync from S3 (serve the local firmware folder as it is)",
     "log_level": "uvicorn/server log level: debug, info, warning (default info)",
+    "insecure_http": "serve plain HTTP beyond loopback (without [server] tls_cert/tls_key the server "
+                     "refuses)",
 })
 def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
-          log_level: str = "info") -> None:
+          log_level: str = "info", insecure_http: bool = False) -> None:
     """Run the update server in the foreground."""
     from fota_formats.errors import FotaError
     from fota_lab.locals3 import describe_start, start
@@ -235,31 +238,58 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
             changes["host"] = host
         if port:
             changes["port"] = port
-        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level)
+        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level,
+                 insecure_http=insecure_http)
     except FotaError as e:
         raise _fail(e) from None
 
 
-@task(name="deploy-esp32", help={
+@task(iterable=["host"], help={
+    "host": "name or IP address the bridges use for the server (repeatable; default: this machine's LAN "
+            "address and host name, plus localhost and 127.0.0.1)",
+    "days": "validity of the server certificate in days (default 1825)",
+    "force": "replace an existing server certificate (the CA is kept)",
+    "new_ca": "with --force: make a new CA too (every ESP32 then needs `deploy-esp32 --ca` again)",
+})
+def certs(c: Context, host: list[str] | None = None, days: int = 0, force: bool = False,
+          new_ca: bool = False) -> None:
+    """Make a local CA and the server's HTTPS certificate (keys in the state folder)."""
+    from stm32_fota.certs import DEFAULT_SERVER_DAYS, default_names, make_certs
+    from stm32_fota.errors import FotaError
+
+    try:
+        cfg = _config()
+        result = make_certs(cfg.state_dir, host or default_names(), force=force, new_ca=new_ca,
+                            days=days or DEFAULT_SERVER_DAYS, build_dir=cfg.build_dir, project_root=ROOT)
+    except FotaError as e:
+        raise _fail(e) from None
+    print(result.describe())
+
+
+@task(name="deploy-esp32", iterable=["ca"], help={
     "device": "serial port of the ESP32 (e.g. /dev/ttyUSB0, or the pty of `invoke sim-esp32`)",
     "firmware": "MicroPython firmware .bin to flash first with esptool (erase, then write at 0x1000)",
     "wifi": "Wi-Fi SSID written into config.json on the device",
     "password": "Wi-Fi password written into config.json",
     "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080",
     "token": "device token written into config.json (sent as Authorization: Bearer)",
+    "ca": "CA certificate (PEM) the bridge trusts for https:// (repeatable; bundled into ca.pem on the "
+          "device): the server's CA from `invoke certs`, plus S3's root CA for direct downloads",
 })
 def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", password: str = "",
-                 server: str = "", token: str = "") -> None:
+                 server: str = "", token: str = "", ca: list[str] | None = None) -> None:
     """Deploy the bridge (and MicroPython) to an ESP32."""
     from stm32_fota.errors import FotaError
     from stm32_fota.esp32 import deploy
 
     config = {"wifi_ssid": wifi, "wifi_password": password, "server": server, "token": token}
     try:
-        r = deploy(device, Path(firmware) if firmware else None, config)
+        r = deploy(device, Path(firmware) if firmware else None, config, ca_files=[Path(p) for p in ca or ()])
     except FotaError as e:
         raise _fail(e) from None
     print(f"deploy-esp32: {len(r.files)} files on {device}: {', '.join(r.files)}")
+    for info in r.ca:
+        print(f"deploy-esp32: CA {info.subject} (SHA-256 {info.fingerprint}) in ca.pem")
     print("deploy-esp32: config.json " + ("written" if r.config_written else "kept as it was on the device"))
     print(f"deploy-esp32: {r.check}")
 

@@ -16,6 +16,11 @@ every progress line (tests/bridge/heap_probe.py), and prints:
 3. the bytes allocated per chunk while streaming: the median growth between two progress lines
    (one line per 4 KB chunk; the lines that also send a progress report to the server are the max);
 4. gc.peak(): the largest gc.mem_alloc() of the cycle, modules and garbage included.
+
+Twice: over HTTP, then over HTTPS (the server with a test certificate, its CA deployed with the
+bridge; those lines start with "https: "). The HTTPS figures are the Python heap only: on an
+ESP32, mbedTLS takes its buffers (about 40-50 KB during a handshake) from the IDF heap, outside
+gc.mem_alloc() (docs/bridge.md, Memory).
 """
 
 from __future__ import annotations
@@ -31,21 +36,24 @@ ROOT = Path(__file__).resolve().parents[1]
 KB = 1024
 
 
-def bench(fw_dir: Path, tmp: Path) -> None:
+def bench(fw_dir: Path, tmp: Path, tls: bool) -> None:
     sys.path.insert(0, str(ROOT / "tests" / "bridge"))
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
     from esp32_twin.twin_peer import TwinPeer
     from fake_server import FakeServer
+    from fota_testkit.tls import make_pki
     from heap_probe import measure_cycle
     from stm32_fota.esp32 import deploy
     from twin_helpers import boot_twin, restamp
 
     image = restamp((fw_dir / "slot-b.bin").read_bytes(), (1, 1, 0), size=256 * KB)
+    pki = make_pki(tmp / "pki") if tls else None
     board = boot_twin(fw_dir)
     try:
-        with FakeServer(image, "1.1.0", "B") as srv, \
+        with FakeServer(image, "1.1.0", "B", tls=(pki.cert, pki.key) if pki else None) as srv, \
                 VirtualEsp32(TwinPeer(board), board=board, fs_dir=tmp / "fs") as esp:
             deploy(esp.port, None, {"server": srv.url, "wifi_ssid": "lab", "wifi_password": "pw"},
-                   build_dir=tmp / "mpy")
+                   build_dir=tmp / "mpy", ca_files=[pki.ca] if pki else [])
             h = measure_cycle(esp.port)
     finally:
         board.close()
@@ -53,15 +61,16 @@ def bench(fw_dir: Path, tmp: Path) -> None:
         raise SystemExit(f"bench_bridge_mem: the cycle did not complete: {h.result}")
     chunks = len(h.marks)
     steps = h.per_chunk
-    print(f"update {len(image) // KB} KB A -> B: {h.result}")
-    print(f"bridge imported: {h.modules} bytes in use after a collection ({h.modules / KB:.1f} KB)")
-    print(f"config, Link, Http, Updater created: {h.objects} bytes")
-    print(f"allocated by the cycle: {h.cycle} bytes ({h.cycle / KB:.1f} KB), "
+    p = "https: " if tls else ""
+    print(f"{p}update {len(image) // KB} KB A -> B: {h.result}")
+    print(f"{p}bridge imported: {h.modules} bytes in use after a collection ({h.modules / KB:.1f} KB)")
+    print(f"{p}config, Link, Http, Updater created: {h.objects} bytes")
+    print(f"{p}allocated by the cycle: {h.cycle} bytes ({h.cycle / KB:.1f} KB), "
           f"{h.cycle / chunks:.0f} bytes per chunk on average over {chunks} chunks")
-    print(f"allocated per chunk while streaming: median {h.per_chunk_median:.0f} bytes "
+    print(f"{p}allocated per chunk while streaming: median {h.per_chunk_median:.0f} bytes "
           f"(min {min(steps)}, max {max(steps)}: a chunk that also sends a progress report)")
-    print(f"allocated while streaming: {h.marks[-1] - h.marks[0]} bytes over {len(steps)} chunks")
-    print(f"peak gc.mem_alloc(): {h.peak} bytes ({h.peak / KB:.1f} KB; modules and garbage included)")
+    print(f"{p}allocated while streaming: {h.marks[-1] - h.marks[0]} bytes over {len(steps)} chunks")
+    print(f"{p}peak gc.mem_alloc(): {h.peak} bytes ({h.peak / KB:.1f} KB; modules and garbage included)")
 
 
 def main() -> None:
@@ -74,7 +83,8 @@ def main() -> None:
         if fw_dir is None:
             from stm32_fota.build import build
             fw_dir = build("1.0.0", 0, Path(tmp) / "fw").build_dir
-        bench(fw_dir, Path(tmp))
+        for tls in (False, True):
+            bench(fw_dir, Path(tmp) / ("https" if tls else "http"), tls)
 
 
 if __name__ == "__main__":

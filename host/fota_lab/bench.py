@@ -158,16 +158,24 @@ BRIDGE_MEM = "bridge heap, one update cycle (virtual ESP32)"
 
 
 def parse_bridge_mem(out: str, _json: dict[str, Any] | None) -> list[Figure]:
-    figs = []
-    update = ""
-    for line in out.splitlines():
-        if m := _MEM_UPDATE.match(line):
-            update = f"{m[1]} image, {m[2]}"
-        for rx, metric, note in _MEM_LINES:
-            if m := rx.match(line):
-                figs.append(Figure(BRIDGE_MEM, metric, f"{int(m[1])} B", note.format(*m.groups())))
-    if figs and update:
-        figs[0].note = update
+    """The figures of one cycle over HTTP, and of one over HTTPS (lines starting "https: ")."""
+    figs: list[Figure] = []
+    for prefix, suffix in (("", ""), ("https: ", " over HTTPS")):
+        update = ""
+        mine: list[Figure] = []
+        for raw in out.splitlines():
+            if raw.startswith("https: ") != bool(prefix):
+                continue
+            line = raw[len(prefix):]
+            if m := _MEM_UPDATE.match(line):
+                update = f"{m[1]} image, {m[2]}"
+            for rx, metric, note in _MEM_LINES:
+                if m := rx.match(line):
+                    mine.append(Figure(BRIDGE_MEM, metric + suffix, f"{int(m[1])} B",
+                                       note.format(*m.groups())))
+        if mine and update:
+            mine[0].note = update
+        figs += mine
     return figs
 
 

@@ -41,7 +41,7 @@ from stm32_fota.esp32 import UpdateOutcome, deploy, run_update
 from stm32_fota.project import current
 from stm32_fota.release import ReleaseResult, Reporter, SilentReporter, release
 
-from . import locals3
+from . import labtls, locals3
 from .flashing import flash_sim
 
 SERVER_START_TIMEOUT_S = 30.0
@@ -192,6 +192,8 @@ class Lab:
     on_uart: Callable[[str], None] | None = None
     on_led: Callable[[str, bool], None] | None = None
     server_log_level: str = "warning"
+    tls: bool = True           # the server serves HTTPS with a throwaway CA, which the bridge gets
+    server_env: dict[str, str] = field(default_factory=dict)   # more environment for the server
     cfg: FotaConfig = field(init=False)
     board: Any = None
     esp: Any = None
@@ -214,7 +216,12 @@ class Lab:
 
     @property
     def server_url(self) -> str:
-        return f"http://127.0.0.1:{self.cfg.server.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.cfg.server.port}"
+
+    @property
+    def ca_cert(self) -> Path | None:
+        """The CA of the server's certificate (made with the lab's state), None without TLS."""
+        return labtls.lab_certs(self.cfg.state_dir).ca_cert if self.tls else None
 
     @property
     def esp_fs(self) -> Path:
@@ -246,6 +253,9 @@ class Lab:
                    FOTA_DB=str(self.cfg.db_path), FOTA_SERVER_HOST=self.cfg.server.host,
                    FOTA_SERVER_PORT=str(self.cfg.server.port),
                    FOTA_SYNC_INTERVAL=str(self.cfg.server.sync_interval_s), PYTHONUNBUFFERED="1")
+        if self.tls:
+            env.update(labtls.server_env(labtls.lab_certs(self.cfg.state_dir)))
+        env.update(self.server_env)
         log = open(self.cfg.state_dir / "server.log", "ab")  # noqa: SIM115 (the child holds it)
         try:
             argv = [sys.executable, "-m", "fota_server", "--log-level", self.server_log_level]
@@ -290,10 +300,13 @@ class Lab:
                                 log_path=self.root / "vesp32-node.log")
         self.esp.start()
 
-    def deploy_bridge(self, server_url: str = "") -> str:
-        """`invoke deploy-esp32`: the compiled bridge and its config.json onto the virtual ESP32;
-        ``server_url``: what the bridge should use instead of the server's own address."""
-        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url})
+    def deploy_bridge(self, server_url: str = "", ca: list[Path] | None = None) -> str:
+        """`invoke deploy-esp32`: the compiled bridge, its config.json and (HTTPS) the CA onto the
+        virtual ESP32; ``server_url``: what the bridge should use instead of the server's own
+        address; ``ca``: the CA certificates to deploy instead of the server's CA."""
+        if ca is None:
+            ca = [self.ca_cert] if self.ca_cert else []
+        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url}, ca_files=ca)
         return r.check
 
     def start(self) -> None:
@@ -344,7 +357,8 @@ class Lab:
         req = urllib.request.Request(self.server_url + "/api/v1" + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"} if data else {})
         try:
-            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+            ctx = labtls.client_context(self.ca_cert) if self.tls and self.ca_cert else None
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S, context=ctx) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             raise LabError(f"Failed to {method} {path}: HTTP {e.code} {e.read()[:200]!r}") from None

@@ -143,6 +143,16 @@ class S3Store:
         except UnicodeDecodeError:
             raise S3Error(f"Failed to read {self.url(key)}: not UTF-8 text") from None
 
+    def presigned_get(self, key: str, expiry_s: int) -> str:
+        """A URL that lets anyone holding it GET the object for ``expiry_s`` seconds (SigV4; signed
+        locally, no request to S3). Range requests work on it like on any GET."""
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.config.key(key)}, ExpiresIn=expiry_s)
+        except (BotoCoreError, ClientError) as e:
+            raise S3Error(f"Failed to sign a download URL for {self.url(key)}: {_reason(e)}") from None
+        return url
+
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream",
                   progress: ProgressFn | None = None) -> None:
         full = self.config.key(key)

@@ -137,6 +137,11 @@ def test_bridge_mem_figures_per_cycle_and_per_chunk() -> None:
         ("peak gc.mem_alloc()", "70311 B", "modules and garbage included"),
     ]
     assert parse_bridge_mem("bench_bridge_mem: the cycle did not complete\n", None) == []
+    https = BRIDGE_MEM_OUT.replace("6", "7").replace("\n", "\nhttps: ").removesuffix("https: ")
+    both = parse_bridge_mem(BRIDGE_MEM_OUT + "https: " + https, None)
+    assert [f.metric for f in both[5:]] == [f.metric + " over HTTPS" for f in figs]
+    assert [f.value for f in both[:5]] == [f.value for f in figs]
+    assert [f.value for f in both[5:]] == ["23457 B", "9012 B", "48537 B", "208 B", "70311 B"]
 
 
 def test_merge_replaces_only_the_rows_of_the_benches_run(tmp_path: Path) -> None:

@@ -10,4 +10,5 @@ sys.path through ``pythonpath`` in pyproject.toml): ``from fota_testkit.server i
     relay      a TCP relay that can stall or cut a connection
     s3         pytest fixtures: a moto S3 server, buckets and configs
     server     fake-but-valid images, installed releases, a live server on loopback
+    tls        test certificates (a CA, the server's, a wrong CA), TLS servers, moto over HTTPS
 """
