@@ -38,6 +38,11 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 @task(iterable=["variant"], help={
     "version": "firmware version MAJOR.MINOR.PATCH written into both slot images (default 1.0.0)",
     "build_number": "build number written into both slot images (default 0)",
@@ -378,27 +383,24 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 @task(iterable=["only"], help={
     "only": "run only this benchmark (repeatable): build, link, twin, server, vesp32, bridge-mem "
-            "(default: all)",
+            "(default: all); the stored rows of the others stay in bench/results.md",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
-    "no_save": "do not overwrite bench/results.md with this run",
-    "merge": "replace only this run's rows in bench/results.md and keep the other benchmarks' rows",
+    "no_save": "print the table only: leave bench/results.json and results.md as they are",
 })
-def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False,
-          merge: bool = False) -> None:
-    """Run every benchmark; print one table (bench/results.md)."""
-    from fota_lab.bench import ALL, format_table, merge_results, run_benches, write_results
+def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False) -> None:
+    """Run the benchmarks; print their table, update bench/results.json and results.md."""
+    from fota_lab.bench import ALL, format_table, run_benches, save_results
     from stm32_fota.errors import FotaError
 
     try:
         runs = run_benches(only or ALL, suite=suite)
-        if merge and not suite:      # keep the saved suite time, not the "not measured" row
-            runs = [r for r in runs if r.name != "suite"]
         print(format_table(runs))
-        if merge and not no_save:
-            print(f"bench: rows of {', '.join(r.name for r in runs)} merged into "
-                  f"{merge_results(runs).relative_to(ROOT)}")
-        elif not no_save:
-            print(f"bench: results written to {write_results(runs).relative_to(ROOT)}")
+        if not no_save:
+            json_path, md_path = save_results(runs)
+            new = ", ".join(r.name for r in runs if r.ok) or "none"
+            kept = "".join(f"; {r.name} failed, its stored rows kept" for r in runs if not r.ok)
+            print(f"bench: {_shown(md_path)} regenerated from {_shown(json_path)}: "
+                  f"new rows of {new}{kept}; the other benchmarks' rows unchanged")
     except FotaError as e:
         raise _fail(e) from None
     failed = [r for r in runs if not r.ok]
