@@ -126,16 +126,21 @@ def lint(c: Context, fix: bool = False) -> None:
 
 @task(help={
     "k": "only tests matching this pytest -k expression",
+    "m": "only tests with these markers, e.g. 'unit and not slow' (markers: docs/architecture.md, Tests)",
+    "fast": "the inner loop: every test not marked slow, e2e or vesp32 (under a minute on 2 cores)",
     "path": "test file or directory (default: the whole suite)",
     "jobs": "parallel pytest workers (default 2; 0 runs in one process)",
 })
-def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
-    """Run the test suite with pytest (2 workers)."""
+def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "", jobs: int = 2) -> None:
+    """Run the test suite with pytest (2 workers); --fast for the inner loop."""
     args = [sys.executable, "-m", "pytest"]
     if jobs:
         args += ["-n", str(jobs), "--dist", "loadfile"]
     if k:
         args += ["-k", k]
+    marks = " and ".join(f"({e})" for e in (("fast" if fast else ""), m) if e)
+    if marks:
+        args += ["-m", marks]
     if path:
         args.append(path)
     result = c.run(" ".join(_quote(a) for a in args), warn=True, pty=False)

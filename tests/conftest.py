@@ -1,8 +1,16 @@
-"""Fixtures shared by the whole suite: the ARM toolchain and one real firmware build per session.
+"""Fixtures shared by the whole suite: the ARM toolchain and one real firmware build per session;
+and the markers of every test, so that nobody has to know which folders to pick.
 
 ``fw_build`` runs the same code as ``invoke build`` (stm32_fota.build) into a temporary directory,
 once per pytest worker; tests that need the real bootloader.bin / slot-a.bin / slot-b.bin (the
 ELF checks, the simulator, the link tests) take it instead of building again.
+
+Markers (registered in pyproject.toml, docs/architecture.md "Tests") come from three places:
+the folder (``FOLDERS``) or the file (``FILES``) a test is in, what it needs (``NEEDS``: a test
+that takes the ``arm_toolchain`` fixture, even through ``fw_build``, is ``firmware``), and a
+``@pytest.mark.slow`` on a single test. ``unit`` means the host alone, so a test that needs more
+loses it. Every test that is neither ``slow``, ``e2e`` nor ``vesp32`` is also ``fast``:
+``pytest -m fast`` (``invoke test --fast``) is the inner loop.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from stm32_fota.build import BuildResult, build
 from stm32_fota.errors import ToolchainError
 from stm32_fota.toolchain import check_toolchain
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 os.environ.setdefault("FOTA_ROOT", str(ROOT))  # the checkout under test (stm32_fota.project)
 FW_VERSION = "1.0.0"
 FW_BUILD_NUMBER = 0
@@ -77,3 +86,54 @@ def fw_build_copy(fw_build: BuildResult, tmp_path: Path) -> Path:
     dst = tmp_path / "build"
     shutil.copytree(fw_build.build_dir, dst, copy_function=shutil.copy2)
     return dst
+
+
+# -- markers -------------------------------------------------------------------------------------
+
+KINDS = ("unit", "firmware", "twin", "vesp32", "e2e")
+FOLDERS: dict[str, tuple[str, ...]] = {
+    "architecture": ("unit",),
+    "formats": ("unit",),
+    "tools": ("unit",),
+    "server": ("unit",),
+    "lab": ("unit",),
+    "invoke_tasks": ("unit",),
+    "c": ("unit",),
+    "bridge": ("unit",),
+    "twin": ("twin",),
+    "link": ("twin", "slow"),
+    "vesp32": ("vesp32",),
+    "e2e": ("e2e", "twin", "vesp32", "slow"),
+}
+FILES: dict[str, tuple[str, ...]] = {      # whole files that need more than their folder
+    "bridge/test_twin.py": ("twin", "slow"),
+    "bridge/test_virtual_esp32.py": ("twin", "vesp32", "slow"),
+    "vesp32/test_twin_link.py": ("twin",),
+}
+NEEDS = {"arm_toolchain": "firmware", "node_runtime": "vesp32"}   # fixture -> marker
+NOT_FAST = ("slow", "e2e", "vesp32")
+
+
+def markers_for(rel: str, fixtures: set[str], own: set[str]) -> set[str]:
+    """The markers of a test in ``rel`` (a path under tests/) that takes ``fixtures`` and carries
+    the markers ``own`` itself."""
+    marks = set(own) | set(FOLDERS.get(rel.split("/")[0], ())) | set(FILES.get(rel, ()))
+    marks |= {mark for fixture, mark in NEEDS.items() if fixture in fixtures}
+    if "unit" in marks and marks & (set(KINDS) - {"unit"}):
+        if "unit" in own:
+            raise pytest.UsageError(f"{rel}: marked unit but needs more ({', '.join(sorted(marks))})")
+        marks.discard("unit")
+    if not marks & set(NOT_FAST):
+        marks.add("fast")
+    return marks
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            rel = item.path.resolve().relative_to(TESTS).as_posix()
+        except ValueError:       # a doctest or a test outside tests/: only its own markers
+            continue
+        own = {m.name for m in item.iter_markers()}
+        for name in sorted(markers_for(rel, set(getattr(item, "fixturenames", ())), own) - own):
+            item.add_marker(name)

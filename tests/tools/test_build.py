@@ -266,6 +266,7 @@ def test_tasks_load_without_the_project_packages() -> None:
     assert {"build", "clean", "gen", "lint", "size", "test"} <= set(proc.stdout.split())
 
 
+@pytest.mark.slow
 def test_variants_are_built_checked_and_post_linked(fw_build_variants: BuildResult) -> None:
     variants = sorted(p.stem for p in (ROOT / "stm32" / "app" / "variants").glob("*.c"))
     names = [t.target.name for t in fw_build_variants.targets]
