@@ -5,12 +5,9 @@ and the markers of every test, so that nobody has to know which folders to pick.
 once per pytest worker; tests that need the real bootloader.bin / slot-a.bin / slot-b.bin (the
 ELF checks, the simulator, the link tests) take it instead of building again.
 
-Markers (registered in pyproject.toml, docs/architecture.md "Tests") come from three places:
-the folder (``FOLDERS``) or the file (``FILES``) a test is in, what it needs (``NEEDS``: a test
-that takes the ``arm_toolchain`` fixture, even through ``fw_build``, is ``firmware``), and a
-``@pytest.mark.slow`` on a single test. ``unit`` means the host alone, so a test that needs more
-loses it. Every test that is neither ``slow``, ``e2e`` nor ``vesp32`` is also ``fast``:
-``pytest -m fast`` (``invoke test --fast``) is the inner loop.
+Every test is marked (unit, firmware, twin, vesp32, e2e, slow, fast) from its folder, its file and
+its fixtures by ``pytest_collection_modifyitems`` below; the map is fota_testkit.markers, the
+markers are registered in pyproject.toml and described in docs/architecture.md ("Tests").
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fota_testkit.markers import MarkerError, markers_for
 from fota_testkit.s3 import aws_env, cfg, moto_url, store  # noqa: F401 (fixtures for every folder)
 from stm32_fota.build import BuildResult, build
 from stm32_fota.errors import ToolchainError
@@ -88,52 +86,17 @@ def fw_build_copy(fw_build: BuildResult, tmp_path: Path) -> Path:
     return dst
 
 
-# -- markers -------------------------------------------------------------------------------------
-
-KINDS = ("unit", "firmware", "twin", "vesp32", "e2e")
-FOLDERS: dict[str, tuple[str, ...]] = {
-    "architecture": ("unit",),
-    "formats": ("unit",),
-    "tools": ("unit",),
-    "server": ("unit",),
-    "lab": ("unit",),
-    "invoke_tasks": ("unit",),
-    "c": ("unit",),
-    "bridge": ("unit",),
-    "twin": ("twin",),
-    "link": ("twin", "slow"),
-    "vesp32": ("vesp32",),
-    "e2e": ("e2e", "twin", "vesp32", "slow"),
-}
-FILES: dict[str, tuple[str, ...]] = {      # whole files that need more than their folder
-    "bridge/test_twin.py": ("twin", "slow"),
-    "bridge/test_virtual_esp32.py": ("twin", "vesp32", "slow"),
-    "vesp32/test_twin_link.py": ("twin",),
-}
-NEEDS = {"arm_toolchain": "firmware", "node_runtime": "vesp32"}   # fixture -> marker
-NOT_FAST = ("slow", "e2e", "vesp32")
-
-
-def markers_for(rel: str, fixtures: set[str], own: set[str]) -> set[str]:
-    """The markers of a test in ``rel`` (a path under tests/) that takes ``fixtures`` and carries
-    the markers ``own`` itself."""
-    marks = set(own) | set(FOLDERS.get(rel.split("/")[0], ())) | set(FILES.get(rel, ()))
-    marks |= {mark for fixture, mark in NEEDS.items() if fixture in fixtures}
-    if "unit" in marks and marks & (set(KINDS) - {"unit"}):
-        if "unit" in own:
-            raise pytest.UsageError(f"{rel}: marked unit but needs more ({', '.join(sorted(marks))})")
-        marks.discard("unit")
-    if not marks & set(NOT_FAST):
-        marks.add("fast")
-    return marks
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by its folder, file and fixtures (fota_testkit.markers)."""
     for item in items:
         try:
             rel = item.path.resolve().relative_to(TESTS).as_posix()
         except ValueError:       # a doctest or a test outside tests/: only its own markers
             continue
         own = {m.name for m in item.iter_markers()}
-        for name in sorted(markers_for(rel, set(getattr(item, "fixturenames", ())), own) - own):
+        try:
+            marks = markers_for(rel, set(getattr(item, "fixturenames", ())), own)
+        except MarkerError as e:
+            raise pytest.UsageError(f"{item.nodeid}: {e}") from None
+        for name in sorted(marks - own):
             item.add_marker(name)

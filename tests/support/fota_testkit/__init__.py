@@ -3,6 +3,7 @@ sys.path through ``pythonpath`` in pyproject.toml): ``from fota_testkit.server i
 
     elf        ELF files made to order for the ELF checker and the post-link step
     e2e        the lab flashed and deployed, releases re-stamped from one build
+    markers    the markers of every test, from its folder, file and fixtures
     mpremote   mpremote driven against the virtual ESP32
     relay      a TCP relay that can stall or cut a connection
     s3         pytest fixtures: a moto S3 server, buckets and configs
