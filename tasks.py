@@ -148,7 +148,7 @@ def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "
         raise Exit("invoke: tests failed (see above)", code=1)
 
 
-# -- releases and the update server (host/stm32_fota/release.py, locals3.py; server/fota_server) --------
+# -- releases and the update server (host/stm32_fota/release.py, host/fota_lab/locals3.py, server/) ----
 
 def _config() -> FotaConfig:
     from fota_formats.config import load_config
@@ -351,7 +351,7 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
         raise Exit("sim-esp32: the virtual ESP32 stopped (see above)", code=status)
 
 
-# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, demo.py, bench.py) ---------------
+# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, host/fota_lab/) ------------------
 
 @task(name="flash-stm32", help={
     "sim": "write the STM32 twin's flash file FLASHFILE instead of a board (the rest is erased)",

@@ -1,5 +1,6 @@
-/* boot_decide: the decision for each case named in the issue, then every combination of slot
- * states x journal records x reset cause against the rules the bootloader must never break. */
+/* boot_decide: the decision for each named boot case (stm32/README.md, "Boot flow"), then every
+ * combination of slot states x journal records x reset cause against the rules the bootloader
+ * must never break. */
 #include <string.h>
 #include "boot_decide.h"
 #include "flash_ram.h"

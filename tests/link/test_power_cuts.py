@@ -1,4 +1,4 @@
-"""Power cuts during a whole update, MCUboot-style (issue 4, "Tests on the twin").
+"""Power cuts during a whole update, MCUboot-style.
 
 A baseline update A (v1.0.0) -> B (v1.1.0) is counted first, phase by phase, in flash operations:
 BEGIN's erase, the WRITE programs, ACTIVATE's journal record, the bootloader's trial-boot record
