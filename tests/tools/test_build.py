@@ -125,19 +125,19 @@ def fake_source(tmp_path: Path, recipe: str) -> Path:
     return src
 
 
-def test_make_failure_shows_the_compiler_output(tmp_path: Path) -> None:
+def test_make_failure_shows_the_compiler_output(arm_toolchain: None, tmp_path: Path) -> None:
     src = fake_source(tmp_path, "\t@echo 'app/main.c:3: error: expected ;' >&2; exit 2")
     with pytest.raises(BuildError, match=r"(?s)Failed to build the firmware: make exited with status 2\n"
                                          r".*app/main.c:3: error: expected ;"):
         build("1.0.0", 0, tmp_path / "b", source_dir=src)
 
 
-def test_missing_makefile(tmp_path: Path) -> None:
+def test_missing_makefile(arm_toolchain: None, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"Failed to build the firmware: no Makefile in"):
         build("1.0.0", 0, tmp_path / "b", source_dir=tmp_path)
 
 
-def test_make_that_produces_nothing(tmp_path: Path) -> None:
+def test_make_that_produces_nothing(arm_toolchain: None, tmp_path: Path) -> None:
     src = fake_source(tmp_path, "\t@true")
     with pytest.raises(BuildError, match=r"Failed to build bootloader: make did not produce bootloader.elf"):
         build("1.0.0", 0, tmp_path / "b", source_dir=src)
