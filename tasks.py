@@ -138,9 +138,9 @@ def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "
         args += ["-n", str(jobs), "--dist", "loadfile"]
     if k:
         args += ["-k", k]
-    marks = " and ".join(f"({e})" for e in (("fast" if fast else ""), m) if e)
+    marks = [e for e in ("fast" if fast else "", m) if e]
     if marks:
-        args += ["-m", marks]
+        args += ["-m", marks[0] if len(marks) == 1 else " and ".join(f"({e})" for e in marks)]
     if path:
         args.append(path)
     result = c.run(" ".join(_quote(a) for a in args), warn=True, pty=False)

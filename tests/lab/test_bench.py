@@ -5,6 +5,7 @@ written into a temporary bench/ folder; the real ones are checked for their ``--
 
 from __future__ import annotations
 
+import doctest
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fota_formats.errors import FotaError
+from fota_lab import benchjson
 from fota_lab.bench import ALL, BENCHES, SUITE, BenchRun, format_table, run_bench, save_results
 from fota_lab.benchjson import BenchJsonError, Figure, read, write
 from fota_lab.benchstore import load_store
@@ -61,6 +63,11 @@ def test_a_script_s_json_is_the_figures_and_its_printed_lines_are_ignored(tmp_pa
         (BOOT, "confirmed image", "24.9 ms", ""),
     ]
     assert "99.9" not in format_table([run])
+
+
+def test_the_schema_example_runs() -> None:
+    result = doctest.testmod(benchjson)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_write_then_read_keeps_every_field(tmp_path: Path) -> None:
