@@ -38,6 +38,11 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 @task(iterable=["variant"], help={
     "version": "firmware version MAJOR.MINOR.PATCH written into both slot images (default 1.0.0)",
     "build_number": "build number written into both slot images (default 0)",
@@ -121,16 +126,21 @@ def lint(c: Context, fix: bool = False) -> None:
 
 @task(help={
     "k": "only tests matching this pytest -k expression",
+    "m": "only tests with these markers, e.g. 'unit and not slow' (markers: docs/architecture.md, Tests)",
+    "fast": "the inner loop: every test not marked slow, e2e or vesp32 (under a minute on 2 cores)",
     "path": "test file or directory (default: the whole suite)",
     "jobs": "parallel pytest workers (default 2; 0 runs in one process)",
 })
-def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
-    """Run the test suite with pytest (2 workers)."""
+def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "", jobs: int = 2) -> None:
+    """Run the test suite with pytest (2 workers); --fast for the inner loop."""
     args = [sys.executable, "-m", "pytest"]
     if jobs:
         args += ["-n", str(jobs), "--dist", "loadfile"]
     if k:
         args += ["-k", k]
+    marks = [e for e in ("fast" if fast else "", m) if e]
+    if marks:
+        args += ["-m", marks[0] if len(marks) == 1 else " and ".join(f"({e})" for e in marks)]
     if path:
         args.append(path)
     result = c.run(" ".join(_quote(a) for a in args), warn=True, pty=False)
@@ -138,7 +148,7 @@ def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
         raise Exit("invoke: tests failed (see above)", code=1)
 
 
-# -- releases and the update server (host/stm32_fota/release.py, locals3.py; server/fota_server) --------
+# -- releases and the update server (host/stm32_fota/release.py, host/fota_lab/locals3.py, server/) ----
 
 def _config() -> FotaConfig:
     from fota_formats.config import load_config
@@ -371,7 +381,7 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
         raise Exit("sim-esp32: the virtual ESP32 stopped (see above)", code=status)
 
 
-# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, demo.py, bench.py) ---------------
+# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, host/fota_lab/) ------------------
 
 @task(name="flash-stm32", help={
     "sim": "write the STM32 twin's flash file FLASHFILE instead of a board (the rest is erased)",
@@ -408,27 +418,24 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 @task(iterable=["only"], help={
     "only": "run only this benchmark (repeatable): build, link, twin, server, vesp32, bridge-mem "
-            "(default: all)",
+            "(default: all); the stored rows of the others stay in bench/results.md",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
-    "no_save": "do not overwrite bench/results.md with this run",
-    "merge": "replace only this run's rows in bench/results.md and keep the other benchmarks' rows",
+    "no_save": "print the table only: leave bench/results.json and results.md as they are",
 })
-def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False,
-          merge: bool = False) -> None:
-    """Run every benchmark; print one table (bench/results.md)."""
-    from fota_lab.bench import ALL, format_table, merge_results, run_benches, write_results
+def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False) -> None:
+    """Run the benchmarks; print their table, update bench/results.json and results.md."""
+    from fota_lab.bench import ALL, format_table, run_benches, save_results
     from stm32_fota.errors import FotaError
 
     try:
         runs = run_benches(only or ALL, suite=suite)
-        if merge and not suite:      # keep the saved suite time, not the "not measured" row
-            runs = [r for r in runs if r.name != "suite"]
         print(format_table(runs))
-        if merge and not no_save:
-            print(f"bench: rows of {', '.join(r.name for r in runs)} merged into "
-                  f"{merge_results(runs).relative_to(ROOT)}")
-        elif not no_save:
-            print(f"bench: results written to {write_results(runs).relative_to(ROOT)}")
+        if not no_save:
+            json_path, md_path = save_results(runs)
+            new = ", ".join(r.name for r in runs if r.ok) or "none"
+            kept = "".join(f"; {r.name} failed, its stored rows kept" for r in runs if not r.ok)
+            print(f"bench: {_shown(md_path)} regenerated from {_shown(json_path)}: "
+                  f"new rows of {new}{kept}; the other benchmarks' rows unchanged")
     except FotaError as e:
         raise _fail(e) from None
     failed = [r for r in runs if not r.ok]

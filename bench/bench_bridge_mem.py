@@ -3,6 +3,7 @@ Memory): how many bytes the bridge allocates per cycle and per chunk.
 
     .venv/bin/python bench/bench_bridge_mem.py                     # builds the firmware in a temp dir
     .venv/bin/python bench/bench_bridge_mem.py --fw-build DIR      # an existing build (slot-b.bin ...)
+    .venv/bin/python bench/bench_bridge_mem.py --json mem.json     # also the figures as JSON
 
 The WebAssembly port does not collect garbage while a program runs (docs/virtual-esp32.md), so the
 growth of gc.mem_alloc() between two points of one program is exactly what the program allocated
@@ -34,6 +35,8 @@ from esp32_twin import VirtualEsp32
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = 1024
+GROUP = "bridge heap, one update cycle (virtual ESP32)"
+FIGURES: list[dict[str, object]] = []     # what --json writes, in the form of fota_lab.benchjson.Figure
 
 
 def bench(fw_dir: Path, tmp: Path, tls: bool) -> None:
@@ -71,12 +74,24 @@ def bench(fw_dir: Path, tmp: Path, tls: bool) -> None:
           f"(min {min(steps)}, max {max(steps)}: a chunk that also sends a progress report)")
     print(f"{p}allocated while streaming: {h.marks[-1] - h.marks[0]} bytes over {len(steps)} chunks")
     print(f"{p}peak gc.mem_alloc(): {h.peak} bytes ({h.peak / KB:.1f} KB; modules and garbage included)")
+    over = " over HTTPS" if tls else ""
+    for name, value, notes in (
+        (f"bridge modules imported (live){over}", h.modules, f"{len(image) // KB} KB image, {h.result}"),
+        (f"config, Link, Http, Updater{over}", h.objects, ""),
+        (f"allocated by the whole cycle{over}", h.cycle,
+         f"{h.cycle / chunks:.0f} B per chunk on average over {chunks} chunks"),
+        (f"allocated per chunk while streaming (median){over}", round(h.per_chunk_median),
+         f"min {min(steps)} B, max {max(steps)} B (a chunk that also sends a progress report)"),
+        (f"peak gc.mem_alloc(){over}", h.peak, "modules and garbage included"),
+    ):
+        FIGURES.append({"group": GROUP, "name": name, "value": value, "unit": "B", "notes": notes})
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fw-build", type=Path, default=None,
                    help="an existing firmware build directory (default: a build of the working tree)")
+    p.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-bridge-mem-") as tmp:
         fw_dir = a.fw_build
@@ -85,6 +100,10 @@ def main() -> None:
             fw_dir = build("1.0.0", 0, Path(tmp) / "fw").build_dir
         for tls in (False, True):
             bench(fw_dir, Path(tmp) / ("https" if tls else "http"), tls)
+    if a.json:
+        from fota_lab.benchjson import Figure, write
+
+        write(a.json, "bridge-mem", [Figure.model_validate(f) for f in FIGURES])
 
 
 if __name__ == "__main__":

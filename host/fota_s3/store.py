@@ -44,7 +44,8 @@ _session: boto3.session.Session | None = None
 
 def _new_client(**kwargs: Any) -> Any:
     """An S3 client from one boto3 session per process (a new session re-reads the service models,
-    about 0.25 s); creating clients from one session is not thread-safe, hence the lock."""
+    a noticeable fraction of a second); creating clients from one session is not thread-safe, hence
+    the lock."""
     global _session
     with _session_lock:
         if _session is None:

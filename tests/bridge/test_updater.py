@@ -1,6 +1,7 @@
 """The update cycle (esp32_mpy/updater.py + net.py) under CPython: fake STM32 on a virtual clock,
-a local HTTP server for the device API, fakes for `network`. Each failure mode of the issue ends
-in one clear `fota: result` line, with the STM32 still running its old image."""
+a local HTTP server for the device API, fakes for `network`. Each failure mode (no Wi-Fi, server
+errors, refusals, power cuts, resets, link errors) ends in one clear `fota: result` line, with the
+STM32 still running its old image."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fota_formats.config import FotaConfig
 from fota_testkit.server import write_build
 
@@ -36,6 +37,7 @@ def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path,
     )
 
 
+@pytest.mark.slow
 def test_release_task_uploads_then_refuses_the_same_version(cfg: FotaConfig, tmp_path: Path):
     build = write_build(tmp_path / "build", "2.3.4")
     first = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)

@@ -127,19 +127,19 @@ def fake_source(tmp_path: Path, recipe: str) -> Path:
     return src
 
 
-def test_make_failure_shows_the_compiler_output(tmp_path: Path) -> None:
+def test_make_failure_shows_the_compiler_output(arm_toolchain: None, tmp_path: Path) -> None:
     src = fake_source(tmp_path, "\t@echo 'app/main.c:3: error: expected ;' >&2; exit 2")
     with pytest.raises(BuildError, match=r"(?s)Failed to build the firmware: make exited with status 2\n"
                                          r".*app/main.c:3: error: expected ;"):
         build("1.0.0", 0, tmp_path / "b", source_dir=src)
 
 
-def test_missing_makefile(tmp_path: Path) -> None:
+def test_missing_makefile(arm_toolchain: None, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"Failed to build the firmware: no Makefile in"):
         build("1.0.0", 0, tmp_path / "b", source_dir=tmp_path)
 
 
-def test_make_that_produces_nothing(tmp_path: Path) -> None:
+def test_make_that_produces_nothing(arm_toolchain: None, tmp_path: Path) -> None:
     src = fake_source(tmp_path, "\t@true")
     with pytest.raises(BuildError, match=r"Failed to build bootloader: make did not produce bootloader.elf"):
         build("1.0.0", 0, tmp_path / "b", source_dir=src)
@@ -307,6 +307,7 @@ def test_tasks_load_without_the_project_packages() -> None:
     assert {"build", "clean", "gen", "lint", "size", "test"} <= set(proc.stdout.split())
 
 
+@pytest.mark.slow
 def test_variants_are_built_checked_and_post_linked(fw_build_variants: BuildResult) -> None:
     variants = sorted(p.stem for p in (ROOT / "stm32" / "app" / "variants").glob("*.c"))
     names = [t.target.name for t in fw_build_variants.targets]

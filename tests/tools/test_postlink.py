@@ -1,6 +1,6 @@
 """The post-link step fills size, hash and trailer; validation catches every corrupted field.
 
-Images come from small real ARM ELF files (tests/testelf.py) and from the real firmware build.
+Images come from small real ARM ELF files (fota_testkit.elf) and from the real firmware build.
 Expected values are computed independently (hashlib, objcopy, a separate Intel HEX reader), never
 taken from the code under test.
 """

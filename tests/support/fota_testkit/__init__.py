@@ -6,6 +6,7 @@ sys.path through ``pythonpath`` in pyproject.toml): ``from fota_testkit.server i
     e2e        the lab flashed and deployed, releases re-stamped from one build
     link       builds of three versions, a booted twin, the reference master on it
     stm32twin  register values of the twin, and the product layout compared with the chip
+    markers    the markers of every test, from its folder, file and fixtures
     mpremote   mpremote driven against the virtual ESP32
     relay      a TCP relay that can stall or cut a connection
     s3         pytest fixtures: a moto S3 server, buckets and configs
