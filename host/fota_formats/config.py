@@ -69,7 +69,8 @@ class S3Config:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    token: str | None = field(default=None, repr=False)  # never printed
+    token: str | None = field(default=None, repr=False)  # the device token; never printed
+    operator_token: str | None = field(default=None, repr=False)  # sync, device lists; never printed
     sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S
 
     @property
@@ -119,6 +120,7 @@ _ENV: dict[str, tuple[str, str, type]] = {
     "FOTA_SERVER_HOST": ("server", "host", str),
     "FOTA_SERVER_PORT": ("server", "port", int),
     "FOTA_SERVER_TOKEN": ("server", "token", str),
+    "FOTA_OPERATOR_TOKEN": ("server", "operator_token", str),
     "FOTA_SYNC_INTERVAL": ("server", "sync_interval_s", float),
     "FOTA_STATE_DIR": ("paths", "state_dir", str),
     "FOTA_FIRMWARE_DIR": ("paths", "firmware_dir", str),
@@ -128,7 +130,7 @@ _ENV: dict[str, tuple[str, str, type]] = {
 
 _KNOWN: dict[str, dict[str, type]] = {
     "s3": {"bucket": str, "prefix": str, "region": str, "endpoint_url": str},
-    "server": {"host": str, "port": int, "token": str, "sync_interval_s": float},
+    "server": {"host": str, "port": int, "token": str, "operator_token": str, "sync_interval_s": float},
     "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
 }
 
@@ -217,7 +219,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     if interval <= 0:
         raise ConfigError(f"Failed to read the configuration ({source}): sync_interval_s must be > 0")
     server = ServerConfig(host=sv.get("host", "127.0.0.1"), port=port, token=sv.get("token") or None,
-                          sync_interval_s=interval)
+                          operator_token=sv.get("operator_token") or None, sync_interval_s=interval)
 
     pv = merged.get("paths", {})
 

@@ -18,6 +18,8 @@ MODULES = [
     "fota_server.decision",
     "fota_server.registry",
     "fota_server.firmware",
+    "fota_server.auth",
+    "fota_server.ratelimit",
 ]
 
 
