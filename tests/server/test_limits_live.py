@@ -110,8 +110,10 @@ def test_memory_stays_flat_under_a_flood_of_oversized_requests(server: ServerPro
         slowest = max(slowest, seconds)
         most = max(most, sent)
     after = server.rss_kb()
-    print(f"RSS {before} kB -> {after} kB over 50 requests of {BODY // MB} MB; slowest answer "
-          f"{slowest:.2f} s, at most {most} bytes sent before it")
+    print(
+        f"RSS {before} kB -> {after} kB over 50 requests of {BODY // MB} MB; slowest answer "
+        f"{slowest:.2f} s, at most {most} bytes sent before it"
+    )
     assert after - before < 8 * 1024, f"the server grew by {after - before} kB"
     assert slowest < 5.0
     ok = httpx.get(server.url + "/api/v1/status", headers={"Authorization": f"Bearer {OPERATOR}"})
