@@ -262,6 +262,7 @@ class FirmwareFolder:
                 problem = str(e)
             else:
                 if rel is not None:
+                    self._drop_copies(rel.path, rel.version)
                     return rel.version
                 problem = f"no release linked as {self.current}"
             broken = self.current_target()
@@ -319,6 +320,21 @@ class FirmwareFolder:
         if found:
             durable.fsync_dir(self.root)
 
+    def _drop_copies(self, current: Path | None, version: Version) -> None:
+        """Remove other folders of the current version: an install of it interrupted after its
+        rename (they are never served, and must not count as the previous release)."""
+        copies = [p for v, p in self.installed() if v == version and p != current]
+        for p in copies:
+            self._trash(p)
+        if copies:
+            durable.fsync_dir(self.root)
+
+    def _trash(self, release: Path) -> None:
+        log.info("removing the release folder %s", release.name)
+        trash = self.root / f".trash-{release.name}"
+        durable.rename(release, trash)
+        durable.remove_tree(trash)
+
     def _prune(self, keep: Path, previous: Path | None) -> None:
         """Keep ``keep`` (now current) and one previous release: ``previous`` (what current was)
         when it is another version, else the highest other version. Releases of the current
@@ -330,9 +346,7 @@ class FirmwareFolder:
             kept = others[-1][1]
         victims = [p for _, p in self.installed() if p not in (keep, kept)]
         for p in victims:
-            trash = self.root / f".trash-{p.name}"
-            durable.rename(p, trash)
-            durable.remove_tree(trash)
+            self._trash(p)
         if victims:
             durable.fsync_dir(self.root)
 
