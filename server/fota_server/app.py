@@ -28,15 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request, Security
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fota_formats.errors import FotaError
 from fota_formats.semver import Version
 from fota_s3.store import S3Store
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fota_server.auth import DEVICE_SCHEME, OPERATOR_SCHEME, Tokens
+from fota_server.auth import Tokens, document_roles
 from fota_server.decision import decide
 from fota_server.firmware import (
     FirmwareFolder,
@@ -245,22 +247,30 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 413:  # FastAPI's body limit says only "Content Too Large"
+            return JSONResponse({"detail": f"the body is longer than {settings.max_body} bytes, the most "
+                                           "this server accepts"}, status_code=413)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RegistryError)
     async def on_registry(_: Request, exc: RegistryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    def rate_limit(device_id: str) -> None:
-        wait = st().limiter.retry_after(device_id)
+    async def rate_limit(device_id: str) -> None:
+        wait = await st().limiter.retry_after(device_id)
         if wait is not None:
             raise HTTPException(429, f"too many requests from device {device_id} (at most "
                                      f"{settings.device_rate}); retry in {wait} s",
                                 headers={"Retry-After": str(wait)})
 
-    # The security dependencies document the roles in /openapi.json; GuardMiddleware enforces them
-    # (before the body is read), with the same role for every path (fota_server.auth.role_for).
-    device = APIRouter(prefix=API, dependencies=[Security(DEVICE_SCHEME)], responses=_ERRORS, tags=["device"])
-    operator = APIRouter(prefix=API, dependencies=[Security(OPERATOR_SCHEME)], responses=_ERRORS,
-                         tags=["operator"])
+    # GuardMiddleware enforces the roles (before the body is read) and document_roles writes them
+    # into /openapi.json, both from fota_server.auth.role_for.
+    # max_body_size: FastAPI counts a body as it streams in, 413 past the limit (on the routes, so
+    # inside GuardMiddleware, whose answers it leaves alone).
+    device = APIRouter(prefix=API, responses=_ERRORS, tags=["device"], max_body_size=settings.max_body)
+    operator = APIRouter(prefix=API, responses=_ERRORS, tags=["operator"], max_body_size=settings.max_body)
 
     # The hot path: the reply is built as JSON directly (the model documents it in the schema; the
     # tests check the replies against it), which saves FastAPI's response validation per check-in.
@@ -268,7 +278,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                  responses={200: {"model": CheckInReply}, **_RATE_LIMITED},
                  summary="Device check-in: answered with an update decision")
     async def checkin(body: CheckIn) -> Response:
-        rate_limit(body.device_id)
+        await rate_limit(body.device_id)
         return Response(json.dumps(_checkin(body), separators=(",", ":")), media_type="application/json")
 
     def _checkin(body: CheckIn) -> dict[str, Any]:
@@ -335,7 +345,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @device.post("/report", response_model=ReportReply, summary="Progress or result of an update",
                  responses={404: {"model": ErrorReply}, 409: {"model": ErrorReply}, **_RATE_LIMITED})
     async def report(body: Report) -> dict[str, Any]:
-        rate_limit(body.device_id)
+        await rate_limit(body.device_id)
         upd = st().registry.report(body.device_id, body.update_id, body.stage, body.offset, body.outcome,
                                    body.reason, body.duration_ms, body.running_slot, body.running_version)
         if body.stage == "result":
@@ -397,4 +407,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app.include_router(device)
     app.include_router(operator)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_roles(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

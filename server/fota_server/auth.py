@@ -18,7 +18,9 @@ the device token never grants them. Tokens are compared in constant time (SHA-25
 ``hmac.compare_digest``, so the time depends neither on the content nor on the length).
 
 The check runs in :class:`fota_server.limits.GuardMiddleware`, before any byte of the body is
-read; the security schemes below only document it in ``/openapi.json``.
+read; :func:`document_roles` writes the same rule into ``/openapi.json`` (a security scheme per
+role, and on every operation the scheme :func:`role_for` gives its path), so the documented
+contract and the enforced one cannot drift apart.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Literal
-
-from fastapi.security import HTTPBearer
+from typing import Any, Literal
 
 Role = Literal["device", "operator"]
 
@@ -36,11 +36,11 @@ API_PREFIX = "/api/v1"
 _DEVICE_PATHS = frozenset({f"{API_PREFIX}/checkin", f"{API_PREFIX}/report"})
 _DEVICE_PREFIXES = (f"{API_PREFIX}/firmware/",)
 
-DEVICE_SCHEME = HTTPBearer(scheme_name="DeviceToken", auto_error=False,
-                           description="The device token (FOTA_SERVER_TOKEN): check-in, download, report.")
-OPERATOR_SCHEME = HTTPBearer(scheme_name="OperatorToken", auto_error=False,
-                             description="The operator token (FOTA_OPERATOR_TOKEN): sync, device and "
-                                         "update lists, status.")
+SCHEMES: dict[Role, tuple[str, str]] = {
+    "device": ("DeviceToken", "The device token (FOTA_SERVER_TOKEN): check-in, download, report."),
+    "operator": ("OperatorToken", "The operator token (FOTA_OPERATOR_TOKEN): sync, device and update "
+                                  "lists, status."),
+}
 
 _ENV = {"device": "FOTA_SERVER_TOKEN", "operator": "FOTA_OPERATOR_TOKEN"}
 _KEY = {"device": "token", "operator": "operator_token"}
@@ -53,6 +53,19 @@ def role_for(path: str) -> Role | None:
     if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
         return "operator"
     return None
+
+
+def document_roles(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the bearer schemes of both roles to an OpenAPI schema, and to each operation its role's."""
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    for name, description in SCHEMES.values():
+        schemes[name] = {"type": "http", "scheme": "bearer", "description": description}
+    for path, operations in schema.get("paths", {}).items():
+        role = role_for(path)
+        if role is not None:
+            for operation in operations.values():
+                operation["security"] = [{SCHEMES[role][0]: []}]
+    return schema
 
 
 def _digest(token: str | bytes) -> bytes:

@@ -10,9 +10,10 @@ request before FastAPI reads or parses anything) and answers, in this order:
 2. 431 when the headers exceed :data:`MAX_HEADER_BYTES` in all;
 3. 401 / 403 when the route's role needs a token that the ``Authorization`` header does not carry
    (:mod:`fota_server.auth`); no byte of the body has been read at that point;
-4. 413 when ``Content-Length`` announces more than :data:`MAX_BODY_BYTES`, and 413 *while
-   streaming* when a body without a length (chunked) grows past it: the bytes are counted as the
-   application receives them, and reading stops there. 400 for a malformed ``Content-Length``.
+4. 413 when ``Content-Length`` announces more than :data:`MAX_BODY_BYTES` (400 when it is
+   malformed). A body without a length (chunked) is counted while it streams in, by FastAPI's
+   own limit (``APIRouter(max_body_size=...)``): 413 as soon as it grows past the limit, and reading
+   stops there.
 
 The request line and headers themselves are bounded before they reach the application, by the
 HTTP protocol uvicorn runs (:mod:`fota_server.protocol`): :data:`MAX_HEAD_BYTES` in all.
@@ -89,43 +90,9 @@ class GuardMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        refused = self._check_head(scope)
-        if refused is not None:
-            await reply(send, *refused)
-            return
-        limit = self.max_body
-        received = 0
-        too_large = False
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal received, too_large
-            if too_large:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # Stop here: the application sees a disconnect, and its answer is replaced below.
-                    too_large = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if too_large:
+        if scope["type"] == "http":
+            refused = self._check_head(scope)
+            if refused is not None:
+                await reply(send, *refused)
                 return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, guarded_send)
-        except Exception:
-            if not too_large:
-                raise
-        if too_large and not started:
-            await reply(send, 413, f"the body is longer than {limit} bytes, the most this server accepts")
+        await self.app(scope, receive, send)

@@ -1,7 +1,8 @@
-"""Per-device rate limit of check-ins and reports (the ``limits`` package, moving window).
+"""Per-device rate limit of check-ins and reports (the ``limits`` package, sliding window).
 
+    >>> import asyncio
     >>> limiter = DeviceLimiter("3/minute")
-    >>> [limiter.retry_after("0123456789abcdef01234567") for _ in range(4)][:3]
+    >>> [asyncio.run(limiter.retry_after("0123456789abcdef01234567")) for _ in range(4)][:3]
     [None, None, None]
 
 A bridge makes one check-in and up to four reports per update cycle, one cycle per
@@ -9,8 +10,9 @@ A bridge makes one check-in and up to four reports per update cycle, one cycle p
 for ``invoke update`` run by hand, and stops a device (or a stolen device token) that loops. A
 refused request is a 429 with ``Retry-After``: the seconds until the window has room again.
 
-The counters live in this process (``memory://``); a ``limits`` storage URI (for example
-``redis://host``) shares them between several server processes.
+The sliding-window counter keeps two counters per device (constant memory and time per request,
+whatever the rate) in this process (``memory://``); a ``limits`` storage URI (for example
+``async+redis://host``) shares them between several server processes.
 """
 
 from __future__ import annotations
@@ -18,23 +20,24 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse, storage, strategies
+from limits import parse, storage
+from limits.aio import strategies
 
 DEFAULT_DEVICE_RATE = "30/minute"
 
 
 class DeviceLimiter:
-    def __init__(self, rate: str = DEFAULT_DEVICE_RATE, storage_uri: str = "memory://") -> None:
+    def __init__(self, rate: str = DEFAULT_DEVICE_RATE, storage_uri: str = "async+memory://") -> None:
         try:
             self.item = parse(rate)
         except ValueError:
             raise ValueError(f"malformed rate limit {rate!r} (expected for example '30/minute')") from None
         self.rate = rate
-        self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        self._limiter = strategies.SlidingWindowCounterRateLimiter(storage.storage_from_string(storage_uri))
 
-    def retry_after(self, device_id: str) -> int | None:
+    async def retry_after(self, device_id: str) -> int | None:
         """Count one request of ``device_id``: None when allowed, else the seconds to wait."""
-        if self._limiter.hit(self.item, "device", device_id):
+        if await self._limiter.hit(self.item, "device", device_id):
             return None
-        reset = self._limiter.get_window_stats(self.item, "device", device_id).reset_time
+        reset = (await self._limiter.get_window_stats(self.item, "device", device_id)).reset_time
         return max(1, math.ceil(reset - time.time()))
