@@ -254,33 +254,44 @@ class FirmwareFolder:
         now serves (None: no valid release on disk)."""
         if not self.root.is_dir():
             return None
-        with durable.folder_lock(self.root):
-            self._clean_orphans()
+        try:
+            with durable.folder_lock(self.root):
+                return self._recover()
+        except OSError as e:  # a read-only folder (served as it is, with sync off): no repair
+            log.warning("cannot repair %s (%s): serving it as it is", self.root, e.strerror or e)
             try:
                 rel = self.load()
+            except SyncError:
+                return None
+            return rel.version if rel is not None else None
+
+    def _recover(self) -> Version | None:
+        self._clean_orphans()
+        try:
+            rel = self.load()
+        except SyncError as e:
+            problem = str(e)
+        else:
+            if rel is not None:
+                self._drop_copies(rel.path, rel.version)
+                return rel.version
+            problem = f"no release linked as {self.current}"
+        broken = self.current_target()
+        for version, path in reversed(self.installed()):
+            if path == broken:
+                continue
+            try:
+                self.load(path)
             except SyncError as e:
-                problem = str(e)
-            else:
-                if rel is not None:
-                    self._drop_copies(rel.path, rel.version)
-                    return rel.version
-                problem = f"no release linked as {self.current}"
-            broken = self.current_target()
-            for version, path in reversed(self.installed()):
-                if path == broken:
-                    continue
-                try:
-                    self.load(path)
-                except SyncError as e:
-                    log.warning("skipping the installed release %s: %s", path.name, e)
-                    continue
-                self._switch(path)
-                log.warning("%s; now serving %s, the newest valid release installed (%s)", problem, version,
-                            path.name)
-                return version
-            if self.current.is_symlink() or self.installed():
-                log.error("%s, and no other valid release is installed", problem)
-            return None
+                log.warning("skipping the installed release %s: %s", path.name, e)
+                continue
+            self._switch(path)
+            log.warning("%s; now serving %s, the newest valid release installed (%s)", problem, version,
+                        path.name)
+            return version
+        if self.current.is_symlink() or self.installed():
+            log.error("%s, and no other valid release is installed", problem)
+        return None
 
     def install(self, version: Version, files: dict[str, bytes], manifest_raw: bytes) -> Path:
         """Write a verified release and switch ``current`` to it atomically; prune old ones."""

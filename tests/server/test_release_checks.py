@@ -149,3 +149,17 @@ def test_broken_current_with_nothing_else_is_replaced_by_the_next_sync(store: S3
     assert folder.recover() is None
     r = sync_once(store, folder)
     assert r.status == "updated" and folder.load() is not None and str(folder.local_version()) == "1.2.0"
+
+
+def test_read_only_folder_is_served_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A firmware folder the server cannot write (sync off, a read-only mount) still serves."""
+    folder = FirmwareFolder(tmp_path / "fw")
+    install_release(folder, tmp_path, "1.2.0")
+
+    def read_only(root: Path) -> Any:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("fota_server.durable.folder_lock", read_only)
+    assert str(folder.recover()) == "1.2.0"
+    with TestClient(create_app(ServerSettings(firmware_dir=folder.root, db_path=tmp_path / "db"))) as c:
+        assert c.get("/api/v1/status").json()["version"] == "1.2.0"
