@@ -80,16 +80,22 @@ class Tokens:
     device: str | None = field(default=None, repr=False)
     operator: str | None = field(default=None, repr=False)
 
+    _digests: dict[str, bytes] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.device is not None and self.device == self.operator:
             raise ValueError("the device token and the operator token must differ")
+        digests = {role: _digest(token) for role, token in (("device", self.device),
+                                                             ("operator", self.operator)) if token}
+        object.__setattr__(self, "_digests", digests)
 
     @property
     def any(self) -> bool:
         return self.device is not None or self.operator is not None
 
-    def _matches(self, presented: bytes, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(_digest(presented), _digest(token))
+    def _matches(self, presented: bytes, role: Role) -> bool:
+        wanted = self._digests.get(role)
+        return wanted is not None and hmac.compare_digest(_digest(presented), wanted)
 
     def refusal(self, role: Role, authorization: bytes | None) -> tuple[int, str] | None:
         """None when ``authorization`` (the raw header) grants ``role``; else (status, message)."""
@@ -103,9 +109,8 @@ class Tokens:
         presented = presented.strip()
         if scheme.lower() != b"bearer" or not presented:
             return 401, f"missing {role} token (Authorization: Bearer <token>)"
-        if self._matches(presented, wanted):
+        if self._matches(presented, role):
             return None
-        other = self.operator if role == "device" else self.device
-        if self._matches(presented, other):
+        if self._matches(presented, "operator" if role == "device" else "device"):
             return 403, f"this route needs the {role} token; the token sent is for another role"
         return 401, f"wrong {role} token (Authorization: Bearer <token>)"

@@ -27,8 +27,6 @@ failing that, the highest other version), so a bridge in the middle of a downloa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -38,34 +36,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fota_formats.errors import FotaError, ImageError
-from fota_formats.image import SLOTS, validate_image
-from fota_formats.release import (
-    MANIFEST_FILE,
-    MANIFEST_FORMAT,
-    MAX_MANIFEST_SIZE,
-    RELEASES_DIR,
-    SLOT_FILES,
-    VERSION_FILE,
-)
+from fota_formats.errors import FotaError
+from fota_formats.release import MANIFEST_FILE, MAX_MANIFEST_SIZE, RELEASES_DIR, SLOT_FILES, VERSION_FILE
 from fota_formats.semver import Version, VersionError
 from fota_formats.spec import LAYOUT
 from fota_s3.store import S3Error, S3Store
 
 from fota_server import durable
+from fota_server.release_check import ReleaseError, check_files, parse_manifest
 
 log = logging.getLogger("fota_server")
 
 CURRENT_LINK = "current"
 KEEP_RELEASES = 2  # the current one and the one before it
-MAX_VERSION_FILE = 64
 RELEASE_NAME = re.compile(r"(?P<version>[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5})-[0-9a-f]{8}")
 ORPHAN_PREFIXES = (".incoming-", ".current-", ".trash-")  # leftovers of an interrupted install/prune
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class SyncError(FotaError):
-    """A sync (or loading the local folder) failed; the local folder is unchanged."""
+    """A sync (or loading the local folder) failed; the local folder is unchanged. (A release
+    that fails a content check raises :class:`~fota_server.release_check.ReleaseError`.)"""
 
 
 @dataclass(frozen=True)
@@ -82,87 +72,6 @@ class LocalRelease:
     def file_for_slot(self, slot_name: str) -> str:
         """Image file name for target slot ``"A"`` / ``"B"``."""
         return f"slot-{slot_name.lower()}.bin"
-
-
-def parse_manifest(raw: bytes, where: str, expect: Version) -> dict[str, Any]:
-    """Decode and check a manifest: format, version, downgrade flag, and for each file an entry
-    with size and SHA-256 (and, for an image, its slot and load address)."""
-    def bad(what: str) -> SyncError:
-        return SyncError(f"Failed to read {where}: {what}")
-
-    try:
-        manifest = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise bad(f"not JSON ({e})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise bad("no 'files' table")
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise bad(f"format {manifest.get('format')!r} is not {MANIFEST_FORMAT}, the one this server reads")
-    try:
-        mver = Version.parse(str(manifest.get("version", "")), f"{where} (version)")
-    except VersionError as e:
-        raise bad(str(e)) from None
-    if mver != expect:
-        raise bad(f"it describes version {mver}, version.txt says {expect}")
-    for name in (*SLOT_FILES, VERSION_FILE):
-        entry = manifest["files"].get(name)
-        ok = (isinstance(entry, dict) and isinstance(entry.get("size"), int)
-              and not isinstance(entry.get("size"), bool) and isinstance(entry.get("sha256"), str)
-              and _SHA256.fullmatch(entry["sha256"]) is not None)
-        if not ok:
-            raise bad(f"no valid entry (size, sha256) for {name}")
-        limit = LAYOUT.max_image_size if name in SLOT_FILES else MAX_VERSION_FILE
-        if not 0 < entry["size"] <= limit:
-            raise bad(f"{name} size {entry['size']} is out of range (1 to {limit})")
-    for name, slot in SLOT_FILES.items():
-        entry = manifest["files"][name]
-        if entry.get("slot") != SLOTS[slot]:
-            raise bad(f"{name} is marked for slot {entry.get('slot')!r}, not {SLOTS[slot]!r}")
-        base = f"0x{LAYOUT.slot_region(slot).base:08X}"
-        if not isinstance(entry.get("load_addr"), str) or entry["load_addr"].upper() != base.upper():
-            raise bad(f"{name} load address {entry.get('load_addr')!r} is not Slot {SLOTS[slot]}'s {base}")
-        if "build" in entry and (not isinstance(entry["build"], int) or isinstance(entry["build"], bool)):
-            raise bad(f"{name} build {entry['build']!r} is not an integer")
-    if not isinstance(manifest.get("downgrade", False), bool):
-        raise bad("'downgrade' must be true or false")
-    return manifest
-
-
-def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Version, where: str) -> None:
-    """Every file of a release, for content and not only hash: sizes and SHA-256 against the
-    manifest, ``version.txt`` parsed and equal to ``version``, each image valid for its slot, of
-    ``version``, with the manifest's build number."""
-    for name in (*SLOT_FILES, VERSION_FILE):
-        if name not in files:
-            raise SyncError(f"Failed to check {where}: {name} is missing")
-    for name, data in files.items():
-        entry = manifest["files"][name]
-        if len(data) != entry["size"]:
-            raise SyncError(f"Failed to check {where}/{name}: {len(data)} bytes, the manifest says "
-                            f"{entry['size']}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry["sha256"].lower():
-            raise SyncError(f"Failed to check {where}/{name}: SHA-256 {digest} differs from the manifest's "
-                            f"{entry['sha256']}")
-    text = files[VERSION_FILE].decode("utf-8", errors="replace")
-    try:
-        stated = Version.parse(text, f"{where}/{VERSION_FILE}")
-    except VersionError as e:
-        raise SyncError(f"Failed to check {e}") from None
-    if stated != version:
-        raise SyncError(f"Failed to check {where}/{VERSION_FILE}: it says {stated}, the release is {version}")
-    for name, slot in SLOT_FILES.items():
-        try:
-            info = validate_image(files[name], slot, name=f"{where}/{name}")
-        except ImageError as e:
-            raise SyncError(f"Failed to check {e}") from None
-        if Version(*info.version) != version:
-            raise SyncError(f"Failed to check {where}/{name}: image version {info.version_str}, "
-                            f"release {version}")
-        build = manifest["files"][name].get("build")
-        if build is not None and build != info.build:
-            raise SyncError(f"Failed to check {where}/{name}: image build {info.build}, the manifest says "
-                            f"{build}")
 
 
 def release_version(path: Path) -> Version | None:
@@ -238,9 +147,11 @@ class FirmwareFolder:
                                 f"than {MAX_MANIFEST_SIZE} bytes")
             manifest = parse_manifest(raw, str(path / MANIFEST_FILE), version)
             files = {name: (path / name).read_bytes() for name in (*SLOT_FILES, VERSION_FILE)}
+            check_files(files, manifest, version, str(path))
+        except ReleaseError as e:
+            raise SyncError(str(e)) from None
         except (OSError, VersionError) as e:
             raise SyncError(f"Failed to load the local release in {path}: {e}") from None
-        check_files(files, manifest, version, str(path))
         images = {n: files[n] for n in SLOT_FILES}
         return LocalRelease(version, bool(manifest.get("downgrade", False)), manifest, images,
                             {n: manifest["files"][n]["sha256"].lower() for n in SLOT_FILES},
@@ -423,7 +334,7 @@ def sync_once(store: S3Store, folder: FirmwareFolder) -> SyncResult:
             files[name] = data
         check_files(files, manifest, remote, store.url(base).rstrip("/"))
         folder.install(remote, files, manifest_raw)
-    except (S3Error, SyncError, VersionError) as e:
+    except (S3Error, ReleaseError, SyncError, VersionError) as e:
         return result("error", str(e), remote)
     what = "downgraded" if local is not None and remote < local else "updated"
     return result("updated", f"{what} the local release from {local or 'none'} to {remote}", remote)

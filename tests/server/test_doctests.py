@@ -18,6 +18,7 @@ MODULES = [
     "fota_server.decision",
     "fota_server.registry",
     "fota_server.firmware",
+    "fota_server.release_check",
     "fota_server.auth",
     "fota_server.ratelimit",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,11 @@ def test_unknown_fields_are_422_naming_them(client: TestClient, path: str, body:
 
 
 def test_rate_limit_per_device_with_retry_after(tmp_path: Path):
-    with TestClient(make_app(tmp_path, device_rate="5/minute")) as c:
+    # The sliding window's counters roll over on the hour: keep the test inside one window.
+    to_next_hour = 3600 - time.time() % 3600
+    if to_next_hour < 5:
+        time.sleep(to_next_hour + 0.1)
+    with TestClient(make_app(tmp_path, device_rate="5/hour")) as c:
         first = c.post("/api/v1/checkin", json=checkin(), headers=AUTH).json()
         for _ in range(3):
             assert c.post("/api/v1/checkin", json=checkin(), headers=AUTH).status_code == 200
@@ -157,8 +162,8 @@ def test_rate_limit_per_device_with_retry_after(tmp_path: Path):
         for path, body in (("/api/v1/checkin", checkin()), ("/api/v1/report", report)):
             r = c.post(path, json=body, headers=AUTH)
             assert r.status_code == 429, path
-            assert 1 <= int(r.headers["retry-after"]) <= 60
-            assert DEV in r.json()["detail"] and "5/minute" in r.json()["detail"]
+            assert 1 <= int(r.headers["retry-after"]) <= 3600
+            assert DEV in r.json()["detail"] and "5/hour" in r.json()["detail"]
         # another device is not affected
         assert c.post("/api/v1/checkin", json=checkin("ab" * 12), headers=AUTH).status_code == 200
         # a refused request is not counted and changes nothing
@@ -169,3 +174,14 @@ def test_rate_limit_per_device_with_retry_after(tmp_path: Path):
 def test_malformed_rate_is_a_clear_error(tmp_path: Path):
     with pytest.raises(ValueError, match="malformed rate limit 'lots'"):
         make_app(tmp_path, device_rate="lots")
+
+
+def test_retry_after_is_when_the_next_request_goes_through(tmp_path: Path):
+    with TestClient(make_app(tmp_path, device_rate="2/second")) as c:
+        statuses = [c.post("/api/v1/checkin", json=checkin(), headers=AUTH) for _ in range(3)]
+        refused = next((r for r in statuses if r.status_code == 429), None)
+        if refused is None:  # the three straddled a window: the fourth is refused
+            refused = c.post("/api/v1/checkin", json=checkin(), headers=AUTH)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        time.sleep(1.0)
+        assert c.post("/api/v1/checkin", json=checkin(), headers=AUTH).status_code == 200

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from fota_formats.semver import Version
 from fota_s3.store import S3Store
 from fota_server.app import ServerSettings, create_app
-from fota_server.firmware import FirmwareFolder, SyncError, check_files, parse_manifest, sync_once
+from fota_server.firmware import FirmwareFolder, sync_once
+from fota_server.release_check import ReleaseError, check_files, parse_manifest
 from fota_testkit.server import install_release, make_image, write_build
 from stm32_fota.release import check_build, make_manifest, release
 
@@ -108,16 +109,16 @@ def broken(manifest: dict[str, Any], path: tuple[str, ...], value: Any) -> bytes
 def test_manifest_fields_are_checked(tmp_path: Path, path: tuple[str, ...], value: Any, message: str):
     manifest, _ = manifest_for(tmp_path)
     parse_manifest(json.dumps(manifest).encode(), "m.json", Version(1, 2, 0))  # the good one passes
-    with pytest.raises(SyncError, match=re.escape("Failed to read m.json: " + message)):
+    with pytest.raises(ReleaseError, match=re.escape("Failed to read m.json: " + message)):
         parse_manifest(broken(manifest, path, value), "m.json", Version(1, 2, 0))
 
 
 def test_image_build_must_match_the_manifest(tmp_path: Path):
     manifest, files = manifest_for(tmp_path)
     manifest["files"]["slot-b.bin"]["build"] = 8  # the image says 7
-    with pytest.raises(SyncError, match=r"slot-b\.bin: image build 7, the manifest says 8"):
+    with pytest.raises(ReleaseError, match=r"slot-b\.bin: image build 7, the manifest says 8"):
         check_files(files, manifest, Version(1, 2, 0), "here")
-    with pytest.raises(SyncError, match=r"here: slot-a\.bin is missing"):
+    with pytest.raises(ReleaseError, match=r"here: slot-a\.bin is missing"):
         check_files({"version.txt": files["version.txt"]}, manifest, Version(1, 2, 0), "here")
 
 
