@@ -221,8 +221,9 @@ def s3_status(c: Context) -> None:
 @task(help={
     "host": "address to listen on (default from config: 127.0.0.1)",
     "port": "TCP port (default from config: 8080)",
-    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token, "
-           "and HTTPS ([server] tls_cert/tls_key, see `invoke certs`)",
+    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN (device) and "
+           "FOTA_OPERATOR_TOKEN (operator), or [server] token and operator_token, and HTTPS "
+           "([server] tls_cert/tls_key, see `invoke certs`)",
     "no_sync": "do not sync from S3 (serve the local firmware folder as it is)",
     "log_level": "uvicorn/server log level: debug, info, warning (default info)",
     "insecure_http": "serve plain HTTP beyond loopback (without [server] tls_cert/tls_key the server "

@@ -3,8 +3,11 @@
     .venv/bin/python bench/bench_server.py                 # default: 200 bridges, 50 downloads
     .venv/bin/python bench/bench_server.py --json bench/results-local.json   # fota_lab.benchjson
 
-The server runs as in production (uvicorn, one worker, in its own process) with a release of two
-~200 KB slot images and a fresh SQLite registry. The client is a minimal asyncio HTTP/1.1 client
+The server runs as in production (uvicorn, one worker, in its own process, with the uvicorn options
+and both tokens of ``fota-server``) with a release of two ~200 KB slot images and a fresh SQLite
+registry. Each bridge sends the device token; the per-device rate limit is raised far above what
+the simulated bridges send (they check in as fast as they can, a real bridge once an hour), so
+that its cost is measured but it refuses nothing. The client is a minimal asyncio HTTP/1.1 client
 in this process, so that the figures measure the server rather than a heavy client library.
 
 1. Check-ins: ``--bridges`` concurrent simulated bridges, each with its own device ID, each sending
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "server"))  # the fake-but-valid image builder of the tests
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the fake-but-valid image builder of the tests
 
 from fota_lab.locals3 import free_port  # noqa: E402
 from fota_server.firmware import FirmwareFolder  # noqa: E402
@@ -46,12 +49,18 @@ IMAGE_BODY = 200_000
 SERVER_START_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT_S = 10.0
 
-_SERVER = """
+DEVICE_TOKEN = "bench-device-token"
+OPERATOR_TOKEN = "bench-operator-token"
+_SERVER = f"""
 import sys, uvicorn
 from pathlib import Path
 from fota_server.app import ServerSettings, create_app
-app = create_app(ServerSettings(firmware_dir=Path(sys.argv[1]), db_path=Path(sys.argv[2])))
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
+from fota_server.protocol import uvicorn_options
+app = create_app(ServerSettings(firmware_dir=Path(sys.argv[1]), db_path=Path(sys.argv[2]),
+                                token={DEVICE_TOKEN!r}, operator_token={OPERATOR_TOKEN!r},
+                                device_rate="1000000/minute"))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False,
+            **uvicorn_options())
 """
 
 
@@ -70,9 +79,10 @@ class Result:
 class Http:
     """The smallest HTTP/1.1 client that reads Content-Length bodies (all this server sends)."""
 
-    def __init__(self, port: int, keep_alive: bool) -> None:
+    def __init__(self, port: int, keep_alive: bool, token: str = DEVICE_TOKEN) -> None:
         self.port = port
         self.keep_alive = keep_alive
+        self.token = token
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -83,6 +93,7 @@ class Http:
         conn = "keep-alive" if self.keep_alive else "close"
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nConnection: {conn}\r\n"
+            f"Authorization: Bearer {self.token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
@@ -243,7 +254,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
         if proc.poll() is not None:
             raise SystemExit(f"bench: the server exited with code {proc.returncode}")
         try:
-            status, _ = asyncio.run(Http(port, False).request("GET", "/api/v1/status"))
+            status, _ = asyncio.run(Http(port, False, OPERATOR_TOKEN).request("GET", "/api/v1/status"))
             if status == 200:
                 return proc, port
         except OSError:

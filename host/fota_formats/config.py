@@ -71,7 +71,8 @@ class S3Config:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    token: str | None = field(default=None, repr=False)  # never printed
+    token: str | None = field(default=None, repr=False)  # the device token; never printed
+    operator_token: str | None = field(default=None, repr=False)  # sync, device lists; never printed
     sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S
     tls_cert: Path | None = None      # HTTPS: the server's certificate (PEM, chain allowed) ...
     tls_key: Path | None = None       # ... and its private key (PEM); both or neither
@@ -133,6 +134,7 @@ _ENV: dict[str, tuple[str, str, type]] = {
     "FOTA_SERVER_HOST": ("server", "host", str),
     "FOTA_SERVER_PORT": ("server", "port", int),
     "FOTA_SERVER_TOKEN": ("server", "token", str),
+    "FOTA_OPERATOR_TOKEN": ("server", "operator_token", str),
     "FOTA_SYNC_INTERVAL": ("server", "sync_interval_s", float),
     "FOTA_SERVER_TLS_CERT": ("server", "tls_cert", str),
     "FOTA_SERVER_TLS_KEY": ("server", "tls_key", str),
@@ -146,8 +148,8 @@ _ENV: dict[str, tuple[str, str, type]] = {
 
 _KNOWN: dict[str, dict[str, type]] = {
     "s3": {"bucket": str, "prefix": str, "region": str, "endpoint_url": str},
-    "server": {"host": str, "port": int, "token": str, "sync_interval_s": float, "tls_cert": str,
-               "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int},
+    "server": {"host": str, "port": int, "token": str, "operator_token": str, "sync_interval_s": float,
+               "tls_cert": str, "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int},
     "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
 }
 
@@ -260,6 +262,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
         raise ConfigError(f"Failed to read the configuration ({source}): [server] {given} is set but "
                           f"{missing} is not; HTTPS needs both (`invoke certs` makes them)")
     server = ServerConfig(host=sv.get("host", "127.0.0.1"), port=port, token=sv.get("token") or None,
+                          operator_token=sv.get("operator_token") or None,
                           sync_interval_s=interval,
                           tls_cert=_rel(Path(cert)) if cert else None,
                           tls_key=_rel(Path(key)) if key else None,

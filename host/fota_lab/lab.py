@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -205,9 +206,11 @@ class Lab:
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         state = self.root / "state"
+        # both roles' tokens, fresh for each lab: the bridge gets the device token, api() the operator's
+        server = ServerConfig(port=locals3.free_port(), sync_interval_s=3600.0,
+                              token=secrets.token_urlsafe(18), operator_token=secrets.token_urlsafe(18))
         self.cfg = FotaConfig(root=self.root, state_dir=state, firmware_dir=state / "firmware",
-                              db_path=state / "server.db",
-                              server=ServerConfig(port=locals3.free_port(), sync_interval_s=3600.0))
+                              db_path=state / "server.db", server=server)
 
     # -- paths and addresses ---------------------------------------------------------------------
     @property
@@ -252,7 +255,9 @@ class Lab:
         env.update(FOTA_STATE_DIR=str(self.cfg.state_dir), FOTA_FIRMWARE_DIR=str(self.cfg.firmware_dir),
                    FOTA_DB=str(self.cfg.db_path), FOTA_SERVER_HOST=self.cfg.server.host,
                    FOTA_SERVER_PORT=str(self.cfg.server.port),
-                   FOTA_SYNC_INTERVAL=str(self.cfg.server.sync_interval_s), PYTHONUNBUFFERED="1")
+                   FOTA_SYNC_INTERVAL=str(self.cfg.server.sync_interval_s), PYTHONUNBUFFERED="1",
+                   FOTA_SERVER_TOKEN=self.cfg.server.token or "",
+                   FOTA_OPERATOR_TOKEN=self.cfg.server.operator_token or "")
         if self.tls:
             env.update(labtls.server_env(labtls.lab_certs(self.cfg.state_dir)))
         env.update(self.server_env)
@@ -301,12 +306,13 @@ class Lab:
         self.esp.start()
 
     def deploy_bridge(self, server_url: str = "", ca: list[Path] | None = None) -> str:
-        """`invoke deploy-esp32`: the compiled bridge, its config.json and (HTTPS) the CA onto the
-        virtual ESP32; ``server_url``: what the bridge should use instead of the server's own
-        address; ``ca``: the CA certificates to deploy instead of the server's CA."""
+        """`invoke deploy-esp32`: the compiled bridge, its config.json (with the device token) and
+        (HTTPS) the CA onto the virtual ESP32; ``server_url``: what the bridge should use instead of
+        the server's own address; ``ca``: the CA certificates to deploy instead of the server's CA."""
         if ca is None:
             ca = [self.ca_cert] if self.ca_cert else []
-        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url}, ca_files=ca)
+        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url,
+                                          "token": self.cfg.server.token or ""}, ca_files=ca)
         return r.check
 
     def start(self) -> None:
@@ -352,22 +358,32 @@ class Lab:
         return release(self.store(), build_dir, force=force, root=current().root,
                        reporter=reporter or SilentReporter())
 
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None,
+            answers: tuple[int, ...] = ()) -> Any:
+        """An operator request to the server (with the operator token); the JSON reply. An HTTP error
+        is a LabError, except the statuses in ``answers``, whose JSON body is returned."""
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.cfg.server.operator_token}"}
+        if data:
+            headers["Content-Type"] = "application/json"
         req = urllib.request.Request(self.server_url + "/api/v1" + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+                                     headers=headers)
         try:
             ctx = labtls.client_context(self.ca_cert) if self.tls and self.ca_cert else None
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S, context=ctx) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
-            raise LabError(f"Failed to {method} {path}: HTTP {e.code} {e.read()[:200]!r}") from None
+            text = e.read()
+            if e.code in answers:
+                return json.loads(text)
+            raise LabError(f"Failed to {method} {path}: HTTP {e.code} {text[:200]!r}") from None
         except (urllib.error.URLError, OSError) as e:
             raise LabError(f"Failed to {method} {path}: {e}") from None
 
     def sync(self) -> dict[str, Any]:
-        """POST /api/v1/sync: the server fetches the bucket's newest release now."""
-        result: dict[str, Any] = self.api("POST", "/sync")
+        """POST /api/v1/sync: the server fetches the bucket's newest release now. A failed sync
+        (502 / 503) is returned like a successful one: its ``status`` and ``message`` say why."""
+        result: dict[str, Any] = self.api("POST", "/sync", answers=(502, 503))
         return result
 
     def update(self, on_line: Callable[[str], None] = lambda _: None,
@@ -424,7 +440,12 @@ class Lab:
 
     def updates(self) -> list[dict[str, Any]]:
         """The server's update records of this device, newest first (empty before its first check-in)."""
-        result: list[dict[str, Any]] = self.api("GET", f"/updates?device_id={self.device_id()}")
+        result: list[dict[str, Any]] = []
+        path: str | None = f"/updates?device_id={self.device_id()}&limit=1000"
+        while path is not None:
+            page = self.api("GET", path)
+            result += page["items"]
+            path = page["next"].removeprefix("/api/v1") if page["next"] else None
         return result
 
     def wait_for(self, what: Callable[[], bool], timeout_s: float, step_s: float = 0.05) -> bool:

@@ -4,14 +4,17 @@
     >>> app = create_app(ServerSettings(firmware_dir=Path(".fota/firmware"), db_path=":memory:"))
 
 Routes (all under /api/v1, documented in /openapi.json):
-    POST /checkin                     device state in, decision out
-    GET|HEAD /firmware/{version}/{name}  slot image, with single-range Range support (206 / 416)
-    POST /report                      progress and result of an update
-    GET /devices, /devices/{id}, /updates   the registry and the update history
-    POST /sync                        sync from S3 now;  GET /status   local release and last sync
+    device:   POST /checkin                        device state in, decision out
+              GET|HEAD /firmware/{version}/{name}  slot image, single-range Range support (206 / 416)
+              POST /report                         progress and result of an update
+    operator: GET /devices, /devices/{id}, /updates   the registry and the update history (paged)
+              POST /sync                           sync from S3 now (502 / 503 when it fails)
+              GET /status                          local release and last sync
 
-When a token is configured every /api/v1 route needs ``Authorization: Bearer <token>``; the
-server refuses to listen beyond loopback without one (see ``fota_server.serve``).
+Before any route runs, :class:`~fota_server.limits.GuardMiddleware` checks the URL and header
+sizes, the role's token (:mod:`fota_server.auth`) and the body size; check-ins and reports are
+then rate-limited per device (:mod:`fota_server.ratelimit`). The server refuses to listen beyond
+loopback without both tokens (see ``fota_server.serve``).
 """
 
 from __future__ import annotations
@@ -20,39 +23,52 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fota_formats.errors import FotaError
 from fota_formats.semver import Version
 from fota_s3.store import S3Store
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fota_server.auth import Tokens, document_roles
 from fota_server.decision import decide
 from fota_server.downloads import DownloadUrl, local_url
-from fota_server.firmware import FirmwareFolder, LocalRelease, SyncError, SyncResult, sync_once
+from fota_server.firmware import (
+    FirmwareFolder,
+    LocalRelease,
+    SyncError,
+    SyncResult,
+    release_version,
+    sync_once,
+)
+from fota_server.limits import MAX_BODY_BYTES, GuardMiddleware
 from fota_server.models import (
+    DEVICE_HISTORY,
     DEVICE_ID_PATTERN,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
     VERSION_PATTERN,
     CheckIn,
     CheckInReply,
     DeviceDetail,
-    DeviceRecord,
+    DevicePage,
     ErrorReply,
     Report,
     ReportReply,
     StatusReply,
     SyncReply,
-    UpdateRecord,
+    UpdatePage,
 )
 from fota_server.ranges import RangeError, parse_range
+from fota_server.ratelimit import DEFAULT_DEVICE_RATE, DeviceLimiter
 from fota_server.registry import Registry, RegistryError
 
 log = logging.getLogger("fota_server")
@@ -63,12 +79,15 @@ API = "/api/v1"
 class ServerSettings:
     firmware_dir: Path
     db_path: Path | str
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # the device token
+    operator_token: str | None = field(default=None, repr=False)
     sync_interval_s: float | None = None  # None: no periodic sync (only on start and on request)
     store_factory: Callable[[], S3Store] | None = None  # None: no S3 (sync is disabled)
     source: str = "no S3 configured"
     sync_on_start: bool = True
     download_url: DownloadUrl = local_url  # the image URL a check-in answers (fota_server.downloads)
+    device_rate: str = DEFAULT_DEVICE_RATE  # check-ins and reports per device ("30/minute")
+    max_body: int = MAX_BODY_BYTES
 
 
 class ServerState:
@@ -78,6 +97,7 @@ class ServerState:
         self.settings = settings
         self.folder = FirmwareFolder(settings.firmware_dir)
         self.registry = Registry(settings.db_path)
+        self.limiter = DeviceLimiter(settings.device_rate)
         self.release: LocalRelease | None = None
         self.by_version: dict[str, LocalRelease] = {}
         self.last_sync: SyncResult | None = None
@@ -86,6 +106,7 @@ class ServerState:
 
     def load_current(self) -> None:
         try:
+            self.folder.recover()  # after a crash: leftovers removed, a broken `current` replaced
             rel = self.folder.load()
         except SyncError as e:
             log.error("%s: serving no release until the next successful sync", e)
@@ -103,8 +124,8 @@ class ServerState:
         rel = self.by_version.get(version)
         if rel is not None:
             return rel
-        for path in self.folder.releases():  # the previous release, kept for running downloads
-            if path.name.rsplit("-", 1)[0] == version:
+        for path in reversed(self.folder.releases()):  # the previous release, kept for running downloads
+            if str(release_version(path)) == version:
                 try:
                     rel = self.folder.load(path)
                 except SyncError as e:
@@ -157,38 +178,47 @@ class ServerState:
             await self.sync()
 
 
-# Module level: the dependency's annotation below is resolved in this module's namespace.
-_BEARER = HTTPBearer(auto_error=False, description="Device token (required when one is configured)")
-
-
-def _auth_dependency(token: str | None) -> Callable[..., Any]:
-    async def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
-        if token is None:
-            return
-        if creds is None or creds.scheme.lower() != "bearer" or not secrets.compare_digest(
-                creds.credentials.encode("utf-8", "surrogateescape"), token.encode()):
-            raise HTTPException(401, "missing or wrong device token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
-    return check
-
-
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        if err.get("type") == "extra_forbidden":
+            parts.append(f"{loc}: unknown field (not part of this API)")
+        else:
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(parts)
 
 
+def _page_url(path: str, offset: int, limit: int, total: int, **query: str | None) -> str | None:
+    if offset + limit >= total:
+        return None
+    extra = "".join(f"&{k}={v}" for k, v in query.items() if v is not None)
+    return f"{API}{path}?offset={offset + limit}&limit={limit}{extra}"
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorReply, "description": "Missing or wrong device token"},
-    422: {"model": ErrorReply, "description": "Invalid request"},
+    400: {"model": ErrorReply, "description": "Malformed Content-Length"},
+    401: {"model": ErrorReply, "description": "Missing or wrong token for this route's role"},
+    403: {"model": ErrorReply, "description": "The token of the other role"},
+    413: {"model": ErrorReply, "description": f"Body longer than {MAX_BODY_BYTES} bytes"},
+    414: {"model": ErrorReply, "description": "URL too long"},
+    422: {"model": ErrorReply, "description": "Invalid request (the detail names the field)"},
+    431: {"model": ErrorReply, "description": "Headers too large"},
 }
+_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorReply, "description": "Too many requests from this device; see Retry-After",
+          "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}},
+}
+
+Offset = Annotated[int, Query(ge=0, le=2**62, description="items to skip")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX,
+                             description=f"items per page, at most {PAGE_LIMIT_MAX}")]
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """The application; its state (registry, local release) is ready before the first request,
     the background sync runs while the ASGI lifespan does (uvicorn, or a TestClient context)."""
+    tokens = Tokens(settings.token, settings.operator_token)
     state = ServerState(settings)
     state.load_current()
 
@@ -204,7 +234,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="stm32-fota update server", version="1", lifespan=lifespan,
                   description="Tells each ESP32 bridge which slot image to send to its STM32, serves the "
-                              "images with HTTP Range support, and records devices and update outcomes.")
+                              "images with HTTP Range support, and records devices and update outcomes. "
+                              "Device routes take the device token, operator routes the operator token "
+                              f"(Authorization: Bearer). Bodies are limited to {settings.max_body} bytes; "
+                              f"check-ins and reports to {settings.device_rate} per device.")
+    app.add_middleware(GuardMiddleware, tokens=tokens, max_body=settings.max_body)
 
     app.state.fota = state
 
@@ -215,18 +249,38 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 413:  # FastAPI's body limit says only "Content Too Large"
+            return JSONResponse({"detail": f"the body is longer than {settings.max_body} bytes, the most "
+                                           "this server accepts"}, status_code=413)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RegistryError)
     async def on_registry(_: Request, exc: RegistryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    router = APIRouter(prefix=API, dependencies=[Depends(_auth_dependency(settings.token))],
-                       responses=_ERRORS)
+    async def rate_limit(device_id: str) -> None:
+        wait = await st().limiter.retry_after(device_id)
+        if wait is not None:
+            raise HTTPException(429, f"too many requests from device {device_id} (at most "
+                                     f"{settings.device_rate}); retry in {wait} s",
+                                headers={"Retry-After": str(wait)})
+
+    # GuardMiddleware enforces the roles (before the body is read) and document_roles writes them
+    # into /openapi.json, both from fota_server.auth.role_for.
+    # max_body_size: FastAPI counts a body as it streams in, 413 past the limit (on the routes, so
+    # inside GuardMiddleware, whose answers it leaves alone).
+    device = APIRouter(prefix=API, responses=_ERRORS, tags=["device"], max_body_size=settings.max_body)
+    operator = APIRouter(prefix=API, responses=_ERRORS, tags=["operator"], max_body_size=settings.max_body)
 
     # The hot path: the reply is built as JSON directly (the model documents it in the schema; the
     # tests check the replies against it), which saves FastAPI's response validation per check-in.
-    @router.post("/checkin", response_class=Response, responses={200: {"model": CheckInReply}},
+    @device.post("/checkin", response_class=Response,
+                 responses={200: {"model": CheckInReply}, **_RATE_LIMITED},
                  summary="Device check-in: answered with an update decision")
     async def checkin(body: CheckIn) -> Response:
+        await rate_limit(body.device_id)
         return Response(json.dumps(_checkin(body), separators=(",", ":")), media_type="application/json")
 
     def _checkin(body: CheckIn) -> dict[str, Any]:
@@ -287,12 +341,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     for method, op_id, summary in (("GET", "download_image", "Download a slot image (Range supported)"),
                                    ("HEAD", "head_image", "Size and hash (ETag) of a slot image")):
-        router.add_api_route("/firmware/{version}/{name}", firmware, methods=[method], operation_id=op_id,
+        device.add_api_route("/firmware/{version}/{name}", firmware, methods=[method], operation_id=op_id,
                              summary=summary, response_class=Response, responses=image_responses)
 
-    @router.post("/report", response_model=ReportReply, summary="Progress or result of an update",
-                 responses={404: {"model": ErrorReply}, 409: {"model": ErrorReply}})
+    @device.post("/report", response_model=ReportReply, summary="Progress or result of an update",
+                 responses={404: {"model": ErrorReply}, 409: {"model": ErrorReply}, **_RATE_LIMITED})
     async def report(body: Report) -> dict[str, Any]:
+        await rate_limit(body.device_id)
         upd = st().registry.report(body.device_id, body.update_id, body.stage, body.offset, body.outcome,
                                    body.reason, body.duration_ms, body.running_slot, body.running_version)
         if body.stage == "result":
@@ -301,30 +356,48 @@ def create_app(settings: ServerSettings) -> FastAPI:
                      f" after {body.duration_ms} ms" if body.duration_ms is not None else "")
         return {"ok": True, "update": upd}
 
-    @router.get("/devices", response_model=list[DeviceRecord], summary="All devices seen")
-    async def devices() -> list[dict[str, Any]]:
-        return st().registry.devices()
+    @operator.get("/devices", response_model=DevicePage, summary="Devices seen, by ID, one page at a time")
+    async def devices(offset: Offset = 0, limit: Limit = PAGE_LIMIT_DEFAULT) -> dict[str, Any]:
+        reg = st().registry
+        total = reg.count_devices()
+        return {"items": reg.list_devices(offset, limit), "total": total, "offset": offset, "limit": limit,
+                "next": _page_url("/devices", offset, limit, total)}
 
-    @router.get("/devices/{device_id}", response_model=DeviceDetail,
-                summary="One device and its update history",
-                responses={404: {"model": ErrorReply}})
-    async def device(device_id: Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN)]) -> dict[str, Any]:
+    @operator.get("/devices/{device_id}", response_model=DeviceDetail,
+                  summary=f"One device and its newest {DEVICE_HISTORY} updates",
+                  responses={404: {"model": ErrorReply}})
+    async def device_detail(device_id: Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN)],
+                            ) -> dict[str, Any]:
         reg = st().registry
         dev = reg.device(device_id.lower())
         if dev is None:
             raise HTTPException(404, f"device {device_id} has never checked in")
-        return {**dev, "updates": reg.updates(device_id.lower())}
+        return {**dev, "updates": reg.list_updates(device_id.lower(), 0, DEVICE_HISTORY),
+                "updates_total": reg.count_updates(device_id.lower())}
 
-    @router.get("/updates", response_model=list[UpdateRecord], summary="Update history, newest first")
+    @operator.get("/updates", response_model=UpdatePage,
+                  summary="Update history, newest first, one page at a time")
     async def updates(device_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-        return st().registry.updates(device_id.lower() if device_id else None, limit)
+                      offset: Offset = 0, limit: Limit = PAGE_LIMIT_DEFAULT) -> dict[str, Any]:
+        reg = st().registry
+        dev = device_id.lower() if device_id else None
+        total = reg.count_updates(dev)
+        return {"items": reg.list_updates(dev, offset, limit), "total": total, "offset": offset,
+                "limit": limit, "next": _page_url("/updates", offset, limit, total, device_id=dev)}
 
-    @router.post("/sync", response_model=SyncReply, summary="Sync the local release from S3 now")
-    async def sync_now() -> dict[str, Any]:
-        return (await st().sync()).as_dict()
+    @operator.post("/sync", response_model=SyncReply, summary="Sync the local release from S3 now",
+                   responses={502: {"model": SyncReply,
+                                    "description": "The sync failed (S3, or a bad release); detail says why"},
+                              503: {"model": SyncReply, "description": "No S3 configured for this server"}})
+    async def sync_now() -> Response:
+        result = await st().sync()
+        body = result.as_dict()
+        if not result.failed:
+            return JSONResponse(body)
+        return JSONResponse({**body, "detail": result.message},
+                            status_code=503 if result.status == "disabled" else 502)
 
-    @router.get("/status", response_model=StatusReply, summary="Local release and last sync result")
+    @operator.get("/status", response_model=StatusReply, summary="Local release and last sync result")
     async def status() -> dict[str, Any]:
         s = st()
         rel = s.release
@@ -334,5 +407,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 "last_sync": s.last_sync.as_dict() if s.last_sync else None,
                 "devices": s.registry.count_devices()}
 
-    app.include_router(router)
+    app.include_router(device)
+    app.include_router(operator)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_roles(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

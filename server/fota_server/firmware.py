@@ -2,47 +2,60 @@
 
     >>> from pathlib import Path
     >>> folder = FirmwareFolder(Path(".fota/firmware"))
-    >>> folder.load()                    # doctest: +SKIP
-    LocalRelease(version=Version(major=1, minor=1, patch=0), ...)
+    >>> folder.recover()                 # doctest: +SKIP
+    Version(major=1, minor=1, patch=0)
     >>> sync_once(store, folder)         # doctest: +SKIP
 
 Layout::
 
     <firmware_dir>/current -> releases/1.1.0-3f2a9c1e      (a relative symbolic link)
     <firmware_dir>/releases/1.1.0-3f2a9c1e/{slot-a.bin,slot-b.bin,manifest.json,version.txt}
+    <firmware_dir>/.lock                                    (one writer at a time)
 
-A sync downloads into a temporary folder beside them, checks sizes and SHA-256 against the
-manifest (and the images against the image format), renames the folder into ``releases/`` and
-then replaces the ``current`` link with ``rename(2)``: a reader sees the old release or the new one,
-never a mixture. Any failure leaves ``current`` as it was. The previous release is kept, so a
-bridge that is in the middle of a download can finish it.
+A release is checked whole before it is installed (:func:`check_release`): the manifest's fields,
+each file's size and SHA-256, ``version.txt`` parsed and equal to the release version, each image
+valid for its slot, of that version, at the manifest's load address. Installing (every step made
+durable, :mod:`fota_server.durable`): write the files into ``.incoming-<random>/``, rename it to
+``releases/<version>-<random>/``, switch ``current`` with one ``rename(2)`` of a ``.current-<random>``
+link, then prune: move each old release to ``.trash-<name>`` and delete it. Whatever instant the
+process dies (kill -9, power loss), the next start or sync finds ``current`` on the old release or
+the new one, and :meth:`FirmwareFolder.recover` removes the leftovers, recognised by these names.
+
+Kept: the current release and the previous one (the one ``current`` pointed to before the switch;
+failing that, the highest other version), so a bridge in the middle of a download can finish.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import os
+import re
 import secrets
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fota_formats.errors import FotaError, ImageError
-from fota_formats.image import validate_image
+from fota_formats.errors import FotaError
 from fota_formats.release import MANIFEST_FILE, MAX_MANIFEST_SIZE, RELEASES_DIR, SLOT_FILES, VERSION_FILE
 from fota_formats.semver import Version, VersionError
 from fota_formats.spec import LAYOUT
 from fota_s3.store import S3Error, S3Store
 
+from fota_server import durable
+from fota_server.release_check import ReleaseError, check_files, parse_manifest
+
+log = logging.getLogger("fota_server")
+
 CURRENT_LINK = "current"
 KEEP_RELEASES = 2  # the current one and the one before it
+RELEASE_NAME = re.compile(r"(?P<version>[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5})-[0-9a-f]{8}")
+ORPHAN_PREFIXES = (".incoming-", ".current-", ".trash-")  # leftovers of an interrupted install/prune
 
 
 class SyncError(FotaError):
-    """A sync (or loading the local folder) failed; the local folder is unchanged."""
+    """A sync (or loading the local folder) failed; the local folder is unchanged. (A release
+    that fails a content check raises :class:`~fota_server.release_check.ReleaseError`.)"""
 
 
 @dataclass(frozen=True)
@@ -61,52 +74,15 @@ class LocalRelease:
         return f"slot-{slot_name.lower()}.bin"
 
 
-def parse_manifest(raw: bytes, where: str, expect: Version) -> dict[str, Any]:
-    """Decode and check a manifest: its version and an entry with size and SHA-256 for each file."""
+def release_version(path: Path) -> Version | None:
+    """The version in a release folder's name (``1.2.0-3f2a9c1e``); None for any other name."""
+    m = RELEASE_NAME.fullmatch(path.name)
+    if m is None:
+        return None
     try:
-        manifest = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SyncError(f"Failed to read {where}: not JSON ({e})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise SyncError(f"Failed to read {where}: no 'files' table")
-    try:
-        mver = Version.parse(str(manifest.get("version", "")), f"{where} (version)")
-    except VersionError as e:
-        raise SyncError(f"Failed to read {where}: {e}") from None
-    if mver != expect:
-        raise SyncError(f"Failed to read {where}: it describes version {mver}, version.txt says {expect}")
-    for name in (*SLOT_FILES, VERSION_FILE):
-        entry = manifest["files"].get(name)
-        ok = (isinstance(entry, dict) and isinstance(entry.get("size"), int)
-              and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64)
-        if not ok:
-            raise SyncError(f"Failed to read {where}: no valid entry (size, sha256) for {name}")
-        if not 0 <= entry["size"] <= LAYOUT.max_image_size:
-            raise SyncError(f"Failed to read {where}: {name} size {entry['size']} is out of range")
-    if not isinstance(manifest.get("downgrade", False), bool):
-        raise SyncError(f"Failed to read {where}: 'downgrade' must be true or false")
-    return manifest
-
-
-def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Version, where: str) -> None:
-    """Sizes and SHA-256 against the manifest; images against the image format and the version."""
-    for name, data in files.items():
-        entry = manifest["files"][name]
-        if len(data) != entry["size"]:
-            raise SyncError(f"Failed to check {where}/{name}: {len(data)} bytes, the manifest says "
-                            f"{entry['size']}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry["sha256"].lower():
-            raise SyncError(f"Failed to check {where}/{name}: SHA-256 {digest} differs from the manifest's "
-                            f"{entry['sha256']}")
-    for name, slot in SLOT_FILES.items():
-        try:
-            info = validate_image(files[name], slot, name=f"{where}/{name}")
-        except ImageError as e:
-            raise SyncError(f"Failed to check {e}") from None
-        if Version(*info.version) != version:
-            raise SyncError(f"Failed to check {where}/{name}: image version {info.version_str}, "
-                            f"release {version}")
+        return Version.parse(m["version"])
+    except VersionError:
+        return None
 
 
 class FirmwareFolder:
@@ -118,6 +94,28 @@ class FirmwareFolder:
     @property
     def current(self) -> Path:
         return self.root / CURRENT_LINK
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / RELEASES_DIR
+
+    def installed(self) -> list[tuple[Version, Path]]:
+        """The release folders (named ``<version>-<hex>``), in version order."""
+        d = self.releases_dir
+        if not d.is_dir():
+            return []
+        found = [(v, p) for p in d.iterdir() if (v := release_version(p)) is not None and p.is_dir()]
+        return sorted(found, key=lambda vp: (vp[0], vp[1].name))
+
+    def releases(self) -> list[Path]:
+        return [p for _, p in self.installed()]
+
+    def current_target(self) -> Path | None:
+        """The release folder ``current`` points to (None: no link, or a dangling one)."""
+        if not self.current.is_symlink():
+            return None
+        target = self.current.resolve()
+        return target if target.is_dir() else None
 
     def local_version(self) -> Version | None:
         """The version in ``current/version.txt``; None without a release; malformed is an error."""
@@ -143,63 +141,150 @@ class FirmwareFolder:
             if version is None:
                 version = Version.parse((path / VERSION_FILE).read_text(encoding="utf-8", errors="replace"),
                                         str(path / VERSION_FILE))
-            manifest = parse_manifest((path / MANIFEST_FILE).read_bytes(), str(path / MANIFEST_FILE), version)
+            raw = (path / MANIFEST_FILE).read_bytes()
+            if len(raw) > MAX_MANIFEST_SIZE:
+                raise SyncError(f"Failed to load the local release in {path}: {MANIFEST_FILE} is larger "
+                                f"than {MAX_MANIFEST_SIZE} bytes")
+            manifest = parse_manifest(raw, str(path / MANIFEST_FILE), version)
             files = {name: (path / name).read_bytes() for name in (*SLOT_FILES, VERSION_FILE)}
+            check_files(files, manifest, version, str(path))
+        except ReleaseError as e:
+            raise SyncError(str(e)) from None
         except (OSError, VersionError) as e:
             raise SyncError(f"Failed to load the local release in {path}: {e}") from None
-        check_files(files, manifest, version, str(path))
         images = {n: files[n] for n in SLOT_FILES}
         return LocalRelease(version, bool(manifest.get("downgrade", False)), manifest, images,
                             {n: manifest["files"][n]["sha256"].lower() for n in SLOT_FILES},
                             path.resolve())
 
+    # -- changing the folder (each under the folder lock) ----------------------------------------
+    def recover(self) -> Version | None:
+        """Make the folder consistent after a crash: remove the leftovers of an interrupted install
+        or prune, and when ``current`` is missing or broken while a valid release is installed,
+        point it at the newest valid one (saying so in the log). Returns the version ``current``
+        now serves (None: no valid release on disk)."""
+        if not self.root.is_dir():
+            return None
+        try:
+            with durable.folder_lock(self.root):
+                return self._recover()
+        except OSError as e:  # a read-only folder (served as it is, with sync off): no repair
+            log.warning("cannot repair %s (%s): serving it as it is", self.root, e.strerror or e)
+            try:
+                rel = self.load()
+            except SyncError:
+                return None
+            return rel.version if rel is not None else None
+
+    def _recover(self) -> Version | None:
+        self._clean_orphans()
+        try:
+            rel = self.load()
+        except SyncError as e:
+            problem = str(e)
+        else:
+            if rel is not None:
+                self._drop_copies(rel.path, rel.version)
+                return rel.version
+            problem = f"no release linked as {self.current}"
+        broken = self.current_target()
+        for version, path in reversed(self.installed()):
+            if path == broken:
+                continue
+            try:
+                self.load(path)
+            except SyncError as e:
+                log.warning("skipping the installed release %s: %s", path.name, e)
+                continue
+            self._switch(path)
+            log.warning("%s; now serving %s, the newest valid release installed (%s)", problem, version,
+                        path.name)
+            return version
+        if self.current.is_symlink() or self.installed():
+            log.error("%s, and no other valid release is installed", problem)
+        return None
+
     def install(self, version: Version, files: dict[str, bytes], manifest_raw: bytes) -> Path:
         """Write a verified release and switch ``current`` to it atomically; prune old ones."""
-        releases = self.root / RELEASES_DIR
-        releases.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".incoming-{secrets.token_hex(4)}"
-        tmp.mkdir()
         try:
-            for name, data in {**files, MANIFEST_FILE: manifest_raw}.items():
-                with open(tmp / name, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            final = releases / f"{version}-{secrets.token_hex(4)}"
-            os.rename(tmp, final)
+            if not self.root.is_dir():
+                self.root.mkdir(parents=True)
+                durable.fsync_dir(self.root.parent)
+            with durable.folder_lock(self.root):
+                self._clean_orphans()
+                durable.make_dir(self.releases_dir)
+                previous = self.current_target()
+                tmp = self._orphan(".incoming-")
+                os.mkdir(tmp)
+                for name, data in {**files, MANIFEST_FILE: manifest_raw}.items():
+                    durable.write_file(tmp / name, data)
+                durable.fsync_dir(tmp)
+                final = self.releases_dir / f"{version}-{secrets.token_hex(4)}"
+                durable.rename(tmp, final)
+                self._switch(final)
+                self._prune(final, previous)
+                return final
         except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise SyncError(f"Failed to write the release into {self.root}: {e.strerror or e}") from None
-        link_tmp = self.root / f".current-{secrets.token_hex(4)}"
-        os.symlink(os.path.relpath(final, self.root), link_tmp)
-        os.replace(link_tmp, self.current)  # the atomic switch
-        self._prune(final)
-        return final
 
-    def _prune(self, keep: Path) -> None:
-        releases = self.root / RELEASES_DIR
-        dirs = sorted((d for d in releases.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime,
-                      reverse=True)
-        kept = [keep] + [d for d in dirs if d != keep][: KEEP_RELEASES - 1]
-        for d in dirs:
-            if d not in kept:
-                shutil.rmtree(d, ignore_errors=True)
-        for leftover in self.root.glob(".incoming-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+    def _switch(self, release: Path) -> None:
+        durable.switch_link(self.current, os.path.relpath(release, self.root), self._orphan(".current-"))
 
-    def releases(self) -> list[Path]:
-        d = self.root / RELEASES_DIR
-        return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    def _orphan(self, prefix: str) -> Path:
+        return self.root / f"{prefix}{secrets.token_hex(4)}"
+
+    def _clean_orphans(self) -> None:
+        """Remove what an interrupted install or prune left, recognised by its name."""
+        found = [p for p in self.root.iterdir() if p.name.startswith(ORPHAN_PREFIXES)]
+        for p in found:
+            log.info("removing %s, left by an interrupted install", p.name)
+            durable.remove_tree(p)
+        if found:
+            durable.fsync_dir(self.root)
+
+    def _drop_copies(self, current: Path | None, version: Version) -> None:
+        """Remove other folders of the current version: an install of it interrupted after its
+        rename (they are never served, and must not count as the previous release)."""
+        copies = [p for v, p in self.installed() if v == version and p != current]
+        for p in copies:
+            self._trash(p)
+        if copies:
+            durable.fsync_dir(self.root)
+
+    def _trash(self, release: Path) -> None:
+        log.info("removing the release folder %s", release.name)
+        trash = self.root / f".trash-{release.name}"
+        durable.rename(release, trash)
+        durable.remove_tree(trash)
+
+    def _prune(self, keep: Path, previous: Path | None) -> None:
+        """Keep ``keep`` (now current) and one previous release: ``previous`` (what current was)
+        when it is another version, else the highest other version. Releases of the current
+        version in other folders (an install interrupted after its rename) go too."""
+        new_version = release_version(keep)
+        others = [(v, p) for v, p in self.installed() if p != keep and v != new_version]
+        kept = next((p for v, p in others if p == previous), None)
+        if kept is None and others:
+            kept = others[-1][1]
+        victims = [p for _, p in self.installed() if p not in (keep, kept)]
+        for p in victims:
+            self._trash(p)
+        if victims:
+            durable.fsync_dir(self.root)
 
 
 @dataclass(frozen=True)
 class SyncResult:
-    status: str  # "updated" | "up-to-date" | "older" | "empty" | "error"
+    status: str  # "updated" | "up-to-date" | "older" | "empty" | "error" | "disabled"
     message: str
     local_version: str | None
     remote_version: str | None
     at: float = field(default_factory=time.time)
     duration_ms: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "disabled")
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "message": self.message, "local_version": self.local_version,
@@ -229,7 +314,7 @@ def sync_once(store: S3Store, folder: FirmwareFolder) -> SyncResult:
 
     remote: Version | None = None
     try:
-        local = folder.local_version()
+        local = folder.recover()  # a broken local release is not compared with: it is replaced
         text = store.get_text(VERSION_FILE)
         if text is None:
             return result("empty", f"no {VERSION_FILE} in {store.url('')}: nothing released yet", None)
@@ -249,10 +334,11 @@ def sync_once(store: S3Store, folder: FirmwareFolder) -> SyncResult:
             files[name] = data
         check_files(files, manifest, remote, store.url(base).rstrip("/"))
         folder.install(remote, files, manifest_raw)
-    except (S3Error, SyncError, VersionError) as e:
+    except (S3Error, ReleaseError, SyncError, VersionError) as e:
         return result("error", str(e), remote)
     what = "downgraded" if local is not None and remote < local else "updated"
     return result("updated", f"{what} the local release from {local or 'none'} to {remote}", remote)
 
 
-__all__ = ["FirmwareFolder", "LocalRelease", "SyncError", "SyncResult", "sync_once"]
+__all__ = ["FirmwareFolder", "LocalRelease", "SyncError", "SyncResult", "check_files", "parse_manifest",
+           "sync_once"]

@@ -14,6 +14,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 DEVICE_ID_PATTERN = r"^[0-9a-fA-F]{24}$"  # the STM32's 96-bit unique ID in hex
 VERSION_PATTERN = r"^[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5}$"
 MAX_INT = 2**31 - 1
+PAGE_LIMIT_DEFAULT = 100
+PAGE_LIMIT_MAX = 1000
+DEVICE_HISTORY = 100  # updates shown with one device
 
 
 def _check_version(text: str) -> str:
@@ -43,7 +46,8 @@ ReportedSlot = Annotated[SlotName | None, BeforeValidator(_unknown_slot)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    # An unknown field is a 422 naming it: a typo or a newer client must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
 class SlotInfo(_Body):
@@ -131,7 +135,23 @@ class DeviceRecord(BaseModel):
 
 
 class DeviceDetail(DeviceRecord):
-    updates: list[UpdateRecord]
+    updates: list[UpdateRecord] = Field(description=f"the newest {DEVICE_HISTORY} updates, newest first")
+    updates_total: int = Field(description="all updates of this device (GET /updates?device_id= pages them)")
+
+
+class _Page(BaseModel):
+    total: int = Field(description="how many items there are in all")
+    offset: int
+    limit: int
+    next: str | None = Field(description="the URL of the next page; null on the last one")
+
+
+class DevicePage(_Page):
+    items: list[DeviceRecord]
+
+
+class UpdatePage(_Page):
+    items: list[UpdateRecord]
 
 
 class SyncReply(BaseModel):
@@ -141,6 +161,7 @@ class SyncReply(BaseModel):
     remote_version: str | None
     at: str
     duration_ms: int
+    detail: str | None = Field(default=None, description="why the sync failed (with 502 / 503)")
 
 
 class StatusReply(BaseModel):

@@ -180,8 +180,9 @@ class Registry:
                     raise RegistryError(409, f"update {update_id} is already finished ({upd['status']})")
                 if offset > upd["size"]:
                     raise RegistryError(422, f"offset {offset} is beyond the image size {upd['size']}")
-                self._db.execute("UPDATE updates SET status='in_progress', \"offset\"=?, updated_at=?"
-                                 " WHERE id=?", (offset, ts, update_id))
+                # MAX: a late report with a smaller offset does not move the progress back.
+                self._db.execute("UPDATE updates SET status='in_progress', \"offset\"=MAX(\"offset\", ?),"
+                                 " updated_at=? WHERE id=?", (offset, ts, update_id))
             else:
                 if outcome is None:
                     raise RegistryError(422, "a result report needs an outcome: confirmed, reverted or "
@@ -193,7 +194,7 @@ class Registry:
                 self._db.execute(
                     'UPDATE updates SET status=?, outcome=?, reason=?, duration_ms=?, "offset"=?,'
                     " updated_at=?, finished_at=?, result_slot=?, result_version=? WHERE id=?",
-                    (outcome, outcome, reason, duration_ms, offset if offset else upd["offset"], ts, ts,
+                    (outcome, outcome, reason, duration_ms, max(offset, upd["offset"]), ts, ts,
                      running_slot, running_version, update_id))
             if running_slot is not None and running_version is not None:
                 self._db.execute("UPDATE devices SET running_slot=?, running_version=?, last_seen=?"
@@ -225,4 +226,31 @@ class Registry:
             else:
                 rows = self._db.execute(_UPDATE_SELECT + " WHERE device_id=? ORDER BY id DESC LIMIT ?",
                                         (device_id, limit)).fetchall()
+        return [_update(r) for r in rows]
+
+    # -- pages (offset / limit, with the totals the list routes report) ----------------------------
+    def list_devices(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Devices ordered by ID, ``limit`` of them from ``offset``."""
+        with self._lock:
+            rows = self._db.execute("SELECT " + ", ".join(_DEVICE_COLS)
+                                    + " FROM devices ORDER BY device_id LIMIT ? OFFSET ?",
+                                    (limit, offset)).fetchall()
+        return [_device(r) for r in rows]
+
+    def count_updates(self, device_id: str | None = None) -> int:
+        with self._lock:
+            if device_id is None:
+                return int(self._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM updates WHERE device_id=?",
+                                        (device_id,)).fetchone()[0])
+
+    def list_updates(self, device_id: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Updates newest first (of one device, or of all), ``limit`` of them from ``offset``."""
+        with self._lock:
+            if device_id is None:
+                rows = self._db.execute(_UPDATE_SELECT + " ORDER BY id DESC LIMIT ? OFFSET ?",
+                                        (limit, offset)).fetchall()
+            else:
+                rows = self._db.execute(_UPDATE_SELECT + " WHERE device_id=? ORDER BY id DESC"
+                                        " LIMIT ? OFFSET ?", (device_id, limit, offset)).fetchall()
         return [_update(r) for r in rows]

@@ -4,7 +4,9 @@
     >>> serve(load_config())          # doctest: +SKIP   (blocks until Ctrl-C)
 
 Listens on 127.0.0.1 unless told otherwise. Listening beyond loopback (the LAN, where the ESP32
-is) needs a device token and HTTPS (fota_server.tls): the server refuses to start without them.
+is) needs a device token, a different operator token and HTTPS (fota_server.tls): the server
+refuses to start without them. uvicorn runs with the limits of :mod:`fota_server.protocol` and an
+access log without query strings (:mod:`fota_server.accesslog`).
 """
 
 from __future__ import annotations
@@ -18,26 +20,40 @@ from fota_formats.config import ConfigError, FotaConfig
 from fota_s3.endpoint import open_store
 from fota_s3.store import S3Store
 
+from fota_server.accesslog import install_access_log_filter
 from fota_server.app import ServerSettings, create_app
 from fota_server.downloads import download_urls
+from fota_server.protocol import uvicorn_options
 from fota_server.tls import check_transport, tls_options
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def check_listen(cfg: FotaConfig) -> None:
-    """Refuse to serve the LAN without a device token."""
-    if not cfg.server.loopback_only and not cfg.server.token:
-        raise ConfigError(
-            f"Failed to start the server: listening on {cfg.server.host} (beyond loopback) requires a device "
-            f"token; set FOTA_SERVER_TOKEN or [server] token in the config file (for example "
-            f"FOTA_SERVER_TOKEN={secrets.token_urlsafe(24)}) and give the same token to the bridge")
+    """Refuse to serve the LAN without both tokens, and one token for both roles anywhere."""
+    server = cfg.server
+    if server.token is not None and server.token == server.operator_token:
+        raise ConfigError("Failed to start the server: the device token (FOTA_SERVER_TOKEN) and the operator "
+                          "token (FOTA_OPERATOR_TOKEN) are the same; the operator token must differ, or "
+                          "every device could sync and list the fleet")
+    if server.loopback_only:
+        return
+    missing = [what for what, value in (
+        (f"a device token (FOTA_SERVER_TOKEN or [server] token, for example "
+         f"FOTA_SERVER_TOKEN={secrets.token_urlsafe(24)}; give the same token to the bridge)", server.token),
+        (f"an operator token (FOTA_OPERATOR_TOKEN or [server] operator_token, for example "
+         f"FOTA_OPERATOR_TOKEN={secrets.token_urlsafe(24)}; for sync, device lists and status)",
+         server.operator_token)) if not value]
+    if missing:
+        raise ConfigError(f"Failed to start the server: listening on {server.host} (beyond loopback) "
+                          "requires " + " and ".join(missing))
 
 
 def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
     def factory() -> S3Store:
         return open_store(cfg)
     return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.db_path, token=cfg.server.token,
+                          operator_token=cfg.server.operator_token,
                           sync_interval_s=cfg.server.sync_interval_s if sync else None,
                           store_factory=factory if sync else None,
                           source=cfg.s3.describe() if sync else "sync disabled",
@@ -57,12 +73,15 @@ def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", insecure_
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     tls = tls_options(cfg)
     app = build_app(cfg, sync)
+    install_access_log_filter()
     log = logging.getLogger("fota_server")
-    auth = "device token required" if cfg.server.token else "no token (loopback only)"
+    auth = ("device and operator tokens required" if cfg.server.token and cfg.server.operator_token
+            else "some routes closed (one token only)" if cfg.server.token or cfg.server.operator_token
+            else "no token (loopback only)")
     downloads = (f"images from presigned S3 URLs ({cfg.server.download_url_expiry_s} s)"
                  if cfg.server.direct_downloads else "images from this server")
     log.info("serving %s://%s:%d (%s); firmware %s; registry %s; releases from %s; %s", cfg.server.scheme,
              cfg.server.host, cfg.server.port, auth, cfg.firmware_dir, cfg.db_path,
              cfg.s3.describe() if sync else "nowhere (sync disabled)", downloads)
     uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=log_level, access_log=True,
-                log_config=None, **tls)
+                log_config=None, **uvicorn_options(), **tls)

@@ -31,12 +31,23 @@ def checkin_body(slot: str = "A", version: str = "1.0.0", device: str = DEV, **s
 
 
 def make_client(
-    tmp_path: Path, version: str | None = "1.1.0", downgrade: bool = False, token: str | None = None
+    tmp_path: Path,
+    version: str | None = "1.1.0",
+    downgrade: bool = False,
+    token: str | None = None,
+    operator_token: str | None = None,
 ) -> TestClient:
     folder = FirmwareFolder(tmp_path / "firmware")
     if version:
         install_release(folder, tmp_path, version, downgrade=downgrade, body=20_000)
-    app = create_app(ServerSettings(firmware_dir=folder.root, db_path=tmp_path / "server.db", token=token))
+    app = create_app(
+        ServerSettings(
+            firmware_dir=folder.root,
+            db_path=tmp_path / "server.db",
+            token=token,
+            operator_token=operator_token,
+        )
+    )
     return TestClient(app)
 
 
@@ -216,9 +227,11 @@ def test_reports_and_registry(client: TestClient):
     ]
     assert client.get(f"/api/v1/devices/{DEV.upper()}").status_code == 200
     assert client.get(f"/api/v1/devices/{DEV2}").status_code == 404
-    assert [x["device_id"] for x in client.get("/api/v1/devices").json()] == [DEV]
-    assert client.get("/api/v1/updates").json()[0]["id"] == uid
-    assert client.get("/api/v1/updates", params={"device_id": DEV2}).json() == []
+    assert dev["updates_total"] == 1
+    page = client.get("/api/v1/devices").json()
+    assert [x["device_id"] for x in page["items"]] == [DEV] and page["total"] == 1 and page["next"] is None
+    assert client.get("/api/v1/updates").json()["items"][0]["id"] == uid
+    assert client.get("/api/v1/updates", params={"device_id": DEV2}).json()["items"] == []
     assert client.get("/api/v1/status").json()["devices"] == 1
     # confirmed on 1.1.0 now: nothing more to do
     assert client.post("/api/v1/checkin", json=checkin_body("B", "1.1.0")).json()["update"] is False
@@ -332,10 +345,10 @@ def test_token_required_when_configured(tmp_path: Path):
         assert c.get("/openapi.json").status_code == 200  # the schema itself is public
 
 
-def lan_config(tmp_path: Path, token: str | None) -> FotaConfig:
+def lan_config(tmp_path: Path, token: str | None, operator_token: str | None = "op-token") -> FotaConfig:
     return FotaConfig(
         root=tmp_path,
-        server=ServerConfig(host="0.0.0.0", port=8080, token=token),
+        server=ServerConfig(host="0.0.0.0", port=8080, token=token, operator_token=operator_token),
         state_dir=tmp_path / ".fota",
         firmware_dir=tmp_path / "fw",
         db_path=tmp_path / "db.sqlite",
@@ -350,11 +363,12 @@ def test_lan_needs_a_token(tmp_path: Path):
     for host in ("192.168.1.20", "::"):
         with pytest.raises(ConfigError):
             check_listen(lan_config(tmp_path, None).with_server(host=host))
-    check_listen(lan_config(tmp_path, None).with_server(host="127.0.0.1"))  # loopback: optional
-    # the app built for the LAN enforces its token on every route
+    check_listen(lan_config(tmp_path, None, None).with_server(host="127.0.0.1"))  # loopback: optional
+    # the app built for the LAN enforces its tokens on every route
     with TestClient(build_app(lan_config(tmp_path, "lan-token"), sync=False)) as c:
         assert c.get("/api/v1/status").status_code == 401
-        assert c.get("/api/v1/status", headers={"Authorization": "Bearer lan-token"}).status_code == 200
+        assert c.get("/api/v1/status", headers={"Authorization": "Bearer lan-token"}).status_code == 403
+        assert c.get("/api/v1/status", headers={"Authorization": "Bearer op-token"}).status_code == 200
 
 
 def test_token_over_real_http(tmp_path: Path):
@@ -390,10 +404,14 @@ def test_openapi_documents_the_contract(client: TestClient):
     assert {"200", "206", "416"} <= set(paths["/api/v1/firmware/{version}/{name}"]["get"]["responses"])
     schemas = spec["components"]["schemas"]
     assert {"device_id", "running_slot", "running_version", "slots"} <= set(schemas["CheckIn"]["properties"])
-    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert set(spec["components"]["securitySchemes"]) == {"DeviceToken", "OperatorToken"}
+    assert paths["/api/v1/checkin"]["post"]["security"] == [{"DeviceToken": []}]
+    assert paths["/api/v1/sync"]["post"]["security"] == [{"OperatorToken": []}]
+    assert {"401", "403", "413", "429"} <= set(paths["/api/v1/checkin"]["post"]["responses"])
 
 
 def test_sync_route_without_s3_reports_disabled(client: TestClient):
     r = client.post("/api/v1/sync")
-    assert r.status_code == 200 and r.json()["status"] == "disabled"
+    assert r.status_code == 503 and r.json()["status"] == "disabled"
+    assert "no S3 bucket configured" in r.json()["detail"]
     assert client.get("/api/v1/status").json()["last_sync"]["status"] == "disabled"

@@ -19,6 +19,9 @@ MODULES = [
     "fota_server.registry",
     "fota_server.firmware",
     "fota_server.downloads",
+    "fota_server.release_check",
+    "fota_server.auth",
+    "fota_server.ratelimit",
 ]
 
 

@@ -76,8 +76,8 @@ def test_s3_down_keeps_serving_and_reports(cfg: FotaConfig, tmp_path: Path):
     )
     with TestClient(create_app(settings)) as c:
         r = c.post("/api/v1/sync")
-        assert r.status_code == 200
-        assert r.json()["status"] == "error" and "Could not connect" in r.json()["message"]
+        assert r.status_code == 502, r.text  # a failed sync is not a success
+        assert r.json()["status"] == "error" and "Could not connect" in r.json()["detail"]
         assert c.get("/api/v1/status").json()["last_sync"]["status"] == "error"
         d = c.post("/api/v1/checkin", json=CHECKIN).json()
         assert d["update"] is True and d["version"] == "1.1.0"

@@ -3,9 +3,14 @@ needed), local releases, bucket listings and a uvicorn on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -117,3 +122,68 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class ServerProcess:
+    """``python -m fota_server`` in its own process on 127.0.0.1 (the real entry point, with its
+    uvicorn options and logging), configured by environment like ``invoke serve``; its output goes
+    to ``log_path``. ``rss_kb()`` is its resident memory (Linux /proc)."""
+
+    def __init__(self, tmp: Path, firmware_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.port = locals3.free_port()
+        self.log_path = tmp / "server.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FOTA_")}
+        self.env.update(
+            FOTA_STATE_DIR=str(tmp / "state"),
+            FOTA_FIRMWARE_DIR=str(firmware_dir),
+            FOTA_DB=str(tmp / "server.db"),
+            FOTA_SERVER_PORT=str(self.port),
+            PYTHONUNBUFFERED="1",
+            **(env or {}),
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerProcess:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "fota_server", "--no-sync", "--log-level", "info"],
+                cwd=self.tmp,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.log()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return self
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"the server did not start: {self.log()}")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def rss_kb(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc/<pid>/status")
