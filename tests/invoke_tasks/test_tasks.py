@@ -64,11 +64,12 @@ def test_serve_refuses_the_lan_without_a_token(cfg: FotaConfig, tmp_path: Path):
 
 
 def test_serve_refuses_plain_http_on_the_lan(cfg: FotaConfig, tmp_path: Path):
-    r = invoke(["serve", "--lan", "--no-sync"], cfg, tmp_path, {"FOTA_SERVER_TOKEN": "lan-token"})
+    r = invoke(["serve", "--lan", "--no-sync"], cfg, tmp_path, {"FOTA_SERVER_TOKEN": "lan-token",
+                                                                 "FOTA_OPERATOR_TOKEN": "lan-operator"})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "over plain HTTP would send the device token in clear text" in r.stderr
     assert "--insecure-http" in r.stderr
-    assert "lan-token" not in r.stderr + r.stdout
+    assert "lan-token" not in r.stderr + r.stdout and "lan-operator" not in r.stderr + r.stdout
 
 
 def test_certs_task_makes_the_ca_and_refuses_to_overwrite(cfg: FotaConfig, tmp_path: Path):

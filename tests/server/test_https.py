@@ -59,6 +59,7 @@ def test_the_command_line_refuses_before_listening(tmp_path: Path, monkeypatch: 
     for var in ("FOTA_CONFIG", "FOTA_SERVER_TLS_CERT", "FOTA_SERVER_TLS_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FOTA_SERVER_TOKEN", TOKEN)
+    monkeypatch.setenv("FOTA_OPERATOR_TOKEN", TOKEN + "-operator")
     monkeypatch.setenv("FOTA_STATE_DIR", str(tmp_path / "state"))
     assert server_main(["--lan", "--no-sync"]) == 1
     assert "over plain HTTP would send the device token in clear text" in capsys.readouterr().err
