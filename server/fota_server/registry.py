@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Insert, Row, bindparam, func, literal, select, update
+from sqlalchemy import Insert, Row, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fota_server.db.engine import Database, open_database
@@ -45,6 +45,7 @@ SUPERSEDED = "superseded by a newer offer"
 
 _U = updates.c
 _D = devices.c
+_IS_OPEN = or_(*(_U.status == s for s in OPEN_STATES))  # not IN (...): that is expanded per execution
 
 
 class RegistryError(Exception):
@@ -94,8 +95,8 @@ _WAS_REVERTED = select(literal(1)).where(
 _OPEN_UPDATE = select(_U.id).where(
     _U.device_id == bindparam("p_device"), _U.version == bindparam("p_version"),
     _U.target_slot == bindparam("p_target"), _U.sha256 == bindparam("p_sha256"),
-    _U.status.in_(OPEN_STATES)).order_by(_U.id.desc()).limit(1)
-_SUPERSEDE = update(updates).where(_U.device_id == bindparam("p_device"), _U.status.in_(OPEN_STATES)).values(
+    _IS_OPEN).order_by(_U.id.desc()).limit(1)
+_SUPERSEDE = update(updates).where(_U.device_id == bindparam("p_device"), _IS_OPEN).values(
     status="failed", outcome="failed", reason=SUPERSEDED, finished_at=bindparam("p_ts"),
     updated_at=bindparam("p_ts"))
 _PROGRESS = update(updates).where(_U.id == bindparam("p_id")).values(
@@ -106,6 +107,7 @@ _RESULT = update(updates).where(_U.id == bindparam("p_id")).values(
     finished_at=bindparam("p_ts"), result_slot=bindparam("p_slot"), result_version=bindparam("p_version"))
 _RUNNING = update(devices).where(_D.device_id == bindparam("p_device")).values(
     running_slot=bindparam("p_slot"), running_version=bindparam("p_version"), last_seen=bindparam("p_ts"))
+_INSERT_UPDATE = updates.insert()
 _COUNT_DEVICES = select(func.count()).select_from(devices)
 _DEVICES = select(devices).order_by(_D.device_id).limit(bindparam("p_limit")).offset(bindparam("p_offset"))
 _DEVICE = select(devices).where(_D.device_id == bindparam("p_device"))
@@ -172,7 +174,7 @@ class Registry:
             ts = now_iso()
             # Any other open update of this device is superseded by this one.
             conn.execute(_SUPERSEDE, {"p_device": device_id, "p_ts": ts})
-            res = conn.execute(updates.insert(), {
+            res = conn.execute(_INSERT_UPDATE, {
                 "device_id": device_id, "version": version, "target_slot": target_slot, "file": file,
                 "size": size, "sha256": sha256, "downgrade": downgrade, "from_slot": from_slot,
                 "from_version": from_version, "status": "offered", "offset": 0, "created_at": ts,
@@ -183,6 +185,8 @@ class Registry:
     def report(self, device_id: str, update_id: int, stage: str, offset: int, outcome: str | None,
                reason: str | None, duration_ms: int | None, running_slot: str | None,
                running_version: str | None) -> dict[str, Any]:
+        if reason is not None and "\x00" in reason:  # PostgreSQL text cannot hold it; refused on both
+            raise RegistryError(422, "invalid request: reason: NUL characters are not allowed")
         ts = now_iso()
         with self.db.write() as conn:
             row = conn.execute(_SELECT_UPDATE_LOCKED, {"p_id": update_id}).first()

@@ -35,7 +35,7 @@ def check_listen(cfg: FotaConfig) -> None:
 def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
     def factory() -> S3Store:
         return open_store(cfg)
-    return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.db_path, token=cfg.server.token,
+    return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.database, token=cfg.server.token,
                           sync_interval_s=cfg.server.sync_interval_s if sync else None,
                           store_factory=factory if sync else None,
                           source=cfg.s3.describe() if sync else "sync disabled")
@@ -53,7 +53,7 @@ def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info") -> None:
     log = logging.getLogger("fota_server")
     auth = "device token required" if cfg.server.token else "no token (loopback only)"
     log.info("serving http://%s:%d (%s); firmware %s; registry %s; releases from %s", cfg.server.host,
-             cfg.server.port, auth, cfg.firmware_dir, cfg.db_path,
+             cfg.server.port, auth, cfg.firmware_dir, cfg.describe_database(),
              cfg.s3.describe() if sync else "nowhere (sync disabled)")
     uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=log_level, access_log=True,
                 log_config=None)

@@ -34,7 +34,6 @@ from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 PG_DRIVER = "postgresql+psycopg"
-_WRITE = "fota_write"  # execution option: this transaction writes
 
 
 class DatabaseError(FotaError):
@@ -69,6 +68,11 @@ class Database:
     engine: Engine
     url: URL
     _lock: Any = field(default_factory=contextlib.nullcontext, repr=False)
+    _reader: Engine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reader = (self.engine if self.backend == "sqlite"
+                        else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     @property
     def backend(self) -> str:
@@ -88,13 +92,18 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """One writing transaction, committed when the block ends without an exception."""
         with self._lock, self.engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
+            if self.backend == "sqlite":
+                # The driver runs in autocommit mode (no implicit BEGIN): take the write lock now, so
+                # two processes on one file queue up (busy_timeout) instead of failing on a lock upgrade.
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
             with conn.begin():
                 yield conn
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._lock, self.engine.connect() as conn:
+        """A connection for queries: each statement sees committed data (SQLite and PostgreSQL
+        both in autocommit mode here, which saves a BEGIN and a ROLLBACK per query)."""
+        with self._lock, self._reader.connect() as conn:
             yield conn
 
     def close(self) -> None:
@@ -104,7 +113,7 @@ class Database:
 def _sqlite_events(engine: Engine, file: bool) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # transactions are begun below, not by the driver
+        dbapi_conn.isolation_level = None  # autocommit; Database.write begins its transactions
         cur = dbapi_conn.cursor()
         if file:
             cur.execute("PRAGMA journal_mode=WAL")
@@ -112,10 +121,6 @@ def _sqlite_events(engine: Engine, file: bool) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
 def open_database(target: Path | str) -> Database:
