@@ -208,9 +208,10 @@ class Registry:
                     if upd["outcome"] == outcome:  # a repeated report (the bridge retried): fine
                         return upd
                     raise RegistryError(409, f"update {update_id} already finished as {upd['status']}")
-                conn.execute(_RESULT, {"p_id": update_id, "p_outcome": outcome, "p_reason": reason,
-                                       "p_duration": duration_ms, "p_offset": offset if offset else upd["offset"],
-                                       "p_ts": ts, "p_slot": running_slot, "p_version": running_version})
+                conn.execute(_RESULT, {
+                    "p_id": update_id, "p_outcome": outcome, "p_reason": reason, "p_duration": duration_ms,
+                    "p_offset": offset if offset else upd["offset"], "p_ts": ts, "p_slot": running_slot,
+                    "p_version": running_version})
             if running_slot is not None and running_version is not None:
                 conn.execute(_RUNNING, {"p_device": device_id, "p_slot": running_slot,
                                         "p_version": running_version, "p_ts": ts})
@@ -236,7 +237,8 @@ class Registry:
             row = conn.execute(_DEVICE, {"p_device": device_id}).first()
         return _device(row) if row else None
 
-    def updates(self, device_id: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def updates(self, device_id: str | None = None, limit: int = 100,
+                offset: int = 0) -> list[dict[str, Any]]:
         """Update history, newest first (of one device, or of all)."""
         with self.db.read() as conn:
             if device_id is None:

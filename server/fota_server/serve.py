@@ -10,6 +10,7 @@ is) needs a device token: the server refuses to start without one.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 
 import uvicorn
@@ -21,6 +22,8 @@ from fota_s3.store import S3Store
 from fota_server.app import ServerSettings, create_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+SYNC_ENV = "FOTA_SERVER_SYNC"  # read by fota_server.workers
+LOG_LEVEL_ENV = "FOTA_SERVER_LOG_LEVEL"
 
 
 def check_listen(cfg: FotaConfig) -> None:
@@ -46,14 +49,22 @@ def build_app(cfg: FotaConfig, sync: bool = True) -> FastAPI:
     return create_app(settings_from_config(cfg, sync))
 
 
-def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info") -> None:
-    """Run in the foreground until interrupted."""
-    app = build_app(cfg, sync)
+def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", workers: int = 1) -> None:
+    """Run in the foreground until interrupted; ``workers`` > 1 starts that many processes
+    (``fota_server.workers``), each building the app from the same configuration."""
+    if workers > 1:
+        check_listen(cfg)
+        # the workers read the configuration themselves, as fota_server.workers says
+        os.environ[SYNC_ENV] = "1" if sync else "0"
+        os.environ[LOG_LEVEL_ENV] = log_level
+        app: FastAPI | str = "fota_server.workers:create_worker_app"
+    else:
+        app = build_app(cfg, sync)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     log = logging.getLogger("fota_server")
     auth = "device token required" if cfg.server.token else "no token (loopback only)"
-    log.info("serving http://%s:%d (%s); firmware %s; registry %s; releases from %s", cfg.server.host,
-             cfg.server.port, auth, cfg.firmware_dir, cfg.describe_database(),
-             cfg.s3.describe() if sync else "nowhere (sync disabled)")
+    log.info("serving http://%s:%d (%s); %d worker%s; firmware %s; registry %s; releases from %s",
+             cfg.server.host, cfg.server.port, auth, workers, "s" if workers > 1 else "", cfg.firmware_dir,
+             cfg.describe_database(), cfg.s3.describe() if sync else "nowhere (sync disabled)")
     uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=log_level, access_log=True,
-                log_config=None)
+                log_config=None, workers=workers if workers > 1 else None, factory=workers > 1)

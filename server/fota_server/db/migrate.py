@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -27,7 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from fota_server.db.engine import Database, DatabaseError, _reason
+from fota_server.db.engine import Database, DatabaseError, _reason, open_database
 
 INITIAL = "0001_initial"
 # The tables and columns of the initial revision: what a registry from before migrations must have.
@@ -76,7 +77,20 @@ def upgrade(db: Database) -> tuple[str | None, str]:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
             return _upgrade(db, conn)
     except SQLAlchemyError as e:
-        raise DatabaseError(f"Failed to migrate the registry database {db.describe()}: {_reason(e)}") from None
+        raise DatabaseError(f"Failed to migrate the registry database {db.describe()}: "
+                            f"{_reason(e)}") from None
+
+
+def migrate_registry(target: Path | str) -> str:
+    """``fota-server migrate``: open the registry, upgrade it, say what was done."""
+    db = open_database(target)
+    try:
+        before, after = upgrade(db)
+    finally:
+        db.close()
+    if before == after:
+        return f"registry {db.describe()}: schema already at {after}"
+    return f"registry {db.describe()}: schema upgraded from {before or 'none'} to {after}"
 
 
 def _upgrade(db: Database, conn: Connection) -> tuple[str | None, str]:
@@ -94,19 +108,20 @@ def _upgrade(db: Database, conn: Connection) -> tuple[str | None, str]:
             f"{', '.join(unknown)}, which this server does not know (newest here: {newest}); a newer "
             "server made it: run that one, or restore a backup")
     before = heads[0] if heads else None
-    if before is None:
-        _adopt_unversioned(db, conn, ctx, script)
+    if before is None and _adopt_unversioned(db, conn, ctx, script):
+        before = INITIAL
     if before != newest:
         command.upgrade(cfg, "head")
     return before, newest
 
 
-def _adopt_unversioned(db: Database, conn: Connection, ctx: MigrationContext, script: ScriptDirectory) -> None:
-    """A registry from before migrations: stamp it with the initial revision if it matches."""
+def _adopt_unversioned(db: Database, conn: Connection, ctx: MigrationContext,
+                       script: ScriptDirectory) -> bool:
+    """A registry from before migrations: stamp it with the initial revision if it matches (True)."""
     tables = set(inspect(conn).get_table_names())
     present = tables & set(_INITIAL_COLUMNS)
     if not present:
-        return  # an empty database: the migrations create everything
+        return False  # an empty database: the migrations create everything
     for table, want in _INITIAL_COLUMNS.items():
         have = {c["name"] for c in inspect(conn).get_columns(table)} if table in tables else set()
         if have != want:
@@ -114,5 +129,7 @@ def _adopt_unversioned(db: Database, conn: Connection, ctx: MigrationContext, sc
             raise DatabaseError(
                 f"Failed to migrate the registry database {db.describe()}: it has registry tables but no "
                 f"recorded schema revision, and table {table!r} is not the initial schema "
-                f"(missing columns: {', '.join(missing) or 'none'}; unknown columns: {', '.join(extra) or 'none'})")
+                f"(missing columns: {', '.join(missing) or 'none'}; "
+                f"unknown columns: {', '.join(extra) or 'none'})")
     ctx.stamp(script, INITIAL)
+    return True
