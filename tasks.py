@@ -214,9 +214,11 @@ def s3_status(c: Context) -> None:
     "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token",
     "no_sync": "do not sync from S3 (serve the local firmware folder as it is)",
     "log_level": "uvicorn/server log level: debug, info, warning (default info)",
+    "workers": "server processes (default 1); more share the registry, best on PostgreSQL "
+               "([server] database_url)",
 })
 def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
-          log_level: str = "info") -> None:
+          log_level: str = "info", workers: int = 1) -> None:
     """Run the update server in the foreground."""
     from fota_formats.errors import FotaError
     from fota_lab.locals3 import describe_start, start
@@ -235,7 +237,22 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
             changes["host"] = host
         if port:
             changes["port"] = port
-        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level)
+        if workers < 1:
+            raise Exit(f"invoke: --workers must be 1 or more, not {workers}", code=1)
+        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level, workers=workers)
+    except FotaError as e:
+        raise _fail(e) from None
+
+
+@task(name="db-upgrade")
+def db_upgrade(c: Context) -> None:
+    """Bring the server's registry database (SQLite file or [server] database_url) to the newest
+    schema; the server also does this when it starts."""
+    from fota_formats.errors import FotaError
+    from fota_server.db.migrate import migrate_registry
+
+    try:
+        print(migrate_registry(_config().database))
     except FotaError as e:
         raise _fail(e) from None
 

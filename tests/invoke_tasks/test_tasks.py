@@ -57,3 +57,11 @@ def test_s3_tasks_with_a_configured_bucket(cfg: FotaConfig, tmp_path: Path):
 def test_serve_refuses_the_lan_without_a_token(cfg: FotaConfig, tmp_path: Path):
     r = invoke(["serve", "--lan", "--no-sync"], cfg, tmp_path)
     assert r.returncode == 1 and "requires a device token" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_db_upgrade_creates_then_finds_the_registry_up_to_date(cfg: FotaConfig, tmp_path: Path):
+    first = invoke(["db-upgrade"], cfg, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "server.db: schema upgraded from none to " in first.stdout
+    again = invoke(["db-upgrade"], cfg, tmp_path)
+    assert again.returncode == 0 and "schema already at" in again.stdout

@@ -17,6 +17,8 @@ MODULES = [
     "fota_server.ranges",
     "fota_server.decision",
     "fota_server.registry",
+    "fota_server.db.engine",
+    "fota_server.db.migrate",
     "fota_server.firmware",
 ]
 

@@ -142,3 +142,18 @@ def test_two_processes_sync_one_at_a_time_and_serve_the_same_release(
         assert shared[0]["devices"] == shared[1]["devices"] == 1
     holder.close()
 
+
+
+def test_fota_server_workers_share_one_registry(cfg: FotaConfig, tmp_path: Path, database: str):
+    """`fota-server --workers 2`: two worker processes behind one port, one registry."""
+    config = write_config(cfg, tmp_path, database)
+    log = tmp_path / "workers.log"
+    with server_process(config, log, "--workers", "2", "--no-sync") as (url, proc):
+        wait_ready(url, proc, log)
+        assert wait_for(lambda: log.read_text().count("Started server process") == 2), log.read_text()
+        with httpx.Client(base_url=url, timeout=10, headers={"Connection": "close"}) as client:
+            for i in range(30):  # a new connection each time: the workers share them out
+                body = {**CHECKIN, "device_id": f"{i:024x}"}
+                assert client.post("/api/v1/checkin", json=body).json()["update"] is False
+            counts = {client.get("/api/v1/status").json()["devices"] for _ in range(6)}
+        assert counts == {30}  # every worker sees every device
