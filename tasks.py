@@ -394,8 +394,8 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 
 @task(iterable=["only"], help={
-    "only": "run only this benchmark (repeatable): build, link, twin, server, vesp32, bridge-mem "
-            "(default: all)",
+    "only": "run only this benchmark (repeatable): build, link, twin, server, server-scale, vesp32, "
+            "bridge-mem (default: all)",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
     "no_save": "do not overwrite bench/results.md with this run",
     "merge": "replace only this run's rows in bench/results.md and keep the other benchmarks' rows",

@@ -4,7 +4,8 @@
     >>> print(format_table(figures))                     # doctest: +SKIP
 
 Each script runs as its own process, exactly as a reader would run it (``python bench/<name>.py``);
-its figures are read from its ``--json`` file when it has that option (bench_build, bench_server)
+its figures are read from its ``--json`` file when it has that option (bench_build, bench_server,
+bench_server_scale)
 and otherwise parsed from the lines it prints (bench_link, bench_twin, bench_vesp32,
 bench_bridge_mem). A script that fails or is
 missing gives a row saying so, never an invented figure. The full test suite timing is optional
@@ -35,7 +36,7 @@ from stm32_fota.project import current
 RESULTS_FILE = "results.md"
 SCRIPT_TIMEOUT_S = 1800.0
 SUITE_TIMEOUT_S = 3600.0
-ALL = ("build", "link", "twin", "server", "vesp32", "bridge-mem")
+ALL = ("build", "link", "twin", "server", "server-scale", "vesp32", "bridge-mem")
 
 
 @dataclass
@@ -104,6 +105,26 @@ def parse_server(_out: str, data: dict[str, Any] | None) -> list[Figure]:
     if isinstance(d, dict):
         figs.append(Figure("server", f"downloads, {d['concurrent']} concurrent", f"{d['MB_per_s']} MB/s",
                            f"errors {d['errors']}"))
+    return figs
+
+
+def parse_server_scale(_out: str, data: dict[str, Any] | None) -> list[Figure]:
+    if not data:
+        return []
+    figs = []
+    for key, d in data.items():
+        if not (isinstance(d, dict) and isinstance(d.get("checkins"), dict)):
+            continue
+        sat, paced = d["checkins"], d.get("paced") or {}
+        what = f"{d['backend']}, {d['workers']} worker{'s' if d['workers'] > 1 else ''}"
+        figs.append(Figure("server, past one process", f"check-ins, {what}", f"{sat['per_s']}/s",
+                           f"p99 {sat['p99_ms']} ms, p50 {sat['p50_ms']} ms, errors {sat['errors']}; "
+                           f"load {d['load_1min']} ({key})"))
+        if paced:
+            figs.append(Figure("server, past one process",
+                               f"check-ins paced at {paced['target_per_s']:.0f}/s, {what}",
+                               f"p99 {paced['p99_ms']} ms",
+                               f"{paced['per_s']}/s, p50 {paced['p50_ms']} ms, errors {paced['errors']}"))
     return figs
 
 
@@ -185,6 +206,7 @@ BENCHES = {
     "link": Bench("link", "bench_link.py", (), parse_link),
     "twin": Bench("twin", "bench_twin.py", (), parse_twin),
     "server": Bench("server", "bench_server.py", (), parse_server, json=True),
+    "server-scale": Bench("server-scale", "bench_server_scale.py", (), parse_server_scale, json=True),
     "vesp32": Bench("vesp32", "bench_vesp32.py", (), parse_vesp32),
     "bridge-mem": Bench("bridge-mem", "bench_bridge_mem.py", (), parse_bridge_mem),
 }

@@ -18,6 +18,7 @@ from fota_lab.bench import (
     merge_markdown,
     parse_bridge_mem,
     parse_link,
+    parse_server_scale,
     parse_twin,
     parse_vesp32,
     run_bench,
@@ -163,3 +164,16 @@ def test_merge_replaces_only_the_rows_of_the_benches_run(tmp_path: Path) -> None
     assert [ln for ln in again.splitlines() if ln.startswith("| ")] == rows
     assert again.splitlines()[3].endswith("vesp32 2026-11-25 17:00 UTC, bridge-mem 2026-11-26 09:05 UTC.")
     assert again.count("Rows re-measured later") == 1
+
+
+def test_server_scale_figures_per_configuration() -> None:
+    data = {"cpus": 2, "load_before": 1.5,
+            "postgresql_w2": {"backend": "postgresql", "workers": 2, "load_1min": 1.7,
+                              "checkins": {"per_s": 1800, "p50_ms": 40.1, "p99_ms": 90.5, "errors": 0},
+                              "paced": {"target_per_s": 500.0, "per_s": 499, "p50_ms": 1.2, "p99_ms": 6.5,
+                                        "errors": 0}}}
+    figs = parse_server_scale("", data)
+    assert [(f.metric, f.value) for f in figs] == [
+        ("check-ins, postgresql, 2 workers", "1800/s"),
+        ("check-ins paced at 500/s, postgresql, 2 workers", "p99 6.5 ms")]
+    assert "load 1.7" in figs[0].note and parse_server_scale("", None) == []

@@ -37,6 +37,9 @@ REGISTRY = "fota_registry"
 TABLES = ("updates", "devices", "sync_state")
 START_TIMEOUT_S = 60
 UNPRIVILEGED = "nobody"
+# a test database needs no durability
+TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                 "max_connections": "200"}
 
 
 class PostgresUnavailable(RuntimeError):
@@ -81,6 +84,10 @@ class PostgresServer:
     def log(self) -> Path:
         return self.root / "server.log"
 
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def url(self, database: str) -> str:
         """The URL of a database on this server (unix socket, no password)."""
         return f"postgresql://{SUPERUSER}@/{database}?host={self.root}&port={self.port}"
@@ -91,7 +98,8 @@ class PostgresServer:
 
     @classmethod
     @contextmanager
-    def start(cls) -> Iterator[PostgresServer]:
+    def start(cls, settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+        """``settings``: server settings (postgresql.conf names) instead of ``TEST_SETTINGS``."""
         bindir = find_bindir()
         root = Path(tempfile.mkdtemp(prefix="fota-pg-"))  # under /tmp: the server user can reach it
         server = cls(root, bindir, free_port())
@@ -101,8 +109,8 @@ class PostgresServer:
                 os.chown(root, user.pw_uid, user.pw_gid)
             server._run("initdb", "-D", str(server.data), "-U", SUPERUSER, "--auth=trust", "--no-sync",
                         "-E", "UTF8", "--locale=C")
-            options = (f"-k {root} -p {server.port} -c listen_addresses='' -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            options = f"-k {root} -p {server.port} -c listen_addresses='' " + " ".join(
+                f"-c {k}={v}" for k, v in (TEST_SETTINGS if settings is None else settings).items())
             server._run("pg_ctl", "-D", str(server.data), "-o", options, "-l", str(server.log), "-w",
                         "-t", str(START_TIMEOUT_S), "start")
             yield server
