@@ -130,6 +130,7 @@ class Registry:
         self._sync = sync.on_conflict_do_update(index_elements=[sync_state.c.name], set_={
             c.name: sync.excluded[c.name] for c in sync_state.c if c.name != "name"})
         self._instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._row_locks = self.db.backend == "postgresql"
 
     @property
     def backend(self) -> str:
@@ -166,7 +167,8 @@ class Registry:
         """The id of the open update for this device and image (created if there is none), and
         whether it was created now."""
         with self.db.write() as conn:
-            conn.execute(_LOCK_DEVICE, {"p_device": device_id})  # one offer at a time per device
+            if self._row_locks:  # one offer at a time per device (SQLite: BEGIN IMMEDIATE did it)
+                conn.execute(_LOCK_DEVICE, {"p_device": device_id})
             uid = conn.execute(_OPEN_UPDATE, {"p_device": device_id, "p_version": version,
                                               "p_target": target_slot, "p_sha256": sha256}).scalar()
             if uid is not None:
