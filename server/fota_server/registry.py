@@ -17,7 +17,7 @@ An update row is created when a check-in is answered with an update, and reused 
 open (``offered`` or ``in_progress``) for the same device, version and image, so a bridge that
 checks in again before it reports gets the same ``update_id``. Its status then follows the
 reports: ``in_progress`` (progress) and one of ``confirmed`` / ``reverted`` / ``failed`` (result).
-The stored progress offset only moves forwards: a late progress report never lowers it.
+The stored offset only moves forwards: a late report never lowers it.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class Registry:
                     raise RegistryError(409, f"update {update_id} already finished as {upd['status']}")
                 conn.execute(_RESULT, {
                     "p_id": update_id, "p_outcome": outcome, "p_reason": reason, "p_duration": duration_ms,
-                    "p_offset": offset if offset else upd["offset"], "p_ts": ts, "p_slot": running_slot,
+                    "p_offset": max(offset, upd["offset"]), "p_ts": ts, "p_slot": running_slot,
                     "p_version": running_version})
             if running_slot is not None and running_version is not None:
                 conn.execute(_RUNNING, {"p_device": device_id, "p_slot": running_slot,
@@ -239,9 +239,12 @@ class Registry:
             row = conn.execute(_DEVICE, {"p_device": device_id}).first()
         return _device(row) if row else None
 
-    def updates(self, device_id: str | None = None, limit: int = 100,
-                offset: int = 0) -> list[dict[str, Any]]:
+    def updates(self, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Update history, newest first (of one device, or of all)."""
+        return self.list_updates(device_id, 0, limit)
+
+    def list_updates(self, device_id: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Updates newest first (of one device, or of all), ``limit`` of them from ``offset``."""
         with self.db.read() as conn:
             if device_id is None:
                 rows = conn.execute(_UPDATES, {"p_limit": limit, "p_offset": offset}).all()

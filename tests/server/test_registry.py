@@ -54,8 +54,10 @@ def test_offers_reports_and_queries(database: str):
     assert created and uid2 == uid + 1
     old = reg.updates(DEV)[1]
     assert (old["id"], old["status"], old["reason"]) == (uid, "failed", "superseded by a newer offer")
-    done = reg.report(DEV, uid2, "result", 20_000, "reverted", "no CONFIRM", 900, "A", "1.0.0")
+    progress(reg, uid2, 16_384)
+    done = reg.report(DEV, uid2, "result", 4096, "reverted", "no CONFIRM", 900, "A", "1.0.0")
     assert (done["status"], done["downgrade"], done["duration_ms"]) == ("reverted", False, 900)
+    assert done["offset"] == 16_384  # nor does a result with a smaller offset
     assert reg.was_reverted(DEV, "1.2.0", "cd" * 32) and not reg.was_reverted(DEV, "1.1.0", SHA)
     with pytest.raises(RegistryError) as e:
         reg.report(DEV2, uid2, "progress", 0, None, None, None, None, None)
@@ -68,7 +70,8 @@ def test_offers_reports_and_queries(database: str):
     assert ids == sorted(ids) and len(ids) == 6
     assert [d["device_id"] for d in reg.list_devices(2, 3)] == ids[2:5]
     assert reg.list_devices(6, 10) == []
-    assert [u["id"] for u in reg.updates(limit=1, offset=1)] == [uid]
+    assert [u["id"] for u in reg.list_updates(None, 1, 1)] == [uid]
+    assert [u["id"] for u in reg.list_updates(DEV, 0, 1)] == [uid2]
     dev = reg.device(DEV)
     assert dev is not None and dev["checkins"] == 3 and dev["slots"]["A"]["version"] == "1.0.0"
     # the last sync's outcome is shared through the database
@@ -210,7 +213,8 @@ def test_servers_starting_together_migrate_once(empty_database: str):
     assert len(results) == 4 and results.count((None, head())) == 1  # one migrated, three found it done
 
 
-def test_schema_of_a_newer_server_is_refused(database: str):
+def test_schema_of_a_newer_server_is_refused(empty_database: str):
+    database = empty_database  # a database of its own: the shared test registry stays usable
     Registry(database).close()
     db = open_database(database)
     with db.write() as conn:
