@@ -23,6 +23,7 @@ The stored offset only moves forwards: a late report never lowers it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -30,10 +31,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Insert, Row, bindparam, func, literal, or_, select, update
+from sqlalchemy import Connection, Insert, Row, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fota_server.db.engine import Database, open_database
+from fota_server.db.engine import Database, DatabaseUnavailable, open_database
 from fota_server.db.locks import sync_lock
 from fota_server.db.migrate import upgrade
 from fota_server.db.schema import devices, sync_state, updates
@@ -45,6 +46,7 @@ SUPERSEDED = "superseded by a newer offer"
 
 _U = updates.c
 _D = devices.c
+log = logging.getLogger("fota_server")
 _IS_OPEN = or_(*(_U.status == s for s in OPEN_STATES))  # not IN (...): that is expanded per execution
 
 
@@ -144,12 +146,31 @@ class Registry:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._unavailable(), self.db.write() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._unavailable(), self.db.read() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """A database that went away answers 503 (the detail goes to the log, not to the client)."""
+        try:
+            yield
+        except DatabaseUnavailable as e:
+            log.error("%s", e)
+            raise RegistryError(503, "the registry database is unavailable; try again later") from None
+
     # -- check-in ---------------------------------------------------------------------------------
     def record_checkin(self, device_id: str, running_slot: str, running_version: str,
                        slots: dict[str, dict[str, Any]]) -> None:
         ts = now_iso()
         a, b = slots["A"], slots["B"]
-        with self.db.write() as conn:
+        with self._write() as conn:
             conn.execute(self._checkin, {
                 "device_id": device_id, "first_seen": ts, "last_seen": ts, "checkins": 1,
                 "running_slot": running_slot, "running_version": running_version,
@@ -157,7 +178,7 @@ class Registry:
                 "slot_b_state": b["state"], "slot_b_version": b.get("version")})
 
     def was_reverted(self, device_id: str, version: str, sha256: str) -> bool:
-        with self.db.read() as conn:
+        with self._read() as conn:
             row = conn.execute(_WAS_REVERTED, {"p_device": device_id, "p_version": version,
                                                "p_sha256": sha256}).first()
         return row is not None
@@ -166,7 +187,7 @@ class Registry:
                     downgrade: bool, from_slot: str, from_version: str) -> tuple[int, bool]:
         """The id of the open update for this device and image (created if there is none), and
         whether it was created now."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             if self._row_locks:  # one offer at a time per device (SQLite: BEGIN IMMEDIATE did it)
                 conn.execute(_LOCK_DEVICE, {"p_device": device_id})
             uid = conn.execute(_OPEN_UPDATE, {"p_device": device_id, "p_version": version,
@@ -190,7 +211,7 @@ class Registry:
         if reason is not None and "\x00" in reason:  # PostgreSQL text cannot hold it; refused on both
             raise RegistryError(422, "invalid request: reason: NUL characters are not allowed")
         ts = now_iso()
-        with self.db.write() as conn:
+        with self._write() as conn:
             row = conn.execute(_SELECT_UPDATE_LOCKED, {"p_id": update_id}).first()
             if row is None or row.device_id != device_id:
                 raise RegistryError(404, f"update {update_id} of device {device_id} not found")
@@ -222,12 +243,12 @@ class Registry:
 
     # -- queries ----------------------------------------------------------------------------------
     def count_devices(self) -> int:
-        with self.db.read() as conn:
+        with self._read() as conn:
             return int(conn.execute(_COUNT_DEVICES).scalar_one())
 
     def list_devices(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """One page of devices in device ID order."""
-        with self.db.read() as conn:
+        with self._read() as conn:
             rows = conn.execute(_DEVICES, {"p_limit": limit, "p_offset": offset}).all()
         return [_device(r) for r in rows]
 
@@ -235,7 +256,7 @@ class Registry:
         return self.list_devices(0, limit)
 
     def device(self, device_id: str) -> dict[str, Any] | None:
-        with self.db.read() as conn:
+        with self._read() as conn:
             row = conn.execute(_DEVICE, {"p_device": device_id}).first()
         return _device(row) if row else None
 
@@ -245,7 +266,7 @@ class Registry:
 
     def list_updates(self, device_id: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
         """Updates newest first (of one device, or of all), ``limit`` of them from ``offset``."""
-        with self.db.read() as conn:
+        with self._read() as conn:
             if device_id is None:
                 rows = conn.execute(_UPDATES, {"p_limit": limit, "p_offset": offset}).all()
             else:
@@ -254,7 +275,7 @@ class Registry:
         return [_update(r) for r in rows]
 
     def count_updates(self, device_id: str | None = None) -> int:
-        with self.db.read() as conn:
+        with self._read() as conn:
             if device_id is None:
                 return int(conn.execute(_COUNT_UPDATES).scalar_one())
             return int(conn.execute(_COUNT_UPDATES_OF, {"p_device": device_id}).scalar_one())
@@ -262,7 +283,7 @@ class Registry:
     # -- sync state shared by the server processes -----------------------------------------------
     def record_sync(self, result: dict[str, Any]) -> None:
         """Store the outcome of a sync (``SyncResult.as_dict()``) as the last one."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             conn.execute(self._sync, {
                 "name": "last", "status": result["status"], "message": result["message"],
                 "local_version": result.get("local_version"), "remote_version": result.get("remote_version"),
@@ -271,7 +292,7 @@ class Registry:
 
     def last_sync(self) -> dict[str, Any] | None:
         """The last sync's outcome, whichever server process ran it (None: never synced)."""
-        with self.db.read() as conn:
+        with self._read() as conn:
             row = conn.execute(_LAST_SYNC).first()
         if row is None:
             return None

@@ -267,3 +267,21 @@ def test_server_logs_the_database_without_its_password(tmp_path: Path, monkeypat
         serve_module.serve(cfg, sync=False)
     assert ran == ["app"]
     assert "registry postgresql://fota:***@db.lan/fota" in caplog.text and "pa55w0rd" not in caplog.text
+
+
+def test_lost_database_connections_answer_503_then_reconnect(tmp_path: Path, postgres: PostgresServer):
+    """PostgreSQL restarted or its connections cut while the server runs: one 503 (the client
+    retries), no 500, and the next request works on a new connection."""
+    from fastapi.testclient import TestClient
+    from fota_server.app import ServerSettings, create_app
+
+    url = postgres.create_database()
+    with TestClient(create_app(ServerSettings(firmware_dir=tmp_path / "fw", db_path=url))) as client:
+        assert client.get("/api/v1/status").json()["devices"] == 0
+        name = url.split("/")[3].split("?")[0]
+        with postgres.connect() as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        r = client.get("/api/v1/status")
+        assert r.status_code == 503
+        assert r.json()["detail"] == "the registry database is unavailable; try again later"
+        assert client.get("/api/v1/status").status_code == 200

@@ -29,7 +29,7 @@ from typing import Any
 from fota_formats.config import redact_url
 from fota_formats.errors import FotaError
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -38,6 +38,11 @@ PG_DRIVER = "postgresql+psycopg"
 
 class DatabaseError(FotaError):
     """The registry database cannot be opened, migrated or used; the message names it (no password)."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database went away while the server ran (restarted, network down): the statement did
+    not run; the pool reconnects on the next use."""
 
 
 def to_url(target: Path | str) -> URL:
@@ -91,7 +96,7 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """One writing transaction, committed when the block ends without an exception."""
-        with self._lock, self.engine.connect() as conn:
+        with self._lock, self._unavailable(), self.engine.connect() as conn:
             if self.backend == "sqlite":
                 # The driver runs in autocommit mode (no implicit BEGIN): take the write lock now, so
                 # two processes on one file queue up (busy_timeout) instead of failing on a lock upgrade.
@@ -103,8 +108,16 @@ class Database:
     def read(self) -> Iterator[Connection]:
         """A connection for queries: each statement sees committed data (SQLite and PostgreSQL
         both in autocommit mode here, which saves a BEGIN and a ROLLBACK per query)."""
-        with self._lock, self._reader.connect() as conn:
+        with self._lock, self._unavailable(), self._reader.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as e:
+            raise DatabaseUnavailable(f"the registry database {self.describe()} is unavailable: "
+                                      f"{reason_of(e)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -143,12 +156,12 @@ def open_database(target: Path | str) -> Database:
             engine = create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800,
                                    connect_args={"connect_timeout": 10, "application_name": "fota-server"})
             db = Database(engine, url)
-        with db.read() as conn:
+        with db.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except OSError as e:
         raise DatabaseError(f"Failed to open the registry database {shown(url)}: {e.strerror or e}") from None
     except SQLAlchemyError as e:
-        raise DatabaseError(f"Failed to open the registry database {shown(url)}: {_reason(e)}") from None
+        raise DatabaseError(f"Failed to open the registry database {shown(url)}: {reason_of(e)}") from None
     return db
 
 
@@ -157,7 +170,7 @@ def shown(url: URL) -> str:
     return redact_url(url.render_as_string(hide_password=False))
 
 
-def _reason(e: SQLAlchemyError) -> str:
+def reason_of(e: SQLAlchemyError) -> str:
     """The driver's own message (first line), without SQLAlchemy's statement dump and links."""
     orig = getattr(e, "orig", None)
     text = str(orig if orig is not None else e).strip()

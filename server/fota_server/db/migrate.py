@@ -28,7 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from fota_server.db.engine import Database, DatabaseError, _reason, open_database
+from fota_server.db.engine import Database, DatabaseError, open_database, reason_of
 
 INITIAL = "0001_initial"
 # The tables and columns of the initial revision: what a registry from before migrations must have.
@@ -78,7 +78,7 @@ def upgrade(db: Database) -> tuple[str | None, str]:
             return _upgrade(db, conn)
     except SQLAlchemyError as e:
         raise DatabaseError(f"Failed to migrate the registry database {db.describe()}: "
-                            f"{_reason(e)}") from None
+                            f"{reason_of(e)}") from None
 
 
 def migrate_registry(target: Path | str) -> str:
