@@ -122,10 +122,9 @@ _LAST_SYNC = select(sync_state).where(sync_state.c.name == "last")
 
 
 class Registry:
-    def __init__(self, target: Path | str, migrate: bool = True) -> None:
+    def __init__(self, target: Path | str) -> None:
         self.db: Database = open_database(target)
-        if migrate:
-            upgrade(self.db)
+        upgrade(self.db)
         dialect_insert = postgresql.insert if self.db.backend == "postgresql" else sqlite.insert
         self._checkin = _upsert_checkin(dialect_insert)
         sync = dialect_insert(sync_state)
@@ -152,8 +151,8 @@ class Registry:
             yield conn
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._unavailable(), self.db.read() as conn:
+    def _auto(self) -> Iterator[Connection]:
+        with self._unavailable(), self.db.autocommit() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -170,7 +169,7 @@ class Registry:
                        slots: dict[str, dict[str, Any]]) -> None:
         ts = now_iso()
         a, b = slots["A"], slots["B"]
-        with self._write() as conn:
+        with self._auto() as conn:  # one statement: atomic on its own
             conn.execute(self._checkin, {
                 "device_id": device_id, "first_seen": ts, "last_seen": ts, "checkins": 1,
                 "running_slot": running_slot, "running_version": running_version,
@@ -178,7 +177,7 @@ class Registry:
                 "slot_b_state": b["state"], "slot_b_version": b.get("version")})
 
     def was_reverted(self, device_id: str, version: str, sha256: str) -> bool:
-        with self._read() as conn:
+        with self._auto() as conn:
             row = conn.execute(_WAS_REVERTED, {"p_device": device_id, "p_version": version,
                                                "p_sha256": sha256}).first()
         return row is not None
@@ -187,11 +186,15 @@ class Registry:
                     downgrade: bool, from_slot: str, from_version: str) -> tuple[int, bool]:
         """The id of the open update for this device and image (created if there is none), and
         whether it was created now."""
+        key = {"p_device": device_id, "p_version": version, "p_target": target_slot, "p_sha256": sha256}
+        with self._auto() as conn:  # the usual case, a bridge checking in again: one query
+            uid = conn.execute(_OPEN_UPDATE, key).scalar()
+        if uid is not None:
+            return int(uid), False
         with self._write() as conn:
             if self._row_locks:  # one offer at a time per device (SQLite: BEGIN IMMEDIATE did it)
                 conn.execute(_LOCK_DEVICE, {"p_device": device_id})
-            uid = conn.execute(_OPEN_UPDATE, {"p_device": device_id, "p_version": version,
-                                              "p_target": target_slot, "p_sha256": sha256}).scalar()
+            uid = conn.execute(_OPEN_UPDATE, key).scalar()  # again: another process may have made it
             if uid is not None:
                 return int(uid), False
             ts = now_iso()
@@ -243,12 +246,12 @@ class Registry:
 
     # -- queries ----------------------------------------------------------------------------------
     def count_devices(self) -> int:
-        with self._read() as conn:
+        with self._auto() as conn:
             return int(conn.execute(_COUNT_DEVICES).scalar_one())
 
     def list_devices(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """One page of devices in device ID order."""
-        with self._read() as conn:
+        with self._auto() as conn:
             rows = conn.execute(_DEVICES, {"p_limit": limit, "p_offset": offset}).all()
         return [_device(r) for r in rows]
 
@@ -256,7 +259,7 @@ class Registry:
         return self.list_devices(0, limit)
 
     def device(self, device_id: str) -> dict[str, Any] | None:
-        with self._read() as conn:
+        with self._auto() as conn:
             row = conn.execute(_DEVICE, {"p_device": device_id}).first()
         return _device(row) if row else None
 
@@ -266,7 +269,7 @@ class Registry:
 
     def list_updates(self, device_id: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
         """Updates newest first (of one device, or of all), ``limit`` of them from ``offset``."""
-        with self._read() as conn:
+        with self._auto() as conn:
             if device_id is None:
                 rows = conn.execute(_UPDATES, {"p_limit": limit, "p_offset": offset}).all()
             else:
@@ -275,7 +278,7 @@ class Registry:
         return [_update(r) for r in rows]
 
     def count_updates(self, device_id: str | None = None) -> int:
-        with self._read() as conn:
+        with self._auto() as conn:
             if device_id is None:
                 return int(conn.execute(_COUNT_UPDATES).scalar_one())
             return int(conn.execute(_COUNT_UPDATES_OF, {"p_device": device_id}).scalar_one())
@@ -283,7 +286,7 @@ class Registry:
     # -- sync state shared by the server processes -----------------------------------------------
     def record_sync(self, result: dict[str, Any]) -> None:
         """Store the outcome of a sync (``SyncResult.as_dict()``) as the last one."""
-        with self._write() as conn:
+        with self._auto() as conn:
             conn.execute(self._sync, {
                 "name": "last", "status": result["status"], "message": result["message"],
                 "local_version": result.get("local_version"), "remote_version": result.get("remote_version"),
@@ -292,7 +295,7 @@ class Registry:
 
     def last_sync(self) -> dict[str, Any] | None:
         """The last sync's outcome, whichever server process ran it (None: never synced)."""
-        with self._read() as conn:
+        with self._auto() as conn:
             row = conn.execute(_LAST_SYNC).first()
         if row is None:
             return None

@@ -183,7 +183,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_migrations_create_exactly_the_models(empty_database: str):
     db = open_database(empty_database)
     assert upgrade(db) == (None, head())
-    with db.read() as conn:
+    with db.autocommit() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     assert upgrade(db) == (head(), head())  # again: nothing to do

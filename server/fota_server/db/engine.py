@@ -14,7 +14,7 @@ shown through :meth:`Database.describe`, which hides the password.
 
 Transactions: :meth:`Database.write` is one writing transaction (SQLite: ``BEGIN IMMEDIATE``, so two
 processes on one file take turns instead of failing on a lock upgrade; PostgreSQL: row locks taken
-by the statements). :meth:`Database.read` is a connection for queries.
+by the statements). :meth:`Database.autocommit` runs single statements, each its own transaction.
 """
 
 from __future__ import annotations
@@ -70,14 +70,13 @@ def to_url(target: Path | str) -> URL:
 class Database:
     """An engine and what the registry needs to know about it."""
 
-    engine: Engine
+    engine: Engine  # transactions (Database.write)
     url: URL
     _lock: Any = field(default_factory=contextlib.nullcontext, repr=False)
-    _reader: Engine = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._reader = (self.engine if self.backend == "sqlite"
-                        else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+    # Single statements (Database.autocommit): SQLite's driver is in autocommit mode anyway; for
+    # PostgreSQL a pool of its own, whose connections stay in autocommit mode (switching a pooled
+    # connection's mode at each checkout and back costs more than the query).
+    auto_engine: Engine | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
@@ -105,10 +104,10 @@ class Database:
                 yield conn
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for queries: each statement sees committed data (SQLite and PostgreSQL
-        both in autocommit mode here, which saves a BEGIN and a ROLLBACK per query)."""
-        with self._lock, self._unavailable(), self._reader.connect() as conn:
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection in autocommit mode: each statement is a transaction of its own, which saves
+        a BEGIN and a COMMIT (PostgreSQL: two round trips). For queries, and writes of one statement."""
+        with self._lock, self._unavailable(), (self.auto_engine or self.engine).connect() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -121,6 +120,8 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.auto_engine is not None:
+            self.auto_engine.dispose()
 
 
 def _sqlite_events(engine: Engine, file: bool) -> None:
@@ -153,9 +154,11 @@ def open_database(target: Path | str) -> Database:
                 db = Database(engine, url)
             _sqlite_events(engine, file=not memory)
         else:
-            engine = create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800,
-                                   connect_args={"connect_timeout": 10, "application_name": "fota-server"})
-            db = Database(engine, url)
+            args = {"connect_timeout": 10, "application_name": "fota-server"}
+            engine = create_engine(url, pool_size=2, max_overflow=6, pool_recycle=1800, connect_args=args)
+            auto = create_engine(url, pool_size=3, max_overflow=4, pool_recycle=1800, connect_args=args,
+                                 isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+            db = Database(engine, url, auto_engine=auto)
         with db.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except OSError as e:

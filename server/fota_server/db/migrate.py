@@ -64,7 +64,7 @@ def head() -> str:
 
 def current(db: Database) -> str | None:
     """The schema revision of the database (None: no migration recorded)."""
-    with db.read() as conn:
+    with db.autocommit() as conn:
         heads = MigrationContext.configure(conn).get_current_heads()
     return heads[0] if heads else None
 
