@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from fota_server.db.engine import Database, DatabaseUnavailable, open_database
 from fota_server.db.locks import sync_lock
 from fota_server.db.migrate import upgrade
+from fota_server.db.prepared import Prepared
 from fota_server.db.schema import devices, sync_state, updates
 
 OPEN_STATES = ("offered", "in_progress")
@@ -126,7 +127,11 @@ class Registry:
         self.db: Database = open_database(target)
         upgrade(self.db)
         dialect_insert = postgresql.insert if self.db.backend == "postgresql" else sqlite.insert
-        self._checkin = _upsert_checkin(dialect_insert)
+        dialect = self.db.engine.dialect
+        # the check-in path: compiled once, run on the driver's connection (fota_server.db.prepared)
+        self._checkin = Prepared(_upsert_checkin(dialect_insert), dialect)
+        self._was_reverted = Prepared(_WAS_REVERTED, dialect)
+        self._open_update = Prepared(_OPEN_UPDATE, dialect)
         sync = dialect_insert(sync_state)
         self._sync = sync.on_conflict_do_update(index_elements=[sync_state.c.name], set_={
             c.name: sync.excluded[c.name] for c in sync_state.c if c.name != "name"})
@@ -170,7 +175,7 @@ class Registry:
         ts = now_iso()
         a, b = slots["A"], slots["B"]
         with self._auto() as conn:  # one statement: atomic on its own
-            conn.execute(self._checkin, {
+            self._checkin.execute(conn, {
                 "device_id": device_id, "first_seen": ts, "last_seen": ts, "checkins": 1,
                 "running_slot": running_slot, "running_version": running_version,
                 "slot_a_state": a["state"], "slot_a_version": a.get("version"),
@@ -178,8 +183,8 @@ class Registry:
 
     def was_reverted(self, device_id: str, version: str, sha256: str) -> bool:
         with self._auto() as conn:
-            row = conn.execute(_WAS_REVERTED, {"p_device": device_id, "p_version": version,
-                                               "p_sha256": sha256}).first()
+            row = self._was_reverted.execute(conn, {"p_device": device_id, "p_version": version,
+                                                    "p_sha256": sha256}).fetchone()
         return row is not None
 
     def open_update(self, device_id: str, version: str, target_slot: str, file: str, size: int, sha256: str,
@@ -188,9 +193,9 @@ class Registry:
         whether it was created now."""
         key = {"p_device": device_id, "p_version": version, "p_target": target_slot, "p_sha256": sha256}
         with self._auto() as conn:  # the usual case, a bridge checking in again: one query
-            uid = conn.execute(_OPEN_UPDATE, key).scalar()
-        if uid is not None:
-            return int(uid), False
+            row = self._open_update.execute(conn, key).fetchone()
+        if row is not None:
+            return int(row[0]), False
         with self._write() as conn:
             if self._row_locks:  # one offer at a time per device (SQLite: BEGIN IMMEDIATE did it)
                 conn.execute(_LOCK_DEVICE, {"p_device": device_id})

@@ -19,6 +19,7 @@ MODULES = [
     "fota_server.registry",
     "fota_server.db.engine",
     "fota_server.db.migrate",
+    "fota_server.db.prepared",
     "fota_server.firmware",
 ]
 

@@ -276,12 +276,21 @@ def test_lost_database_connections_answer_503_then_reconnect(tmp_path: Path, pos
     from fota_server.app import ServerSettings, create_app
 
     url = postgres.create_database()
-    with TestClient(create_app(ServerSettings(firmware_dir=tmp_path / "fw", db_path=url))) as client:
-        assert client.get("/api/v1/status").json()["devices"] == 0
-        name = url.split("/")[3].split("?")[0]
+    name = url.split("/")[3].split("?")[0]
+
+    def cut() -> None:
         with postgres.connect() as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        r = client.get("/api/v1/status")
-        assert r.status_code == 503
-        assert r.json()["detail"] == "the registry database is unavailable; try again later"
-        assert client.get("/api/v1/status").status_code == 200
+
+    body = {"device_id": DEV, "running_slot": "A", "running_version": "1.0.0", "slots": SLOTS}
+    with TestClient(create_app(ServerSettings(firmware_dir=tmp_path / "fw", db_path=url))) as client:
+        assert client.get("/api/v1/status").json()["devices"] == 0
+        assert client.post("/api/v1/checkin", json=body).status_code == 200
+        for request in (lambda: client.get("/api/v1/status"),  # queries through SQLAlchemy
+                        lambda: client.post("/api/v1/checkin", json=body)):  # the prepared statements
+            cut()
+            r = request()
+            assert r.status_code == 503, r.text
+            assert r.json()["detail"] == "the registry database is unavailable; try again later"
+            assert request().status_code == 200
+        assert client.get(f"/api/v1/devices/{DEV}").json()["checkins"] == 2

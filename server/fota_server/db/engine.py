@@ -108,7 +108,12 @@ class Database:
         """A connection in autocommit mode: each statement is a transaction of its own, which saves
         a BEGIN and a COMMIT (PostgreSQL: two round trips). For queries, and writes of one statement."""
         with self._lock, self._unavailable(), (self.auto_engine or self.engine).connect() as conn:
-            yield conn
+            try:
+                yield conn
+            except self._driver_error as e:  # from a fota_server.db.prepared statement
+                conn.invalidate()  # not back into the pool: the next use reconnects
+                raise DatabaseUnavailable(f"the registry database {self.describe()} is unavailable: "
+                                          f"{reason_of(e)}") from None
 
     @contextlib.contextmanager
     def _unavailable(self) -> Iterator[None]:
@@ -117,6 +122,11 @@ class Database:
         except OperationalError as e:
             raise DatabaseUnavailable(f"the registry database {self.describe()} is unavailable: "
                                       f"{reason_of(e)}") from None
+
+    @property
+    def _driver_error(self) -> type[Exception]:
+        """The driver's OperationalError (a lost connection, a server that went away)."""
+        return self.engine.dialect.loaded_dbapi.OperationalError  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -173,7 +183,7 @@ def shown(url: URL) -> str:
     return redact_url(url.render_as_string(hide_password=False))
 
 
-def reason_of(e: SQLAlchemyError) -> str:
+def reason_of(e: Exception) -> str:
     """The driver's own message (first line), without SQLAlchemy's statement dump and links."""
     orig = getattr(e, "orig", None)
     text = str(orig if orig is not None else e).strip()
