@@ -54,7 +54,10 @@ def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", workers: 
     (``fota_server.workers``), each building the app from the same configuration."""
     if workers > 1:
         check_listen(cfg)
-        # the workers read the configuration themselves, as fota_server.workers says
+        # the workers read the configuration themselves (fota_server.workers): what the command line
+        # changed goes to them through the environment
+        os.environ["FOTA_SERVER_HOST"] = cfg.server.host
+        os.environ["FOTA_SERVER_PORT"] = str(cfg.server.port)
         os.environ[SYNC_ENV] = "1" if sync else "0"
         os.environ[LOG_LEVEL_ENV] = log_level
         app: FastAPI | str = "fota_server.workers:create_worker_app"
