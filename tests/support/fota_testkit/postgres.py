@@ -11,7 +11,8 @@ server runs without fsync (a test database needs no durability). A test gets an 
 from :meth:`PostgresServer.fresh_registry` (one migrated database, its rows deleted: a few
 milliseconds) or a database of its own from :meth:`PostgresServer.create_database`.
 
-The binaries are looked up in ``$FOTA_PG_BINDIR``, then on PATH, then in
+A server whose test run was killed (its ``owner.pid`` names a process that is gone) is stopped and
+deleted by the next start. The binaries are looked up in ``$FOTA_PG_BINDIR``, then on PATH, then in
 /usr/lib/postgresql/<newest>/bin (Debian); ``scripts/setup.sh`` installs the ``postgresql`` package.
 """
 
@@ -37,6 +38,8 @@ REGISTRY = "fota_registry"
 TABLES = ("updates", "devices", "sync_state")
 START_TIMEOUT_S = 60
 UNPRIVILEGED = "nobody"
+PREFIX = "fota-pg-"
+OWNER_FILE = "owner.pid"  # the test process that started the server
 # a test database needs no durability
 TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
                  "max_connections": "200"}
@@ -62,6 +65,28 @@ def find_bindir() -> Path:
             return d
     raise PostgresUnavailable("PostgreSQL's initdb and pg_ctl were not found (FOTA_PG_BINDIR, PATH, "
                               "/usr/lib/postgresql/*/bin): run scripts/setup.sh (Debian package postgresql)")
+
+
+def stop_orphans(bindir: Path) -> None:
+    """Stop and delete the servers of test runs that died without stopping theirs (killed pytest)."""
+    base = Path("/tmp" if os.geteuid() == 0 else tempfile.gettempdir())
+    for root in base.glob(f"{PREFIX}*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+            os.kill(owner, 0)
+            continue  # its test run is still going
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge
+        _stop(bindir, root / "data")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(bindir: Path, data: Path) -> None:
+    if (data / "postmaster.pid").exists():
+        cmd = [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+        subprocess.run(_as_server_user(cmd), capture_output=True, check=False)
 
 
 def _as_server_user(cmd: list[str]) -> list[str]:
@@ -101,7 +126,10 @@ class PostgresServer:
     def start(cls, settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
         """``settings``: server settings (postgresql.conf names) instead of ``TEST_SETTINGS``."""
         bindir = find_bindir()
-        root = Path(tempfile.mkdtemp(prefix="fota-pg-"))  # under /tmp: the server user can reach it
+        stop_orphans(bindir)
+        # as root, under /tmp itself: the server user must reach it (TMPDIR may be private)
+        root = Path(tempfile.mkdtemp(prefix=PREFIX, dir="/tmp" if os.geteuid() == 0 else None))
+        (root / OWNER_FILE).write_text(str(os.getpid()))
         server = cls(root, bindir, free_port())
         try:
             if os.geteuid() == 0:
@@ -115,9 +143,7 @@ class PostgresServer:
                         "-t", str(START_TIMEOUT_S), "start")
             yield server
         finally:
-            if (server.data / "postmaster.pid").exists():
-                subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(server.data), "-m",
-                                                "immediate", "-w", "stop"]), capture_output=True, check=False)
+            _stop(bindir, server.data)
             shutil.rmtree(root, ignore_errors=True)
 
     def _run(self, tool: str, *args: str) -> None:
