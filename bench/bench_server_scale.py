@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bridges", type=int, default=200, help="concurrent simulated bridges (default 200)")
     ap.add_argument("--checkins", type=int, default=25, help="check-ins per bridge and run (default 25)")
-    ap.add_argument("--rate", type=float, default=500.0,
-                    help="total check-in rate of the paced run, per second (default 500)")
+    ap.add_argument("--rate", type=float, default=250.0,
+                    help="total check-in rate of the paced run, per second (default 250)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args(argv)
     for name in ("bridges", "checkins"):

@@ -294,3 +294,19 @@ def test_lost_database_connections_answer_503_then_reconnect(tmp_path: Path, pos
             assert r.json()["detail"] == "the registry database is unavailable; try again later"
             assert request().status_code == 200
         assert client.get(f"/api/v1/devices/{DEV}").json()["checkins"] == 2
+
+
+def test_fota_server_migrate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from fota_server.cli import main
+
+    path = tmp_path / "server.db"
+    shutil.copy(DATA / "registry-before-migrations.db", path)
+    config = tmp_path / "fota.toml"
+    config.write_text(f'[server]\ndatabase_url = "sqlite:///{path}"\n')
+    assert main(["migrate", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"registry sqlite:///{path}: schema upgraded from 0001_initial to {head()}" in out
+    assert main(["migrate", "--config", str(config)]) == 0
+    assert f"schema already at {head()}" in capsys.readouterr().out
+    assert main(["--workers", "0", "--config", str(config)]) == 2
+    assert "--workers must be 1 or more, not 0" in capsys.readouterr().err
