@@ -62,7 +62,7 @@ API = "/api/v1"
 @dataclass
 class ServerSettings:
     firmware_dir: Path
-    db_path: Path | str
+    db_path: Path | str  # the registry: a SQLite file, ":memory:" or a database URL (fota_server.db.engine)
     token: str | None = None
     sync_interval_s: float | None = None  # None: no periodic sync (only on start and on request)
     store_factory: Callable[[], S3Store] | None = None  # None: no S3 (sync is disabled)
