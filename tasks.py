@@ -228,9 +228,11 @@ def s3_status(c: Context) -> None:
     "log_level": "uvicorn/server log level: debug, info, warning (default info)",
     "insecure_http": "serve plain HTTP beyond loopback (without [server] tls_cert/tls_key the server "
                      "refuses)",
+    "workers": "server processes (default 1); more share the registry, best on PostgreSQL "
+               "([server] database_url)",
 })
 def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
-          log_level: str = "info", insecure_http: bool = False) -> None:
+          log_level: str = "info", insecure_http: bool = False, workers: int = 1) -> None:
     """Run the update server in the foreground."""
     from fota_formats.errors import FotaError
     from fota_lab.locals3 import describe_start, start
@@ -249,8 +251,23 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
             changes["host"] = host
         if port:
             changes["port"] = port
+        if workers < 1:
+            raise Exit(f"invoke: --workers must be 1 or more, not {workers}", code=1)
         do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level,
-                 insecure_http=insecure_http)
+                 insecure_http=insecure_http, workers=workers)
+    except FotaError as e:
+        raise _fail(e) from None
+
+
+@task(name="db-upgrade")
+def db_upgrade(c: Context) -> None:
+    """Bring the server's registry database (SQLite file or [server] database_url) to the newest
+    schema; the server also does this when it starts."""
+    from fota_formats.errors import FotaError
+    from fota_server.db.migrate import migrate_registry
+
+    try:
+        print(migrate_registry(_config().database))
     except FotaError as e:
         raise _fail(e) from None
 
@@ -418,8 +435,8 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 
 @task(iterable=["only"], help={
-    "only": "run only this benchmark (repeatable): build, link, twin, server, vesp32, bridge-mem "
-            "(default: all); the stored rows of the others stay in bench/results.md",
+    "only": "run only this benchmark (repeatable): build, link, twin, server, server-scale, vesp32, "
+            "bridge-mem (default: all); the stored rows of the others stay in bench/results.md",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
     "no_save": "print the table only: leave bench/results.json and results.md as they are",
 })

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # the fake-but-valid image builder of the tests
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # fota_testkit: the fake-but-valid images of the tests
 
 from fota_lab.locals3 import free_port  # noqa: E402
 from fota_server.firmware import FirmwareFolder  # noqa: E402

@@ -4,7 +4,8 @@
 #   bash scripts/setup.sh
 #
 # 1. system tools: the ARM toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi), make, the host
-#    gcc (C unit tests), python3-venv and, when package.json exists, Node.js and npm. Missing ones
+#    gcc (C unit tests), python3-venv, PostgreSQL (the registry tests start one) and, when
+#    package.json exists, Node.js and npm. Missing ones
 #    are installed with apt-get on Debian/Ubuntu as root (or through passwordless sudo); otherwise
 #    the script names what to install and exits with status 1;
 # 2. the Python virtual environment .venv with `pip install -e '.[dev]'` (again only when
@@ -32,6 +33,12 @@ if ! have arm-none-eabi-gcc || [[ "$(arm-none-eabi-gcc "${ARM_FLAGS[@]}" -print-
     missing+=(libnewlib-arm-none-eabi)
 fi
 have make || missing+=(make)
+# PostgreSQL server binaries: the registry tests run on SQLite and on a PostgreSQL they start
+# themselves (tests/support/fota_testkit/postgres.py); Debian keeps initdb off PATH.
+if ! have initdb && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    missing+=(postgresql)
+fi
+have runuser || [[ $(id -u) -ne 0 ]] || missing+=(util-linux)
 have gcc || missing+=(gcc)
 have "$PYTHON" || missing+=(python3)
 if have "$PYTHON" && [[ ! -x .venv/bin/python ]] && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
@@ -46,7 +53,7 @@ if ((${#missing[@]})); then
     install_cmd="apt-get install -y --no-install-recommends ${missing[*]}"
     if [[ ! -r /etc/debian_version ]] || ! have apt-get; then
         die "missing: ${missing[*]}. This is not a Debian/Ubuntu system: install the equivalent packages \
-with your package manager (the ARM GNU toolchain arm-none-eabi-gcc with newlib, make, gcc, Python >= 3.11 \
+with your package manager (the ARM GNU toolchain arm-none-eabi-gcc with newlib, make, gcc, PostgreSQL, Python >= 3.11 \
 with venv, Node.js >= 20 and npm), then run this script again."
     fi
     if [[ $(id -u) -eq 0 ]]; then

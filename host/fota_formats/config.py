@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,6 +79,9 @@ class ServerConfig:
     tls_key: Path | None = None       # ... and its private key (PEM); both or neither
     direct_downloads: bool = False    # check-ins answer presigned S3 URLs instead of the server's own
     download_url_expiry_s: int = DEFAULT_DOWNLOAD_URL_EXPIRY_S
+    # The registry database: None for the SQLite file at [paths] db; a URL names another one,
+    # postgresql://user@host/db (may hold a password: printed only through redact_url).
+    database_url: str | None = field(default=None, repr=False)
 
     @property
     def loopback_only(self) -> bool:
@@ -108,6 +112,16 @@ class FotaConfig:
         """Local copy of every object uploaded to the embedded S3, restored when it starts."""
         return self.state_dir / "s3-mirror"
 
+    @property
+    def database(self) -> str | Path:
+        """The registry database: the configured URL, else the SQLite file at ``db_path``."""
+        return self.server.database_url or self.db_path
+
+    def describe_database(self) -> str:
+        """The registry database for messages and logs, without its password."""
+        url = self.server.database_url
+        return redact_url(url) if url else f"SQLite {self.db_path}"
+
     def with_s3(self, **changes: Any) -> FotaConfig:
         return replace(self, s3=replace(self.s3, **changes))
 
@@ -125,6 +139,43 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the authority or a ``password=`` query parameter) replaced by ***.
+
+        >>> redact_url("postgresql://fota:s3cret@db.lan:5432/fota?sslmode=require&password=x")
+        'postgresql://fota:***@db.lan:5432/fota?sslmode=require&password=***'
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if sep else netloc
+    params = [p for p in parts.query.split("&") if p]
+    query = "&".join(f"{p.partition('=')[0]}=***" if p.partition("=")[0].lower() == "password" else p
+                     for p in params)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    # built by hand: urlunsplit would drop the empty authority of sqlite:////abs/path
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else ""))
+
+
+def check_database_url(url: str, source: str) -> str:
+    """A registry URL this project can use: sqlite:///path or postgresql://... (psycopg)."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"Failed to read the configuration ({source}): database_url {redact_url(url)!r} "
+                          f"must start with sqlite:/// or postgresql:// (postgresql+psycopg:// also works)")
+    return url
+
+
 _ENV: dict[str, tuple[str, str, type]] = {
     # variable: (section, key, type)
     "FOTA_S3_BUCKET": ("s3", "bucket", str),
@@ -140,6 +191,7 @@ _ENV: dict[str, tuple[str, str, type]] = {
     "FOTA_SERVER_TLS_KEY": ("server", "tls_key", str),
     "FOTA_DIRECT_DOWNLOADS": ("server", "direct_downloads", bool),
     "FOTA_DOWNLOAD_URL_EXPIRY": ("server", "download_url_expiry_s", int),
+    "FOTA_DATABASE_URL": ("server", "database_url", str),
     "FOTA_STATE_DIR": ("paths", "state_dir", str),
     "FOTA_FIRMWARE_DIR": ("paths", "firmware_dir", str),
     "FOTA_DB": ("paths", "db", str),
@@ -149,7 +201,8 @@ _ENV: dict[str, tuple[str, str, type]] = {
 _KNOWN: dict[str, dict[str, type]] = {
     "s3": {"bucket": str, "prefix": str, "region": str, "endpoint_url": str},
     "server": {"host": str, "port": int, "token": str, "operator_token": str, "sync_interval_s": float,
-               "tls_cert": str, "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int},
+               "tls_cert": str, "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int,
+               "database_url": str},
     "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
 }
 
@@ -261,13 +314,16 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
         given, missing = ("tls_cert", "tls_key") if cert else ("tls_key", "tls_cert")
         raise ConfigError(f"Failed to read the configuration ({source}): [server] {given} is set but "
                           f"{missing} is not; HTTPS needs both (`invoke certs` makes them)")
+    database_url = sv.get("database_url") or None
+    if database_url is not None:
+        check_database_url(database_url, source)
     server = ServerConfig(host=sv.get("host", "127.0.0.1"), port=port, token=sv.get("token") or None,
                           operator_token=sv.get("operator_token") or None,
                           sync_interval_s=interval,
                           tls_cert=_rel(Path(cert)) if cert else None,
                           tls_key=_rel(Path(key)) if key else None,
                           direct_downloads=bool(sv.get("direct_downloads", False)),
-                          download_url_expiry_s=expiry)
+                          download_url_expiry_s=expiry, database_url=database_url)
 
     pv = merged.get("paths", {})
 

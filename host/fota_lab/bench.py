@@ -52,6 +52,7 @@ BENCHES = {b.name: b for b in (
     Bench("link", "bench_link.py"),
     Bench("twin", "bench_twin.py"),
     Bench("server", "bench_server.py"),
+    Bench("server-scale", "bench_server_scale.py"),
     Bench("vesp32", "bench_vesp32.py"),
     Bench("bridge-mem", "bench_bridge_mem.py"),
 )}

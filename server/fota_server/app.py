@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,7 @@ API = "/api/v1"
 @dataclass
 class ServerSettings:
     firmware_dir: Path
-    db_path: Path | str
+    db_path: Path | str  # the registry: a SQLite file, ":memory:" or a database URL (fota_server.db.engine)
     token: str | None = field(default=None, repr=False)  # the device token
     operator_token: str | None = field(default=None, repr=False)
     sync_interval_s: float | None = None  # None: no periodic sync (only on start and on request)
@@ -98,21 +99,37 @@ class ServerState:
         self.folder = FirmwareFolder(settings.firmware_dir)
         self.registry = Registry(settings.db_path)
         self.limiter = DeviceLimiter(settings.device_rate)
-        self.release: LocalRelease | None = None
+        self._release: LocalRelease | None = None
+        self._loaded_link: str | None = None  # where `current` pointed when _release was loaded
         self.by_version: dict[str, LocalRelease] = {}
         self.last_sync: SyncResult | None = None
         self._store: S3Store | None = None
         self._sync_lock = asyncio.Lock()
 
+    def _current_link(self) -> str | None:
+        try:
+            return os.readlink(self.folder.current)
+        except OSError:
+            return None
+
+    @property
+    def release(self) -> LocalRelease | None:
+        """The release ``current`` points to, reloaded when another server process sharing the
+        folder switched the link (a readlink per call: a few microseconds)."""
+        if self._current_link() != self._loaded_link:
+            self.load_current()
+        return self._release
+
     def load_current(self) -> None:
+        self._loaded_link = self._current_link()
         try:
             self.folder.recover()  # after a crash: leftovers removed, a broken `current` replaced
             rel = self.folder.load()
         except SyncError as e:
             log.error("%s: serving no release until the next successful sync", e)
-            self.release = None
+            self._release = None
             return
-        self.release = rel
+        self._release = rel
         if rel is not None:
             self.by_version[str(rel.version)] = rel
             # keep only what is still on disk: the current release and the previous one
@@ -143,7 +160,8 @@ class ServerState:
         try:
             if self._store is None:
                 self._store = factory()
-            result = sync_once(self._store, self.folder)
+            with self.registry.sync_lock(self.folder.root):  # one sync at a time, across processes
+                result = sync_once(self._store, self.folder)
             if result.status == "error":
                 # Connect afresh next time: the embedded endpoint may have been restarted on another port.
                 self._store = None
@@ -158,6 +176,10 @@ class ServerState:
         async with self._sync_lock:
             result = await asyncio.to_thread(self._sync_blocking)
             previous, self.last_sync = self.last_sync, result
+            try:
+                self.registry.record_sync(result.as_dict())  # what /status of every process shows
+            except Exception as e:
+                log.error("sync: could not record the result in the registry: %s", e)
             if result.status == "updated":
                 self.load_current()
             # A periodic sync that finds nothing new logs at debug level, so that the log shows changes.
@@ -404,7 +426,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         files = {n: {"size": len(b), "sha256": rel.sha256[n]} for n, b in rel.files.items()} if rel else {}
         return {"version": str(rel.version) if rel else None, "downgrade": rel.downgrade if rel else None,
                 "files": files, "source": settings.source,
-                "last_sync": s.last_sync.as_dict() if s.last_sync else None,
+                "last_sync": s.registry.last_sync(),
                 "devices": s.registry.count_devices()}
 
     app.include_router(device)

@@ -1,73 +1,54 @@
-"""Device registry and update history in SQLite.
+"""Device registry and update history: SQLite (the embedded default) or PostgreSQL.
 
     >>> reg = Registry(":memory:")
     >>> reg.count_devices()
     0
+    >>> reg.backend
+    'sqlite'
 
-One connection guarded by a lock: every statement is short (a few tens of microseconds in WAL
-mode), so the async request handlers call it directly instead of hopping to a thread.
+``Registry(target)`` takes what ``fota_server.db.engine.open_database`` takes: a SQLite file path,
+``":memory:"``, or a URL (``postgresql://user@host/db``). It brings the schema to the newest
+migration first (``fota_server.db.migrate``), so a registry from an older server is upgraded in
+place. Every method is one short transaction (a few statements), so the async request handlers call
+them directly; with PostgreSQL, several server processes share one registry, and the row locks
+taken here keep their writes consistent.
 
 An update row is created when a check-in is answered with an update, and reused while it stays
 open (``offered`` or ``in_progress``) for the same device, version and image, so a bridge that
 checks in again before it reports gets the same ``update_id``. Its status then follows the
 reports: ``in_progress`` (progress) and one of ``confirmed`` / ``reverted`` / ``failed`` (result).
+The stored offset only moves forwards: a late report never lowers it.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
+import contextlib
+import logging
+import os
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, Insert, Row, bindparam, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fota_server.db.engine import Database, DatabaseUnavailable, open_database
+from fota_server.db.locks import sync_lock
+from fota_server.db.migrate import upgrade
+from fota_server.db.prepared import Prepared
+from fota_server.db.schema import devices, sync_state, updates
+
 OPEN_STATES = ("offered", "in_progress")
 OUTCOMES = ("confirmed", "reverted", "failed")
+SYNC_LOCK_TIMEOUT_S = 300.0
+SUPERSEDED = "superseded by a newer offer"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device_id       TEXT PRIMARY KEY,
-    first_seen      TEXT NOT NULL,
-    last_seen       TEXT NOT NULL,
-    checkins        INTEGER NOT NULL DEFAULT 0,
-    running_slot    TEXT,
-    running_version TEXT,
-    slot_a_state    TEXT,
-    slot_a_version  TEXT,
-    slot_b_state    TEXT,
-    slot_b_version  TEXT
-);
-CREATE TABLE IF NOT EXISTS updates (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id     TEXT NOT NULL REFERENCES devices(device_id),
-    version       TEXT NOT NULL,
-    target_slot   TEXT NOT NULL,
-    file          TEXT NOT NULL,
-    size          INTEGER NOT NULL,
-    sha256        TEXT NOT NULL,
-    downgrade     INTEGER NOT NULL,
-    from_slot     TEXT NOT NULL,
-    from_version  TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    "offset"      INTEGER NOT NULL DEFAULT 0,
-    outcome       TEXT,
-    reason        TEXT,
-    duration_ms   INTEGER,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    finished_at   TEXT,
-    result_slot   TEXT,
-    result_version TEXT
-);
-CREATE INDEX IF NOT EXISTS updates_by_device ON updates(device_id, id);
-"""
-
-_DEVICE_COLS = ("device_id", "first_seen", "last_seen", "checkins", "running_slot", "running_version",
-                "slot_a_state", "slot_a_version", "slot_b_state", "slot_b_version")
-_UPDATE_COLS = ("id", "device_id", "version", "target_slot", "file", "size", "sha256", "downgrade",
-                "from_slot", "from_version", "status", "offset", "outcome", "reason", "duration_ms",
-                "created_at", "updated_at", "finished_at", "result_slot", "result_version")
-_UPDATE_SELECT = "SELECT " + ", ".join(f'"{c}"' for c in _UPDATE_COLS) + " FROM updates"
+_U = updates.c
+_D = devices.c
+log = logging.getLogger("fota_server")
+_IS_OPEN = or_(*(_U.status == s for s in OPEN_STATES))  # not IN (...): that is expanded per execution
 
 
 class RegistryError(Exception):
@@ -83,8 +64,8 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
-def _device(row: tuple[Any, ...]) -> dict[str, Any]:
-    d = dict(zip(_DEVICE_COLS, row, strict=True))
+def _device(row: Row[Any]) -> dict[str, Any]:
+    d = row._mapping
     return {
         "device_id": d["device_id"], "first_seen": d["first_seen"], "last_seen": d["last_seen"],
         "checkins": d["checkins"], "running_slot": d["running_slot"], "running_version": d["running_version"],
@@ -93,86 +74,154 @@ def _device(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def _update(row: tuple[Any, ...]) -> dict[str, Any]:
-    u = dict(zip(_UPDATE_COLS, row, strict=True))
+def _update(row: Row[Any]) -> dict[str, Any]:
+    u = dict(row._mapping)
     u["downgrade"] = bool(u["downgrade"])
     return u
 
 
+def _upsert_checkin(dialect_insert: Any) -> Insert:
+    stmt = dialect_insert(devices)
+    return stmt.on_conflict_do_update(index_elements=[_D.device_id], set_={
+        "last_seen": stmt.excluded.last_seen, "checkins": _D.checkins + 1,
+        **{c: stmt.excluded[c] for c in ("running_slot", "running_version", "slot_a_state", "slot_a_version",
+                                         "slot_b_state", "slot_b_version")}})
+
+
+# Statements built once (SQLAlchemy caches their compiled form); parameters are bound by name.
+_SELECT_UPDATE = select(updates).where(_U.id == bindparam("p_id"))
+_SELECT_UPDATE_LOCKED = _SELECT_UPDATE.with_for_update()  # PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
+_LOCK_DEVICE = select(_D.device_id).where(_D.device_id == bindparam("p_device")).with_for_update()
+_WAS_REVERTED = select(literal(1)).where(
+    _U.device_id == bindparam("p_device"), _U.version == bindparam("p_version"),
+    _U.sha256 == bindparam("p_sha256"), _U.status == "reverted").limit(1)
+_OPEN_UPDATE = select(_U.id).where(
+    _U.device_id == bindparam("p_device"), _U.version == bindparam("p_version"),
+    _U.target_slot == bindparam("p_target"), _U.sha256 == bindparam("p_sha256"),
+    _IS_OPEN).order_by(_U.id.desc()).limit(1)
+_SUPERSEDE = update(updates).where(_U.device_id == bindparam("p_device"), _IS_OPEN).values(
+    status="failed", outcome="failed", reason=SUPERSEDED, finished_at=bindparam("p_ts"),
+    updated_at=bindparam("p_ts"))
+_PROGRESS = update(updates).where(_U.id == bindparam("p_id")).values(
+    status="in_progress", offset=bindparam("p_offset"), updated_at=bindparam("p_ts"))
+_RESULT = update(updates).where(_U.id == bindparam("p_id")).values(
+    status=bindparam("p_outcome"), outcome=bindparam("p_outcome"), reason=bindparam("p_reason"),
+    duration_ms=bindparam("p_duration"), offset=bindparam("p_offset"), updated_at=bindparam("p_ts"),
+    finished_at=bindparam("p_ts"), result_slot=bindparam("p_slot"), result_version=bindparam("p_version"))
+_RUNNING = update(devices).where(_D.device_id == bindparam("p_device")).values(
+    running_slot=bindparam("p_slot"), running_version=bindparam("p_version"), last_seen=bindparam("p_ts"))
+_INSERT_UPDATE = updates.insert()
+_COUNT_DEVICES = select(func.count()).select_from(devices)
+_DEVICES = select(devices).order_by(_D.device_id).limit(bindparam("p_limit")).offset(bindparam("p_offset"))
+_DEVICE = select(devices).where(_D.device_id == bindparam("p_device"))
+_UPDATES = select(updates).order_by(_U.id.desc()).limit(bindparam("p_limit")).offset(bindparam("p_offset"))
+_UPDATES_OF = select(updates).where(_U.device_id == bindparam("p_device")).order_by(_U.id.desc()).limit(
+    bindparam("p_limit")).offset(bindparam("p_offset"))
+_COUNT_UPDATES = select(func.count()).select_from(updates)
+_COUNT_UPDATES_OF = _COUNT_UPDATES.where(_U.device_id == bindparam("p_device"))
+_LAST_SYNC = select(sync_state).where(sync_state.c.name == "last")
+
+
 class Registry:
-    def __init__(self, path: Path | str) -> None:
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+    def __init__(self, target: Path | str) -> None:
+        self.db: Database = open_database(target)
+        upgrade(self.db)
+        dialect_insert = postgresql.insert if self.db.backend == "postgresql" else sqlite.insert
+        dialect = self.db.engine.dialect
+        # the check-in path: compiled once, run on the driver's connection (fota_server.db.prepared)
+        self._checkin = Prepared(_upsert_checkin(dialect_insert), dialect)
+        self._was_reverted = Prepared(_WAS_REVERTED, dialect)
+        self._open_update = Prepared(_OPEN_UPDATE, dialect)
+        sync = dialect_insert(sync_state)
+        self._sync = sync.on_conflict_do_update(index_elements=[sync_state.c.name], set_={
+            c.name: sync.excluded[c.name] for c in sync_state.c if c.name != "name"})
+        self._instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._row_locks = self.db.backend == "postgresql"
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.db.backend
+
+    def describe(self) -> str:
+        """The database for logs (no password)."""
+        return self.db.describe()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._unavailable(), self.db.write() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _auto(self) -> Iterator[Connection]:
+        with self._unavailable(), self.db.autocommit() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """A database that went away answers 503 (the detail goes to the log, not to the client)."""
+        try:
+            yield
+        except DatabaseUnavailable as e:
+            log.error("%s", e)
+            raise RegistryError(503, "the registry database is unavailable; try again later") from None
 
     # -- check-in ---------------------------------------------------------------------------------
     def record_checkin(self, device_id: str, running_slot: str, running_version: str,
                        slots: dict[str, dict[str, Any]]) -> None:
         ts = now_iso()
         a, b = slots["A"], slots["B"]
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO devices (device_id, first_seen, last_seen, checkins, running_slot,"
-                " running_version, slot_a_state, slot_a_version, slot_b_state, slot_b_version)"
-                " VALUES (?,?,?,1,?,?,?,?,?,?)"
-                " ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen, checkins=checkins+1,"
-                " running_slot=excluded.running_slot, running_version=excluded.running_version,"
-                " slot_a_state=excluded.slot_a_state, slot_a_version=excluded.slot_a_version,"
-                " slot_b_state=excluded.slot_b_state, slot_b_version=excluded.slot_b_version",
-                (device_id, ts, ts, running_slot, running_version, a["state"], a.get("version"),
-                 b["state"], b.get("version")))
+        with self._auto() as conn:  # one statement: atomic on its own
+            self._checkin.execute(conn, {
+                "device_id": device_id, "first_seen": ts, "last_seen": ts, "checkins": 1,
+                "running_slot": running_slot, "running_version": running_version,
+                "slot_a_state": a["state"], "slot_a_version": a.get("version"),
+                "slot_b_state": b["state"], "slot_b_version": b.get("version")})
 
     def was_reverted(self, device_id: str, version: str, sha256: str) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM updates WHERE device_id=? AND version=? AND sha256=?"
-                " AND status='reverted' LIMIT 1",
-                (device_id, version, sha256)).fetchone()
+        with self._auto() as conn:
+            row = self._was_reverted.execute(conn, {"p_device": device_id, "p_version": version,
+                                                    "p_sha256": sha256}).fetchone()
         return row is not None
 
     def open_update(self, device_id: str, version: str, target_slot: str, file: str, size: int, sha256: str,
                     downgrade: bool, from_slot: str, from_version: str) -> tuple[int, bool]:
         """The id of the open update for this device and image (created if there is none), and
         whether it was created now."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id FROM updates WHERE device_id=? AND version=? AND target_slot=? AND sha256=?"
-                " AND status IN ('offered','in_progress') ORDER BY id DESC LIMIT 1",
-                (device_id, version, target_slot, sha256)).fetchone()
-            if row is not None:
-                return int(row[0]), False
+        key = {"p_device": device_id, "p_version": version, "p_target": target_slot, "p_sha256": sha256}
+        with self._auto() as conn:  # the usual case, a bridge checking in again: one query
+            row = self._open_update.execute(conn, key).fetchone()
+        if row is not None:
+            return int(row[0]), False
+        with self._write() as conn:
+            if self._row_locks:  # one offer at a time per device (SQLite: BEGIN IMMEDIATE did it)
+                conn.execute(_LOCK_DEVICE, {"p_device": device_id})
+            uid = conn.execute(_OPEN_UPDATE, key).scalar()  # again: another process may have made it
+            if uid is not None:
+                return int(uid), False
             ts = now_iso()
             # Any other open update of this device is superseded by this one.
-            self._db.execute(
-                "UPDATE updates SET status='failed', outcome='failed', reason='superseded by a newer offer',"
-                " finished_at=?, updated_at=? WHERE device_id=? AND status IN ('offered','in_progress')",
-                (ts, ts, device_id))
-            cur = self._db.execute(
-                "INSERT INTO updates (device_id, version, target_slot, file, size, sha256, downgrade,"
-                " from_slot, from_version, status, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,'offered',?,?)",
-                (device_id, version, target_slot, file, size, sha256, int(downgrade), from_slot, from_version,
-                 ts, ts))
-            return int(cur.lastrowid or 0), True
+            conn.execute(_SUPERSEDE, {"p_device": device_id, "p_ts": ts})
+            res = conn.execute(_INSERT_UPDATE, {
+                "device_id": device_id, "version": version, "target_slot": target_slot, "file": file,
+                "size": size, "sha256": sha256, "downgrade": downgrade, "from_slot": from_slot,
+                "from_version": from_version, "status": "offered", "offset": 0, "created_at": ts,
+                "updated_at": ts})
+            return int(res.inserted_primary_key[0]), True
 
     # -- reports ----------------------------------------------------------------------------------
     def report(self, device_id: str, update_id: int, stage: str, offset: int, outcome: str | None,
                reason: str | None, duration_ms: int | None, running_slot: str | None,
                running_version: str | None) -> dict[str, Any]:
+        if reason is not None and "\x00" in reason:  # PostgreSQL text cannot hold it; refused on both
+            raise RegistryError(422, "invalid request: reason: NUL characters are not allowed")
         ts = now_iso()
-        with self._lock:
-            row = self._db.execute(_UPDATE_SELECT + " WHERE id=?", (update_id,)).fetchone()
-            if row is None or row[1] != device_id:
+        with self._write() as conn:
+            row = conn.execute(_SELECT_UPDATE_LOCKED, {"p_id": update_id}).first()
+            if row is None or row.device_id != device_id:
                 raise RegistryError(404, f"update {update_id} of device {device_id} not found")
             upd = _update(row)
             if stage == "progress":
@@ -180,9 +229,8 @@ class Registry:
                     raise RegistryError(409, f"update {update_id} is already finished ({upd['status']})")
                 if offset > upd["size"]:
                     raise RegistryError(422, f"offset {offset} is beyond the image size {upd['size']}")
-                # MAX: a late report with a smaller offset does not move the progress back.
-                self._db.execute("UPDATE updates SET status='in_progress', \"offset\"=MAX(\"offset\", ?),"
-                                 " updated_at=? WHERE id=?", (offset, ts, update_id))
+                conn.execute(_PROGRESS, {"p_id": update_id, "p_offset": max(offset, upd["offset"]),
+                                         "p_ts": ts})
             else:
                 if outcome is None:
                     raise RegistryError(422, "a result report needs an outcome: confirmed, reverted or "
@@ -191,66 +239,77 @@ class Registry:
                     if upd["outcome"] == outcome:  # a repeated report (the bridge retried): fine
                         return upd
                     raise RegistryError(409, f"update {update_id} already finished as {upd['status']}")
-                self._db.execute(
-                    'UPDATE updates SET status=?, outcome=?, reason=?, duration_ms=?, "offset"=?,'
-                    " updated_at=?, finished_at=?, result_slot=?, result_version=? WHERE id=?",
-                    (outcome, outcome, reason, duration_ms, max(offset, upd["offset"]), ts, ts,
-                     running_slot, running_version, update_id))
+                conn.execute(_RESULT, {
+                    "p_id": update_id, "p_outcome": outcome, "p_reason": reason, "p_duration": duration_ms,
+                    "p_offset": max(offset, upd["offset"]), "p_ts": ts, "p_slot": running_slot,
+                    "p_version": running_version})
             if running_slot is not None and running_version is not None:
-                self._db.execute("UPDATE devices SET running_slot=?, running_version=?, last_seen=?"
-                                 " WHERE device_id=?", (running_slot, running_version, ts, device_id))
-            row = self._db.execute(_UPDATE_SELECT + " WHERE id=?", (update_id,)).fetchone()
+                conn.execute(_RUNNING, {"p_device": device_id, "p_slot": running_slot,
+                                        "p_version": running_version, "p_ts": ts})
+            row = conn.execute(_SELECT_UPDATE, {"p_id": update_id}).one()
         return _update(row)
 
     # -- queries ----------------------------------------------------------------------------------
     def count_devices(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
+        with self._auto() as conn:
+            return int(conn.execute(_COUNT_DEVICES).scalar_one())
 
-    def devices(self, limit: int = 1000) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT " + ", ".join(_DEVICE_COLS)
-                                    + " FROM devices ORDER BY device_id LIMIT ?", (limit,)).fetchall()
+    def list_devices(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of devices in device ID order."""
+        with self._auto() as conn:
+            rows = conn.execute(_DEVICES, {"p_limit": limit, "p_offset": offset}).all()
         return [_device(r) for r in rows]
 
+    def devices(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return self.list_devices(0, limit)
+
     def device(self, device_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT " + ", ".join(_DEVICE_COLS) + " FROM devices WHERE device_id=?",
-                                   (device_id,)).fetchone()
+        with self._auto() as conn:
+            row = conn.execute(_DEVICE, {"p_device": device_id}).first()
         return _device(row) if row else None
 
     def updates(self, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        with self._lock:
-            if device_id is None:
-                rows = self._db.execute(_UPDATE_SELECT + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-            else:
-                rows = self._db.execute(_UPDATE_SELECT + " WHERE device_id=? ORDER BY id DESC LIMIT ?",
-                                        (device_id, limit)).fetchall()
-        return [_update(r) for r in rows]
-
-    # -- pages (offset / limit, with the totals the list routes report) ----------------------------
-    def list_devices(self, offset: int, limit: int) -> list[dict[str, Any]]:
-        """Devices ordered by ID, ``limit`` of them from ``offset``."""
-        with self._lock:
-            rows = self._db.execute("SELECT " + ", ".join(_DEVICE_COLS)
-                                    + " FROM devices ORDER BY device_id LIMIT ? OFFSET ?",
-                                    (limit, offset)).fetchall()
-        return [_device(r) for r in rows]
-
-    def count_updates(self, device_id: str | None = None) -> int:
-        with self._lock:
-            if device_id is None:
-                return int(self._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0])
-            return int(self._db.execute("SELECT COUNT(*) FROM updates WHERE device_id=?",
-                                        (device_id,)).fetchone()[0])
+        """Update history, newest first (of one device, or of all)."""
+        return self.list_updates(device_id, 0, limit)
 
     def list_updates(self, device_id: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
         """Updates newest first (of one device, or of all), ``limit`` of them from ``offset``."""
-        with self._lock:
+        with self._auto() as conn:
             if device_id is None:
-                rows = self._db.execute(_UPDATE_SELECT + " ORDER BY id DESC LIMIT ? OFFSET ?",
-                                        (limit, offset)).fetchall()
+                rows = conn.execute(_UPDATES, {"p_limit": limit, "p_offset": offset}).all()
             else:
-                rows = self._db.execute(_UPDATE_SELECT + " WHERE device_id=? ORDER BY id DESC"
-                                        " LIMIT ? OFFSET ?", (device_id, limit, offset)).fetchall()
+                rows = conn.execute(_UPDATES_OF, {"p_device": device_id, "p_limit": limit,
+                                                  "p_offset": offset}).all()
         return [_update(r) for r in rows]
+
+    def count_updates(self, device_id: str | None = None) -> int:
+        with self._auto() as conn:
+            if device_id is None:
+                return int(conn.execute(_COUNT_UPDATES).scalar_one())
+            return int(conn.execute(_COUNT_UPDATES_OF, {"p_device": device_id}).scalar_one())
+
+    # -- sync state shared by the server processes -----------------------------------------------
+    def record_sync(self, result: dict[str, Any]) -> None:
+        """Store the outcome of a sync (``SyncResult.as_dict()``) as the last one."""
+        with self._auto() as conn:
+            conn.execute(self._sync, {
+                "name": "last", "status": result["status"], "message": result["message"],
+                "local_version": result.get("local_version"), "remote_version": result.get("remote_version"),
+                "at": result["at"], "duration_ms": int(result.get("duration_ms") or 0),
+                "instance": self._instance})
+
+    def last_sync(self) -> dict[str, Any] | None:
+        """The last sync's outcome, whichever server process ran it (None: never synced)."""
+        with self._auto() as conn:
+            row = conn.execute(_LAST_SYNC).first()
+        if row is None:
+            return None
+        d = dict(row._mapping)
+        d.pop("name")
+        return d
+
+    @contextlib.contextmanager
+    def sync_lock(self, folder: Path, timeout_s: float = SYNC_LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Held while syncing ``folder``: one sync at a time across processes and hosts."""
+        with sync_lock(self.db, folder, timeout_s):
+            yield

@@ -12,6 +12,7 @@ access log without query strings (:mod:`fota_server.accesslog`).
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 
 import uvicorn
@@ -27,6 +28,8 @@ from fota_server.protocol import uvicorn_options
 from fota_server.tls import check_transport, tls_options
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+SYNC_ENV = "FOTA_SERVER_SYNC"  # read by fota_server.workers
+LOG_LEVEL_ENV = "FOTA_SERVER_LOG_LEVEL"
 
 
 def check_listen(cfg: FotaConfig) -> None:
@@ -52,7 +55,7 @@ def check_listen(cfg: FotaConfig) -> None:
 def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
     def factory() -> S3Store:
         return open_store(cfg)
-    return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.db_path, token=cfg.server.token,
+    return ServerSettings(firmware_dir=cfg.firmware_dir, db_path=cfg.database, token=cfg.server.token,
                           operator_token=cfg.server.operator_token,
                           sync_interval_s=cfg.server.sync_interval_s if sync else None,
                           store_factory=factory if sync else None,
@@ -65,11 +68,23 @@ def build_app(cfg: FotaConfig, sync: bool = True) -> FastAPI:
     return create_app(settings_from_config(cfg, sync))
 
 
-def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", insecure_http: bool = False) -> None:
+def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", insecure_http: bool = False,
+          workers: int = 1) -> None:
     """Run in the foreground until interrupted. Beyond loopback: HTTPS, unless ``insecure_http``
-    (fota_server.tls)."""
+    (fota_server.tls); ``workers`` > 1 starts that many processes (``fota_server.workers``), each
+    building the app from the same configuration."""
     check_listen(cfg)
     check_transport(cfg, insecure_http)
+    if workers > 1:
+        # the workers read the configuration themselves (fota_server.workers): what the command line
+        # changed goes to them through the environment
+        os.environ["FOTA_SERVER_HOST"] = cfg.server.host
+        os.environ["FOTA_SERVER_PORT"] = str(cfg.server.port)
+        os.environ[SYNC_ENV] = "1" if sync else "0"
+        os.environ[LOG_LEVEL_ENV] = log_level
+        app: FastAPI | str = "fota_server.workers:create_worker_app"
+    else:
+        app = build_app(cfg, sync)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     tls = tls_options(cfg)
     app = build_app(cfg, sync)
@@ -80,8 +95,10 @@ def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", insecure_
             else "no token (loopback only)")
     downloads = (f"images from presigned S3 URLs ({cfg.server.download_url_expiry_s} s)"
                  if cfg.server.direct_downloads else "images from this server")
-    log.info("serving %s://%s:%d (%s); firmware %s; registry %s; releases from %s; %s", cfg.server.scheme,
-             cfg.server.host, cfg.server.port, auth, cfg.firmware_dir, cfg.db_path,
+    log.info("serving %s://%s:%d (%s); %d worker%s; firmware %s; registry %s; releases from %s; %s",
+             cfg.server.scheme, cfg.server.host, cfg.server.port, auth, workers, "s" if workers > 1 else "",
+             cfg.firmware_dir, cfg.describe_database(),
              cfg.s3.describe() if sync else "nowhere (sync disabled)", downloads)
     uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=log_level, access_log=True,
-                log_config=None, **uvicorn_options(), **tls)
+                log_config=None, workers=workers if workers > 1 else None, factory=workers > 1,
+                **uvicorn_options(), **tls)

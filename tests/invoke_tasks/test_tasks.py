@@ -84,3 +84,11 @@ def test_certs_task_makes_the_ca_and_refuses_to_overwrite(cfg: FotaConfig, tmp_p
     assert "Traceback" not in again.stderr
     forced = invoke(["certs", "--host", "10.1.2.4", "--force"], cfg, tmp_path)
     assert forced.returncode == 0 and "CA kept" in forced.stdout and "for 10.1.2.4," in forced.stdout
+
+
+def test_db_upgrade_creates_then_finds_the_registry_up_to_date(cfg: FotaConfig, tmp_path: Path):
+    first = invoke(["db-upgrade"], cfg, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "server.db: schema upgraded from none to " in first.stdout
+    again = invoke(["db-upgrade"], cfg, tmp_path)
+    assert again.returncode == 0 and "schema already at" in again.stdout

@@ -32,6 +32,7 @@ def checkin_body(slot: str = "A", version: str = "1.0.0", device: str = DEV, **s
 
 def make_client(
     tmp_path: Path,
+    database: str,
     version: str | None = "1.1.0",
     downgrade: bool = False,
     token: str | None = None,
@@ -43,7 +44,7 @@ def make_client(
     app = create_app(
         ServerSettings(
             firmware_dir=folder.root,
-            db_path=tmp_path / "server.db",
+            db_path=database,
             token=token,
             operator_token=operator_token,
         )
@@ -52,8 +53,8 @@ def make_client(
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with make_client(tmp_path) as c:
+def client(tmp_path: Path, database: str) -> Iterator[TestClient]:
+    with make_client(tmp_path, database) as c:
         yield c
 
 
@@ -90,18 +91,18 @@ def test_checkin_decisions(client: TestClient, slot: str, running: str, update: 
     assert len(image.content) == d["size"]
 
 
-def test_downgrade_only_when_marked(tmp_path: Path):
-    with make_client(tmp_path / "plain", "1.0.0") as c:
+def test_downgrade_only_when_marked(tmp_path: Path, database: str):
+    with make_client(tmp_path / "plain", database, "1.0.0") as c:
         d = c.post("/api/v1/checkin", json=checkin_body("B", "2.0.0")).json()
         assert d["update"] is False and "not marked as a downgrade" in d["reason"]
-    with make_client(tmp_path / "marked", "1.0.0", downgrade=True) as c:
+    with make_client(tmp_path / "marked", database, "1.0.0", downgrade=True) as c:
         d = c.post("/api/v1/checkin", json=checkin_body("B", "2.0.0")).json()
         assert d["update"] is True and d["downgrade"] is True and d["target_slot"] == "A"
         assert c.post("/api/v1/checkin", json=checkin_body("A", "1.0.0")).json()["update"] is False
 
 
-def test_no_release_yet(tmp_path: Path):
-    with make_client(tmp_path, None) as c:
+def test_no_release_yet(tmp_path: Path, database: str):
+    with make_client(tmp_path, database, None) as c:
         d = c.post("/api/v1/checkin", json=checkin_body()).json()
         assert d == {"update": False, "reason": "no release on this server yet"}
         assert c.get("/api/v1/firmware/1.0.0/slot-a.bin").status_code == 404
@@ -162,8 +163,8 @@ def test_download_unknown_version_or_name(client: TestClient):
     assert client.get("/api/v1/firmware/..%2F..%2Fetc/slot-a.bin").status_code in (404, 422)
 
 
-def test_previous_release_stays_downloadable_after_sync(tmp_path: Path):
-    with make_client(tmp_path, "1.0.0") as c:
+def test_previous_release_stays_downloadable_after_sync(tmp_path: Path, database: str):
+    with make_client(tmp_path, database, "1.0.0") as c:
         d = c.post("/api/v1/checkin", json=checkin_body("A", "0.9.0")).json()
         install_release(c.app.state.fota.folder, tmp_path, "1.1.0")  # as a sync would
         c.app.state.fota.load_current()
@@ -313,6 +314,16 @@ def test_bad_checkins_get_422_with_a_message(client: TestClient, body: Any):
     assert isinstance(r.json()["detail"], str) and r.json()["detail"].startswith("invalid request")
 
 
+def test_nul_character_in_a_reason_is_refused_on_every_backend(client: TestClient):
+    """PostgreSQL text cannot hold NUL: the registry refuses it (422) on SQLite as well."""
+    d = client.post("/api/v1/checkin", json=checkin_body()).json()
+    base = {"device_id": DEV, "update_id": d["update_id"], "stage": "result", "outcome": "failed"}
+    r = client.post("/api/v1/report", json={**base, "reason": "Wi-Fi\x00lost"})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = client.post("/api/v1/report", json={**base, "reason": "Wi-Fi lost"})
+    assert r.status_code == 200 and r.json()["update"]["reason"] == "Wi-Fi lost"
+
+
 def test_malformed_json_and_huge_numbers(client: TestClient):
     r = client.post("/api/v1/checkin", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and isinstance(r.json()["detail"], str)
@@ -324,8 +335,8 @@ def test_malformed_json_and_huge_numbers(client: TestClient):
     assert r.status_code == 422
 
 
-def test_token_required_when_configured(tmp_path: Path):
-    with make_client(tmp_path, token="s3cret-token") as c:
+def test_token_required_when_configured(tmp_path: Path, database: str):
+    with make_client(tmp_path, database, token="s3cret-token") as c:
         for method, path in (
             ("post", "/api/v1/checkin"),
             ("get", "/api/v1/devices"),
@@ -345,17 +356,19 @@ def test_token_required_when_configured(tmp_path: Path):
         assert c.get("/openapi.json").status_code == 200  # the schema itself is public
 
 
-def lan_config(tmp_path: Path, token: str | None, operator_token: str | None = "op-token") -> FotaConfig:
+def lan_config(tmp_path: Path, token: str | None, operator_token: str | None = "op-token",
+               database: str | None = None) -> FotaConfig:
     return FotaConfig(
         root=tmp_path,
-        server=ServerConfig(host="0.0.0.0", port=8080, token=token, operator_token=operator_token),
+        server=ServerConfig(host="0.0.0.0", port=8080, token=token, operator_token=operator_token,
+                            database_url=database),
         state_dir=tmp_path / ".fota",
         firmware_dir=tmp_path / "fw",
         db_path=tmp_path / "db.sqlite",
     )
 
 
-def test_lan_needs_a_token(tmp_path: Path):
+def test_lan_needs_a_token(tmp_path: Path, database: str):
     with pytest.raises(
         ConfigError, match=r"listening on 0.0.0.0 \(beyond loopback\) requires a device token"
     ):
@@ -365,16 +378,16 @@ def test_lan_needs_a_token(tmp_path: Path):
             check_listen(lan_config(tmp_path, None).with_server(host=host))
     check_listen(lan_config(tmp_path, None, None).with_server(host="127.0.0.1"))  # loopback: optional
     # the app built for the LAN enforces its tokens on every route
-    with TestClient(build_app(lan_config(tmp_path, "lan-token"), sync=False)) as c:
+    with TestClient(build_app(lan_config(tmp_path, "lan-token", database=database), sync=False)) as c:
         assert c.get("/api/v1/status").status_code == 401
         assert c.get("/api/v1/status", headers={"Authorization": "Bearer lan-token"}).status_code == 403
         assert c.get("/api/v1/status", headers={"Authorization": "Bearer op-token"}).status_code == 200
 
 
-def test_token_over_real_http(tmp_path: Path):
+def test_token_over_real_http(tmp_path: Path, database: str):
     folder = FirmwareFolder(tmp_path / "fw")
     install_release(folder, tmp_path, "1.1.0")
-    app = create_app(ServerSettings(firmware_dir=folder.root, db_path=tmp_path / "db", token="tok"))
+    app = create_app(ServerSettings(firmware_dir=folder.root, db_path=database, token="tok"))
     with LiveServer(app) as srv:
         assert httpx.post(srv.url + "/api/v1/checkin", json=checkin_body()).status_code == 401
         r = httpx.post(

@@ -26,11 +26,11 @@ DEV = "aabbccddeeff001122334455"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, module_database: str) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("contract")
     folder = FirmwareFolder(tmp / "fw")
     install_release(folder, tmp, "1.1.0", body=30_000)
-    app = create_app(ServerSettings(firmware_dir=folder.root, db_path=tmp / "db", token=TOKEN))
+    app = create_app(ServerSettings(firmware_dir=folder.root, db_path=module_database, token=TOKEN))
     with LiveServer(app) as srv:
         yield srv
 

@@ -28,14 +28,14 @@ EXAMPLES_PER_OPERATION = 30  # per operation and generation mode (valid, invalid
 
 
 @pytest.fixture(scope="module")
-def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_url(tmp_path_factory: pytest.TempPathFactory, module_database: str) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("fuzz")
     folder = FirmwareFolder(tmp / "fw")
     install_release(folder, tmp, "1.1.0")
     app = create_app(
         ServerSettings(
             firmware_dir=folder.root,
-            db_path=tmp / "db.sqlite",
+            db_path=module_database,
             token=TOKEN,
             operator_token=OPERATOR,
             device_rate="100000/minute",

@@ -35,11 +35,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return False
 
 
-def test_sync_on_start_periodically_and_on_request(cfg: FotaConfig, store: S3Store, tmp_path: Path):
+def test_sync_on_start_periodically_and_on_request(
+    cfg: FotaConfig, store: S3Store, tmp_path: Path, database: str
+):
     release(store, write_build(tmp_path / "b1", "1.1.0"), revision="r")
     settings = ServerSettings(
         firmware_dir=tmp_path / "fw",
-        db_path=tmp_path / "db",
+        db_path=database,
         sync_interval_s=0.2,
         store_factory=lambda: S3Store.connect(cfg.s3),
         source=cfg.s3.describe(),
@@ -64,13 +66,13 @@ def test_sync_on_start_periodically_and_on_request(cfg: FotaConfig, store: S3Sto
         assert status["last_sync"]["status"] == "up-to-date" and "s3://" in status["source"]
 
 
-def test_s3_down_keeps_serving_and_reports(cfg: FotaConfig, tmp_path: Path):
+def test_s3_down_keeps_serving_and_reports(cfg: FotaConfig, tmp_path: Path, database: str):
     folder = FirmwareFolder(tmp_path / "fw")
     install_release(folder, tmp_path, "1.1.0")
     dead = cfg.with_s3(endpoint_url=f"http://127.0.0.1:{free_port()}")
     settings = ServerSettings(
         firmware_dir=folder.root,
-        db_path=tmp_path / "db",
+        db_path=database,
         sync_on_start=False,
         store_factory=lambda: S3Store.connect(dead.s3),
     )
