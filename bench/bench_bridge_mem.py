@@ -8,7 +8,7 @@ The WebAssembly port does not collect garbage while a program runs (docs/virtual
 growth of gc.mem_alloc() between two points of one program is exactly what the program allocated
 in between. The bench deploys the bridge, then runs one update cycle A -> B of a 256 KB image
 (`updater.Updater`, as `updater.update()` builds it) whose log function notes gc.mem_alloc() at
-every progress line (tests/bridge/heap_probe.py), and prints:
+every progress line (fota_lab.heap_probe), and prints:
 
 1. the heap after importing the bridge (its modules: live memory), and what config.load() and
    creating the Link (its buffers), the HTTP client and the Updater take;
@@ -21,7 +21,6 @@ every progress line (tests/bridge/heap_probe.py), and prints:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,12 +31,12 @@ KB = 1024
 
 
 def bench(fw_dir: Path, tmp: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "bridge"))
     from esp32_twin.twin_peer import TwinPeer
-    from fake_server import FakeServer
-    from heap_probe import measure_cycle
+    from fota_lab.devices import boot_twin
+    from fota_lab.fakes import FakeServer
+    from fota_lab.heap_probe import measure_cycle
+    from fota_lab.images import restamp
     from stm32_fota.esp32 import deploy
-    from twin_helpers import boot_twin, restamp
 
     image = restamp((fw_dir / "slot-b.bin").read_bytes(), (1, 1, 0), size=256 * KB)
     board = boot_twin(fw_dir)

@@ -7,7 +7,8 @@
     devices.stop()
 
 The virtual ESP32's thread free-runs the twin while its REPL is idle: ``locked`` holds the twin
-still, and every read of the twin here goes through it.
+still, and every read of the twin here goes through it. ``boot_twin`` is the twin alone, booted on
+a build's images in memory (tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def decode_journal(sector: bytes) -> Journal | None:
         return None
     return Journal(rec.seq, rec.slot_name, rec.state_name, rec.attempts_left, rec.result_name,
                    rec.version_text)
+
+
+def boot_twin(build_dir: Path, slot_b: bool = False, run_ms: float = 300.0) -> Any:
+    """A powered STM32 twin (flash in memory) with the bootloader and Slot A of ``build_dir``
+    (and Slot B with ``slot_b``), ``run_ms`` of virtual time after power-on: the application runs
+    and serves the link."""
+    from stm32_twin import Stm32Twin
+
+    board = Stm32Twin()
+    board.load_build(build_dir, slot_b=slot_b)
+    board.power_on()
+    board.run(ms=run_ms)
+    return board
 
 
 class Devices:
