@@ -142,7 +142,8 @@ def _info_version(info: dict[str, Any]) -> tuple[int, int, int]:
 
 
 class Master:
-    """The master side of the link: the bridge's Link over a port, with host conveniences."""
+    """The master side of the link: the bridge's Link over a port, with host conveniences.
+    ``bridge_code``: the bridge to run (default: the checkout's, ``bridge()``)."""
 
     def __init__(self, port: Any, bridge_code: BridgeModules | None = None) -> None:
         self.port = port
