@@ -38,6 +38,11 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 @task(iterable=["variant"], help={
     "version": "firmware version MAJOR.MINOR.PATCH written into both slot images (default 1.0.0)",
     "build_number": "build number written into both slot images (default 0)",
@@ -121,16 +126,21 @@ def lint(c: Context, fix: bool = False) -> None:
 
 @task(help={
     "k": "only tests matching this pytest -k expression",
+    "m": "only tests with these markers, e.g. 'unit and not slow' (markers: docs/architecture.md, Tests)",
+    "fast": "the inner loop: every test not marked slow, e2e or vesp32 (under a minute on 2 cores)",
     "path": "test file or directory (default: the whole suite)",
     "jobs": "parallel pytest workers (default 2; 0 runs in one process)",
 })
-def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
-    """Run the test suite with pytest (2 workers)."""
+def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "", jobs: int = 2) -> None:
+    """Run the test suite with pytest (2 workers); --fast for the inner loop."""
     args = [sys.executable, "-m", "pytest"]
     if jobs:
         args += ["-n", str(jobs), "--dist", "loadfile"]
     if k:
         args += ["-k", k]
+    marks = [e for e in ("fast" if fast else "", m) if e]
+    if marks:
+        args += ["-m", marks[0] if len(marks) == 1 else " and ".join(f"({e})" for e in marks)]
     if path:
         args.append(path)
     result = c.run(" ".join(_quote(a) for a in args), warn=True, pty=False)
@@ -138,7 +148,7 @@ def test(c: Context, k: str = "", path: str = "", jobs: int = 2) -> None:
         raise Exit("invoke: tests failed (see above)", code=1)
 
 
-# -- releases and the update server (host/stm32_fota/release.py, locals3.py; server/fota_server) --------
+# -- releases and the update server (host/stm32_fota/release.py, host/fota_lab/locals3.py, server/) ----
 
 def _config() -> FotaConfig:
     from fota_formats.config import load_config
@@ -211,12 +221,15 @@ def s3_status(c: Context) -> None:
 @task(help={
     "host": "address to listen on (default from config: 127.0.0.1)",
     "port": "TCP port (default from config: 8080)",
-    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token",
+    "lan": "listen on all interfaces (0.0.0.0) for the ESP32; needs FOTA_SERVER_TOKEN or [server] token, "
+           "and HTTPS ([server] tls_cert/tls_key, see `invoke certs`)",
     "no_sync": "do not sync from S3 (serve the local firmware folder as it is)",
     "log_level": "uvicorn/server log level: debug, info, warning (default info)",
+    "insecure_http": "serve plain HTTP beyond loopback (without [server] tls_cert/tls_key the server "
+                     "refuses)",
 })
 def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync: bool = False,
-          log_level: str = "info") -> None:
+          log_level: str = "info", insecure_http: bool = False) -> None:
     """Run the update server in the foreground."""
     from fota_formats.errors import FotaError
     from fota_lab.locals3 import describe_start, start
@@ -235,31 +248,58 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
             changes["host"] = host
         if port:
             changes["port"] = port
-        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level)
+        do_serve(cfg.with_server(**changes), sync=not no_sync, log_level=log_level,
+                 insecure_http=insecure_http)
     except FotaError as e:
         raise _fail(e) from None
 
 
-@task(name="deploy-esp32", help={
+@task(iterable=["host"], help={
+    "host": "name or IP address the bridges use for the server (repeatable; default: this machine's LAN "
+            "address and host name, plus localhost and 127.0.0.1)",
+    "days": "validity of the server certificate in days (default 1825)",
+    "force": "replace an existing server certificate (the CA is kept)",
+    "new_ca": "with --force: make a new CA too (every ESP32 then needs `deploy-esp32 --ca` again)",
+})
+def certs(c: Context, host: list[str] | None = None, days: int = 0, force: bool = False,
+          new_ca: bool = False) -> None:
+    """Make a local CA and the server's HTTPS certificate (keys in the state folder)."""
+    from stm32_fota.certs import DEFAULT_SERVER_DAYS, default_names, make_certs
+    from stm32_fota.errors import FotaError
+
+    try:
+        cfg = _config()
+        result = make_certs(cfg.state_dir, host or default_names(), force=force, new_ca=new_ca,
+                            days=days or DEFAULT_SERVER_DAYS, build_dir=cfg.build_dir, project_root=ROOT)
+    except FotaError as e:
+        raise _fail(e) from None
+    print(result.describe())
+
+
+@task(name="deploy-esp32", iterable=["ca"], help={
     "device": "serial port of the ESP32 (e.g. /dev/ttyUSB0, or the pty of `invoke sim-esp32`)",
     "firmware": "MicroPython firmware .bin to flash first with esptool (erase, then write at 0x1000)",
     "wifi": "Wi-Fi SSID written into config.json on the device",
     "password": "Wi-Fi password written into config.json",
     "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080",
     "token": "device token written into config.json (sent as Authorization: Bearer)",
+    "ca": "CA certificate (PEM) the bridge trusts for https:// (repeatable; bundled into ca.pem on the "
+          "device): the server's CA from `invoke certs`, plus S3's root CA for direct downloads",
 })
 def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", password: str = "",
-                 server: str = "", token: str = "") -> None:
+                 server: str = "", token: str = "", ca: list[str] | None = None) -> None:
     """Deploy the bridge (and MicroPython) to an ESP32."""
     from stm32_fota.errors import FotaError
     from stm32_fota.esp32 import deploy
 
     config = {"wifi_ssid": wifi, "wifi_password": password, "server": server, "token": token}
     try:
-        r = deploy(device, Path(firmware) if firmware else None, config)
+        r = deploy(device, Path(firmware) if firmware else None, config, ca_files=[Path(p) for p in ca or ()])
     except FotaError as e:
         raise _fail(e) from None
     print(f"deploy-esp32: {len(r.files)} files on {device}: {', '.join(r.files)}")
+    for info in r.ca:
+        print(f"deploy-esp32: CA {info.subject} (SHA-256 {info.fingerprint}) in ca.pem")
     print("deploy-esp32: config.json " + ("written" if r.config_written else "kept as it was on the device"))
     print(f"deploy-esp32: {r.check}")
 
@@ -284,9 +324,9 @@ def update(c: Context, device: str, timeout: int = 600) -> None:
 @task(help={
     "build_dir": f"build directory with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
     "flash": "flash file kept between runs (created erased and programmed from the build when missing)",
-    "slot_a": "program this image into slot A",
-    "slot_b": "program this image into slot B",
-    "bootloader": "program this bootloader image",
+    "slot_a": "program this slot A image (at the address its .hex/.elf beside it gives, or PATH@ADDRESS)",
+    "slot_b": "program this slot B image (likewise)",
+    "bootloader": "program this bootloader image (likewise)",
     "run_ms": "virtual milliseconds to run (default 3000)",
     "realtime": "advance in step with the wall clock (demo)",
     "json": "one JSON event per line, for scripts",
@@ -341,7 +381,7 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
         raise Exit("sim-esp32: the virtual ESP32 stopped (see above)", code=status)
 
 
-# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, demo.py, bench.py) ---------------
+# -- flashing, the demo, the benchmarks (host/stm32_fota/flashing.py, host/fota_lab/) ------------------
 
 @task(name="flash-stm32", help={
     "sim": "write the STM32 twin's flash file FLASHFILE instead of a board (the rest is erased)",
@@ -378,27 +418,24 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 @task(iterable=["only"], help={
     "only": "run only this benchmark (repeatable): build, link, twin, server, vesp32, bridge-mem "
-            "(default: all)",
+            "(default: all); the stored rows of the others stay in bench/results.md",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
-    "no_save": "do not overwrite bench/results.md with this run",
-    "merge": "replace only this run's rows in bench/results.md and keep the other benchmarks' rows",
+    "no_save": "print the table only: leave bench/results.json and results.md as they are",
 })
-def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False,
-          merge: bool = False) -> None:
-    """Run every benchmark; print one table (bench/results.md)."""
-    from fota_lab.bench import ALL, format_table, merge_results, run_benches, write_results
+def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_save: bool = False) -> None:
+    """Run the benchmarks; print their table, update bench/results.json and results.md."""
+    from fota_lab.bench import ALL, format_table, run_benches, save_results
     from stm32_fota.errors import FotaError
 
     try:
         runs = run_benches(only or ALL, suite=suite)
-        if merge and not suite:      # keep the saved suite time, not the "not measured" row
-            runs = [r for r in runs if r.name != "suite"]
         print(format_table(runs))
-        if merge and not no_save:
-            print(f"bench: rows of {', '.join(r.name for r in runs)} merged into "
-                  f"{merge_results(runs).relative_to(ROOT)}")
-        elif not no_save:
-            print(f"bench: results written to {write_results(runs).relative_to(ROOT)}")
+        if not no_save:
+            json_path, md_path = save_results(runs)
+            new = ", ".join(r.name for r in runs if r.ok) or "none"
+            kept = "".join(f"; {r.name} failed, its stored rows kept" for r in runs if not r.ok)
+            print(f"bench: {_shown(md_path)} regenerated from {_shown(json_path)}: "
+                  f"new rows of {new}{kept}; the other benchmarks' rows unchanged")
     except FotaError as e:
         raise _fail(e) from None
     failed = [r for r in runs if not r.ok]

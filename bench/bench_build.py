@@ -12,14 +12,14 @@ as the task (stm32_fota.build.build), and times:
    slots relink); the source is copied into a private source tree, never touched in place;
 4. version: a new version (the version-bearing objects recompile, every target relinks).
 
-Prints the median and the spread per step, and the image sizes. The machine is shared, so read
-the figures as orders of magnitude.
+Prints the median and the spread per step, and the image sizes (``--json FILE`` also writes them
+as JSON, the form `invoke bench` reads: fota_lab.benchjson). The machine is shared, so read the
+figures as orders of magnitude.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stm32_fota.build import SOURCE_DIR, BuildResult, build
+from fota_lab.benchjson import Figure, write
+from stm32_fota.build import BuildResult, build
+from stm32_fota.project import current
 
 TOUCHED = Path("app") / "main.c"   # relative to the firmware source tree
 
@@ -43,7 +45,7 @@ def _timed(fn: Callable[[], BuildResult]) -> tuple[float, BuildResult]:
 def one_round(work: Path, jobs: int) -> tuple[dict[str, float], BuildResult]:
     src = work / "stm32"
     # A private source tree (the Makefile finds gen/, ld/ and sources relative to itself).
-    shutil.copytree(SOURCE_DIR, src, symlinks=True, ignore=shutil.ignore_patterns("*.o", "*.d"))
+    shutil.copytree(current().stm32_dir, src, symlinks=True, ignore=shutil.ignore_patterns("*.o", "*.d"))
     out = work / "build"
     times: dict[str, float] = {}
     times["clean"], result = _timed(lambda: build("1.0.0", 0, out, jobs=jobs, source_dir=src))
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the four builds (default 3)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel make jobs (default 2)")
-    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
@@ -80,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.target.name:<10}  flash {r.flash_used:>7} B of {r.flash_limit:>7} B  "
               f"sram {r.sram_used:>6} B")
     if args.json:
-        figures = {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v)}
-                   for k, v in samples.items()}
-        figures["sizes"] = {r.target.name: {"flash": r.flash_used, "sram": r.sram_used}
-                            for r in result.reports}
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        figures = [Figure(group="invoke build", name=k, value=round(statistics.median(v), 2), unit="s",
+                          notes=f"min {min(v):.2f} s, max {max(v):.2f} s, make -j{args.jobs}")
+                   for k, v in samples.items()]
+        figures += [Figure(group="firmware size (v1.0.0)", name=r.target.name, value=r.flash_used, unit="B",
+                           notes=f"flash, of {r.flash_limit} B; SRAM {r.sram_used} B")
+                    for r in result.reports]
+        write(args.json, "build", figures)
     return 0
 
 

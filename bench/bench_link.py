@@ -1,7 +1,8 @@
-"""Benchmark of the SPI update link on the STM32 twin (issue 4, "Benchmark").
+"""Benchmark of the SPI update link on the STM32 twin.
 
     .venv/bin/python bench/bench_link.py                 # builds v1.0.0/v1.1.0 in a temp dir
     .venv/bin/python bench/bench_link.py --build-dir build --sizes 64 256
+    .venv/bin/python bench/bench_link.py --json link.json   # also the figures as JSON (fota_lab.benchjson)
 
 Prints, in the twin's virtual time (one instruction per cycle at 168 MHz, DS8626 typical flash
 timings, SPI at 10.5 MHz), with the reference master (fota_lab.master) driving the real firmware:
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from fota_formats.image import INFO_OFFSET, TRAILER_SIZE, finish_image, unpack_info
 from fota_formats.spec import IMAGE, LAYOUT
+from fota_lab.benchjson import Figure, write
 from fota_lab.master import Master, TwinPort
 from stm32_fota.build import build
 from stm32_twin.board import Stm32Twin
@@ -41,6 +43,8 @@ KB = 1024
 SIZE_FIELD = INFO_OFFSET + next(f.offset for f in IMAGE.structs["image_info"].fields
                                 if f.name == "image_size")
 PSIZE_X32 = 2
+UPDATE = "update (BEGIN..ACTIVATE, virtual time)"
+BOOT = "boot time (reset to application)"
 
 
 def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
@@ -154,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-dir", type=Path, help="use the v1.0.0 build there (slot A runs it); "
                     "the v1.1.0 image is built beside it in a temporary directory")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="image sizes in KB")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     args = ap.parse_args(argv)
+    figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bench-link-") as tmp:
         base = args.build_dir or Path(tmp) / "v1.0.0"
         if args.build_dir is None:
@@ -174,13 +180,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kb:>5} KB {f.sectors:>7} {f.measured_ms:>8.1f}ms {f.bound_ms:>8.1f}ms {f.ratio:>6.3f} "
                   f"{p['begin']:>6.1f}ms {p['write']:>7.1f}ms {p['verify']:>5.1f}ms {p['activate']:>4.1f}ms "
                   f"{f.wire_per_byte:>7.4f}")
+            figures += [
+                Figure(group=UPDATE, name=f"{kb} KB into slot B ({f.sectors} sectors)",
+                       value=round(f.measured_ms / 1000, 3), unit="s",
+                       notes=f"lower bound {f.bound_ms / 1000:.3f} s, ratio {f.ratio:.3f} (target <= 1.05)"),
+                Figure(group="wire efficiency", name=f"{kb} KB image", value=round(f.wire_per_byte, 4),
+                       unit="SPI bytes per image byte", notes="target <= 1.03"),
+            ]
         b = bench_boot(base, app)
         print(f"worst ratio {worst:.3f} (target <= 1.05)")
         print(f"boot, reset to the application's first instruction (+-0.06 ms): confirmed image "
               f"{b.confirmed_ms:.1f} ms, first trial boot {b.trial_ms:.1f} ms, first boot of a fresh "
               f"device (first-boot record) {b.first_ms:.1f} ms")
+        figures += [Figure(group=BOOT, name=name, value=round(ms, 1), unit="ms", notes="+-0.06 ms")
+                    for name, ms in (("confirmed image", b.confirmed_ms), ("first trial boot", b.trial_ms),
+                                     ("first boot of a fresh device", b.first_ms))]
+    if args.json:
+        write(args.json, "link", figures)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

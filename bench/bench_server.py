@@ -1,7 +1,7 @@
 """Benchmark of the update server on loopback: check-ins of many bridges, and image downloads.
 
     .venv/bin/python bench/bench_server.py                 # default: 200 bridges, 50 downloads
-    .venv/bin/python bench/bench_server.py --json bench/results-local.json
+    .venv/bin/python bench/bench_server.py --json bench/results-local.json   # fota_lab.benchjson
 
 The server runs as in production (uvicorn, one worker, in its own process) with a release of two
 ~200 KB slot images and a fresh SQLite registry. The client is a minimal asyncio HTTP/1.1 client
@@ -15,7 +15,7 @@ in this process, so that the figures measure the server rather than a heavy clie
 2. Downloads: ``--downloads`` concurrent downloads of a whole slot image, ``--rounds`` each.
    Prints the aggregate throughput.
 
-Goal (issue 5): >= 1000 check-ins/s and p99 <= 20 ms on 2 cores. Every loop is bounded; the
+Goal: >= 1000 check-ins/s and p99 <= 20 ms on 2 cores. Every loop is bounded; the
 server listens on 127.0.0.1 only.
 """
 
@@ -124,6 +124,11 @@ def describe(label: str, r: Result, cpu_ms: float) -> str:
         f"max {max(r.latencies_ms):.1f} ms; "
         f"errors {r.errors}; server CPU {cpu_ms:.2f} ms/request"
     )
+
+
+def latencies(r: Result) -> str:
+    return (f"p99 {r.percentile(99):.2f} ms, p50 {r.percentile(50):.2f} ms, "
+            f"max {max(r.latencies_ms):.2f} ms, errors {r.errors}")
 
 
 def checkin_body(i: int) -> bytes:
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--downloads", type=int, default=50, help="concurrent image downloads (default 50)")
     ap.add_argument("--rounds", type=int, default=4, help="downloads per downloader (default 4)")
-    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     args = ap.parse_args(argv)
     try:
         import uvloop
@@ -267,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
 
+    from fota_lab.benchjson import Figure, write
+
     load = os.getloadavg()[0]
-    figures: dict[str, object] = {"cpus": os.cpu_count(), "load_before": round(load, 2)}
+    figures: list[Figure] = []
     print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load:.2f} before the run")
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp_s:
         proc, port = start_server(Path(tmp_s))
@@ -279,30 +286,20 @@ def main(argv: list[str] | None = None) -> int:
                 r = asyncio.run(run_checkins(port, args.bridges, args.checkins, keep))
                 cpu_ms = (cpu_seconds(proc.pid) - cpu0) / r.requests * 1000
                 rate = r.requests / r.seconds
-                figures[f"checkin_{mode}"] = {
-                    "requests": r.requests,
-                    "per_s": round(rate),
-                    "p50_ms": round(r.percentile(50), 2),
-                    "p99_ms": round(r.percentile(99), 2),
-                    "max_ms": round(max(r.latencies_ms), 2),
-                    "mean_ms": round(statistics.fmean(r.latencies_ms), 2),
-                    "errors": r.errors,
-                    "server_cpu_ms_per_request": round(cpu_ms, 3),
-                }
+                label = "new connection each" if mode == "close" else mode
+                mean = statistics.fmean(r.latencies_ms)
+                figures.append(Figure(
+                    group="server", name=f"check-ins, {label}", value=round(rate), unit="check-ins/s",
+                    notes=f"{latencies(r)}, mean {mean:.2f} ms, {args.bridges} bridges, "
+                          f"server CPU {cpu_ms:.3f} ms per request"))
                 print(describe(f"{args.bridges} bridges, connection {mode}", r, cpu_ms))
             cpu0 = cpu_seconds(proc.pid)
             r = asyncio.run(run_paced(port, args.bridges, args.checkins, args.rate))
             cpu_ms = (cpu_seconds(proc.pid) - cpu0) / r.requests * 1000
-            figures["checkin_paced"] = {
-                "target_per_s": args.rate,
-                "requests": r.requests,
-                "per_s": round(r.requests / r.seconds),
-                "p50_ms": round(r.percentile(50), 2),
-                "p99_ms": round(r.percentile(99), 2),
-                "max_ms": round(max(r.latencies_ms), 2),
-                "errors": r.errors,
-                "server_cpu_ms_per_request": round(cpu_ms, 3),
-            }
+            figures.append(Figure(
+                group="server", name="check-ins, paced", value=round(r.requests / r.seconds),
+                unit="check-ins/s",
+                notes=f"{latencies(r)}, target {args.rate:.0f}/s, server CPU {cpu_ms:.3f} ms per request"))
             print(describe(f"{args.bridges} bridges paced at {args.rate:.0f}/s, connection close", r, cpu_ms))
             if r.requests / r.seconds < 0.95 * args.rate:
                 print("  note: the server fell behind the target rate; the latencies include the backlog")
@@ -312,14 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_downloads(port, args.downloads, args.rounds, offer["url"], offer["size"])
             )
             mbps = total / secs / 1e6
-            figures["downloads"] = {
-                "concurrent": args.downloads,
-                "image_bytes": offer["size"],
-                "total_bytes": total,
-                "seconds": round(secs, 3),
-                "MB_per_s": round(mbps, 1),
-                "errors": errors,
-            }
+            figures.append(Figure(group="server", name=f"downloads, {args.downloads} concurrent",
+                                  value=round(mbps, 1), unit="MB/s",
+                                  notes=f"{args.rounds} x {offer['size']} bytes each, errors {errors}"))
             print(
                 f"downloads, {args.downloads} concurrent x {args.rounds} of {offer['size']} bytes: "
                 f"{total / 1e6:.1f} MB in {secs:.2f} s = {mbps:.1f} MB/s; errors {errors}"
@@ -331,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write(args.json, "server", figures)
     return 0
 
 

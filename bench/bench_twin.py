@@ -1,7 +1,8 @@
-"""Benchmark of the STM32 twin (issue 3, "Tests and figures"): prints figures, asserts nothing.
+"""Benchmark of the STM32 twin: prints figures, asserts nothing.
 
     .venv/bin/python bench/bench_twin.py                    # builds the firmware into a temp dir
     .venv/bin/python bench/bench_twin.py --build-dir build
+    .venv/bin/python bench/bench_twin.py --json twin.json   # also the figures as JSON (fota_lab.benchjson)
 
 Figures, each for the real bootloader + slot-A application:
 1. 10 s of virtual time of the application's main loop (LED, temperature, link polling, WFI
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fota_lab.benchjson import Figure, write
 from fota_lab.master import Master, TwinPort
 from stm32_fota.build import build
 from stm32_twin import Event, Stm32Twin
@@ -103,25 +105,38 @@ def ceiling() -> tuple[float, int]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build-dir", help="use this firmware build instead of building v1.0.0 into a temp dir")
+    p.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     args = p.parse_args()
+    figures: list[Figure] = []
+
+    def speed(name: str, host_s: float, n: int, with_host_time: bool = True) -> float:
+        rate = n / host_s / 1e6
+        figures.append(Figure(group="twin speed", name=name, value=round(rate, 1), unit="M instructions/s",
+                              host_s=round(host_s, 2) if with_host_time else None))
+        return rate
+
     with tempfile.TemporaryDirectory() as tmp:
         build_dir = Path(args.build_dir) if args.build_dir else build("1.0.0", 0, Path(tmp) / "fw").build_dir
-        rows = []
         host_s, n = measure("idle", build_dir, boot_app, lambda b: b.run(ms=10_000))
+        rate = speed("app main loop, 10 s virtual", host_s, n)
         print(f"1. app main loop, 10 s virtual: {host_s:.2f} s host ({10 / host_s:.0f}x real time), "
-              f"{n / 1e6:.2f} M guest instructions, {n / host_s / 1e6:.1f} M instructions/s")
-        rows.append(n / host_s)
+              f"{n / 1e6:.2f} M guest instructions, {rate:.1f} M instructions/s")
         host_s, n = measure("busy", build_dir, boot_app, info_load)
+        rate = speed("app main loop serving INFO every 200 us, 1 s virtual", host_s, n)
         print(f"2. app main loop serving INFO every 200 us, 1 s virtual: {host_s:.2f} s host, "
-              f"{n / 1e6:.2f} M guest instructions, {n / host_s / 1e6:.1f} M instructions/s")
+              f"{n / 1e6:.2f} M guest instructions, {rate:.1f} M instructions/s")
         host_s, n = measure("boot", build_dir, lambda b: None, boot_to_jump)
+        rate = speed("bootloader start-up to the jump", host_s, n)
         print(f"3. bootloader start-up to the jump: {host_s * 1000:.0f} ms host, {n / 1e6:.2f} M guest "
-              f"instructions, {n / host_s / 1e6:.1f} M instructions/s")
+              f"instructions, {rate:.1f} M instructions/s")
         host_s, n = ceiling()
+        rate = speed("Unicorn ceiling, register-only loop in 10 000-instruction slices", host_s, n,
+                     with_host_time=False)
         print(f"4. Unicorn ceiling, register-only loop in 10 000-instruction slices: "
-              f"{n / host_s / 1e6:.0f} M instructions/s")
+              f"{rate:.0f} M instructions/s")
+    if args.json:
+        write(args.json, "twin", figures)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,6 +3,7 @@ copy, and one 256 KB update through the bridge on the STM32 twin.
 
     .venv/bin/python bench/bench_vesp32.py               # builds the firmware in a temp dir
     .venv/bin/python bench/bench_vesp32.py --no-update   # the serial figures only (no build)
+    .venv/bin/python bench/bench_vesp32.py --json v.json # also the figures as JSON (fota_lab.benchjson)
 
 Prints host (wall-clock) figures, medians of several runs:
 1. start-up: VirtualEsp32.start() until MicroPython runs (Node start, WebAssembly, stand-ins);
@@ -31,6 +32,8 @@ from esp32_twin import FakePeer, VirtualEsp32
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = 1024
+GROUP = "virtual ESP32 (host time)"
+FIGURES: list[dict[str, object]] = []     # what --json writes, in the form of fota_lab.benchjson.Figure
 
 
 def _median_s(fn: Callable[[], object], runs: int) -> tuple[float, float, float]:
@@ -50,7 +53,14 @@ def _mpremote(port: str, *args: str) -> str:
     return r.stdout
 
 
+def figure(name: str, value: float, unit: str, notes: str) -> None:
+    FIGURES.append({"group": GROUP, "name": name, "value": value, "unit": unit, "notes": notes})
+
+
 def bench_serial(runs: int, tmp: Path) -> None:
+    def ms(name: str, med: float, notes: str, digits: int = 0) -> None:
+        figure(name, round(med * 1000, digits) if digits else round(med * 1000), "ms", notes)
+
     starts = []
     for i in range(runs):
         esp = VirtualEsp32(FakePeer(), fs_dir=tmp / f"fs{i}")
@@ -59,14 +69,18 @@ def bench_serial(runs: int, tmp: Path) -> None:
         esp.stop()
     print(f"start-up: {statistics.median(starts) * 1000:.0f} ms "
           f"(min {min(starts) * 1000:.0f}, max {max(starts) * 1000:.0f}, {runs} runs)")
+    ms("start-up", statistics.median(starts),
+       f"min {min(starts) * 1000:.0f}, max {max(starts) * 1000:.0f}, {runs} runs")
 
     with VirtualEsp32(FakePeer(), fs_dir=tmp / "fs") as esp:
         med, lo, hi = _median_s(lambda: _mpremote(esp.port, "exec", "pass"), runs)
         print(f"mpremote exec (process, soft reset): {med * 1000:.0f} ms "
               f"(min {lo * 1000:.0f}, max {hi * 1000:.0f})")
+        ms("mpremote exec (process, soft reset)", med, f"min {lo * 1000:.0f}, max {hi * 1000:.0f}")
         med, lo, hi = _median_s(lambda: _mpremote(esp.port, "resume", "exec", "pass"), runs)
         print(f"mpremote resume exec (process): {med * 1000:.0f} ms "
               f"(min {lo * 1000:.0f}, max {hi * 1000:.0f})")
+        ms("mpremote resume exec (process)", med, f"min {lo * 1000:.0f}, max {hi * 1000:.0f}")
 
         from mpremote.transport_serial import SerialTransport
 
@@ -76,6 +90,8 @@ def bench_serial(runs: int, tmp: Path) -> None:
             med, lo, hi = _median_s(lambda: transport.exec("pass"), 50)
             print(f"exec round trip (open connection, raw-paste): {med * 1000:.1f} ms "
                   f"(min {lo * 1000:.1f}, max {hi * 1000:.1f}, 50 runs)")
+            ms("exec round trip (open connection, raw-paste)", med,
+               f"min {lo * 1000:.1f}, max {hi * 1000:.1f}, 50 runs", digits=1)
             transport.exit_raw_repl()
         finally:
             transport.close()
@@ -84,6 +100,8 @@ def bench_serial(runs: int, tmp: Path) -> None:
         src.write_bytes(bytes(range(256)) * (64 * KB // 256))
         med, lo, hi = _median_s(lambda: _mpremote(esp.port, "fs", "cp", str(src), ":blob.bin"), 3)
         print(f"mpremote fs cp 64 KB: {med:.2f} s, {64 / med:.0f} KB/s (min {lo:.2f} s, max {hi:.2f} s)")
+        figure("mpremote fs cp 64 KB", round(med, 2), "s",
+               f"{64 / med:.0f} KB/s, min {lo:.2f} s, max {hi:.2f} s")
 
 
 def bench_update(tmp: Path) -> None:
@@ -111,6 +129,10 @@ def bench_update(tmp: Path) -> None:
         print(f"update 256 KB A -> B: {result.outcome}, {host_s:.1f} s host; bridge says: {final}")
         print(f"update 256 KB peak gc.mem_alloc(): {peak / KB:.1f} KB of a {heap / KB:.0f} KB heap "
               "(upper bound: garbage of the cycle included)")
+        figure("update 256 KB A -> B via the bridge", round(host_s, 1), "s",
+               f"{result.outcome}; bridge: {final}")
+        figure("update 256 KB: peak gc.mem_alloc()", round(peak / KB, 1), "KB",
+               f"of a {heap / KB:.0f} KB heap (upper bound: the cycle's garbage included)")
     board.close()
 
 
@@ -118,11 +140,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=5, help="runs per serial figure (default 5)")
     p.add_argument("--no-update", action="store_true", help="skip the 256 KB update (needs a firmware build)")
+    p.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-vesp32-") as tmp:
         bench_serial(a.runs, Path(tmp))
         if not a.no_update:
             bench_update(Path(tmp))
+    if a.json:
+        from fota_lab.benchjson import Figure, write
+
+        write(a.json, "vesp32", [Figure.model_validate(f) for f in FIGURES])
 
 
 if __name__ == "__main__":

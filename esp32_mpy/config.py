@@ -21,8 +21,10 @@ def defaults():
         "wifi_password": "",
         "wifi_retries": 3,
         "wifi_timeout_ms": 10000,
-        "server": "",               # base URL of the update server, http://host:port
+        "server": "",               # base URL of the update server, https://host:port (or http://)
         "token": "",                # device token: Authorization: Bearer <token>
+        "ca_file": "ca.pem",        # CA certificates (PEM) for https:// (deploy-esp32 --ca)
+        "ntp_host": "pool.ntp.org", # sets an unset clock before TLS (certificate dates); "" disables
         "http_timeout_s": 10,
         "http_retries": 3,          # reconnections (HTTP Range) per chunk after a network error
         "spi_id": 2,                # VSPI

@@ -1,7 +1,7 @@
-"""Network access of the bridge: Wi-Fi and a small HTTP/1.1 client on plain sockets.
+"""Network access of the bridge: Wi-Fi and a small HTTP/1.1 client over plain or TLS sockets.
 
     ip = net.wifi_connect("ssid", "password", retries=3, timeout_ms=10000)
-    http = net.Http("http://192.168.1.10:8000", token="secret", timeout_s=10)
+    http = net.Http("https://192.168.1.10:8443", token="secret", timeout_s=10, ca_file="ca.pem")
     reply = http.post_json("/api/v1/checkin", {"device_id": "..."})    # -> dict
     body = http.get("/api/v1/firmware/1.1.0/slot-b.bin", offset=8192)  # Range: bytes=8192-
     n = body.readinto(buf)                                                # streams, no whole file
@@ -9,7 +9,19 @@
 
 No `requests` dependency: the same code runs on MicroPython (socket.readinto) and CPython
 (socket.recv_into). Every socket operation has a timeout; every failure raises BridgeError with a
-reason that names the operation. Only http:// URLs (the server is on the local network).
+reason that names the operation.
+
+https:// URLs go through the firmware's own `ssl` module (MicroPython >= 1.23 on the ESP32: mbedTLS)
+with the server's certificate verified: one SSLContext per Http, CERT_REQUIRED, the CA
+certificates of `ca_file` (PEM, written by `deploy-esp32 --ca`), and the URL's host name checked
+against the certificate. http:// stays possible (a server on the same machine, or a LAN where the
+operator chose plain HTTP). A URL on another host (a presigned S3 URL of a direct download) gets
+no Authorization header: the device token goes to the configured server only.
+
+mbedTLS checks certificate dates against the ESP32's clock, which starts at 2000-01-01 after a
+reset: before its first TLS connection an Http whose clock is unset sets it with NTP (`ntp_host`;
+"" disables). The local CA of `invoke certs` is valid from 2000-01-01, so the update server is
+reachable even when NTP is not; a public certificate (S3) needs the clock.
 """
 
 import errno
@@ -32,6 +44,7 @@ except ImportError:  # CPython
         _time.sleep(n / 1000)
 
 _HEAD_MAX = 1024        # response status line + headers, bytes
+_CLOCK_SET_YEAR = 2024  # a clock before this year has not been set since the last reset
 
 
 def wifi_connect(ssid, password, retries=3, timeout_ms=10000):
@@ -57,19 +70,32 @@ def wifi_connect(ssid, password, retries=3, timeout_ms=10000):
 
 
 def split_url(url):
-    """'http://host:port/path' -> (host, port, path)."""
-    if not url.startswith("http://"):
-        raise BridgeError(f"Failed to parse URL {url}: only http:// is supported")
-    rest = url[7:]
+    """'http[s]://host[:port]/path' -> (tls, host, port, path)."""
+    if url.startswith("https://"):
+        tls, rest, port = True, url[8:], 443
+    elif url.startswith("http://"):
+        tls, rest, port = False, url[7:], 80
+    else:
+        raise BridgeError(f"Failed to parse URL {_short(url)}: only http:// and https:// are supported")
     i = rest.find("/")
     hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
     j = hostport.rfind(":")
-    if j < 0:
-        return hostport, 80, path
-    try:
-        return hostport[:j], int(hostport[j + 1:]), path
-    except ValueError:
-        raise BridgeError(f"Failed to parse URL {url}: bad port") from None
+    if j >= 0:
+        try:
+            port = int(hostport[j + 1:])
+        except ValueError:
+            raise BridgeError(f"Failed to parse URL {_short(url)}: bad port") from None
+        hostport = hostport[:j]
+    if not hostport:
+        raise BridgeError(f"Failed to parse URL {_short(url)}: no host")
+    return tls, hostport, port, path
+
+
+def _short(target):
+    """A URL or path for messages: without its query (a presigned URL's signature stays out of
+    logs and reports)."""
+    i = target.find("?")
+    return target if i < 0 else target[:i] + "?..."
 
 
 class Body:
@@ -99,7 +125,7 @@ class Body:
             try:
                 n = self._rd(mv)
             except OSError as e:
-                raise BridgeError(f"Failed to receive the response: {e}") from None
+                raise BridgeError(f"Failed to receive the response: {_oserror(e)}") from None
             if not n:
                 if self.length >= 0:
                     raise BridgeError(f"Failed to receive the response: connection closed after "
@@ -149,24 +175,79 @@ class Body:
 class Http:
     """HTTP/1.1 requests to one server, one connection per request (Connection: close)."""
 
-    def __init__(self, base_url, token="", timeout_s=10):
-        self.host, self.port, self.prefix = split_url(base_url)
+    def __init__(self, base_url, token="", timeout_s=10, ca_file="ca.pem", ntp_host=""):
+        self.tls, self.host, self.port, self.prefix = split_url(base_url)
         self.prefix = self.prefix.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self.ca_file = ca_file
+        self.ntp_host = ntp_host
         self._head = bytearray(_HEAD_MAX)
+        self._ctx = None            # the SSLContext, made at the first https:// request
+        self._clock = None          # None: not checked yet; else why the clock may be wrong ("" if set)
 
     def _url(self, path):
-        if path.startswith("http://"):
+        if path.startswith("https://") or path.startswith("http://"):
             return split_url(path)
-        return self.host, self.port, self.prefix + path
+        return self.tls, self.host, self.port, self.prefix + path
+
+    def _context(self):
+        """The SSLContext of this client: CERT_REQUIRED with the CA certificates of ca_file."""
+        if self._ctx is not None:
+            return self._ctx
+        import ssl
+        try:
+            with open(self.ca_file) as f:
+                cadata = f.read()
+        except OSError:
+            raise BridgeError(f"no CA certificate file {self.ca_file} on the device for https:// "
+                              "(deploy it with `invoke deploy-esp32 --ca ...`)") from None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED      # MicroPython's ssl.SSLContext starts with CERT_NONE
+        try:
+            ctx.load_verify_locations(cadata=cadata)
+        except (ValueError, OSError) as e:
+            raise BridgeError(f"{self.ca_file} holds no valid CA certificate ({_oserror(e)})") from None
+        self._ctx = ctx
+        return ctx
+
+    def _check_clock(self):
+        """Set an unset clock with NTP, once per Http; returns "" or why the clock may be wrong."""
+        if self._clock is None:
+            import time
+            self._clock = ""
+            if time.gmtime()[0] < _CLOCK_SET_YEAR:
+                self._clock = "the ESP32's clock is not set"
+                if self.ntp_host:
+                    try:
+                        import ntptime
+                        ntptime.host = self.ntp_host
+                        ntptime.settime()
+                        self._clock = ""
+                    except Exception as e:  # no NTP: the local CA (valid from 2000) still works
+                        why = _oserror(e) if isinstance(e, OSError) else str(e)
+                        self._clock += " (NTP " + self.ntp_host + ": " + why + ")"
+                else:
+                    self._clock += " (no ntp_host configured)"
+        return self._clock
+
+    def _wrap(self, sock, host):
+        """TLS over the connected `sock`, the server's certificate verified for `host`."""
+        ctx = self._context()
+        clock = self._check_clock()
+        try:
+            return ctx.wrap_socket(sock, server_hostname=host)
+        except ValueError as e:   # MicroPython: mbedTLS' verification flags; CPython: SSLCertVerification...
+            why = getattr(e, "verify_message", None) or str(e).strip().replace("\n", "; ")
+            raise BridgeError(f"the server's TLS certificate was refused: {why} (CA file {self.ca_file}"
+                              + ("; " + clock if clock else "") + ")") from None
 
     def request(self, method, path, body=None, headers=None):
         """Send a request, parse the response head; returns a Body (caller closes it)."""
         import socket  # here, not at import time: the module loads on runtimes without sockets
 
-        host, port, target = self._url(path)
-        what = f"{method} {target}"
+        tls, host, port, target = self._url(path)
+        what = f"{method} {_short(target)}"
         try:
             ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         except OSError as e:
@@ -175,11 +256,16 @@ class Http:
         try:
             sock.settimeout(self.timeout_s)
             sock.connect(ai[-1])
+            if tls:
+                sock = self._wrap(sock, host)   # on failure `sock` is still the plain socket: closed below
             # One formatted string and few concatenations (a list of lines and its join would
-            # leave a string per line behind).
-            head = ("%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n"  # noqa: UP031
-                    "User-Agent: stm32-fota-bridge\r\n" % (method, target, host, port))
-            if self.token:
+            # leave a string per line behind). The port is left out when it is the scheme's (a
+            # presigned URL is signed for the host as its URL names it).
+            head = "%s %s HTTP/1.1\r\nHost: %s" % (method, target, host)  # noqa: UP031
+            if port != (443 if tls else 80):
+                head += ":%d" % port  # noqa: UP031
+            head += "\r\nConnection: close\r\nUser-Agent: stm32-fota-bridge\r\n"
+            if self.token and host == self.host and port == self.port and tls == self.tls:
                 head += "Authorization: Bearer " + self.token + "\r\n"
             if headers:
                 for k in headers:
@@ -195,9 +281,11 @@ class Http:
         except OSError as e:
             sock.close()
             raise BridgeError(f"Failed to {what} on {host}:{port}: {_oserror(e)}") from None
-        except BridgeError:
+        except BridgeError as e:
             sock.close()
-            raise
+            if e.reason.startswith("Failed to "):
+                raise
+            raise BridgeError(f"Failed to {what} on {host}:{port}: {e.reason}") from None
 
     def _response(self, sock, what):
         rd = getattr(sock, "readinto", None) or sock.recv_into
@@ -251,11 +339,12 @@ class Http:
             resp.close()
         if resp.status != 200:
             reason = data.decode()[:120] if data else ""
-            raise BridgeError(f"Failed to {method} {path}: server answered {resp.status} {reason}".rstrip())
+            what = f"Failed to {method} {_short(path)}: server answered {resp.status} {reason}"
+            raise BridgeError(what.rstrip())
         try:
             return json.loads(data)
         except ValueError:
-            raise BridgeError(f"Failed to {method} {path}: the answer is not JSON") from None
+            raise BridgeError(f"Failed to {method} {_short(path)}: the answer is not JSON") from None
 
     def post_json(self, path, doc):
         return self.json("POST", path, doc)
@@ -267,8 +356,8 @@ class Http:
             return resp
         resp.close()
         if resp.status == 200:
-            raise BridgeError(f"Failed to GET {path}: the server ignored Range bytes={offset}-")
-        raise BridgeError(f"Failed to GET {path}: server answered {resp.status}")
+            raise BridgeError(f"Failed to GET {_short(path)}: the server ignored Range bytes={offset}-")
+        raise BridgeError(f"Failed to GET {_short(path)}: server answered {resp.status}")
 
 
 def _head_end(buf, start, stop):
@@ -305,10 +394,16 @@ def _name_is(buf, start, stop, name):
 
 
 def _oserror(e):
-    """A readable reason for a socket error on either runtime."""
-    code = e.args[0] if e.args else None
+    """A readable reason for a socket or TLS error on either runtime (MicroPython's mbedTLS errors
+    are OSError(-code, "SSL - ...") when the firmware has mbedTLS' error strings)."""
+    args = e.args
+    code = args[0] if args else None
     for name, text in (("ETIMEDOUT", "timed out"), ("ECONNREFUSED", "connection refused"),
                        ("ECONNRESET", "connection reset"), ("EHOSTUNREACH", "host unreachable")):
         if isinstance(code, int) and code == getattr(errno, name, None):
             return text
+    if len(args) > 1 and isinstance(args[1], str) and args[1]:
+        return args[1]
+    if isinstance(code, int) and code < -255:
+        return "TLS error -0x%x" % -code
     return str(e) or "socket error"

@@ -371,7 +371,7 @@ def update(path="config.json"):
     import net
     try:
         cfg = config.load(path)
-        http = net.Http(cfg["server"], cfg["token"], cfg["http_timeout_s"])
+        http = net.Http(cfg["server"], cfg["token"], cfg["http_timeout_s"], cfg["ca_file"], cfg["ntp_host"])
         link = fotalink.Link(hw.Port(cfg))
     except BridgeError as e:
         print("fota: result failed ? slot ? in 0.0 s: " + e.reason)

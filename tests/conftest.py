@@ -1,8 +1,13 @@
-"""Fixtures shared by the whole suite: the ARM toolchain and one real firmware build per session.
+"""Fixtures shared by the whole suite: the ARM toolchain and one real firmware build per session;
+and the markers of every test, so that nobody has to know which folders to pick.
 
 ``fw_build`` runs the same code as ``invoke build`` (stm32_fota.build) into a temporary directory,
 once per pytest worker; tests that need the real bootloader.bin / slot-a.bin / slot-b.bin (the
 ELF checks, the simulator, the link tests) take it instead of building again.
+
+Every test is marked (unit, firmware, twin, vesp32, e2e, slow, fast) from its folder, its file and
+its fixtures by ``pytest_collection_modifyitems`` below; the map is fota_testkit.markers, the
+markers are registered in pyproject.toml and described in docs/architecture.md ("Tests").
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fota_testkit.markers import MarkerError, markers_for
 from fota_testkit.s3 import aws_env, cfg, moto_url, store  # noqa: F401 (fixtures for every folder)
 from stm32_fota.build import BuildResult, build
 from stm32_fota.errors import ToolchainError
 from stm32_fota.toolchain import check_toolchain
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 os.environ.setdefault("FOTA_ROOT", str(ROOT))  # the checkout under test (stm32_fota.project)
 FW_VERSION = "1.0.0"
 FW_BUILD_NUMBER = 0
@@ -77,3 +84,19 @@ def fw_build_copy(fw_build: BuildResult, tmp_path: Path) -> Path:
     dst = tmp_path / "build"
     shutil.copytree(fw_build.build_dir, dst, copy_function=shutil.copy2)
     return dst
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by its folder, file and fixtures (fota_testkit.markers)."""
+    for item in items:
+        try:
+            rel = item.path.resolve().relative_to(TESTS).as_posix()
+        except ValueError:       # a doctest or a test outside tests/: only its own markers
+            continue
+        own = {m.name for m in item.iter_markers()}
+        try:
+            marks = markers_for(rel, set(getattr(item, "fixturenames", ())), own)
+        except MarkerError as e:
+            raise pytest.UsageError(f"{item.nodeid}: {e}") from None
+        for name in sorted(marks - own):
+            item.add_marker(name)

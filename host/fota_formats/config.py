@@ -30,9 +30,11 @@ CONFIG_FILE_NAME = "fota.toml"
 EMBEDDED_BUCKET = "stm32-fota"
 DEFAULT_PORT = 8080
 DEFAULT_SYNC_INTERVAL_S = 60.0
+DEFAULT_DOWNLOAD_URL_EXPIRY_S = 600
+MAX_DOWNLOAD_URL_EXPIRY_S = 7 * 24 * 3600   # the longest a SigV4 presigned URL may live
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 class ConfigError(FotaError):
@@ -71,10 +73,22 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     token: str | None = field(default=None, repr=False)  # never printed
     sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S
+    tls_cert: Path | None = None      # HTTPS: the server's certificate (PEM, chain allowed) ...
+    tls_key: Path | None = None       # ... and its private key (PEM); both or neither
+    direct_downloads: bool = False    # check-ins answer presigned S3 URLs instead of the server's own
+    download_url_expiry_s: int = DEFAULT_DOWNLOAD_URL_EXPIRY_S
 
     @property
     def loopback_only(self) -> bool:
         return is_loopback(self.host)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,10 @@ _ENV: dict[str, tuple[str, str, type]] = {
     "FOTA_SERVER_PORT": ("server", "port", int),
     "FOTA_SERVER_TOKEN": ("server", "token", str),
     "FOTA_SYNC_INTERVAL": ("server", "sync_interval_s", float),
+    "FOTA_SERVER_TLS_CERT": ("server", "tls_cert", str),
+    "FOTA_SERVER_TLS_KEY": ("server", "tls_key", str),
+    "FOTA_DIRECT_DOWNLOADS": ("server", "direct_downloads", bool),
+    "FOTA_DOWNLOAD_URL_EXPIRY": ("server", "download_url_expiry_s", int),
     "FOTA_STATE_DIR": ("paths", "state_dir", str),
     "FOTA_FIRMWARE_DIR": ("paths", "firmware_dir", str),
     "FOTA_DB": ("paths", "db", str),
@@ -128,7 +146,8 @@ _ENV: dict[str, tuple[str, str, type]] = {
 
 _KNOWN: dict[str, dict[str, type]] = {
     "s3": {"bucket": str, "prefix": str, "region": str, "endpoint_url": str},
-    "server": {"host": str, "port": int, "token": str, "sync_interval_s": float},
+    "server": {"host": str, "port": int, "token": str, "sync_interval_s": float, "tls_cert": str,
+               "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int},
     "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
 }
 
@@ -146,7 +165,7 @@ def _check_file(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
                                   f"(known: {', '.join(_KNOWN[section])})")
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if not isinstance(value, want) or isinstance(value, bool):
+            if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
                 raise ConfigError(f"Failed to read {path}: [{section}] {key} must be {_TYPE_NAMES[want]}, "
                                   f"not {value!r}")
             out.setdefault(section, {})[key] = value
@@ -160,12 +179,21 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         if raw is None or raw == "":
             continue
         try:
-            value: Any = typ(raw)
+            value: Any = _parse_bool(raw) if typ is bool else typ(raw)
         except ValueError:
             raise ConfigError(f"Failed to read the environment: {var}={raw!r} is not "
                               f"{_TYPE_NAMES[typ]}") from None
         out.setdefault(section, {})[key] = value
     return out
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def find_config_file(env: Mapping[str, str], cwd: Path) -> Path | None:
@@ -216,14 +244,32 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     interval = sv.get("sync_interval_s", DEFAULT_SYNC_INTERVAL_S)
     if interval <= 0:
         raise ConfigError(f"Failed to read the configuration ({source}): sync_interval_s must be > 0")
+    expiry = sv.get("download_url_expiry_s", DEFAULT_DOWNLOAD_URL_EXPIRY_S)
+    if not 1 <= expiry <= MAX_DOWNLOAD_URL_EXPIRY_S:
+        raise ConfigError(f"Failed to read the configuration ({source}): download_url_expiry_s {expiry} must "
+                          f"be within 1..{MAX_DOWNLOAD_URL_EXPIRY_S} (7 days, the limit of S3 presigned "
+                          "URLs)")
+
+    def _rel(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else root / p
+
+    cert, key = sv.get("tls_cert") or None, sv.get("tls_key") or None
+    if (cert is None) != (key is None):
+        given, missing = ("tls_cert", "tls_key") if cert else ("tls_key", "tls_cert")
+        raise ConfigError(f"Failed to read the configuration ({source}): [server] {given} is set but "
+                          f"{missing} is not; HTTPS needs both (`invoke certs` makes them)")
     server = ServerConfig(host=sv.get("host", "127.0.0.1"), port=port, token=sv.get("token") or None,
-                          sync_interval_s=interval)
+                          sync_interval_s=interval,
+                          tls_cert=_rel(Path(cert)) if cert else None,
+                          tls_key=_rel(Path(key)) if key else None,
+                          direct_downloads=bool(sv.get("direct_downloads", False)),
+                          download_url_expiry_s=expiry)
 
     pv = merged.get("paths", {})
 
     def _path(key: str, default: str) -> Path:
-        p = Path(pv.get(key, default)).expanduser()
-        return p if p.is_absolute() else root / p
+        return _rel(Path(pv.get(key, default)))
 
     state_dir = _path("state_dir", ".fota")
     return FotaConfig(root=root, s3=s3, server=server, state_dir=state_dir,

@@ -14,4 +14,13 @@ class FotaError(Exception):
 
 
 class ImageError(FotaError):
-    """A slot image file is malformed: information block, size, trailer or hash."""
+    """A slot image file is malformed: information block, size, trailer or hash.
+
+    ``fault`` names the rule that refused it, with the bootloader's names (``image_fault_str`` in
+    stm32/lib/image.c: "erased", "bad-magic", ..., "bad-hash"), or "truncated" / "trailing" for
+    what only a file can get wrong; None where no image rule applies.
+    """
+
+    def __init__(self, message: str, fault: str | None = None) -> None:
+        super().__init__(message)
+        self.fault = fault

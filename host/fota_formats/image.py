@@ -12,7 +12,7 @@ defined once in ``spec/image.toml`` (docs/image-format.md); this module only rea
 :data:`fota_formats.spec.IMAGE`.
 
 :func:`validate_image` applies the same rules, in the same order, as the bootloader's
-``image_validate()`` (stm32/common/image.c): information block, size, trailer, vectors, SHA-256.
+``image_validate()`` (stm32/lib/image.c): information block, size, trailer, vectors, SHA-256.
 So the release tooling refuses what the device would refuse, and it names the field and the values
 found and expected in each message.
 """
@@ -113,34 +113,34 @@ def unpack_info(data: bytes | bytearray | memoryview, name: str = "image") -> di
     """The raw fields of the information block (no checks beyond the length)."""
     if len(data) < INFO_OFFSET + INFO_SIZE:
         raise ImageError(f"{name}: {len(data)} bytes, too short for the information block "
-                         f"at 0x{INFO_OFFSET:X} ({INFO_SIZE} bytes)")
+                         f"at 0x{INFO_OFFSET:X} ({INFO_SIZE} bytes)", "truncated")
     return INFO.unpack(data, INFO_OFFSET)
 
 
-def _check_info(info: dict[str, Any], slot: int | None, name: str) -> int:
-    """Check the information block; return the slot it belongs to."""
-    def fail(msg: str) -> ImageError:
-        return ImageError(f"{name}: {msg}")
+def _check_info(info: dict[str, Any], slot: int | None, name: str, erased: bool = False) -> int:
+    """Check the information block (``erased``: all its bytes are 0xFF); return its slot."""
+    def fail(msg: str, fault: str) -> ImageError:
+        return ImageError(f"{name}: {msg}", fault)
 
     magic = info["magic"]
+    if erased:
+        raise fail(f"no image: the information block at 0x{INFO_OFFSET:X} is erased (0xFF)", "erased")
     if magic != _C["IMAGE_INFO_MAGIC"]:
-        if magic == 0xFFFFFFFF:
-            raise fail(f"no image: the information block at 0x{INFO_OFFSET:X} is erased (0xFF)")
         if magic == _C["IMAGE_INVALIDATED_MAGIC"]:
-            raise fail("image withdrawn: ii_magic is 0x00000000")
-        raise fail(f"ii_magic is 0x{magic:08X}, expected 0x{_C['IMAGE_INFO_MAGIC']:08X}")
+            raise fail("image withdrawn: ii_magic is 0x00000000", "bad-magic")
+        raise fail(f"ii_magic is 0x{magic:08X}, expected 0x{_C['IMAGE_INFO_MAGIC']:08X}", "bad-magic")
     if info["format"] != _C["IMAGE_FORMAT_VERSION"]:
-        raise fail(f"ii_format is {info['format']}, expected {_C['IMAGE_FORMAT_VERSION']}")
+        raise fail(f"ii_format is {info['format']}, expected {_C['IMAGE_FORMAT_VERSION']}", "bad-format")
     ii_slot = info["slot"]
     if ii_slot not in SLOTS:
-        raise fail(f"ii_slot is {ii_slot}, expected {' or '.join(str(s) for s in SLOTS)}")
+        raise fail(f"ii_slot is {ii_slot}, expected {' or '.join(str(s) for s in SLOTS)}", "wrong-slot")
     if slot is not None and ii_slot != slot:
         raise fail(f"ii_slot is {ii_slot} (slot {SLOTS[ii_slot]}), expected {slot} (slot {SLOTS[slot]}): "
-                   f"the image is linked for the other slot")
+                   f"the image is linked for the other slot", "wrong-slot")
     region = LAYOUT.slot_region(ii_slot)
     if info["load_addr"] != region.base:
         raise fail(f"ii_load_addr is 0x{info['load_addr']:08X}, expected 0x{region.base:08X} "
-                   f"(base of {region.name})")
+                   f"(base of {region.name})", "bad-load-addr")
     return int(ii_slot)
 
 
@@ -148,16 +148,16 @@ def _check_size(image_size: int, slot: int, name: str) -> None:
     limit = slot_limit(slot)
     if image_size == _C["IMAGE_SIZE_UNSET"]:
         raise ImageError(f"{name}: ii_image_size is unset (0x{image_size:08X}): "
-                         f"the post-link step did not run")
+                         f"the post-link step did not run", "bad-size")
     if image_size % ALIGN:
-        raise ImageError(f"{name}: ii_image_size {image_size} is not a multiple of {ALIGN}")
+        raise ImageError(f"{name}: ii_image_size {image_size} is not a multiple of {ALIGN}", "bad-size")
     if image_size < INFO_OFFSET + INFO_SIZE:
         raise ImageError(f"{name}: ii_image_size {image_size} ends before the information block "
-                         f"(0x{INFO_OFFSET:X} + {INFO_SIZE})")
+                         f"(0x{INFO_OFFSET:X} + {INFO_SIZE})", "bad-size")
     if image_size + TRAILER_SIZE > limit:
         raise ImageError(f"{name}: ii_image_size {image_size} + trailer {TRAILER_SIZE} = "
                          f"{image_size + TRAILER_SIZE} bytes exceeds the limit of slot {SLOTS[slot]} "
-                         f"({limit} bytes)")
+                         f"({limit} bytes)", "bad-size")
 
 
 def stack_pointer_problem(sp: int) -> str | None:
@@ -177,26 +177,28 @@ def _check_vectors(data: bytes | bytearray | memoryview, region: Region, image_s
     reset = int.from_bytes(data[4:8], "little")
     problem = stack_pointer_problem(sp)
     if problem:
-        raise ImageError(f"{name}: {problem}")
+        raise ImageError(f"{name}: {problem}", "bad-vectors")
     if not reset & 1:
-        raise ImageError(f"{name}: reset handler 0x{reset:08X} has the Thumb bit clear")
+        raise ImageError(f"{name}: reset handler 0x{reset:08X} has the Thumb bit clear", "bad-vectors")
     if not region.base <= reset & ~1 < region.base + image_size:
         raise ImageError(f"{name}: reset handler 0x{reset:08X} is outside the image "
-                         f"(0x{region.base:08X}-0x{region.base + image_size:08X})")
+                         f"(0x{region.base:08X}-0x{region.base + image_size:08X})", "bad-vectors")
 
 
 def _check_trailer(trailer: dict[str, Any], name: str) -> None:
     if trailer["magic"] != _C["IMAGE_TRAILER_MAGIC"]:
         raise ImageError(f"{name}: it_magic is 0x{trailer['magic']:08X}, "
-                         f"expected 0x{_C['IMAGE_TRAILER_MAGIC']:08X}")
+                         f"expected 0x{_C['IMAGE_TRAILER_MAGIC']:08X}", "bad-trailer")
     if trailer["format"] != _C["IMAGE_FORMAT_VERSION"]:
-        raise ImageError(f"{name}: it_format is {trailer['format']}, expected {_C['IMAGE_FORMAT_VERSION']}")
+        raise ImageError(f"{name}: it_format is {trailer['format']}, expected {_C['IMAGE_FORMAT_VERSION']}",
+                         "bad-trailer")
     if trailer["trailer_size"] != TRAILER_SIZE:
-        raise ImageError(f"{name}: it_trailer_size is {trailer['trailer_size']}, expected {TRAILER_SIZE}")
+        raise ImageError(f"{name}: it_trailer_size is {trailer['trailer_size']}, expected {TRAILER_SIZE}",
+                         "bad-trailer")
     # Only unsigned images: the bootloader cannot check a signature, and one it cannot check proves nothing.
     if trailer["sig_type"] != _C["SIG_NONE"]:
         raise ImageError(f"{name}: it_sig_type is {trailer['sig_type']}, expected {_C['SIG_NONE']} "
-                         f"(SIG_NONE: signed images are not supported)")
+                         f"(SIG_NONE: signed images are not supported)", "bad-trailer")
 
 
 def validate_image(data: bytes | bytearray | memoryview, slot: int | None = None, *,
@@ -209,24 +211,25 @@ def validate_image(data: bytes | bytearray | memoryview, slot: int | None = None
     """
     data = memoryview(bytes(data))
     info = unpack_info(data, name)
-    ii_slot = _check_info(info, slot, name)
+    erased = all(b == 0xFF for b in data[INFO_OFFSET:INFO_OFFSET + INFO_SIZE])
+    ii_slot = _check_info(info, slot, name, erased)
     region = LAYOUT.slot_region(ii_slot)
     image_size = info["image_size"]
     _check_size(image_size, ii_slot, name)
     end = image_size + TRAILER_SIZE
     if len(data) < end:
         raise ImageError(f"{name}: {len(data)} bytes, but ii_image_size {image_size} + trailer "
-                         f"{TRAILER_SIZE} needs {end}: the file is truncated")
+                         f"{TRAILER_SIZE} needs {end}: the file is truncated", "truncated")
     if len(data) > end and not allow_trailing:
         raise ImageError(f"{name}: {len(data) - end} unexpected bytes after the trailer "
-                         f"(file is {len(data)} bytes, image + trailer {end})")
+                         f"(file is {len(data)} bytes, image + trailer {end})", "trailing")
     trailer = TRAILER.unpack(data, image_size)
     _check_trailer(trailer, name)
     _check_vectors(data, region, image_size, name)
     digest = hashlib.sha256(data[:image_size]).digest()
     if digest != trailer["sha256"]:
         raise ImageError(f"{name}: SHA-256 of bytes [0, {image_size}) is {digest.hex()}, "
-                         f"it_sha256 says {bytes(trailer['sha256']).hex()}")
+                         f"it_sha256 says {bytes(trailer['sha256']).hex()}", "bad-hash")
     return ImageInfo(
         slot=ii_slot, load_addr=info["load_addr"],
         version=(info["ver_major"], info["ver_minor"], info["ver_patch"]), build=info["build"],

@@ -1,4 +1,4 @@
-"""The metadata journal's record, read and written as the firmware does (stm32/lib/journal.c).
+"""The metadata journal's record, read and written as the firmware does (stm32/common/journal.c).
 
     >>> rec = Record.confirmed(slot=0, seq=1, version=(1, 0, 0))
     >>> Record.unpack(rec.pack()) == rec

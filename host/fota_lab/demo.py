@@ -213,7 +213,8 @@ class Demo:
             info = lab.start_s3()
             self.console.line(f"      S3 endpoint {info.endpoint_url} (bucket {lab.cfg.s3.bucket_name})")
             lab.start_server()
-            self.console.line(f"      server {lab.server_url}")
+            self.console.line(f"      server {lab.server_url}"
+                              + (f" (certificate of the demo's CA {lab.ca_cert})" if lab.ca_cert else ""))
         with self.step("Power the STM32 twin and start the virtual ESP32 wired to it"):
             lab.start_devices()
             self.console.line(f"      virtual ESP32 on {lab.esp.port}")
@@ -234,6 +235,7 @@ class Demo:
             "The lab keeps running until Ctrl-C:",
             f"  virtual ESP32 serial port: {lab.esp.port}   (mpremote connect {lab.esp.port} repl)",
             f"  update server:             {lab.server_url}/docs   (API under {lab.server_url}/api/v1)",
+            f"  its CA certificate:        {lab.ca_cert or '-'}   (curl --cacert, a browser's trust store)",
             f"  S3 endpoint:               {lab.s3.endpoint_url if lab.s3 else '-'}   bucket "
             f"{lab.cfg.s3.bucket_name}",
             f"  STM32 twin flash file:     {lab.flash_file}  (UART lines and LEDs are printed here)",

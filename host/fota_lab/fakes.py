@@ -9,21 +9,45 @@ Check-in, firmware download with Range, and report, on 127.0.0.1 (a port of its 
 for the failures the bridge must survive: an error status at check-in (``checkin_status``), a
 connection dropped in the middle of a download (``drop_after``). Reports are checked as the real
 server's Report model checks them, so that a bridge sending what the server refuses fails here too.
+``tls=(certificate, key)`` serves HTTPS, each session ended with a close_notify as uvicorn does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+
+class TlsHTTPServer(ThreadingHTTPServer):
+    """HTTPS: the handshake in the handler's thread, a close_notify before each connection closes."""
+
+    ctx: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        return self.ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            request.unwrap()
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that refused the certificate: nothing to report
 
 
 class FakeServer:
     """Offers one image (``offer_release`` changes it) and records every request."""
 
-    def __init__(self, image: bytes, version: str, target: str, downgrade: bool = False) -> None:
+    def __init__(self, image: bytes, version: str, target: str, downgrade: bool = False,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.image = image
         self.offer: dict[str, Any] | None = None
         self.file_url = ""
@@ -35,7 +59,13 @@ class FakeServer:
         self.checkin_status = 200
         self.drop_after: int | None = None     # close the next download after this many bytes
         self.auth: list[str | None] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        if tls:
+            self.httpd: ThreadingHTTPServer = TlsHTTPServer(("127.0.0.1", 0), self._handler())
+            self.httpd.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # type: ignore[attr-defined]
+            self.httpd.ctx.load_cert_chain(*tls)  # type: ignore[attr-defined]
+        else:
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.scheme = "https" if tls else "http"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def offer_release(self, image: bytes, version: str, target: str, downgrade: bool = False,
@@ -50,7 +80,7 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> FakeServer:
         self.thread.start()

@@ -32,7 +32,7 @@ def connect():
     net.wifi_connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_retries"], cfg["wifi_timeout_ms"])
 linked = gc.mem_alloc()
 cfg = config.load()
-http = net.Http(cfg["server"], cfg["token"], cfg["http_timeout_s"])
+http = net.Http(cfg["server"], cfg["token"], cfg["http_timeout_s"], cfg["ca_file"], cfg["ntp_host"])
 link = fotalink.Link(hw.Port(cfg))
 u = updater.Updater(link, http, cfg, log=log, connect=connect)
 start = gc.mem_alloc()

@@ -9,9 +9,10 @@
 
 Everything goes through the product's own code paths: releases with stm32_fota.release into the
 embedded S3 endpoint (moto, fota_lab.locals3), the server as `invoke serve` runs it (its own
-process, fota_lab.processes), the bridge deployed and run with mpremote over the virtual ESP32's pty
-(stm32_fota.esp32). Nothing of a user's .fota/ or build/ is touched: every file lives under the
-folder given. ``stop`` (also on an exception inside the ``with``) ends every process it started.
+process, fota_lab.processes; HTTPS with a throwaway CA unless ``tls=False``, fota_lab.labtls), the
+bridge deployed and run with mpremote over the virtual ESP32's pty (stm32_fota.esp32). Nothing of
+a user's .fota/ or build/ is touched: every file lives under the folder given. ``stop`` (also on
+an exception inside the ``with``) ends every process it started.
 
 The rooms it composes: ``processes`` (the server's child process), ``locals3`` (the S3 endpoint),
 ``devices`` (the twin and the virtual ESP32, with ``peer`` between them), ``server_api`` (the
@@ -33,7 +34,7 @@ from stm32_fota.esp32 import UpdateOutcome, deploy, run_update
 from stm32_fota.project import current
 from stm32_fota.release import ReleaseResult, Reporter, SilentReporter, release
 
-from . import locals3
+from . import labtls, locals3
 from .devices import WIFI_PASSWORD, WIFI_SSID, Devices, Journal
 from .errors import LabError
 from .flashing import flash_sim
@@ -52,10 +53,11 @@ class Lab:
     on_uart: Callable[[str], None] | None = None
     on_led: Callable[[str, bool], None] | None = None
     server_log_level: str = "warning"
+    tls: bool = True           # the server serves HTTPS with a throwaway CA, which the bridge gets
+    server_env: dict[str, str] = field(default_factory=dict)   # more environment for the server
     cfg: FotaConfig = field(init=False)
     server: ServerProcess = field(init=False)
     devices: Devices = field(init=False)
-    api: ServerApi = field(init=False)
     s3: locals3.LocalS3Info | None = None
 
     def __post_init__(self) -> None:
@@ -66,7 +68,6 @@ class Lab:
                               server=ServerConfig(port=locals3.free_port(), sync_interval_s=3600.0))
         self.server = ServerProcess(self.cfg, self.server_log_level)
         self.devices = Devices(self.root / "stm32-flash.bin", self.root, self.on_uart, self.on_led)
-        self.api = ServerApi(self.server_url)
 
     # -- paths, addresses and parts ----------------------------------------------------------------
     @property
@@ -75,7 +76,18 @@ class Lab:
 
     @property
     def server_url(self) -> str:
-        return f"http://127.0.0.1:{self.cfg.server.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.cfg.server.port}"
+
+    @property
+    def ca_cert(self) -> Path | None:
+        """The CA of the server's certificate (made with the lab's state), None without TLS."""
+        return labtls.lab_certs(self.cfg.state_dir).ca_cert if self.tls else None
+
+    @property
+    def api(self) -> ServerApi:
+        """The server's JSON API, trusting the lab's CA alone when the server speaks HTTPS."""
+        ca = self.ca_cert
+        return ServerApi(self.server_url, context=labtls.client_context(ca) if ca else None)
 
     @property
     def esp_fs(self) -> Path:
@@ -113,8 +125,10 @@ class Lab:
         return self.s3
 
     def start_server(self) -> None:
-        """The server in its own process, as `invoke serve` runs it, configured by environment."""
-        self.server.start()
+        """The server in its own process, as `invoke serve` runs it, configured by environment
+        (plus its certificate with TLS, plus ``server_env``)."""
+        env = labtls.server_env(labtls.lab_certs(self.cfg.state_dir)) if self.tls else {}
+        self.server.start({**env, **self.server_env})
 
     def stop_server(self) -> None:
         self.server.stop()
@@ -123,10 +137,13 @@ class Lab:
         """The STM32 twin on the flash file, powered, and the virtual ESP32 wired to it."""
         self.devices.start()
 
-    def deploy_bridge(self, server_url: str = "") -> str:
-        """`invoke deploy-esp32`: the compiled bridge and its config.json onto the virtual ESP32;
-        ``server_url``: what the bridge should use instead of the server's own address."""
-        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url})
+    def deploy_bridge(self, server_url: str = "", ca: list[Path] | None = None) -> str:
+        """`invoke deploy-esp32`: the compiled bridge, its config.json and (HTTPS) the CA onto the
+        virtual ESP32; ``server_url``: what the bridge should use instead of the server's own
+        address; ``ca``: the CA certificates to deploy instead of the server's CA."""
+        if ca is None:
+            ca = [self.ca_cert] if self.ca_cert else []
+        r = deploy(self.esp.port, None, {**WIFI, "server": server_url or self.server_url}, ca_files=ca)
         return r.check
 
     def start(self) -> None:

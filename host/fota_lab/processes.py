@@ -58,13 +58,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, what: 
         time.sleep(0.05)
 
 
-def server_env(cfg: FotaConfig) -> dict[str, str]:
-    """This process's environment without any FOTA_* variable, plus the server's settings of ``cfg``."""
+def server_env(cfg: FotaConfig, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any FOTA_* variable, plus the server's settings of ``cfg``,
+    plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOTA_")}
     env.update(FOTA_STATE_DIR=str(cfg.state_dir), FOTA_FIRMWARE_DIR=str(cfg.firmware_dir),
                FOTA_DB=str(cfg.db_path), FOTA_SERVER_HOST=cfg.server.host,
                FOTA_SERVER_PORT=str(cfg.server.port),
                FOTA_SYNC_INTERVAL=str(cfg.server.sync_interval_s), PYTHONUNBUFFERED="1")
+    env.update(extra or {})
     return env
 
 
@@ -84,15 +86,16 @@ class ServerProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> None:
-        """Start the server unless it runs, and wait until its port accepts connections."""
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        """Start the server unless it runs (``extra_env``: more environment, e.g. its certificate),
+        and wait until its port accepts connections."""
         if self.running:
             return
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "fota_server", "--log-level", self.log_level]
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child holds it)
         try:
-            self.proc = subprocess.Popen(argv, cwd=self.cfg.state_dir, env=server_env(self.cfg),
+            self.proc = subprocess.Popen(argv, cwd=self.cfg.state_dir, env=server_env(self.cfg, extra_env),
                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                          preexec_fn=die_with_parent)
         except OSError as e:

@@ -10,6 +10,7 @@ Every failure is a :class:`LabError` naming the request: "Failed to GET /status:
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,11 +23,14 @@ PREFIX = "/api/v1"
 
 
 class ServerApi:
-    """JSON requests to the server at ``base_url`` (no trailing slash), under /api/v1."""
+    """JSON requests to the server at ``base_url`` (no trailing slash), under /api/v1; ``context``:
+    the TLS context of an https:// server (default: the system's CAs)."""
 
-    def __init__(self, base_url: str, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, base_url: str, timeout_s: float = TIMEOUT_S,
+                 context: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url
         self.timeout_s = timeout_s
+        self.context = context
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """``method`` ``path`` (below /api/v1) with an optional JSON body; the decoded JSON answer."""
@@ -34,7 +38,7 @@ class ServerApi:
         req = urllib.request.Request(self.base_url + PREFIX + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"} if data else {})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout_s, context=self.context) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             raise LabError(f"Failed to {method} {path}: HTTP {e.code} {e.read()[:200]!r}") from None

@@ -59,7 +59,7 @@ def flash_lower_bound_s(image_size: int, slot: int, blank: frozenset[int] = froz
     """Erase of every sector the image touches in the slot + 16 us per 32-bit word (DS8626 typical,
     the figures the twin models). Sectors in ``blank`` were erased already: the update agent skips
     them, so they count no erase time."""
-    from stm32_twin.flash import ERASE_MS, PROGRAM_US  # the twin's own figures; loads the twin
+    from stm32_twin import ERASE_MS, PROGRAM_US  # the twin's own figures (loads the twin)
 
     typical_x32 = 2, 0                                  # ERASE_MS[size][psize][column]
     erase_ms = 0.0

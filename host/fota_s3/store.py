@@ -44,7 +44,8 @@ _session: boto3.session.Session | None = None
 
 def _new_client(**kwargs: Any) -> Any:
     """An S3 client from one boto3 session per process (a new session re-reads the service models,
-    about 0.25 s); creating clients from one session is not thread-safe, hence the lock."""
+    a noticeable fraction of a second); creating clients from one session is not thread-safe, hence
+    the lock."""
     global _session
     with _session_lock:
         if _session is None:
@@ -142,6 +143,16 @@ class S3Store:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise S3Error(f"Failed to read {self.url(key)}: not UTF-8 text") from None
+
+    def presigned_get(self, key: str, expiry_s: int) -> str:
+        """A URL that lets anyone holding it GET the object for ``expiry_s`` seconds (SigV4; signed
+        locally, no request to S3). Range requests work on it like on any GET."""
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.config.key(key)}, ExpiresIn=expiry_s)
+        except (BotoCoreError, ClientError) as e:
+            raise S3Error(f"Failed to sign a download URL for {self.url(key)}: {_reason(e)}") from None
+        return url
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream",
                   progress: ProgressFn | None = None) -> None:

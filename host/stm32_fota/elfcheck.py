@@ -5,7 +5,7 @@
     >>> r.flash_used                                                                    # doctest: +SKIP
     9824
 
-The checks (issue 2): the vector table sits at the region base; the initial stack pointer lies in
+The checks: the vector table sits at the region base; the initial stack pointer lies in
 SRAM; the reset handler lies inside the region with the Thumb bit set; every loadable section is
 stored inside its flash region and runs there or in RAM (SRAM, CCM); nothing touches the metadata
 sector; the image information block sits at ``IMAGE_INFO_OFFSET`` and names the expected slot,

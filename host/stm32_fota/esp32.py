@@ -15,6 +15,7 @@ The bridge's console lines (docs/bridge.md) are parsed by :func:`parse_line`.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from .certs import CertError, CertInfo, read_cert_info
 from .errors import FotaError
 from .mpy import compile_bridge
 
@@ -35,6 +37,8 @@ MPREMOTE_TIMEOUT_S = 120
 ESPTOOL_TIMEOUT_S = 300
 BRIDGE_MODULES = ("fota_const", "fotalink", "config", "net", "hw", "updater")
 CONFIG_KEYS = ("wifi_ssid", "wifi_password", "server", "token")
+CA_FILE = "ca.pem"               # the bridge's default `ca_file` (esp32_mpy/config.py)
+CA_BUNDLE_MAX = 16 * 1024        # the bridge reads the whole file into RAM at each update cycle
 
 
 class Esp32Error(FotaError):
@@ -184,15 +188,64 @@ class DeployResult:
     files: list[str]
     config_written: bool
     check: str
+    ca: list[CertInfo] = field(default_factory=list)   # the certificates written to ca.pem
+
+
+def ca_bundle(paths: Sequence[Path], now: float | None = None) -> tuple[str, list[CertInfo]]:
+    """The CA certificates of ``paths`` as one PEM text for the bridge's ca.pem, after checking
+    each: a PEM certificate, a CA (not a server's own certificate), not expired."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem: list[str] = []
+    infos: list[CertInfo] = []
+    when = datetime.datetime.now(datetime.UTC) if now is None else datetime.datetime.fromtimestamp(
+        now, datetime.UTC)
+    for path in paths:
+        try:
+            certs = x509.load_pem_x509_certificates(path.read_bytes())
+        except OSError as e:
+            raise Esp32Error(f"Failed to read the CA certificate {path}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise Esp32Error(f"Failed to read the CA certificate {path}: not a PEM certificate "
+                             f"({e})") from None
+        for cert, info in zip(certs, read_cert_info(path), strict=True):
+            try:
+                is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+            except x509.ExtensionNotFound:
+                is_ca = False
+            if not is_ca:
+                raise Esp32Error(f"Failed to use {path} as a CA certificate: {info.subject} is not a CA (a "
+                                 "server's own certificate?); pass the CA that signed it, e.g. "
+                                 "<state dir>/tls/ca.pem")
+            if info.not_after <= when:
+                raise Esp32Error(f"Failed to use {path} as a CA certificate: {info.subject} expired on "
+                                 f"{info.not_after:%Y-%m-%d}")
+            pem.append(cert.public_bytes(Encoding.PEM).decode("ascii"))
+            infos.append(info)
+    text = "".join(pem)
+    if len(text) > CA_BUNDLE_MAX:
+        raise Esp32Error(f"Failed to deploy the CA certificates: {len(text)} bytes of PEM, more than "
+                         f"{CA_BUNDLE_MAX}; the bridge reads them into RAM, so give only the CAs it needs "
+                         "(the server's CA, and the S3 root for direct downloads)")
+    return text, infos
 
 
 def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | None = None,
-           runner: Runner = run_tool, build_dir: Path | None = None) -> DeployResult:
-    """Flash MicroPython (``firmware``), copy the compiled bridge and config.json, check the import.
+           runner: Runner = run_tool, build_dir: Path | None = None,
+           ca_files: Sequence[Path] = ()) -> DeployResult:
+    """Flash MicroPython (``firmware``), copy the compiled bridge, config.json and the CA
+    certificates (``ca_files``, bundled into ca.pem), check the import.
 
     ``config``: the keys to write into config.json (CONFIG_KEYS); None or empty keeps the device's.
+    ``ca_files``: none keeps the device's ca.pem. A bridge whose server URL is https:// and that has
+    no CA certificate is refused (it could not reach its server).
     """
     check_port(device)
+    try:
+        ca_text, ca_infos = ca_bundle(ca_files) if ca_files else ("", [])
+    except CertError as e:
+        raise Esp32Error(str(e)) from None
     if firmware is not None:
         flash_micropython(device, firmware, runner)
     compiled = compile_bridge(build_dir) if build_dir else compile_bridge()
@@ -209,15 +262,27 @@ def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | N
             path = Path(tmp) / "config.json"
             path.write_text(json.dumps({k: v for k, v in config.items() if v}, indent=1))
             args += ["+", "fs", "cp", str(path), ":config.json"]
+        if ca_text:
+            ca_path = Path(tmp) / CA_FILE
+            ca_path.write_text(ca_text, encoding="ascii")
+            target = (config or {}).get("ca_file") or CA_FILE
+            args += ["+", "fs", "cp", str(ca_path), ":" + target]
         _run(device, "copy the bridge", mpremote_cmd(device, *args), runner, MPREMOTE_TIMEOUT_S)
-    probe = ("import " + ", ".join(BRIDGE_MODULES) +
-             "\nprint('fota: bridge ok', len(config.load()))")
+    # The import check also says whether an https:// server URL has its CA certificates.
+    probe = ("import " + ", ".join(BRIDGE_MODULES) + "\nimport os\ncfg = config.load()\nca = 'no-ca'\n"
+             "try:\n  os.stat(cfg['ca_file']); ca = 'ca'\nexcept OSError:\n  pass\n"
+             "print('fota: bridge ok', len(cfg), ca, cfg['server'].startswith('https://'))")
     proc = _run(device, "import the bridge", mpremote_cmd(device, "exec", probe), runner,
                 MPREMOTE_TIMEOUT_S)
     if "fota: bridge ok" not in proc.out:
         raise Esp32Error(f"Failed to import the bridge on {device}: "
                          f"{(proc.out.strip().splitlines() or ['no output'])[-1]}")
-    return DeployResult([f.name for f in compiled.files], written, proc.out.strip())
+    check = next(x for x in proc.out.strip().splitlines() if x.startswith("fota: bridge ok"))
+    if check.endswith(" no-ca True"):
+        raise Esp32Error(f"Failed to deploy the bridge on {device}: its server URL is https:// but no CA "
+                         "certificate is on the device; pass --ca with the CA of the server's certificate "
+                         "(`invoke certs` wrote it to <state dir>/tls/ca.pem)")
+    return DeployResult([f.name for f in compiled.files], written, check, ca_infos)
 
 
 def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: float = 600,

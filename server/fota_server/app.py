@@ -36,6 +36,7 @@ from fota_formats.semver import Version
 from fota_s3.store import S3Store
 
 from fota_server.decision import decide
+from fota_server.downloads import DownloadUrl, local_url
 from fota_server.firmware import FirmwareFolder, LocalRelease, SyncError, SyncResult, sync_once
 from fota_server.models import (
     DEVICE_ID_PATTERN,
@@ -67,6 +68,7 @@ class ServerSettings:
     store_factory: Callable[[], S3Store] | None = None  # None: no S3 (sync is disabled)
     source: str = "no S3 configured"
     sync_on_start: bool = True
+    download_url: DownloadUrl = local_url  # the image URL a check-in answers (fota_server.downloads)
 
 
 class ServerState:
@@ -246,7 +248,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                      body.running_slot, body.running_version, uid, d.version, d.target_slot,
                      " (downgrade)" if d.downgrade else "")
         return {"update": True, "reason": d.reason, "update_id": uid, "version": d.version,
-                "target_slot": d.target_slot, "url": f"{API}/firmware/{d.version}/{d.file}", "size": d.size,
+                "target_slot": d.target_slot, "url": settings.download_url(d.version, d.file), "size": d.size,
                 "sha256": d.sha256, "downgrade": d.downgrade}
 
     image_responses: dict[int | str, dict[str, Any]] = {

@@ -1,7 +1,7 @@
 """The server's command line: ``fota-server`` or ``python -m fota_server``.
 
     fota-server                       # config from ./fota.toml (or FOTA_CONFIG) and the environment
-    fota-server --lan --port 8080     # listen on every interface (needs a device token)
+    fota-server --lan --port 8080     # listen on every interface (needs a device token and HTTPS)
     fota-server --no-sync             # serve the local firmware folder as it is
 
 The configuration is the one ``invoke serve`` reads (``fota_formats.config``). With no bucket
@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="TCP port (default from config: 8080)")
     p.add_argument("--lan", action="store_true", help="listen on all interfaces (needs a device token)")
     p.add_argument("--no-sync", action="store_true", help="do not sync from S3")
+    p.add_argument("--insecure-http", action="store_true",
+                   help="serve plain HTTP beyond loopback (the device token then crosses the network "
+                        "in clear)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default info)")
     return p
@@ -45,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             changes["host"] = args.host
         if args.port:
             changes["port"] = args.port
-        serve(cfg.with_server(**changes), sync=not args.no_sync, log_level=args.log_level)
+        serve(cfg.with_server(**changes), sync=not args.no_sync, log_level=args.log_level,
+              insecure_http=args.insecure_http)
     except FotaError as e:
         print(f"fota-server: {e}", file=sys.stderr)
         return 1

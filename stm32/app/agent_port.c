@@ -1,5 +1,5 @@
 /* The update agent's port on the STM32 (struct agent_port, agent.h) and the application's side of
- * the trial self-test: the link must be up too (the issue: "the link is up"). */
+ * the trial self-test: the link must be up too. */
 #include <string.h>
 
 #include "app.h"

@@ -1,5 +1,5 @@
 /* The SPI link on the STM32: SPI2 slave with DMA, the NSS interrupt and the READY line, around
- * the update agent (common/agent.c). docs/protocol.md describes what the master sees.
+ * the update agent (agent/agent.c). docs/protocol.md describes what the master sees.
  *
  * One transaction (NSS low ... high) carries one request in and the previous response out:
  *   armed:   RX DMA (DMA1 stream 3) points at a free receive buffer, TX DMA (stream 4) at the

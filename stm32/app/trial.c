@@ -36,27 +36,25 @@ void trial_init(void)
  * now, or no longer on trial, e.g. confirmed by the link's CONFIRM command), 0 on a journal error. */
 static int confirm(void)
 {
-    struct agent *ag = link_agent();
-    uint8_t st = agent_confirm(ag);
-    if (st == FOTA_ST_ERR_STATE) {
+    enum agent_err err = agent_confirm(link_agent());
+    if (err == AGENT_E_STATE) {
         on_trial = 0;
         return 1;
     }
-    log_begin();
-    if (st == FOTA_ST_OK) {
-        confirmed = 1;
-        on_trial = 0;
-        log_str("confirmed slot ");
-        log_slot(app_image_info.ii_slot);
-        log_str(" ");
-        log_version(app_image_info.ii_ver_major, app_image_info.ii_ver_minor, app_image_info.ii_ver_patch,
-                    app_image_info.ii_build);
-    } else {
-        log_str("confirm failed err ");
-        log_u32((uint32_t)ag->journal_err);
+    if (err != AGENT_OK) {
+        log_error("confirm failed", (uint32_t)err);
+        return 0;
     }
+    confirmed = 1;
+    on_trial = 0;
+    log_begin();
+    log_str("confirmed slot ");
+    log_slot(app_image_info.ii_slot);
+    log_str(" ");
+    log_version(app_image_info.ii_ver_major, app_image_info.ii_ver_minor, app_image_info.ii_ver_patch,
+                app_image_info.ii_build);
     log_end();
-    return st == FOTA_ST_OK;
+    return 1;
 }
 
 void trial_poll(uint32_t now_ms, int sensor_ok)

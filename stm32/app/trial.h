@@ -3,7 +3,7 @@
  * itself once it has run TRIAL_CONFIRM_AFTER_MS with the temperature sensor answering (and the
  * optional app_selftest_extra hook agreeing); if that has not happened by TRIAL_DEADLINE_MS it stops
  * refreshing the watchdog, which resets the chip, and the bootloader counts the attempt.
- * The CONFIRMED record is written by the update agent (agent_confirm, common/agent.c), for the
+ * The CONFIRMED record is written by the update agent (agent_confirm, agent/agent.c), for the
  * self-test here as for the link's CONFIRM command. */
 #ifndef FOTA_TRIAL_H
 #define FOTA_TRIAL_H

@@ -1,5 +1,5 @@
-/* Bootloader: pick a slot, validate it, jump (issue 2; docs/image-format.md; stm32/README.md for
- * the log lines). Runs at 0x08000000 after every reset. */
+/* Bootloader: pick a slot, validate it, jump (docs/image-format.md; stm32/README.md for the boot
+ * table and the log lines). Runs at 0x08000000 after every reset. */
 #include <string.h>
 #include "boot_decide.h"
 #include "clock.h"
@@ -15,6 +15,7 @@
 #include "stm32f407_regs.h"
 #include "systick.h"
 #include "uart.h"
+#include "withdraw.h"
 
 const char log_prefix[] = "boot";
 
@@ -27,7 +28,7 @@ static void log_slot_state(uint8_t slot, const struct image_summary *s)
     log_slot(slot);
     if (s->state == FOTA_SLOT_STATE_VALID) {
         log_str(" valid ");
-        log_version(s->ver_major, s->ver_minor, s->ver_patch, s->build);
+        log_version(s->ver.major, s->ver.minor, s->ver.patch, s->ver.build);
     } else if (s->state == FOTA_SLOT_STATE_EMPTY) {
         log_str(" empty");
     } else {
@@ -139,10 +140,7 @@ int main(void)
     struct journal_state js;
     int rc = journal_scan(meta, &js);
     if (rc != FOTA_OK && rc != FOTA_E_NOT_FOUND) {
-        log_begin();
-        log_str("journal read failed err ");
-        log_u32((uint32_t)rc);
-        log_end();
+        log_error("journal read failed", (uint32_t)rc);
     }
     log_journal(&js);
     in.have_record = js.have_record;
@@ -152,22 +150,16 @@ int main(void)
     struct boot_decision d;
     boot_decide(&in, &d);
     if (d.append) {
-        rc = journal_append(meta, &js, &d.record);
+        rc = journal_append(meta, &js, &d.record, withdraw_unwanted_image);
         if (rc != FOTA_OK) {
-            log_begin();
-            log_str("journal append failed err ");
-            log_u32((uint32_t)rc);
-            log_end();
+            log_error("journal append failed", (uint32_t)rc);
             /* An attempt that cannot be counted could repeat forever: the other valid slot, and
              * with a full journal a revert (a CONFIRMED record, which may compact). */
             boot_decide_trial_unrecorded(&in, rc, &d);
             if (d.append) {
-                rc = journal_append(meta, &js, &d.record);
+                rc = journal_append(meta, &js, &d.record, withdraw_unwanted_image);
                 if (rc != FOTA_OK) {
-                    log_begin();
-                    log_str("journal append failed err ");
-                    log_u32((uint32_t)rc);
-                    log_end();
+                    log_error("journal append failed", (uint32_t)rc);
                 }
             }
         } else if (d.reason == BOOT_R_NO_RECORD) {
@@ -191,7 +183,7 @@ int main(void)
     log_str("jump slot ");
     log_slot((uint32_t)d.boot_slot);
     log_str(" ");
-    log_version(img->ver_major, img->ver_minor, img->ver_patch, img->build);
+    log_version(img->ver.major, img->ver.minor, img->ver.patch, img->ver.build);
     log_str(" (");
     log_str(boot_reason_str(d.reason));
     if (d.reason == BOOT_R_TRIAL) {
@@ -204,10 +196,7 @@ int main(void)
     if (d.start_watchdog) {
         rc = iwdg_start();
         if (rc != FOTA_OK) {
-            log_begin();
-            log_str("watchdog start failed err ");
-            log_u32((uint32_t)rc);
-            log_end();
+            log_error("watchdog start failed", (uint32_t)rc);
         }
     }
     jump((uint8_t)d.boot_slot);

@@ -4,8 +4,6 @@
 #include "stm32f407_regs.h"
 #include "wait.h"
 
-volatile uint32_t g_core_mhz = 16u; /* HSI after reset */
-
 /* 168 MHz: VCO in = 1 MHz (M), VCO out = 336 MHz (N), SYSCLK = VCO / 2 (P), 48 MHz for USB (Q). */
 #define PLL_M_HSE 8u  /* 8 MHz HSE / 8 */
 #define PLL_M_HSI 16u /* 16 MHz HSI / 16 */

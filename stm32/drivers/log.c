@@ -93,6 +93,15 @@ void fault_report(uint32_t exception_number)
     uart_flush();
 }
 
+void log_error(const char *what, uint32_t code)
+{
+    log_begin();
+    log_str(what);
+    log_str(" err ");
+    log_u32(code);
+    log_end();
+}
+
 void log_clock_fallback(int clock_rc, uint8_t source)
 {
     if (clock_rc == FOTA_OK) {

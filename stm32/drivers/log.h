@@ -16,6 +16,8 @@ void log_centi(int32_t centi);   /* 2512 -> "25.12", -50 -> "-0.50" */
 void log_version(uint32_t major, uint32_t minor, uint32_t patch, uint32_t build); /* "v1.2.3+4" */
 void log_slot(uint32_t slot);    /* "A", "B", "?" */
 void log_end(void);              /* "\r\n" */
+/* One whole line "<prefix>: <what> err <code>". */
+void log_error(const char *what, uint32_t code);
 /* When clock_init fell back (clock_rc != FOTA_OK): "warning: HSE did not start, running on <source>". */
 void log_clock_fallback(int clock_rc, uint8_t source);
 

@@ -6,9 +6,7 @@
 #define FOTA_WAIT_H
 
 #include <stdint.h>
-
-/* Core clock in MHz, kept up to date by clock_init (16: HSI after reset). */
-extern volatile uint32_t g_core_mhz;
+#include "cpu.h" /* g_core_mhz */
 
 /* Poll until (reg & mask) == value; 1 when reached, 0 on timeout. */
 static inline int wait_reg(volatile uint32_t *reg, uint32_t mask, uint32_t value, uint32_t max_us)

@@ -23,7 +23,12 @@ if BRIDGE not in sys.path:
     sys.path.insert(0, BRIDGE)
 
 
-@pytest.fixture(params=["fake", "twin"])
+# The twin variants need the firmware build (taken when the test runs, so it is not among the
+# fixtures markers are derived from) and take seconds each: the inner loop runs the fake ones.
+TWIN_MARKS = (pytest.mark.twin, pytest.mark.firmware, pytest.mark.slow)
+
+
+@pytest.fixture(params=["fake", pytest.param("twin", marks=TWIN_MARKS)])
 def device(request: pytest.FixtureRequest) -> Iterator[Device]:
     """The fake STM32, or the STM32 twin booted on the session's firmware build (1.0.0+0 in Slot A)."""
     if request.param == "fake":

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from fota_testkit.tls import Pki, make_pki
+from stm32_fota.certs import read_cert_info
 from stm32_fota.errors import FotaError
-from stm32_fota.esp32 import Proc, ProgressBar, deploy, parse_line, run_update
+from stm32_fota.esp32 import Proc, ProgressBar, ca_bundle, deploy, parse_line, run_update
 
 DEVICE = os.devnull        # an existing path stands for a connected port
 
@@ -151,3 +153,66 @@ def test_update_of_a_silent_device_stops_at_the_timeout(tmp_path: Path) -> None:
     with pytest.raises(FotaError, match=r"^Failed to run the update on .*: no result within 1 s$"):
         run_update(DEVICE, lambda _l: None, timeout_s=1, tool=tool)
     assert time.monotonic() - t0 < 10
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+class CaTools(FakeTools):
+    """FakeTools that keeps the ca.pem deploy copies and answers the import check like a device
+    whose config says `server` and whose filesystem has (or lacks) its ca_file."""
+
+    def __init__(self, https: bool, has_ca: bool) -> None:
+        super().__init__()
+        self.answer = f"fota: bridge ok 21 {'ca' if has_ca else 'no-ca'} {https}\n"
+        self.ca: str | None = None
+
+    def __call__(self, cmd: Sequence[str], timeout_s: float) -> Proc:
+        cmd = list(cmd)
+        if ":ca.pem" in cmd:
+            self.ca = Path(cmd[cmd.index(":ca.pem") - 1]).read_text()
+        if "exec" in cmd and "fota: bridge ok" in cmd[-1]:
+            self.calls.append(cmd)
+            return Proc(0, self.answer, "")
+        return super().__call__(cmd, timeout_s)
+
+
+def test_deploy_bundles_the_ca_certificates_into_ca_pem(tmp_path: Path, pki: Pki) -> None:
+    tools = CaTools(https=True, has_ca=True)
+    r = deploy(DEVICE, None, {"server": "https://10.0.0.2:8443"}, runner=tools, build_dir=tmp_path,
+               ca_files=[pki.ca, pki.other_ca])
+    assert tools.ca is not None and tools.ca.count("-----BEGIN CERTIFICATE-----") == 2
+    assert [i.fingerprint for i in r.ca] == [read_cert_info(p)[0].fingerprint for p in (pki.ca, pki.other_ca)]
+    assert "os.stat(cfg['ca_file'])" in tools.calls[-1][-1]
+    assert r.check == "fota: bridge ok 21 ca True"
+
+
+def test_an_https_bridge_without_a_ca_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FotaError, match=r"its server URL is https:// but no CA certificate is on the device; "
+                                        r"pass --ca"):
+        deploy(DEVICE, None, {"server": "https://10.0.0.2:8443"}, runner=CaTools(True, False),
+               build_dir=tmp_path)
+    # http:// needs none
+    assert deploy(DEVICE, None, {"server": "http://127.0.0.1:8080"}, runner=CaTools(False, False),
+                  build_dir=tmp_path).ca == []
+
+
+def test_bad_ca_files_are_refused_before_anything_is_copied(tmp_path: Path, pki: Pki) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("hello\n")
+    tools = CaTools(True, True)
+    cases = [
+        (pki.cert, r"server-ip\.pem as a CA certificate: .*is not a CA \(a server's own certificate\?\)"),
+        (junk, r"Failed to read the CA certificate .*junk\.pem: not a PEM certificate"),
+        (tmp_path / "nope.pem", r"Failed to read the CA certificate .*nope\.pem: No such file"),
+    ]
+    for path, message in cases:
+        with pytest.raises(FotaError, match=message):
+            deploy(DEVICE, None, {}, runner=tools, build_dir=tmp_path, ca_files=[path])
+    assert tools.calls == []
+    with pytest.raises(FotaError, match=r"other/tls/ca\.pem as a CA certificate: .*expired on "):
+        ca_bundle([pki.other_ca], now=time.time() + 30 * 365 * 86400)
+    with pytest.raises(FotaError, match=r"bytes of PEM, more than 16384; .*give only the CAs it needs"):
+        ca_bundle([pki.ca] * 40)

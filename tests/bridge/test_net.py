@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -161,3 +162,92 @@ def test_request_bytes(raw: RawServer) -> None:
     assert raw.requests[-1] == (
         b"GET /base/img.bin HTTP/1.1\r\nHost: 127.0.0.1:" + port.encode() + b"\r\nConnection: close\r\n"
         b"User-Agent: stm32-fota-bridge\r\nRange: bytes=4096-\r\n\r\n")
+
+
+@pytest.mark.parametrize(("url", "parts"), [
+    ("http://10.0.0.2:8080/base", (False, "10.0.0.2", 8080, "/base")),
+    ("https://10.0.0.2:8443", (True, "10.0.0.2", 8443, "/")),
+    ("https://fw.s3.amazonaws.com/k/b.bin?X-Amz-Signature=ab:cd",
+     (True, "fw.s3.amazonaws.com", 443, "/k/b.bin?X-Amz-Signature=ab:cd")),
+    ("http://server.lan/", (False, "server.lan", 80, "/")),
+])
+def test_split_url(url: str, parts: tuple[bool, str, int, str]) -> None:
+    assert net.split_url(url) == parts
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("ftp://x/y", "only http:// and https:// are supported"),
+    ("https://x:44a/y", "bad port"),
+    ("https://:443/y", "no host"),
+    ("https://s3:x/k?X-Amz-Signature=secret", r"Failed to parse URL https://s3:x/k\?\.\.\.: bad port"),
+])
+def test_bad_urls_are_named_without_their_query(url: str, reason: str) -> None:
+    with pytest.raises(BridgeError, match=reason) as e:
+        net.split_url(url)
+    assert "secret" not in e.value.reason
+
+
+def test_host_header_leaves_out_the_scheme_s_port_and_the_token_stays_with_the_server(
+        raw: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A presigned URL is signed for its host as written (no :80, no :443), and it must not carry
+    the device token: S3 would refuse two authentications, and the token is the server's."""
+    real = socket.getaddrinfo
+    port = int(raw.url.rsplit(":", 1)[1])
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, p, *a: real("127.0.0.1", port, *a)
+                        if host == "s3.example" else real(host, p, *a))
+    raw.pieces = [b"HTTP/1.1 206 Partial Content\r\nContent-Length: 0\r\n\r\n"]
+    http = net.Http(raw.url, token="tk")
+    http.get("http://s3.example/fw/slot-b.bin?X-Amz-Signature=s", offset=10).close()
+    assert raw.requests[-1] == (b"GET /fw/slot-b.bin?X-Amz-Signature=s HTTP/1.1\r\nHost: s3.example\r\n"
+                                b"Connection: close\r\nUser-Agent: stm32-fota-bridge\r\n"
+                                b"Range: bytes=10-\r\n\r\n")
+    http.get(raw.url + "/fw/own.bin", offset=10).close()        # the server's own origin: token sent
+    assert b"Authorization: Bearer tk\r\n" in raw.requests[-1]
+
+
+def test_errors_name_the_path_without_the_query(raw: RawServer) -> None:
+    raw.pieces = [b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"]
+    with pytest.raises(BridgeError,
+                       match=r"^Failed to GET http://127\.0\.0\.1:\d+/k\?\.\.\.: server answered 403$"):
+        net.Http(raw.url).get(raw.url + "/k?X-Amz-Signature=secret")
+
+
+def test_mbedtls_errors_read_as_their_text() -> None:
+    assert net._oserror(OSError(-29312, "SSL - The connection indicated an EOF")) == \
+        "SSL - The connection indicated an EOF"
+    assert net._oserror(OSError(-0x2700)) == "TLS error -0x2700"
+
+
+class FakeNtp:
+    def __init__(self, fails: bool) -> None:
+        self.host = ""
+        self.fails = fails
+        self.calls = 0
+
+    def settime(self) -> None:
+        self.calls += 1
+        if self.fails:
+            raise OSError(110)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_an_unset_clock_is_set_with_ntp_once_before_tls(monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
+    """After a reset an ESP32's clock says 2000-01-01 and mbedTLS would find every certificate
+    not yet valid: the first TLS connection sets it with NTP first (once per Http)."""
+    ntp = FakeNtp(fails)
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    monkeypatch.setattr(time, "gmtime", lambda *a: (2000, 1, 1, 0, 0, 5, 5, 1, 0))
+    http = net.Http("https://10.0.0.2", ntp_host="time.lan")
+    why = http._check_clock()
+    assert (ntp.host, ntp.calls) == ("time.lan", 1)
+    assert why == ("the ESP32's clock is not set (NTP time.lan: timed out)" if fails else "")
+    http._check_clock()
+    assert ntp.calls == 1
+    assert net.Http("https://10.0.0.2", ntp_host="")._check_clock() == \
+        "the ESP32's clock is not set (no ntp_host configured)"
+
+
+def test_a_set_clock_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    ntp = FakeNtp(False)
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    assert net.Http("https://10.0.0.2", ntp_host="time.lan")._check_clock() == "" and ntp.calls == 0

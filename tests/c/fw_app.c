@@ -1,6 +1,6 @@
 /* Pure parts of the application and drivers: the scheduler and the temperature conversion. */
 #include "adc_temp.h"
-#include "fw_test.h"
+#include "fixture.h"
 #include "sched.h"
 
 volatile uint32_t g_core_mhz = 16; /* drivers/clock.c on the target; adc_temp.c refers to it */

@@ -1,10 +1,11 @@
-/* boot_decide: the decision for each case named in the issue, then every combination of slot
- * states x journal records x reset cause against the rules the bootloader must never break. */
+/* boot_decide: the decision for each case of the boot table (stm32/README.md), then every
+ * combination of slot states x journal records x reset cause against the rules the bootloader must
+ * never break. */
 #include <string.h>
 #include "boot_decide.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 
 enum { S_EMPTY, S_INVALID, S_V1, S_V2, S_KINDS };
 
@@ -15,8 +16,8 @@ static struct image_summary slot_state(int kind)
     switch (kind) {
     case S_EMPTY: s.state = FOTA_SLOT_STATE_EMPTY; s.fault = IMAGE_ERASED; break;
     case S_INVALID: s.state = FOTA_SLOT_STATE_INVALID; s.fault = IMAGE_BAD_HASH; break;
-    case S_V1: s.state = FOTA_SLOT_STATE_VALID; s.ver_major = 1; break;
-    default: s.state = FOTA_SLOT_STATE_VALID; s.ver_major = 2; break;
+    case S_V1: s.state = FOTA_SLOT_STATE_VALID; s.ver.major = 1; break;
+    default: s.state = FOTA_SLOT_STATE_VALID; s.ver.major = 2; break;
     }
     return s;
 }
@@ -79,15 +80,20 @@ TEST(boot_version_order)
     memset(s, 0, sizeof(s));
     s[0].state = s[1].state = FOTA_SLOT_STATE_VALID;
     /* Each field decides only when the ones before it are equal. */
-    s[0].ver_major = 1; s[0].ver_minor = 9; s[0].ver_patch = 9; s[0].build = 9;
-    s[1].ver_major = 2;
+    s[0].ver = (struct fw_version){1, 9, 9, 9};
+    s[1].ver = (struct fw_version){2, 0, 0, 0};
     CHECK_EQ(boot_pick_highest(s), B);
-    s[1].ver_major = 1; s[1].ver_minor = 9; s[1].ver_patch = 10;
+    s[1].ver = (struct fw_version){1, 9, 10, 0};
     CHECK_EQ(boot_pick_highest(s), B);
-    s[1].ver_patch = 9; s[1].build = 8;
+    s[1].ver = (struct fw_version){1, 10, 0, 0};
+    CHECK_EQ(boot_pick_highest(s), B);
+    s[1].ver = (struct fw_version){1, 9, 8, 99};
     CHECK_EQ(boot_pick_highest(s), A);
-    s[1].build = 10;
-    CHECK_EQ(boot_pick_highest(s), B);
+    /* The same release with another build number is a tie (version_cmp): slot A. */
+    s[1].ver = (struct fw_version){1, 9, 9, 8};
+    CHECK_EQ(boot_pick_highest(s), A);
+    s[1].ver = (struct fw_version){1, 9, 9, 10};
+    CHECK_EQ(boot_pick_highest(s), A);
     s[1].state = FOTA_SLOT_STATE_INVALID;
     CHECK_EQ(boot_pick_highest(s), A);
     s[0].state = FOTA_SLOT_STATE_EMPTY;
@@ -292,7 +298,7 @@ static int boot_and_record(struct boot_decision *d)
     int slot = fw_boot(d, 0);
     if (d->append) {
         (void)journal_scan(fw_meta(), &js);
-        if (journal_append(fw_meta(), &js, &d->record) != FOTA_OK) {
+        if (journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image) != FOTA_OK) {
             return -2;
         }
     }
@@ -333,7 +339,7 @@ TEST(boot_first_boot_record_keeps_a_torn_activation_on_the_old_image)
         flash_ram_cut_at(op);
         struct fota_meta_record rec = fw_record(B, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, A);
         CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
-        int rc = journal_append(fw_meta(), &js, &rec);
+        int rc = journal_append(fw_meta(), &js, &rec, withdraw_unwanted_image);
         if (!flash_ram_is_cut()) {
             CHECK_EQ(rc, FOTA_OK); /* op is past the last operation: the append completed */
             break;

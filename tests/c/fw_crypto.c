@@ -3,7 +3,7 @@
  * and zlib is in test_fw_modules.py. */
 #include <string.h>
 #include "crc32.h"
-#include "fw_test.h"
+#include "fixture.h"
 #include "sha256.h"
 
 static void sha_hex(const void *data, size_t len, char out[65])

@@ -2,7 +2,7 @@
 #include <string.h>
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 
 TEST(fa_layout_from_spec)
 {
@@ -14,6 +14,21 @@ TEST(fa_layout_from_spec)
     CHECK_EQ(m->first_sector, 11);
     CHECK(fa_slot(2) == NULL, "slot 2 must not exist");
     CHECK(fa_get(42) == NULL, "area 42 must not exist");
+}
+
+TEST(fa_sector_table_is_rm0090)
+{
+    /* Four 16 KB sectors, one of 64 KB, seven of 128 KB, back to back from the flash base. */
+    uint32_t base = FOTA_FLASH_BASE;
+    for (uint32_t n = 0; n < FOTA_SECTOR_COUNT; n++) {
+        const struct fa_sector *s = fa_sector(n);
+        CHECK(s != NULL, "sector %u missing", n);
+        CHECK_EQ(s->base, base);
+        CHECK_EQ(s->size, n < 4u ? 0x4000u : n == 4u ? 0x10000u : 0x20000u);
+        base += s->size;
+    }
+    CHECK_EQ(base, FOTA_FLASH_BASE + FOTA_FLASH_SIZE);
+    CHECK(fa_sector(FOTA_SECTOR_COUNT) == NULL, "a sector past the last one");
 }
 
 TEST(fa_bounds_checked)

@@ -2,7 +2,8 @@
  * wrong on its own (the hash recomputed so that only that field is wrong), give their fault. */
 #include <string.h>
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
+#include "sha256.h"
 
 static const struct img_spec spec_a = {FOTA_SLOT_A, {1, 2, 3}, 45, 3000};
 static const struct img_spec spec_b = {FOTA_SLOT_B, {2, 0, 0}, 7, 5000};
@@ -45,8 +46,8 @@ TEST(image_valid_both_slots)
     struct image_summary s;
     CHECK_EQ(image_validate(FOTA_SLOT_A, &s), FOTA_OK);
     CHECK_EQ(s.state, FOTA_SLOT_STATE_VALID);
-    CHECK(s.ver_major == 1 && s.ver_minor == 2 && s.ver_patch == 3 && s.build == 45, "version %u.%u.%u+%u",
-          s.ver_major, s.ver_minor, s.ver_patch, s.build);
+    CHECK(s.ver.major == 1 && s.ver.minor == 2 && s.ver.patch == 3 && s.ver.build == 45, "version %u.%u.%u+%u",
+          s.ver.major, s.ver.minor, s.ver.patch, s.ver.build);
     CHECK_EQ(s.image_size, info(FOTA_SLOT_A)->ii_image_size);
     CHECK_FAULT(FOTA_SLOT_B, IMAGE_OK, FOTA_SLOT_STATE_VALID);
 }
@@ -208,4 +209,41 @@ TEST(image_bad_vectors)
         fw_rehash(FOTA_SLOT_A);
         CHECK_FAULT(FOTA_SLOT_A, IMAGE_BAD_VECTORS, FOTA_SLOT_STATE_INVALID);
     }
+}
+
+/* image_validate_file: the SHA-256 of the whole file (image + trailer) from the same pass over the
+ * slot as the validation, which the update agent's VERIFY compares with BEGIN's. */
+TEST(image_validate_file_hashes_the_whole_file)
+{
+    struct image_summary sum;
+    uint8_t digest[32], file_sha[32];
+    int hashed = -1;
+    fw_flash_fresh();
+    uint32_t file = fw_put_image(FOTA_SLOT_B, &spec_b) + (uint32_t)sizeof(struct fota_image_trailer);
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, fw_slot_mem(FOTA_SLOT_B), file);
+    sha256_final(&ctx, file_sha);
+    static uint8_t good[FOTA_MAX_IMAGE_SIZE];
+    memcpy(good, fw_slot_mem(FOTA_SLOT_B), file);
+    CHECK_EQ(image_validate_file(FOTA_SLOT_B, &sum, digest, &hashed), FOTA_OK);
+    CHECK_EQ(hashed, 1);
+    CHECK_EQ(sum.state, FOTA_SLOT_STATE_VALID);
+    CHECK(memcmp(digest, file_sha, 32) == 0);
+    /* a bit of the image decays: invalid (bad hash), but the pass ran and the hash differs */
+    uint8_t *decay = fw_slot_mem(FOTA_SLOT_B) + 3000;
+    while (*decay == 0) {
+        decay++;
+    }
+    *decay &= (uint8_t)(*decay - 1u); /* clears the lowest bit that is set */
+    CHECK_EQ(image_validate_file(FOTA_SLOT_B, &sum, digest, &hashed), FOTA_E_IMAGE);
+    CHECK_EQ(sum.fault, IMAGE_BAD_HASH);
+    CHECK_EQ(hashed, 1);
+    CHECK(memcmp(digest, file_sha, 32) != 0);
+    /* a broken trailer stops before hashing */
+    memcpy(fw_slot_mem(FOTA_SLOT_B), good, file);
+    fw_slot_mem(FOTA_SLOT_B)[file - sizeof(struct fota_image_trailer)] ^= 0x01;
+    CHECK_EQ(image_validate_file(FOTA_SLOT_B, &sum, digest, &hashed), FOTA_E_IMAGE);
+    CHECK_EQ(sum.fault, IMAGE_BAD_TRAILER);
+    CHECK_EQ(hashed, 0);
 }

@@ -4,7 +4,7 @@
 #include "boot_decide.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 
 #define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
 #define POSITIONS (FOTA_REGION_METADATA_SIZE / REC_SIZE)
@@ -17,7 +17,7 @@ static int append(uint8_t slot, uint8_t state, uint8_t attempts, uint8_t prev)
     struct journal_state js;
     struct fota_meta_record r = fw_record(slot, state, attempts, prev);
     (void)journal_scan(fw_meta(), &js);
-    return journal_append(fw_meta(), &js, &r);
+    return journal_append(fw_meta(), &js, &r, withdraw_unwanted_image);
 }
 
 TEST(journal_empty)
@@ -56,7 +56,7 @@ TEST(journal_sequence_beats_position)
         js.latest.mr_seq = seqs[i] - 1u;
         js.next_pos = (uint32_t)i * REC_SIZE;
         struct fota_meta_record r = fw_record((uint8_t)(i % 2), FOTA_META_STATE_CONFIRMED, 0, 0);
-        CHECK_EQ(journal_append(fw_meta(), &js, &r), FOTA_OK);
+        CHECK_EQ(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image), FOTA_OK);
     }
     struct journal_state js;
     CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
@@ -122,11 +122,11 @@ static int fill_journal(struct fota_meta_record last)
     (void)journal_scan(fw_meta(), &js);
     for (uint32_t i = 0; i + 1u < POSITIONS; i++) {
         struct fota_meta_record r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
-        if (journal_append(fw_meta(), &js, &r) != FOTA_OK) {
+        if (journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) != FOTA_OK) {
             return -1;
         }
     }
-    return journal_append(fw_meta(), &js, &last) == FOTA_OK && js.next_pos == FOTA_REGION_METADATA_SIZE ? 0 : -1;
+    return journal_append(fw_meta(), &js, &last, withdraw_unwanted_image) == FOTA_OK && js.next_pos == FOTA_REGION_METADATA_SIZE ? 0 : -1;
 }
 
 TEST(journal_compaction_when_full)
@@ -171,7 +171,7 @@ static void run_cut_case(const struct cut_case *c, uint32_t *cut_points)
     struct journal_state js;
     setup(c);
     (void)journal_scan(fw_meta(), &js);
-    CHECK(journal_append(fw_meta(), &js, &r) == FOTA_OK, "%s: clean append failed", c->name);
+    CHECK(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) == FOTA_OK, "%s: clean append failed", c->name);
     uint32_t ops = flash_ram_ops();
     CHECK(fw_boot(&d, 0) == c->final_slot, "%s: clean run boots %d", c->name, d.boot_slot);
     CHECK(ops >= 9, "%s: only %u operations (erase + 8 words expected at least)", c->name, ops);
@@ -180,7 +180,7 @@ static void run_cut_case(const struct cut_case *c, uint32_t *cut_points)
         flash_ram_cut_at((int32_t)k);
         r = c->append;
         (void)journal_scan(fw_meta(), &js);
-        CHECK(journal_append(fw_meta(), &js, &r) != FOTA_OK, "%s: cut at %u not seen", c->name, k);
+        CHECK(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) != FOTA_OK, "%s: cut at %u not seen", c->name, k);
         flash_ram_power_on();
         int slot = fw_boot(&d, 0);
         CHECK(slot >= 0, "%s: cut at op %u leaves nothing bootable", c->name, k);
@@ -190,7 +190,7 @@ static void run_cut_case(const struct cut_case *c, uint32_t *cut_points)
               boot_reason_str(d.reason));
         r = c->append;
         (void)journal_scan(fw_meta(), &js);
-        CHECK(journal_append(fw_meta(), &js, &r) == FOTA_OK, "%s: retry after cut at %u failed", c->name, k);
+        CHECK(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) == FOTA_OK, "%s: retry after cut at %u failed", c->name, k);
         CHECK(fw_boot(&d, 0) == c->final_slot, "%s: after cut at %u and retry boots %d", c->name, k, d.boot_slot);
         CHECK(flash_ram_violations() == 0, "%s: 0->1 programming", c->name);
         (*cut_points)++;
@@ -237,10 +237,10 @@ TEST(journal_trial_record_never_compacts)
     CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
     CHECK_EQ(journal_room(fw_meta(), &js), 0);
     struct fota_meta_record r = c.append;
-    CHECK_EQ(journal_append(fw_meta(), &js, &r), FOTA_E_FULL);
+    CHECK_EQ(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image), FOTA_E_FULL);
     r = c.append;
     CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
-    CHECK_EQ(journal_compact(fw_meta(), &js, &r), FOTA_E_FULL);
+    CHECK_EQ(journal_compact(fw_meta(), &js, &r, withdraw_unwanted_image), FOTA_E_FULL);
     CHECK_EQ(flash_ram_ops(), 0);
     CHECK(memcmp(before, meta, sizeof(before)) == 0, "journal changed");
     struct image_summary s;
@@ -271,7 +271,7 @@ TEST(journal_compact_on_demand_power_cut)
     struct fota_meta_record r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
     flash_ram_power_on();
     CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
-    CHECK_EQ(journal_compact(fw_meta(), &js, &r), FOTA_OK);
+    CHECK_EQ(journal_compact(fw_meta(), &js, &r, withdraw_unwanted_image), FOTA_OK);
     CHECK_EQ(js.latest.mr_seq, 6);
     uint32_t ops = flash_ram_ops();
     CHECK_EQ(flash_ram_erases(), 1);
@@ -283,15 +283,16 @@ TEST(journal_compact_on_demand_power_cut)
         flash_ram_cut_at((int32_t)k);
         r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
         CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
-        CHECK(journal_compact(fw_meta(), &js, &r) != FOTA_OK, "cut at %u not seen", k);
+        CHECK(journal_compact(fw_meta(), &js, &r, withdraw_unwanted_image) != FOTA_OK, "cut at %u not seen", k);
         flash_ram_power_on();
         CHECK(fw_boot(&d, 0) == FOTA_SLOT_A, "cut at %u boots %d (%s)", k, d.boot_slot, boot_reason_str(d.reason));
         r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0);
         (void)journal_scan(fw_meta(), &js);
-        CHECK(journal_compact(fw_meta(), &js, &r) == FOTA_OK, "retry after cut at %u", k);
+        CHECK(journal_compact(fw_meta(), &js, &r, withdraw_unwanted_image) == FOTA_OK, "retry after cut at %u", k);
         CHECK(fw_boot(&d, 0) == FOTA_SLOT_A && d.reason == BOOT_R_CONFIRMED, "after cut at %u", k);
         CHECK_EQ(flash_ram_violations(), 0);
     }
+    printf("  cut points: %u\n", ops);
 }
 
 TEST(journal_compaction_withdraws_only_when_needed)
@@ -315,4 +316,45 @@ TEST(journal_compaction_withdraws_only_when_needed)
     CHECK_EQ(image_validate(FOTA_SLOT_B, &s), FOTA_E_IMAGE);
     CHECK_EQ(s.fault, IMAGE_BAD_MAGIC);
     CHECK_EQ(image_validate(FOTA_SLOT_A, &s), FOTA_OK);
+}
+
+static unsigned guard_calls;
+static struct fota_meta_record guard_saw;
+
+static int refusing_guard(const struct fota_meta_record *rec)
+{
+    guard_calls++;
+    guard_saw = *rec;
+    return FOTA_E_FLASH;
+}
+
+TEST(journal_compaction_asks_the_guard_before_the_erase)
+{
+    /* The journal is storage only: the caller's guard sees the record first, and its error stops
+     * the compaction before anything is erased. */
+    fw_flash_fresh();
+    CHECK_EQ(fill_journal(fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, 0)), 0);
+    flash_ram_power_on();
+    struct journal_state js;
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    struct fota_meta_record r = fw_record(FOTA_SLOT_B, FOTA_META_STATE_CONFIRMED, 0, FOTA_SLOT_B);
+    CHECK_EQ(journal_append(fw_meta(), &js, &r, refusing_guard), FOTA_E_FLASH);
+    CHECK_EQ(guard_calls, 1);
+    CHECK_EQ(guard_saw.mr_active_slot, FOTA_SLOT_B);
+    CHECK_EQ(guard_saw.mr_seq, POSITIONS + 1u);
+    CHECK_EQ(flash_ram_ops(), 0);
+    r = fw_record(FOTA_SLOT_B, FOTA_META_STATE_CONFIRMED, 0, FOTA_SLOT_B);
+    CHECK_EQ(journal_compact(fw_meta(), &js, &r, refusing_guard), FOTA_E_FLASH);
+    CHECK_EQ(guard_calls, 2);
+    CHECK_EQ(flash_ram_ops(), 0);
+    /* A TRIAL record never gets as far as the guard (step 0), and no call goes without a guard. */
+    r = fw_record(FOTA_SLOT_B, FOTA_META_STATE_TRIAL, 3, FOTA_SLOT_A);
+    CHECK_EQ(journal_append(fw_meta(), &js, &r, refusing_guard), FOTA_E_FULL);
+    CHECK_EQ(guard_calls, 2);
+    r = fw_record(FOTA_SLOT_A, FOTA_META_STATE_CONFIRMED, 0, FOTA_SLOT_A);
+    CHECK_EQ(journal_append(fw_meta(), &js, &r, NULL), FOTA_E_ARG);
+    CHECK_EQ(journal_compact(fw_meta(), &js, &r, NULL), FOTA_E_ARG);
+    CHECK_EQ(flash_ram_ops(), 0);
+    CHECK_EQ(journal_scan(fw_meta(), &js), FOTA_OK);
+    CHECK_EQ(js.valid_records, POSITIONS);
 }

@@ -9,7 +9,7 @@
 #include "crc32.h"
 #include "flash_ram.h"
 #include "fota_layout.h"
-#include "fw_test.h"
+#include "fixture.h"
 #include "sha256.h"
 
 #define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
@@ -140,11 +140,11 @@ static int boot(struct boot_decision *d)
     in.rec = js.latest;
     boot_decide(&in, d);
     if (d->append) {
-        int rc = journal_append(fw_meta(), &js, &d->record);
+        int rc = journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image);
         if (rc != FOTA_OK) {
             boot_decide_trial_unrecorded(&in, rc, d);
             if (d->append) {
-                (void)journal_append(fw_meta(), &js, &d->record);
+                (void)journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image);
             }
         }
     }
@@ -156,7 +156,7 @@ static int confirm_in_b(void)
 {
     struct fota_image_info run = info_of(B);
     (void)agent_init(&ag, &port, B, &run);
-    return agent_confirm(&ag) == FOTA_ST_OK ? 0 : -1;
+    return agent_confirm(&ag) == AGENT_OK ? 0 : -1;
 }
 
 /* ---- set-up: A v1 confirmed, old data in B, `room` erased journal positions ----------------- */
@@ -174,7 +174,7 @@ static int prepare(uint32_t room)
     for (uint32_t i = 0; i + room < POSITIONS; i++) {
         struct fota_meta_record r = fw_record(A, FOTA_META_STATE_CONFIRMED, 0, A);
         r.mr_ver_major = old_a.ver[0];
-        if (journal_append(fw_meta(), &js, &r) != FOTA_OK) {
+        if (journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) != FOTA_OK) {
             return -1;
         }
     }
@@ -256,7 +256,7 @@ static void cut_everywhere(uint32_t room, uint32_t *points)
         CHECK(slot == B || d.reason == BOOT_R_CONFIRMED || d.reason == BOOT_R_NO_RECORD ||
                   d.reason == BOOT_R_REVERT_INVALID || d.reason == BOOT_R_FALLBACK,
               "room %u cut %u: old image boots as %s", room, k, boot_reason_str(d.reason));
-        CHECK(!(slot == A && d.reason == BOOT_R_NO_RECORD) || s.ver_major == old_a.ver[0],
+        CHECK(!(slot == A && d.reason == BOOT_R_NO_RECORD) || s.ver.major == old_a.ver[0],
               "room %u cut %u: first-boot rule", room, k);
         /* Recovery: from A, the master updates again; from B on trial, the self-test confirms. */
         int done = 0;
@@ -306,7 +306,7 @@ TEST(boot_trial_into_full_journal_reverts_power_cut_everywhere)
     struct journal_state js;
     (void)journal_scan(fw_meta(), &js);
     struct fota_meta_record t = fw_record(B, FOTA_META_STATE_TRIAL, 2, A);
-    CHECK_EQ(journal_append(fw_meta(), &js, &t), FOTA_OK);
+    CHECK_EQ(journal_append(fw_meta(), &js, &t, withdraw_unwanted_image), FOTA_OK);
     CHECK_EQ(journal_room(fw_meta(), &js), 0);
     memcpy(snapshot, flash_ram_mem(), sizeof(snapshot));
     restore();
@@ -337,6 +337,7 @@ TEST(boot_trial_into_full_journal_reverts_power_cut_everywhere)
         CHECK(d.boot_slot == A && d.reason == BOOT_R_CONFIRMED, "cut at %u: ends %d (%s)", k, d.boot_slot,
               boot_reason_str(d.reason));
     }
+    printf("  cut points: %u\n", ops);
 }
 
 TEST(activate_refused_without_room_for_the_trial_records)
@@ -354,13 +355,13 @@ TEST(activate_refused_without_room_for_the_trial_records)
     (void)journal_scan(fw_meta(), &js);
     while (journal_room(fw_meta(), &js) > JOURNAL_TRIAL_RECORDS - 1u) {
         struct fota_meta_record r = fw_record(A, FOTA_META_STATE_CONFIRMED, 0, A);
-        CHECK_EQ(journal_append(fw_meta(), &js, &r), FOTA_OK);
+        CHECK_EQ(journal_append(fw_meta(), &js, &r, withdraw_unwanted_image), FOTA_OK);
     }
     flash_ram_power_on();
     CHECK_EQ(request(FOTA_CMD_ACTIVATE, NULL, 0), FOTA_ST_ERR_FLASH);
     CHECK_EQ(flash_ram_ops(), 0);
     CHECK_EQ(ag.s.state, FOTA_SESSION_FAILED);
-    CHECK_EQ(ag.journal_err, FOTA_E_FULL);
+    CHECK_EQ(agent_last_error(&ag), AGENT_E_JOURNAL_FULL);
     CHECK(boot(&d) == A && d.reason == BOOT_R_CONFIRMED, "boots %d (%s)", d.boot_slot, boot_reason_str(d.reason));
     CHECK_EQ(image_validate(B, &s), FOTA_OK); /* verified, never activated */
     CHECK_EQ(update(), 0);

@@ -1,10 +1,12 @@
-"""Host tests of the firmware's shared modules (stm32/common: crc32, sha256, flash_area, image,
-journal, boot_decide, and the update agent in whole-update power-cut tests) over the RAM-backed
-flash stm32/test/flash_ram.c, and of the pure parts of the application (app/sched.c) and drivers
-(the temperature conversion in drivers/adc_temp.c).
+"""Host tests of the firmware's portable modules (stm32/lib: crc32, sha256, flash_area, image,
+journal, boot_decide, version, withdraw), of the update agent (stm32/agent) and of the pure parts of
+the application (app/sched.c) and drivers (the temperature conversion in drivers/adc_temp.c), over
+the one RAM-backed flash tests/c/flash_ram.c.
 
-The C cases live in tests/c/fw_*.c (TEST(name) blocks). The runner is built once per module with
-the host gcc (AddressSanitizer + UBSan, -Werror) and run once; every C case is one pytest case.
+Every C file of tests/c goes into one runner: the harness (harness.c), the fixtures (fixture.c,
+agent_fixture.c), the RAM flash and the cases (fw_*.c, TEST(name) blocks). It is built once per
+module with the host gcc (AddressSanitizer + UBSan, -Werror) and run once; every C case is one
+pytest case.
 CRC-32 and SHA-256 are also compared with zlib and hashlib on random data of many lengths.
 """
 
@@ -13,41 +15,18 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import shutil
 import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
-STM32 = ROOT / "stm32"
-MODULES = ("crc32", "sha256", "flash_area", "image", "journal", "boot_decide", "agent")
-OTHER = (STM32 / "app" / "sched.c", STM32 / "drivers" / "adc_temp.c")
-SOURCES = sorted(HERE.glob("fw_*.c"))
-CFLAGS = [
-    "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-    "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-    f"-I{STM32 / 'common'}", f"-I{STM32 / 'gen'}", f"-I{STM32 / 'test'}", f"-I{HERE}",
-    f"-I{STM32 / 'app'}", f"-I{STM32 / 'drivers'}", f"-I{STM32 / 'include'}",
-]
+SOURCES = sorted(HERE.glob("*.c"))
 CASES = sorted(
     name for src in SOURCES
     for name in re.findall(r"^TEST\((\w+)\)", src.read_text(encoding="utf-8"), flags=re.MULTILINE)
 )
-
-
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("host gcc is not installed (apt-get install gcc)")
-    exe = tmp_path_factory.mktemp("fw_modules") / "fw_tests"
-    cmd = ["gcc", *CFLAGS, *map(str, SOURCES), str(STM32 / "test" / "flash_ram.c"),
-           *(str(STM32 / "common" / f"{m}.c") for m in MODULES), *map(str, OTHER), "-o", str(exe)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, "Failed to build the C test runner:\n" + proc.stderr
-    return exe
 
 
 @pytest.fixture(scope="module")

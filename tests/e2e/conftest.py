@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end scenarios: the whole product through its real path (embedded S3 ->
 update server -> virtual ESP32 running the bridge, driven by mpremote -> STM32 twin running the
 real bootloader and application). The firmware is built once per session (fw_build_variants);
-newer versions are re-stamped copies of it (tests/e2e/e2e_helpers.py), so no scenario builds."""
+newer versions are re-stamped copies of it (fota_testkit.e2e), so no scenario builds."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def releases(fw_build_variants: BuildResult, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture
 def lab(node_runtime: None, fw_build_variants: BuildResult, tmp_path: Path) -> Iterator[Lab]:
-    """A fresh lab per scenario (about 3 s): STM32 on 1.0.0 in Slot A, bridge deployed, no release."""
+    """A fresh lab per scenario: STM32 on 1.0.0 in Slot A, bridge deployed, no release."""
     lab = flashed_lab(tmp_path / "lab", fw_build_variants.build_dir)
     try:
         yield lab

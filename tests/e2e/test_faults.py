@@ -109,7 +109,7 @@ def test_power_cut_during_activation(lab: Lab, releases: dict[str, Path]) -> Non
 
 
 def test_server_restarted_mid_transfer_the_bridge_resumes(lab: Lab, releases: dict[str, Path]) -> None:
-    relay = Relay(lab.cfg.server.port).start()
+    relay = Relay(lab.cfg.server.port, scheme="https" if lab.tls else "http").start()
     try:
         lab.deploy_bridge(relay.url)
         lab.release(releases["1.1.0-max"])

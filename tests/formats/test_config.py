@@ -130,3 +130,39 @@ def test_example_config_is_valid(tmp_path: Path):
 )
 def test_loopback(host: str, loopback: bool):
     assert is_loopback(host) is loopback
+
+
+def test_https_and_direct_download_settings(tmp_path: Path):
+    (tmp_path / "fota.toml").write_text(
+        '[server]\nhost = "0.0.0.0"\ntls_cert = "tls/server.pem"\ntls_key = "/etc/fota/server.key"\n'
+        "direct_downloads = true\ndownload_url_expiry_s = 300\n")
+    cfg = load_config(env={}, cwd=tmp_path)
+    srv = cfg.server
+    assert (srv.tls_cert, srv.tls_key) == (tmp_path / "tls" / "server.pem", Path("/etc/fota/server.key"))
+    assert (srv.tls, srv.scheme, srv.direct_downloads, srv.download_url_expiry_s) == (
+        True, "https", True, 300)
+    env = {"FOTA_DIRECT_DOWNLOADS": "no", "FOTA_SERVER_TLS_CERT": "a.pem", "FOTA_SERVER_TLS_KEY": "a.key",
+           "FOTA_DOWNLOAD_URL_EXPIRY": "60"}
+    srv = load_config(env=env, cwd=tmp_path).server
+    assert (srv.tls_cert, srv.direct_downloads, srv.download_url_expiry_s) == (tmp_path / "a.pem", False, 60)
+    plain = load_config(env={}, cwd=tmp_path / "nowhere").server
+    assert (plain.tls, plain.scheme, plain.direct_downloads, plain.download_url_expiry_s) == (
+        False, "http", False, 600)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ('[server]\ntls_cert = "c.pem"\n', {}, r"tls_cert is set but tls_key is not; HTTPS needs both"),
+        ("", {"FOTA_SERVER_TLS_KEY": "k.pem"}, r"tls_key is set but tls_cert is not"),
+        ('[server]\ndirect_downloads = "yes"\n', {}, r"\[server\] direct_downloads must be true or false"),
+        ("[server]\ndirect_downloads = 1\n", {}, r"direct_downloads must be true or false, not 1"),
+        ("[server]\ndownload_url_expiry_s = true\n", {}, r"download_url_expiry_s must be an integer"),
+        ("[server]\ndownload_url_expiry_s = 0\n", {}, r"download_url_expiry_s 0 must be within 1\.\.604800"),
+        ("", {"FOTA_DIRECT_DOWNLOADS": "maybe"}, r"FOTA_DIRECT_DOWNLOADS='maybe' is not true or false"),
+    ],
+)
+def test_bad_https_settings_are_named(tmp_path: Path, text: str, env: dict[str, str], message: str):
+    (tmp_path / "fota.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(env=env, cwd=tmp_path)

@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fota_formats.config import FotaConfig
 from fota_testkit.server import write_build
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path,
+           extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     empty = tmp_path / "fota.toml"
     empty.write_text("")  # never the developer's own fota.toml
     env = {
@@ -23,6 +25,7 @@ def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path) -> subprocess.Compl
         "FOTA_S3_PREFIX": cfg.s3.prefix,
         "FOTA_S3_ENDPOINT_URL": cfg.s3.endpoint_url or "",
         "FOTA_STATE_DIR": str(tmp_path / "state"),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
@@ -34,6 +37,7 @@ def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path) -> subprocess.Compl
     )
 
 
+@pytest.mark.slow
 def test_release_task_uploads_then_refuses_the_same_version(cfg: FotaConfig, tmp_path: Path):
     build = write_build(tmp_path / "build", "2.3.4")
     first = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
@@ -57,3 +61,25 @@ def test_s3_tasks_with_a_configured_bucket(cfg: FotaConfig, tmp_path: Path):
 def test_serve_refuses_the_lan_without_a_token(cfg: FotaConfig, tmp_path: Path):
     r = invoke(["serve", "--lan", "--no-sync"], cfg, tmp_path)
     assert r.returncode == 1 and "requires a device token" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_refuses_plain_http_on_the_lan(cfg: FotaConfig, tmp_path: Path):
+    r = invoke(["serve", "--lan", "--no-sync"], cfg, tmp_path, {"FOTA_SERVER_TOKEN": "lan-token"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "over plain HTTP would send the device token in clear text" in r.stderr
+    assert "--insecure-http" in r.stderr
+    assert "lan-token" not in r.stderr + r.stdout
+
+
+def test_certs_task_makes_the_ca_and_refuses_to_overwrite(cfg: FotaConfig, tmp_path: Path):
+    first = invoke(["certs", "--host", "10.1.2.3", "--host", "fota.lan"], cfg, tmp_path)
+    assert first.returncode == 0, first.stderr
+    tls = tmp_path / "state" / "tls"
+    assert f"certs: CA created: {tls / 'ca.pem'}" in first.stdout
+    assert "for 10.1.2.3, fota.lan," in first.stdout and first.stdout.count("SHA-256 ") == 2
+    assert "PRIVATE KEY" not in first.stdout and (tls / "server.key").stat().st_mode & 0o777 == 0o600
+    again = invoke(["certs", "--host", "10.1.2.4"], cfg, tmp_path)
+    assert again.returncode == 1 and "already exist; pass --force" in again.stderr
+    assert "Traceback" not in again.stderr
+    forced = invoke(["certs", "--host", "10.1.2.4", "--force"], cfg, tmp_path)
+    assert forced.returncode == 0 and "CA kept" in forced.stdout and "for 10.1.2.4," in forced.stdout

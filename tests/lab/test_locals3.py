@@ -26,6 +26,7 @@ def embedded(tmp_path: Path) -> Iterator[FotaConfig]:
     locals3.stop(cfg)
 
 
+@pytest.mark.slow
 def test_start_release_stop_start_restores_the_bucket(
     embedded: FotaConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -9,7 +9,7 @@ import pytest
 from fota_formats.spec import LAYOUT
 from fota_lab import timing
 from fota_lab.timing import LinkTimes, blank_sectors, flash_lower_bound_s, touched_sectors
-from stm32_twin.flash import ERASE_MS, PROGRAM_US
+from stm32_twin import ERASE_MS, PROGRAM_US
 
 SLOT_A, SLOT_B = 0, 1
 

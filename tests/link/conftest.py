@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_helpers import Builds, boot, new_twin
+from fota_testkit.link import Builds, boot, new_twin
 from stm32_fota.build import BuildResult, build
 from stm32_twin.board import Stm32Twin
 

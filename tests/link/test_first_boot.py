@@ -11,7 +11,7 @@ import hashlib
 import pytest
 from fota_formats.spec import IMAGE
 from fota_lab.master import BridgeError, BytesSource, LinkError
-from link_helpers import SLOT_A, SLOT_B, Builds, boot, master, new_twin, region_bytes
+from fota_testkit.link import SLOT_A, SLOT_B, Builds, boot, master, new_twin, region_bytes
 from stm32_twin.board import Stm32Twin
 
 IC = IMAGE.constants

@@ -6,10 +6,9 @@ cleared, the words before the error stay programmed, and a later update succeeds
 from __future__ import annotations
 
 import pytest
-from conftest import Builds
 from fota_formats.spec import LAYOUT
 from fota_lab.master import LinkError
-from link_helpers import SESSION, ST, master, padded_image
+from fota_testkit.link import SESSION, ST, Builds, master, padded_image
 from stm32_twin.board import Stm32Twin
 
 FLASH_IF = 0x4002_3C00

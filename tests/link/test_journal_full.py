@@ -1,7 +1,7 @@
 """An update into a nearly full journal on the twin, with the real binaries.
 
 The metadata sector is pre-filled so that fewer positions are free than an update needs
-(JOURNAL_UPDATE_RESERVE in stm32/common/journal.h: ACTIVATE's record, one per trial boot, the
+(JOURNAL_UPDATE_RESERVE in stm32/lib/journal.h: ACTIVATE's record, one per trial boot, the
 confirmation and a margin). BEGIN must then compact the journal after erasing slot B, so that the
 TRIAL records never need a compaction: a compaction leaves the journal empty for a moment, and an
 empty journal boots the highest version, here the new image, untried.
@@ -22,7 +22,7 @@ import pytest
 from fota_formats import journal
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
-from link_helpers import (
+from fota_testkit.link import (
     CONFIRM_WAIT_MS,
     SLOT_A,
     SLOT_B,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from fota_lab.master import TwinPort
-from link_helpers import Builds, master, padded_image
+from fota_testkit.link import Builds, master, padded_image
 from stm32_twin.board import Stm32Twin
 
 READY_DROP_MAX_US = 5.0    # "lowers READY within a few microseconds" (docs/protocol.md); a handler

@@ -1,4 +1,4 @@
-"""Updates over the SPI link on the STM32 twin with the real binaries (issue 4, "Tests on the twin").
+"""Updates over the SPI link on the STM32 twin with the real binaries.
 
 Each test starts from a device running v1.0.0 in slot A (fixture ``twin``) and drives it with the
 reference master, in virtual time.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fota_formats.spec import IMAGE
 from fota_lab.master import ANSWER_TIMEOUT_MS, TwinPort, UpdateResult
-from link_helpers import (
+from fota_testkit.link import (
     CMD,
     SESSION,
     SLOT_A,

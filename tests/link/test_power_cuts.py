@@ -1,4 +1,4 @@
-"""Power cuts during a whole update, MCUboot-style (issue 4, "Tests on the twin").
+"""Power cuts during a whole update, MCUboot-style.
 
 A baseline update A (v1.0.0) -> B (v1.1.0) is counted first, phase by phase, in flash operations:
 BEGIN's erase, the WRITE programs, ACTIVATE's journal record, the bootloader's trial-boot record
@@ -21,7 +21,7 @@ import pytest
 from fota_formats import journal
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
-from link_helpers import (
+from fota_testkit.link import (
     CONFIRM_WAIT_MS,
     SLOT_A,
     SLOT_B,
@@ -164,7 +164,7 @@ def test_power_cut_at_every_erase_journal_write_and_200_programs(baseline: Basel
     assert sum(seen.values()) == len(points)
 
 
-def test_cut_points_cover_the_issue(baseline: Baseline) -> None:
+def test_cut_points_cover_every_flash_operation(baseline: Baseline) -> None:
     points = set(cut_points(baseline))
     assert set(baseline.erases) <= points and set(baseline.journal) <= points
     assert len(points & set(baseline.programs)) >= 200

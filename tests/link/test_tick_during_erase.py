@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fota_formats.spec import LAYOUT
 from fota_lab.master import Master
-from link_helpers import SLOT_B, Builds, boot, info_block, master, new_twin
+from fota_testkit.link import SLOT_B, Builds, boot, info_block, master, new_twin
 from stm32_twin.board import Stm32Twin
 from stm32_twin.flash import FlashOp
 

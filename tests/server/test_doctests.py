@@ -18,6 +18,7 @@ MODULES = [
     "fota_server.decision",
     "fota_server.registry",
     "fota_server.firmware",
+    "fota_server.downloads",
 ]
 
 

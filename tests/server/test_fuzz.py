@@ -34,6 +34,7 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield srv.url
 
 
+@pytest.mark.slow
 def test_no_server_errors(live_url: str) -> None:
     schema = schemathesis.openapi.from_url(f"{live_url}/openapi.json")
     operations = [r.ok() for r in schema.get_all_operations()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fota_formats.image import read_image
-from fota_formats.spec import IMAGE
+from fota_formats.spec import IMAGE, LAYOUT
 from fota_testkit.elf import ElfRecipe
 from stm32_fota import build as build_mod
 from stm32_fota.build import BuildResult, build
@@ -125,19 +127,19 @@ def fake_source(tmp_path: Path, recipe: str) -> Path:
     return src
 
 
-def test_make_failure_shows_the_compiler_output(tmp_path: Path) -> None:
+def test_make_failure_shows_the_compiler_output(arm_toolchain: None, tmp_path: Path) -> None:
     src = fake_source(tmp_path, "\t@echo 'app/main.c:3: error: expected ;' >&2; exit 2")
     with pytest.raises(BuildError, match=r"(?s)Failed to build the firmware: make exited with status 2\n"
                                          r".*app/main.c:3: error: expected ;"):
         build("1.0.0", 0, tmp_path / "b", source_dir=src)
 
 
-def test_missing_makefile(tmp_path: Path) -> None:
+def test_missing_makefile(arm_toolchain: None, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"Failed to build the firmware: no Makefile in"):
         build("1.0.0", 0, tmp_path / "b", source_dir=tmp_path)
 
 
-def test_make_that_produces_nothing(tmp_path: Path) -> None:
+def test_make_that_produces_nothing(arm_toolchain: None, tmp_path: Path) -> None:
     src = fake_source(tmp_path, "\t@true")
     with pytest.raises(BuildError, match=r"Failed to build bootloader: make did not produce bootloader.elf"):
         build("1.0.0", 0, tmp_path / "b", source_dir=src)
@@ -186,6 +188,45 @@ def test_bad_link_stops_the_build_and_leaves_no_image(fake_elves: Path, tmp_path
         build("1.0.0", 0, out, source_dir=src)
     assert not (out / "slot-b.bin").exists()
     assert not (out / "version.txt").exists()
+
+
+OVERSIZE_VARIANT = """\
+#include <stdint.h>
+#include "link.h"
+static const uint8_t blob[BLOB_BYTES] = {1};
+const uint8_t *volatile blob_ref;
+void app_variant_start(void)
+{
+    blob_ref = blob;
+}
+"""
+
+
+def test_oversize_image_stops_the_link_with_the_byte_count(arm_toolchain: None, tmp_path: Path) -> None:
+    """An application that does not fit MAX_IMAGE_SIZE with its trailer stops the link, and what
+    speaks first is the linker's count of the bytes too many (docs/build.md)."""
+    src = tmp_path / "stm32"
+    shutil.copytree(ROOT / "stm32", src, ignore=shutil.ignore_patterns("build"))
+    limit = LAYOUT.max_image_size
+    (src / "app" / "variants" / "oversize.c").write_text(
+        OVERSIZE_VARIANT.replace("BLOB_BYTES", str(limit)), encoding="utf-8")
+    out = tmp_path / "b"
+    with pytest.raises(BuildError) as failure:
+        build("1.0.0", 0, out, variants=["oversize"], source_dir=src)
+    message = str(failure.value)
+    assert message.startswith("Failed to build the firmware (APP_VARIANT=oversize): make exited with status")
+    # Every linker message up to the count is about the IMAGE region: no check without numbers
+    # (a linker-script ASSERT) stops the link first.
+    linker = [line for line in message.splitlines() if "/ld: " in line or line.startswith("ld: ")]
+    assert linker, message
+    first = next((line for line in linker if "will not fit in region `IMAGE'" not in line), "")
+    overflow = re.search(r"region `IMAGE' overflowed by (\d+) bytes", first)
+    assert overflow, f"the first linker error has no byte count: {first or message}"
+    # The blob alone is the whole limit: image + trailer exceed it by the rest of the application.
+    assert 1000 < int(overflow.group(1)) < 64 * 1024
+    # make stops at the first slot that fails (the other may or may not have linked by then).
+    assert 1 <= len(re.findall(r"region `IMAGE' overflowed by \d+ bytes", message)) <= 2
+    assert not list(out.glob("slot-*-oversize.elf"))
 
 
 # --- tasks.py ----------------------------------------------------------------------------------
@@ -266,6 +307,7 @@ def test_tasks_load_without_the_project_packages() -> None:
     assert {"build", "clean", "gen", "lint", "size", "test"} <= set(proc.stdout.split())
 
 
+@pytest.mark.slow
 def test_variants_are_built_checked_and_post_linked(fw_build_variants: BuildResult) -> None:
     variants = sorted(p.stem for p in (ROOT / "stm32" / "app" / "variants").glob("*.c"))
     names = [t.target.name for t in fw_build_variants.targets]

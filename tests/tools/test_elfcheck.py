@@ -1,6 +1,6 @@
 """ELF checks: a real build passes; deliberately broken ELF files fail with the expected message.
 
-The broken files are real links of a small Cortex-M4 program (tests/testelf.py) with one thing
+The broken files are real links of a small Cortex-M4 program (fota_testkit.elf) with one thing
 wrong each, or copies of the real firmware ELF with bytes patched.
 """
 

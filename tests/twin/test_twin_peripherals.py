@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from fota_testkit.stm32twin import values
 from stm32_twin import PS_PER_MS, PS_PER_US, TwinFault
-from stm32twin_helpers import values
 
 SR_EOP, SR_WRPERR, SR_PGAERR, SR_PGPERR, SR_PGSERR, SR_BSY = 1, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 16
 

@@ -160,6 +160,21 @@ class NetStack:
         except OSError as e:
             raise DeviceOSError.from_oserror(e) from None
 
+    # -- for the TLS layer (tlshost.py), which replaces a socket by its TLS session -------------
+
+    def get(self, sid: int) -> socket.socket:
+        return self._sock(sid)
+
+    def put(self, sid: int, sock: socket.socket) -> None:
+        self._socks[sid] = sock
+
+    def require_network(self) -> None:
+        self._require_network()
+
+    def wait(self, s: socket.socket, writable: bool, timeout: float | None,
+             interrupted: Callable[[], bool]) -> None:
+        self._wait(s, writable, timeout, interrupted)
+
     def sock_close(self, sid: int) -> None:
         s = self._socks.pop(sid, None)
         if s is not None:

@@ -23,6 +23,7 @@ from esp32_twin.errors import DeviceOSError
 from esp32_twin.hostfs import HostFs
 from esp32_twin.netstack import NetStack
 from esp32_twin.peer import GPIO_CS, GPIO_NRST, GPIO_READY, Esp32Peer
+from esp32_twin.tlshost import TlsHost
 
 MODE_IN = 1
 MODE_OUT = 3
@@ -68,6 +69,10 @@ class Services:
     # another thread can inspect the twin between two of them.
     lock: threading.RLock = field(default_factory=threading.RLock)
     _last_wall: float = field(default_factory=time.monotonic)
+    tls: TlsHost = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tls = TlsHost(self.net)
 
     # -- time ------------------------------------------------------------------------------
 
@@ -177,6 +182,7 @@ class Services:
         self.boots += 1
         self.fs.close_all()
         self.net.close_all()
+        self.tls.reset()
         if kind != "soft":
             self.net.set_active(False)
             self.reset_cause = {"power": 1, "hard": 5}.get(kind, 1)
@@ -257,6 +263,18 @@ class Services:
         if op == "sock_close":
             net.sock_close(int(a[0]))
             return Reply()
+        if op == "tls_ca":
+            try:
+                return Reply(self.tls.load_ca(tx))
+            except ValueError as e:
+                return Reply("\0V" + str(e))
+        if op == "tls_wrap":
+            return Reply(self.tls.wrap(int(a[0]), a[1], int(a[2] or 0), a[3], interrupted))
+        if op == "tls_read":
+            got = self.tls.read(int(a[0]), int(a[1]), a[2], interrupted)
+            return Reply(got) if isinstance(got, str) else Reply(len(got), got)
+        if op == "tls_write":
+            return Reply(self.tls.write(int(a[0]), tx, a[1], interrupted))
         if op == "fs_stat":
             return Reply(_json(fs.stat(str(a[0]))))
         if op == "fs_listdir":

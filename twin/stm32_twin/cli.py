@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fota_formats.spec import LAYOUT
-
 from .board import Stm32Twin
 from .errors import TwinError, TwinFault
 from .events import PS_PER_S, Event
@@ -29,7 +27,9 @@ SHOWN = ("led", "uart", "reset", "fault", "power", "warning")
 class SimOptions:
     build_dir: str = "build"
     flash: str | None = None          # flash file, kept between runs
-    bootloader: str | None = None     # images to program (default: the build's, for a new flash)
+    # Images to program (default: the build's, for a new flash): .hex or .elf files at their own
+    # addresses, .bin files where the .hex or .elf beside them says, or PATH@ADDRESS.
+    bootloader: str | None = None
     slot_a: str | None = None
     slot_b: str | None = None
     run_ms: float = 3000.0
@@ -48,14 +48,23 @@ def _program(board: Stm32Twin, opts: SimOptions, fresh: bool) -> list[str]:
         build = Path(opts.build_dir)
         loaded += board.load_build(build, slot_b=False)
         return loaded
-    for region, path in explicit.items():
-        if path:
-            board.load_bin(path, LAYOUT.region(region).base)
-            elf = Path(path).with_suffix(".elf")
-            if elf.exists():
-                board.load_elf_symbols(elf)
-            loaded.append(path)
+    for image in explicit.values():
+        if image:
+            path, address = _image_arg(image)
+            board.load_image(path, address)
+            loaded.append(image)
     return loaded
+
+
+def _image_arg(image: str) -> tuple[str, int | None]:
+    """'build/slot-b.bin' -> (path, None); 'x.bin@0x08060000' -> (path, 0x08060000)."""
+    path, at, address = image.rpartition("@")
+    if at:
+        try:
+            return path, int(address, 0)
+        except ValueError:
+            pass
+    return image, None
 
 
 def run_sim(opts: SimOptions, out: Callable[[str], None] = print) -> int:
@@ -109,9 +118,10 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
                    help="where bootloader.bin and slot-a.bin are (default build)")
     p.add_argument("--flash",
                    help="flash file kept between runs (created erased, then programmed from the build)")
-    p.add_argument("--bootloader", help="program this bootloader .bin")
-    p.add_argument("--slot-a", help="program this image into slot A")
-    p.add_argument("--slot-b", help="program this image into slot B")
+    where = " (.hex/.elf: at its addresses; .bin: where its .hex/.elf says, or PATH@ADDRESS)"
+    p.add_argument("--bootloader", help="program this bootloader image" + where)
+    p.add_argument("--slot-a", help="program this slot A image" + where)
+    p.add_argument("--slot-b", help="program this slot B image" + where)
     p.add_argument("--run-ms", type=float, default=3000.0, help="virtual time to run (default 3000)")
     p.add_argument("--realtime", action="store_true", help="advance in step with the wall clock")
     p.add_argument("--json", action="store_true", help="one JSON event per line")

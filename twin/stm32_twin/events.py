@@ -1,7 +1,9 @@
-"""Virtual time, the event scheduler and the event record of the twin.
+"""Virtual time and events: the clock every model reads, the timers ahead, and the record of what
+the outside world could observe.
 
-Time is an integer number of picoseconds since power-on, so that sums of cycle times at any clock
-stay exact enough (one rounding of < 1 ps per CPU slice) and runs are reproducible bit for bit.
+Time is an integer number of picoseconds since the twin was created, so that sums of cycle times
+at any clock stay exact enough (one rounding of < 1 ps per CPU slice) and runs are reproducible
+bit for bit.
 """
 
 from __future__ import annotations
@@ -121,3 +123,52 @@ class Scheduler:
             t.cancelled = True
             return t.callback
         return None
+
+
+class VirtualTime(Scheduler):
+    """Now, and the timers ahead. Models read ``now_ps`` and schedule with ``at``; only the CPU's
+    run loop and ``advance`` move time forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now_ps = 0
+
+    def advance(self, t_ps: int) -> None:
+        """Move to t_ps (never backwards), running the timers due until then in order."""
+        while True:
+            nxt = self.next_time()
+            if nxt is None or nxt > t_ps:
+                break
+            self.now_ps = max(self.now_ps, nxt)
+            self.run_due()
+        self.now_ps = max(self.now_ps, t_ps)
+
+    def run_due(self) -> None:
+        while True:
+            cb = self.pop_due(self.now_ps)
+            if cb is None:
+                return
+            cb()
+
+
+class EventLog:
+    """Every event in order, the UART lines, and the listeners that see each event as it happens.
+    ``after_emit`` (set by the run loop) may end the current CPU slice at an awaited event."""
+
+    def __init__(self, time: VirtualTime) -> None:
+        self.time = time
+        self.events: list[Event] = []
+        self.uart_lines: list[str] = []
+        self.listeners: list[Callable[[Event], None]] = []
+        self.after_emit: Callable[[], None] | None = None
+
+    def emit(self, kind: str, data: Any) -> Event:
+        ev = Event(self.time.now_ps, kind, data)
+        self.events.append(ev)
+        if kind == "uart":
+            self.uart_lines.append(data)
+        for fn in self.listeners:
+            fn(ev)
+        if self.after_emit is not None:
+            self.after_emit()
+        return ev

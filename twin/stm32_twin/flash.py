@@ -1,11 +1,11 @@
 """The flash memory and its interface (RM0090 chapter 3), with DS8626 timings and power cuts.
 
 The 1 MB array is one buffer (a memory-mapped file when the twin persists its flash), mapped into
-the CPU at 0x08000000 and at its boot alias 0x00000000. The CPU sees it read/execute only: a
-store reaches ``cpu_write`` through Unicorn's write-protection hook, so programming costs nothing
-until the firmware programs. While an erase or program runs, the whole array is mapped with no
-access at all; the first fetch or read then reaches ``stall`` (single bank: the CPU waits until
-the operation ends, RM0090 section 3.5.4), which completes the operation in virtual time.
+the CPU at 0x08000000 and at its boot alias 0x00000000 (memory.py). The CPU sees it read/execute
+only: a store reaches ``cpu_write`` through Unicorn's write-protection hook (bus.py), so
+programming costs nothing until the firmware programs. While an erase or program runs, the whole
+array is mapped with no access at all; the first fetch or read then stalls the CPU until the
+operation ends (single bank, RM0090 section 3.5.4). The sectors are the chip's (chip.py).
 """
 
 from __future__ import annotations
@@ -13,21 +13,23 @@ from __future__ import annotations
 import mmap
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fota_formats.spec import LAYOUT
-
+from .chip import FLASH_BASE, FLASH_SIZE, SECTORS, sector_at
 from .errors import TwinError
 from .events import PS_PER_MS, PS_PER_US, Timer
 from .periph.base import Peripheral
 
 if TYPE_CHECKING:
-    from .board import Stm32Twin
+    from .core import RunControl
+    from .events import VirtualTime
+    from .faults import Faults
+    from .memory import Memory
+    from .periph.scs import Nvic
 
-FLASH_BASE = LAYOUT.flash_base
-FLASH_SIZE = LAYOUT.flash_size
 ERASED = 0xFF
 
 # FLASH interface registers (RM0090 section 3.9)
@@ -99,18 +101,28 @@ class FlashMemory:
 
 
 class FlashInterface(Peripheral):
-    """FLASH_ACR/KEYR/OPTKEYR/SR/CR/OPTCR and the operations they start."""
+    """FLASH_ACR/KEYR/OPTKEYR/SR/CR/OPTCR and the operations they start on the array (``memory``).
+
+    timing: "typical" or "maximum" DS8626 figures. ``op_started`` and ``erased`` are told of each
+    operation that starts and each erase that completes."""
 
     name = "FLASH"
     base = 0x4002_3C00
     wakers = frozenset({"flash program", "flash erase", "flash mass"})
 
-    def __init__(self, board: Stm32Twin) -> None:
+    def __init__(self, faults: Faults, time: VirtualTime, nvic: Nvic, memory: Memory, control: RunControl,
+                 timing: str) -> None:
+        self.time = time
+        self.nvic = nvic
+        self.memory = memory
+        self.control = control
+        self.timing = timing
         self.op: FlashOp | None = None
         self.op_count = 0
         self.wrp_sectors: set[int] = set()
-        self.cut_at_op: int | None = None
-        super().__init__(board)
+        self.op_started: list[Callable[[FlashOp], None]] = []
+        self.erased: list[Callable[[FlashOp], None]] = []
+        super().__init__(faults)
 
     def reset(self) -> None:
         self.acr = 0
@@ -155,7 +167,7 @@ class FlashInterface(Peripheral):
             self._irq()
         elif off == CR:
             if self.op:
-                self.board.stall_until(self.op.end_ps)  # CR access waits for BSY (RM0090 3.9.5)
+                self.control.stall_until(self.op.end_ps)  # CR access waits for BSY (RM0090 3.9.5)
             if self.cr & CR_LOCK:
                 return  # locked: ignored until the KEYR sequence
             new = self.merge(self.cr, value, mask)
@@ -166,7 +178,7 @@ class FlashInterface(Peripheral):
             if self.optcr & 1 and v & 1 == 0 and mask & 1:
                 return  # option bytes locked: only OPTLOCK may be written
             if v & 2:
-                self.board.unmodeled_access(self.base + off, "write", "FLASH_OPTCR OPTSTRT (option bytes)")
+                self.faults.unmodeled_access(self.base + off, "write", "FLASH_OPTCR OPTSTRT (option bytes)")
                 return
             self.optcr = self.merge(self.optcr, value, mask) & 0x0FFF_FFEF
         else:
@@ -175,7 +187,7 @@ class FlashInterface(Peripheral):
     def _key(self, v: int) -> None:
         if self.lockup or not self.cr & CR_LOCK:
             if self.lockup:
-                self.board.bus_fault(self.base + KEYR, "FLASH_KEYR write after a wrong key sequence")
+                self.faults.bus_fault(self.base + KEYR, "FLASH_KEYR write after a wrong key sequence")
             return
         if self.key_stage == 0 and v == KEY1:
             self.key_stage = 1
@@ -187,18 +199,18 @@ class FlashInterface(Peripheral):
             # the next reset" (RM0090 section 3.5.1).
             self.key_stage = 0
             self.lockup = True
-            self.board.bus_fault(self.base + KEYR, f"wrong FLASH_KEYR sequence (wrote 0x{v:08X})")
+            self.faults.bus_fault(self.base + KEYR, f"wrong FLASH_KEYR sequence (wrote 0x{v:08X})")
 
     def _irq(self) -> None:
         level = bool(self.cr & CR_EOPIE and self.sr & SR_EOP) or \
             bool(self.cr & CR_ERRIE and self.sr & SR_OPERR)
-        self.board.nvic.set_level(FLASH_IRQ, level)
+        self.nvic.set_level(FLASH_IRQ, level)
 
     def _psize(self) -> int:
         return (self.cr >> CR_PSIZE_SHIFT) & 3
 
     def _timing(self) -> int:
-        return 1 if self.board.flash_timing == "maximum" else 0
+        return 1 if self.timing == "maximum" else 0
 
     def _error(self, flag: int) -> None:
         self.sr |= flag
@@ -223,13 +235,13 @@ class FlashInterface(Peripheral):
             self._begin(FlashOp("mass", 0, 0, 0, 0, FLASH_SIZE), MASS_ERASE_MS[psize][col] * PS_PER_MS)
             return
         snb = (cr >> CR_SNB_SHIFT) & 0xF
-        if snb >= len(LAYOUT.sectors):
+        if snb >= len(SECTORS):
             self._error(SR_PGSERR)  # no such sector on a 1 MB part
             return
         if snb in self.wrp_sectors:
             self._error(SR_WRPERR)
             return
-        sec = LAYOUT.sectors[snb]
+        sec = SECTORS[snb]
         dur = ERASE_MS[sec.size][psize][col] * PS_PER_MS
         self._begin(FlashOp("erase", 0, 0, 0, sec.base - FLASH_BASE, sec.size), dur)
 
@@ -237,7 +249,7 @@ class FlashInterface(Peripheral):
         """A CPU store to the flash array (either mapping)."""
         off = addr & (FLASH_SIZE - 1)
         if self.op:
-            self.board.stall_until(self.op.end_ps)
+            self.control.stall_until(self.op.end_ps)
         if self.sr & SR_PROG_ERRORS:
             return  # an earlier error is still flagged (or this is the rest of a split access)
         if self.cr & CR_LOCK or not self.cr & CR_PG or self.cr & (CR_SER | CR_MER):
@@ -251,46 +263,46 @@ class FlashInterface(Peripheral):
         if (off & 0xF) + size > 16:
             self._error(SR_PGAERR)  # not within one 128-bit row
             return
-        sector = LAYOUT.sector_at(FLASH_BASE + off).number
+        sector = sector_at(FLASH_BASE + off).number
         if sector in self.wrp_sectors:
             self._error(SR_WRPERR)
             return
-        old = int.from_bytes(self.board.flash_bytes(FLASH_BASE + off, size), "little")
+        old = int.from_bytes(self.memory.flash_bytes(FLASH_BASE + off, size), "little")
         new = old & value
         if new != value:
-            self.board.strict_violation(
+            self.faults.strict_violation(
                 FLASH_BASE + off, f"programming flash that is not erased at 0x{FLASH_BASE + off:08X}: "
                 f"holds 0x{old:0{2 * size}X}, writing 0x{value:0{2 * size}X} (the result would be "
                 f"0x{new:0{2 * size}X}, bits only go 1 -> 0)")
         data = new.to_bytes(size, "little")
-        duration = PROGRAM_US[self.board.flash_timing] * PS_PER_US
+        duration = PROGRAM_US[self.timing] * PS_PER_US
         self._begin(FlashOp("program", 0, 0, 0, off, size, data), duration)
 
     def _begin(self, op: FlashOp, duration_ps: int) -> None:
-        b = self.board
+        time = self.time
         self.op_count += 1
         op.number = self.op_count
-        op.start_ps = b.now_ps
-        op.end_ps = b.now_ps + duration_ps
-        op.timer = b.sched.at(op.end_ps, self._finish, f"flash {op.kind}")
+        op.start_ps = time.now_ps
+        op.end_ps = time.now_ps + duration_ps
+        op.timer = time.at(op.end_ps, self._finish, f"flash {op.kind}")
         self.op = op
-        b.flash_busy(True)
-        if self.cut_at_op == op.number:
-            frac = random.Random(op.number).uniform(0.05, 0.95)
-            b.cut_power_at_ps(op.start_ps + max(1, int(duration_ps * frac)))
+        self.memory.flash_busy(True)
+        for fn in self.op_started:
+            fn(op)
 
     def _finish(self) -> None:
         op = self.op
         if op is None:
             return
         self.op = None
-        b = self.board
+        memory = self.memory
         if op.kind == "program":
-            b.write_flash(op.offset, op.data)
+            memory.write_flash(op.offset, op.data)
         else:
-            b.write_flash(op.offset, bytes([ERASED]) * op.length)
-            b.flash_erased(op)
-        b.flash_busy(False)
+            memory.write_flash(op.offset, bytes([ERASED]) * op.length)
+            for fn in self.erased:
+                fn(op)
+        memory.flash_busy(False)
         if self.cr & CR_EOPIE:
             self.sr |= SR_EOP  # EOP is set only with EOPIE (RM0090 section 3.9.4)
         self._irq()
@@ -303,17 +315,17 @@ class FlashInterface(Peripheral):
         self.op = None
         if op.timer:
             op.timer.cancel()
-        b = self.board
+        memory = self.memory
         rng = random.Random(op.number * 7919 + op.start_ps)
-        frac = (b.now_ps - op.start_ps) / max(1, op.end_ps - op.start_ps)
-        old = b.flash_bytes(FLASH_BASE + op.offset, op.length)
+        frac = (self.time.now_ps - op.start_ps) / max(1, op.end_ps - op.start_ps)
+        old = memory.flash_bytes(FLASH_BASE + op.offset, op.length)
         if op.kind == "program":
             # Some of the bits that were being cleared are cleared, the others not yet.
             keep = rng.getrandbits(8 * op.length)
             o = int.from_bytes(old, "little")
             target = int.from_bytes(op.data, "little")
             partial = o & ~((o & ~target) & keep)
-            b.write_flash(op.offset, partial.to_bytes(op.length, "little"))
+            memory.write_flash(op.offset, partial.to_bytes(op.length, "little"))
         else:
             # An erase sweeps the sector: a prefix erased, a band partly erased, the rest old data.
             done = int(op.length * min(max(frac, 0.0), 1.0)) & ~3
@@ -322,6 +334,6 @@ class FlashInterface(Peripheral):
             data[:done] = bytes([ERASED]) * done
             for i in range(done, done + band):
                 data[i] |= rng.getrandbits(8)
-            b.write_flash(op.offset, bytes(data))
-        b.flash_busy(False)
+            memory.write_flash(op.offset, bytes(data))
+        memory.flash_busy(False)
         return op

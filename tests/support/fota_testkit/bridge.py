@@ -150,7 +150,7 @@ class TwinDevice(Device):
     def __init__(self, build_dir: Path, variants: Callable[[], Path] | None = None) -> None:
         from fota_lab.devices import boot_twin
         from fota_lab.master import TwinPort
-        from stm32_twin.board import DEFAULT_UID
+        from stm32_twin import DEFAULT_UID
 
         self.build_dir = build_dir
         self.variants = variants

@@ -2,7 +2,9 @@
 scenarios, with small buffers, that a test can cut.
 
     relay = Relay(server_port).start(); url = relay.url     # give this URL to the bridge
+    Relay(server_port, scheme="https")                      # the same bytes; the URL says https
     relay.cut()                                             # every open connection is reset
+    relay.cut_after = 100_000     # reset them once that many more bytes went towards the client
 
 On loopback the kernel buffers a whole image between two processes, so a restarted server would
 never break a download in progress. A real network holds far less in flight: the relay forwards
@@ -23,8 +25,9 @@ ACCEPT_POLL_S = 0.1
 
 
 class Relay:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, scheme: str = "http") -> None:
         self.target_port = target_port
+        self.scheme = scheme
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -34,11 +37,14 @@ class Relay:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.cuts = 0
+        self.bytes_down = 0                    # bytes forwarded from the target to the clients
+        self.cut_after: int | None = None      # cut once bytes_down grew by this much (then None)
+        self._cut_base: int | None = None
         self.thread = threading.Thread(target=self._accept, name="relay", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> Relay:
         self.listener.listen(8)
@@ -64,15 +70,30 @@ class Relay:
                 continue
             with self.lock:
                 self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, down in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, down), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _count(self, n: int) -> bool:
+        """Count bytes towards the client; True when cut_after is reached (the caller cuts)."""
+        with self.lock:
+            if self.cut_after is not None and self._cut_base is None:
+                self._cut_base = self.bytes_down
+            self.bytes_down += n
+            if self.cut_after is not None and self.bytes_down - (self._cut_base or 0) >= self.cut_after:
+                self.cut_after = None
+                self._cut_base = None
+                return True
+        return False
+
+    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
         try:
             while True:
                 data = src.recv(STEP)
                 if not data:
                     break
+                if down and self._count(len(data)):
+                    self.cut()
+                    return
                 dst.sendall(data)
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,18 +26,22 @@ def bucket_objects(store: S3Store) -> dict[str, bytes]:
 
 
 class LiveServer:
-    """uvicorn serving an app on 127.0.0.1 in a thread (real sockets, real HTTP)."""
+    """uvicorn serving an app on 127.0.0.1 in a thread (real sockets, real HTTP; HTTPS with
+    ``tls=(certificate, key)``)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, tls: tuple[Path, Path] | None = None) -> None:
         self.port = locals3.free_port()
+        self.scheme = "https" if tls else "http"
+        ssl_opts = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+                           **ssl_opts)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

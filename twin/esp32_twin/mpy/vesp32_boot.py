@@ -4,8 +4,8 @@
     vesp32_boot.install()            # stand-in modules + flash filesystem at "/"
     vesp32_boot.run_file("boot.py", globals())  # skipped when absent, like the port
 
-After install() the runtime looks like an ESP32's: `import machine, network, socket, time, gc`
-give the stand-ins, "/" is the flash filesystem and sys.path is the port's.
+After install() the runtime looks like an ESP32's: `import machine, network, socket, ssl, tls, time,
+gc` give the stand-ins, "/" is the flash filesystem and sys.path is the port's.
 """
 
 import sys
@@ -14,17 +14,20 @@ import sys
 def install():
     import os
     import socket
+    import ssl
 
     import flashfs
     import machine
     import network
+    import tls
     import vesp32_host
     import vfs
     import vgc
     import vtime
 
     for name, module in (("time", vtime), ("utime", vtime), ("gc", vgc), ("usocket", socket),
-                         ("socket", socket), ("machine", machine), ("network", network)):
+                         ("socket", socket), ("machine", machine), ("network", network), ("tls", tls),
+                         ("ssl", ssl)):
         sys.modules[name] = module
     vfs.umount("/")
     vfs.mount(flashfs.FlashFs(), "/")

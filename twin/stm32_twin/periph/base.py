@@ -1,11 +1,15 @@
-"""Base class of the memory-mapped peripheral models."""
+"""Base class of the memory-mapped peripheral models.
+
+Each model gets what it works with in its constructor (the fault reporter always; the virtual
+time, the interrupt controller, the clock tree, other blocks as it needs them) and nothing else.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ..board import Stm32Twin
+    from ..faults import Faults
 
 
 class Peripheral:
@@ -25,15 +29,19 @@ class Peripheral:
     # Registers whose value changes with time alone: repeated reads are not a busy-wait.
     time_variant: frozenset[int] = frozenset()
     # Timers (by name) whose expiry can change what a busy-wait on this block reads; "deadline"
-    # when only the outside world changes it (between two runs). See Stm32Twin._idle_skip.
+    # when only the outside world changes it (between two runs). See RunControl.idle_skip.
     wakers: frozenset[str] = frozenset()
 
-    def __init__(self, board: Stm32Twin) -> None:
-        self.board = board
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
         self.reset()
 
     def reset(self) -> None:
         """System reset: registers to their reset values."""
+
+    def reset_line(self) -> None:
+        """The block's reset bit in an RCC reset register was set. Default: ``reset``."""
+        self.reset()
 
     def power_off(self) -> None:
         """Power loss: also clears what survives a system reset (backup domain). Default: reset."""
@@ -50,7 +58,7 @@ class Peripheral:
         return (old & ~mask) | (value & mask)
 
     def unmodeled(self, off: int, access: str) -> int:
-        self.board.unmodeled_access(self.base + off, access, f"{self.name} register at offset 0x{off:03X}")
+        self.faults.unmodeled_access(self.base + off, access, f"{self.name} register at offset 0x{off:03X}")
         return 0
 
 

@@ -7,7 +7,15 @@ or a memory address the DMA cannot reach (CCM) is reported in strict mode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from .base import Peripheral
+
+if TYPE_CHECKING:
+    from ..faults import Faults
+    from ..memory import Memory
+    from .scs import Nvic
 
 LISR, HISR, LIFCR, HIFCR = 0x00, 0x04, 0x08, 0x0C
 STREAM_BASE, STREAM_STRIDE = 0x10, 0x18
@@ -41,10 +49,19 @@ class Stream:
 
 
 class Dma(Peripheral):
+    """DMA1. ``memory`` is what its AHB master port reaches; ``on_change`` are the peripherals whose
+    requests it serves, told when a stream is enabled or disabled."""
+
     name = "DMA1"
     base = 0x4002_6000
     wakers = frozenset({"spi byte"})
     clock = ("AHB1ENR", 21)
+
+    def __init__(self, faults: Faults, nvic: Nvic, memory: Memory) -> None:
+        self.nvic = nvic
+        self.memory = memory
+        self.on_change: list[Callable[[], None]] = []
+        super().__init__(faults)
 
     def reset(self) -> None:
         self.streams = [Stream(n) for n in range(8)]
@@ -63,23 +80,23 @@ class Dma(Peripheral):
 
     def to_memory(self, s: Stream, byte: int) -> None:
         """One peripheral-to-memory item (SPI2 RX)."""
-        self.board.dma_write(self._mem_addr(s), bytes([byte]))
+        self.memory.write(self._mem_addr(s), bytes([byte]))
         self._advance(s)
 
     def from_memory(self, s: Stream) -> int:
         """One memory-to-peripheral item (SPI2 TX)."""
-        byte = self.board.dma_read(self._mem_addr(s), 1)[0]
+        byte = self.memory.read(self._mem_addr(s), 1)[0]
         self._advance(s)
         return byte
 
     def bulk_to_memory(self, s: Stream, data: bytes) -> None:
         """len(data) peripheral-to-memory items at once (len(data) < NDTR, MINC set)."""
-        self.board.dma_write(self._mem_addr(s), data)
+        self.memory.write(self._mem_addr(s), data)
         self._advance(s, len(data))
 
     def bulk_from_memory(self, s: Stream, n: int) -> bytes:
         """n memory-to-peripheral items at once (n < NDTR, MINC set)."""
-        data = self.board.dma_read(self._mem_addr(s), n)
+        data = self.memory.read(self._mem_addr(s), n)
         self._advance(s, n)
         return data
 
@@ -105,30 +122,35 @@ class Dma(Peripheral):
     def _irq(self, s: Stream) -> None:
         ie = ((s.cr & CR_TCIE and self.flags[s.n] & TCIF) or (s.cr & CR_HTIE and self.flags[s.n] & HTIF)
               or (s.cr & CR_TEIE and self.flags[s.n] & TEIF))
-        self.board.nvic.set_level(STREAM_IRQ[s.n], bool(ie))
+        self.nvic.set_level(STREAM_IRQ[s.n], bool(ie))
+
+    def _changed(self) -> None:
+        for fn in self.on_change:
+            fn()
 
     def _check(self, s: Stream) -> bool:
-        b = self.board
+        faults = self.faults
         where = f"DMA1 stream {s.n}"
         if (s.n, s.channel) not in WIRED:
-            b.unmodeled_access(self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
-                               f"{where} channel {s.channel}: only stream 3/4 channel 0 (SPI2) are modeled")
+            faults.unmodeled_access(
+                self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
+                f"{where} channel {s.channel}: only stream 3/4 channel 0 (SPI2) are modeled")
             return False
         dirn = (s.cr >> 6) & 3
         want = 0 if s.n == 3 else 1
         psize, msize = (s.cr >> 11) & 3, (s.cr >> 13) & 3
         if dirn != want or psize or msize or s.cr & (1 << 18) or s.fcr & 4:
             kind = "peripheral-to-memory" if want == 0 else "memory-to-peripheral"
-            b.unmodeled_access(self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
-                               f"{where}: only byte-wide {kind} direct-mode transfers without double "
-                               "buffering are modeled")
+            faults.unmodeled_access(self.base + STREAM_BASE + STREAM_STRIDE * s.n, "write",
+                                    f"{where}: only byte-wide {kind} direct-mode transfers without double "
+                                    "buffering are modeled")
             return False
         if s.par != 0x4000_380C:
-            b.unmodeled_access(s.par, "write", f"{where}: peripheral address is not SPI2_DR")
+            faults.unmodeled_access(s.par, "write", f"{where}: peripheral address is not SPI2_DR")
             return False
-        if not b.dma_reachable(s.m0ar, s.ndtr):
-            b.unmodeled_access(s.m0ar, "write",
-                               f"{where}: memory 0x{s.m0ar:08X} (+{s.ndtr}) is not reachable by DMA1")
+        if not self.memory.dma_reachable(s.m0ar, s.ndtr):
+            faults.unmodeled_access(s.m0ar, "write",
+                                    f"{where}: memory 0x{s.m0ar:08X} (+{s.ndtr}) is not reachable by DMA1")
             return False
         return True
 
@@ -167,7 +189,7 @@ class Dma(Peripheral):
                     # Disabling a running stream ends it; TCIF is set (RM0090 section 10.3.17).
                     s.cr = new
                     self._flag(s, TCIF)
-                    self.board.dma_changed()
+                    self._changed()
                 else:
                     s.cr = (s.cr & ~0x1E) | (new & 0x1E)  # only the interrupt enables change
                     self._irq(s)
@@ -176,15 +198,15 @@ class Dma(Peripheral):
             if new & CR_EN:
                 if self.flags[s.n] & (TCIF | HTIF | TEIF):
                     s.cr &= ~CR_EN  # RM0090 10.5.5: flags of the stream must be cleared before EN
-                    self.board.strict_violation(self.base + off,
-                                                f"DMA1 stream {s.n} enabled with its event flags set")
+                    self.faults.strict_violation(self.base + off,
+                                                 f"DMA1 stream {s.n} enabled with its event flags set")
                     return
                 if not self._check(s):
                     s.cr &= ~CR_EN
                     return
                 s.index = 0
                 s.initial = s.ndtr
-                self.board.dma_changed()
+                self._changed()
             self._irq(s)
             return
         if s.enabled:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from .base import Peripheral, SimpleRegs
 
 if TYPE_CHECKING:
-    from ..board import Stm32Twin
+    from ..faults import Faults
+    from ..power import Supply
+    from .scs import Nvic
 
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24)
@@ -21,9 +24,13 @@ MODE_INPUT, MODE_OUTPUT, MODE_AF, MODE_ANALOG = 0, 1, 2, 3
 
 class GpioPort(Peripheral):
     """One GPIO port. Pin level: output pins drive ODR; others read the external level, else
-    the pull resistor (pull-up 1, pull-down 0, floating 0). Level changes become 'pin' events."""
+    the pull resistor (pull-up 1, pull-down 0, floating 0); unpowered, only the external level.
+    Level changes go to ``on_change(port letter, pin, level)``."""
 
-    def __init__(self, board: Stm32Twin, letter: str) -> None:
+    def __init__(self, faults: Faults, letter: str, supply: Supply,
+                 on_change: Callable[[str, int, int], None]) -> None:
+        self.supply = supply
+        self.on_change = on_change
         self.letter = letter
         self.name = f"GPIO{letter}"
         index = "ABCDE".index(letter)
@@ -31,15 +38,19 @@ class GpioPort(Peripheral):
         self.clock = ("AHB1ENR", index)
         self.external: dict[int, int] = {}  # pin -> level driven from outside
         self.wakers = frozenset({"deadline"})
-        super().__init__(board)
+        super().__init__(faults)
 
     def reset(self) -> None:
         self.r = {MODER: 0, OTYPER: 0, OSPEEDR: 0, PUPDR: 0, ODR: 0, LCKR: 0, AFRL: 0, AFRH: 0}
         self.r.update(RESET.get(self.letter, {}))
         if not hasattr(self, "_levels"):
             self._levels = self._compute_levels()
-        # Otherwise the old levels stay until the board calls update(): the pins that a reset
+        # Otherwise the old levels stay until update() is called: the pins that a reset
         # releases then change with an event, as a probe would see.
+
+    def reset_line(self) -> None:
+        self.reset()
+        self.update()
 
     def mode(self, pin: int) -> int:
         return (self.r[MODER] >> (2 * pin)) & 3
@@ -52,7 +63,7 @@ class GpioPort(Peripheral):
         return (self._levels >> pin) & 1
 
     def _pin_level(self, pin: int) -> int:
-        if not self.board.powered:
+        if not self.supply.on:
             return self.external.get(pin, 0)
         if self.mode(pin) == MODE_OUTPUT:
             out = (self.r[ODR] >> pin) & 1
@@ -81,7 +92,7 @@ class GpioPort(Peripheral):
         self._levels = new
         for pin in range(16):
             if changed >> pin & 1:
-                self.board.pin_changed(self.letter, pin, (new >> pin) & 1)
+                self.on_change(self.letter, pin, (new >> pin) & 1)
 
     def set_external(self, pin: int, level: int | None) -> None:
         if level is None:
@@ -139,6 +150,10 @@ class Exti(Peripheral):
     wakers = frozenset({"deadline"})
     IMR, EMR, RTSR, FTSR, SWIER, PR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 
+    def __init__(self, faults: Faults, nvic: Nvic) -> None:
+        self.nvic = nvic
+        super().__init__(faults)
+
     def reset(self) -> None:
         self.r = dict.fromkeys((self.IMR, self.EMR, self.RTSR, self.FTSR, self.SWIER), 0)
         self.pr = 0
@@ -152,7 +167,7 @@ class Exti(Peripheral):
     def _irqs(self) -> None:
         active = self.pr & self.r[self.IMR]
         for irq, lines in EXTI_GROUPS:
-            self.board.nvic.set_level(irq, bool(active & lines))
+            self.nvic.set_level(irq, bool(active & lines))
 
     def read(self, off: int) -> int:
         if off == self.PR:
@@ -191,7 +206,7 @@ class Syscfg(SimpleRegs):
 
     def write(self, off: int, value: int, mask: int) -> None:
         if off == 0x00 and value & mask & 3:
-            self.board.unmodeled_access(self.base, "write", "SYSCFG_MEMRMP memory remap (only flash at 0)")
+            self.faults.unmodeled_access(self.base, "write", "SYSCFG_MEMRMP memory remap (only flash at 0)")
             return
         super().write(off, value, mask)
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..events import PS_PER_S, Timer
 from .base import Peripheral
 from .rcc import LSI_HZ
+
+if TYPE_CHECKING:
+    from ..core import RunControl
+    from ..events import EventLog, VirtualTime
+    from ..faults import Faults
+    from .rcc import Pwr, Rcc
 
 
 class Usart(Peripheral):
@@ -19,6 +27,12 @@ class Usart(Peripheral):
     SR_TXE, SR_TC = 1 << 7, 1 << 6
     CR1_UE, CR1_TE = 1 << 13, 1 << 3
 
+    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc, log: EventLog) -> None:
+        self.time = time
+        self.clocks = clocks
+        self.log = log
+        super().__init__(faults)
+
     def reset(self) -> None:
         self.r = {self.BRR: 0, self.CR1: 0, self.CR2: 0, self.CR3: 0, self.GTPR: 0}
         self.sr = self.SR_TXE | self.SR_TC
@@ -29,7 +43,7 @@ class Usart(Peripheral):
 
     def char_ps(self) -> int:
         brr = self.r[self.BRR] or 1
-        baud = self.board.rcc.pclk1_hz() // brr  # BRR = fPCLK / baud (RM0090 section 30.3.4)
+        baud = self.clocks.pclk1_hz() // brr  # BRR = fPCLK / baud (RM0090 section 30.3.4)
         bits = 11 if self.r[self.CR1] & (1 << 12) else 10  # start + 8/9 data + stop
         return bits * PS_PER_S // max(1, baud)
 
@@ -61,7 +75,7 @@ class Usart(Peripheral):
 
     def _pump(self) -> None:
         """Move the data register into the shifter when it is free."""
-        now = self.board.now_ps
+        now = self.time.now_ps
         if self.tdr is None or self.timer is not None:
             return
         byte, self.tdr = self.tdr, None
@@ -76,13 +90,13 @@ class Usart(Peripheral):
                 self.sr |= self.SR_TC
             self._pump()
 
-        self.timer = self.board.sched.at(done, shifted, "usart byte")
+        self.timer = self.time.at(done, shifted, "usart byte")
 
     def _emit(self, byte: int) -> None:
         if byte == 0x0A:
             text = self.line.decode("utf-8", "replace").rstrip("\r")
             self.line.clear()
-            self.board.emit("uart", text)
+            self.log.emit("uart", text)
         else:
             self.line.append(byte)
             if len(self.line) > 4096:
@@ -96,6 +110,11 @@ class Iwdg(Peripheral):
     base = 0x4000_3000
     time_variant = frozenset({0x0C})  # SR: the update flags clear after 5 LSI periods
     KR, PR, RLR, SR = 0x00, 0x04, 0x08, 0x0C
+
+    def __init__(self, faults: Faults, time: VirtualTime, control: RunControl) -> None:
+        self.time = time
+        self.control = control
+        super().__init__(faults)
 
     def reset(self) -> None:
         self.pr = 0
@@ -113,12 +132,12 @@ class Iwdg(Peripheral):
     def _reload(self) -> None:
         if self.timer:
             self.timer.cancel()
-        self.reload_ps = self.board.now_ps
-        self.timer = self.board.sched.at(self.board.now_ps + self.period_ps(), self._expire, "iwdg")
+        self.reload_ps = self.time.now_ps
+        self.timer = self.time.at(self.time.now_ps + self.period_ps(), self._expire, "iwdg")
 
     def _expire(self) -> None:
         self.timer = None
-        self.board.request_reset("iwdg")
+        self.control.request_reset("iwdg")
 
     def read(self, off: int) -> int:
         if off == self.PR:
@@ -127,7 +146,7 @@ class Iwdg(Peripheral):
             return self.rlr
         if off == self.SR:
             # PVU/RVU: an update is in progress for up to 5 LSI periods (RM0090 section 19.4.4).
-            return 3 if self.board.now_ps < self.busy_until else 0
+            return 3 if self.time.now_ps < self.busy_until else 0
         if off == self.KR:
             return 0
         return self.unmodeled(off, "read")
@@ -155,7 +174,7 @@ class Iwdg(Peripheral):
                 self.pr = v & 7
             else:
                 self.rlr = v & 0xFFF
-            self.busy_until = self.board.now_ps + 5 * PS_PER_S // LSI_HZ
+            self.busy_until = self.time.now_ps + 5 * PS_PER_S // LSI_HZ
             return
         if off == self.SR:
             return
@@ -193,7 +212,7 @@ class Crc(Peripheral):
     def write(self, off: int, value: int, mask: int) -> None:
         if off == 0x00:
             if mask != 0xFFFF_FFFF:
-                self.board.unmodeled_access(self.base, "write", "CRC_DR written with less than 32 bits")
+                self.faults.unmodeled_access(self.base, "write", "CRC_DR written with less than 32 bits")
                 return
             self.crc = self.step(self.crc, value)
         elif off == 0x04:
@@ -210,7 +229,8 @@ class Adc(Peripheral):
 
     Channel 16 is the temperature sensor: V = V25 + (T - 25) * Avg_Slope with V25 = 0.76 V and
     Avg_Slope = 2.5 mV/C (DS8626 table 69), 12-bit result against VDDA; channel 17 is VREFINT.
-    ADC2/ADC3 are not modeled.
+    ADC2/ADC3 are not modeled. The analog world: ``temperature_c`` (the die), ``inputs`` (volts by
+    channel), ``vdda``.
     """
 
     name = "ADC"
@@ -222,24 +242,31 @@ class Adc(Peripheral):
     V25, SLOPE, VREFINT = 0.76, 0.0025, 1.21
     SMP_CYCLES = (3, 15, 28, 56, 84, 112, 144, 480)
 
+    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc, temperature_c: float) -> None:
+        self.time = time
+        self.clocks = clocks
+        self.temperature_c = temperature_c
+        self.inputs: dict[int, float] = {}
+        self.vdda = 3.3
+        super().__init__(faults)
+
     def reset(self) -> None:
         self.r = {off: 0 for off in range(0x00, 0x50, 4)}
         self.ccr = 0
         self.timer: Timer | None = None
 
     def raw(self, channel: int) -> int:
-        b = self.board
         if channel == 16:
             if not self.ccr & (1 << 23):
                 return 0  # TSVREFE off: the sensor is not connected
-            v = self.V25 + (b.temperature_c - 25.0) * self.SLOPE
+            v = self.V25 + (self.temperature_c - 25.0) * self.SLOPE
         elif channel == 17:
             if not self.ccr & (1 << 23):
                 return 0
             v = self.VREFINT
         else:
-            v = b.adc_inputs.get(channel, 0.0)
-        return max(0, min(4095, round(v / b.vdda * 4095)))
+            v = self.inputs.get(channel, 0.0)
+        return max(0, min(4095, round(v / self.vdda * 4095)))
 
     def _start(self) -> None:
         if not self.r[self.CR2] & 1:
@@ -248,7 +275,7 @@ class Adc(Peripheral):
         smpr = self.SMPR1 if channel >= 10 else self.SMPR2
         smp = (self.r[smpr] >> (3 * (channel % 10))) & 7
         prescale = 2 * (((self.ccr >> 16) & 3) + 1)
-        adc_hz = self.board.rcc.pclk2_hz() // prescale
+        adc_hz = self.clocks.pclk2_hz() // prescale
         cycles = self.SMP_CYCLES[smp] + 12
         self.r[self.SR] |= 1 << 4  # STRT
         if self.timer:
@@ -261,7 +288,7 @@ class Adc(Peripheral):
             if self.r[self.CR2] & 2:   # CONT
                 self._start()
 
-        self.timer = self.board.sched.at(self.board.now_ps + cycles * PS_PER_S // max(1, adc_hz), done, "adc")
+        self.timer = self.time.at(self.time.now_ps + cycles * PS_PER_S // max(1, adc_hz), done, "adc")
 
     def read(self, off: int) -> int:
         if off == self.CCR:
@@ -309,6 +336,10 @@ class Rtc(Peripheral):
     base = 0x4000_2800
     BKP0 = 0x50
 
+    def __init__(self, faults: Faults, pwr: Pwr) -> None:
+        self.pwr = pwr
+        super().__init__(faults)
+
     def reset(self) -> None:
         if not hasattr(self, "bkp"):
             self.bkp = [0] * 20
@@ -323,7 +354,7 @@ class Rtc(Peripheral):
 
     def write(self, off: int, value: int, mask: int) -> None:
         if self.BKP0 <= off < self.BKP0 + 80:
-            if self.board.pwr.dbp:
+            if self.pwr.dbp:
                 i = (off - self.BKP0) // 4
                 self.bkp[i] = self.merge(self.bkp[i], value, mask)
             return

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ..events import PS_PER_US
 from .base import Peripheral, SimpleRegs
+
+if TYPE_CHECKING:
+    from ..events import VirtualTime
+    from ..faults import Faults
+    from .misc import Rtc
 
 HSI_HZ = 16_000_000
 # Start-up delays the firmware can observe through the ready bits (DS8626 section 6.3):
@@ -55,10 +60,30 @@ AHB_DIV = {8: 2, 9: 4, 10: 8, 11: 16, 12: 64, 13: 128, 14: 256, 15: 512}
 APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
 
 
+class HclkListener(Protocol):
+    """A model that counts HCLK cycles (SysTick, DWT): told before and after HCLK changes."""
+
+    def hclk_will_change(self) -> None: ...
+
+    def hclk_changed(self) -> None: ...
+
+
 class Rcc(Peripheral):
+    """The RCC registers and the clock tree they define (SYSCLK, HCLK, PCLK1, PCLK2)."""
+
     name = "RCC"
     base = 0x40023800
     wakers = frozenset({"rcc ready"})
+
+    def __init__(self, faults: Faults, time: VirtualTime, pwr: Pwr, rtc: Rtc, hse_hz: int) -> None:
+        self.time = time
+        self.pwr = pwr
+        self.rtc = rtc
+        self.hse_hz = hse_hz
+        self.hclk_listeners: list[HclkListener] = []
+        # The blocks behind the reset bits of RESET_BITS, by name (wired once every block exists).
+        self.reset_lines: dict[str, Peripheral] = {}
+        super().__init__(faults)
 
     def reset(self) -> None:
         self.r = {
@@ -72,7 +97,6 @@ class Rcc(Peripheral):
         if not hasattr(self, "bdcr"):
             self.bdcr = 0
             self.csr_flags = 0
-        self._timers: list = []
 
     def power_off(self) -> None:
         self.bdcr = 0
@@ -83,7 +107,7 @@ class Rcc(Peripheral):
     def sysclk_hz(self) -> int:
         sws = (self.r[CFGR] >> 2) & 3
         if sws == 1:
-            return self.board.hse_hz
+            return self.hse_hz
         if sws == 2:
             return self.pll_hz()
         return HSI_HZ
@@ -91,7 +115,7 @@ class Rcc(Peripheral):
     def pll_hz(self) -> int:
         cfg = self.r[PLLCFGR]
         m, n, p = cfg & 0x3F, (cfg >> 6) & 0x1FF, ((cfg >> 16) & 3) * 2 + 2
-        src = self.board.hse_hz if cfg & (1 << 22) else HSI_HZ
+        src = self.hse_hz if cfg & (1 << 22) else HSI_HZ
         if m < 2 or n < 2:
             return 0
         return src * n // m // p
@@ -119,7 +143,6 @@ class Rcc(Peripheral):
         return self.unmodeled(off, "read")
 
     def write(self, off: int, value: int, mask: int) -> None:
-        b = self.board
         if off == CR:
             old = self.r[CR]
             new = self.merge(old, value, mask & ~CR_RO) | (old & CR_RO)
@@ -130,7 +153,7 @@ class Rcc(Peripheral):
                 new |= CR_HSEON
             self.r[CR] = new
             self._osc(new, old, CR_HSION, CR_HSIRDY, HSI_READY_PS, True)
-            hse_ok = b.hse_hz > 0
+            hse_ok = self.hse_hz > 0
             self._osc(new, old, CR_HSEON, CR_HSERDY, HSE_STARTUP_PS, hse_ok)
             pll_src_ok = not self.r[PLLCFGR] & (1 << 22) or bool(new & CR_HSERDY)
             self._osc(new, old, CR_PLLON, CR_PLLRDY, PLL_LOCK_PS, pll_src_ok)
@@ -139,27 +162,30 @@ class Rcc(Peripheral):
                 return  # written only while the PLL is off (RM0090 section 7.3.2)
             self.r[PLLCFGR] = self.merge(self.r[PLLCFGR], value, mask & 0x0F43_7FFF)
         elif off == CFGR:
-            before = b.cpu_hz
-            b.clock_will_change()
+            before = self.hclk_hz()
+            for listener in self.hclk_listeners:
+                listener.hclk_will_change()
             new = self.merge(self.r[CFGR], value, mask & ~0xC)
             sw = new & 3
             ready = {0: self.r[CR] & CR_HSIRDY, 1: self.r[CR] & CR_HSERDY, 2: self.r[CR] & CR_PLLRDY}
             sws = sw if ready.get(sw) else (self.r[CFGR] >> 2) & 3
             self.r[CFGR] = (new & ~0xC) | (sws << 2)
             if self.hclk_hz() != before:
-                b.clock_changed()
+                for listener in self.hclk_listeners:
+                    listener.hclk_changed()
         elif off in (AHB1RSTR, APB1RSTR, APB2RSTR, AHB2RSTR, AHB3RSTR):
             new = self.merge(self.r[off], value, mask)
             for bit, pname in RESET_BITS.get(off, {}).items():
-                if new >> bit & 1:
-                    b.peripheral_reset(pname)
+                if new >> bit & 1 and pname in self.reset_lines:
+                    self.reset_lines[pname].reset_line()
             self.r[off] = new
         elif off == BDCR:
-            if not b.pwr.dbp:
+            if not self.pwr.dbp:
                 return  # backup domain write protected (RM0090 section 5.1.2)
             new = self.merge(self.bdcr, value, mask)
             if new & (1 << 16):  # BDRST: backup domain software reset
-                b.backup_domain_reset()
+                self.rtc.power_off()
+                self.bdcr = 0
             lse = 2 if new & 1 else 0  # LSERDY follows LSEON (a 32.768 kHz crystal is fitted)
             self.bdcr = (new & ~2) | lse
         elif off == CSR:
@@ -176,7 +202,7 @@ class Rcc(Peripheral):
             def ready() -> None:
                 if self.r[CR] & on:
                     self.r[CR] |= rdy
-            self.board.sched.at(self.board.now_ps + delay_ps, ready, "rcc ready")
+            self.time.at(self.time.now_ps + delay_ps, ready, "rcc ready")
         elif not new & on:
             self.r[CR] &= ~rdy
 

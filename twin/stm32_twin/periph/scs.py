@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from unicorn import Uc
+from unicorn import arm_const as A
+
+from ..chip import DEV_ID
 from ..events import PS_PER_S, Timer
+from ..regs import RegBank
 from .base import Peripheral
 
 if TYPE_CHECKING:
-    from ..board import Stm32Twin
+    from ..core import RunControl
+    from ..events import VirtualTime
+    from ..faults import Faults
+    from .rcc import Rcc
 
 NUM_IRQ = 82  # STM32F407: IRQ 0..81 (RM0090 table 61)
 # Exception numbers
@@ -36,8 +44,10 @@ PRIO_BITS_MASK = 0xF0  # STM32F4: 4 priority bits, the upper half of each byte
 class SysTick:
     """The SysTick counter, computed from virtual time instead of ticking."""
 
-    def __init__(self, board: Stm32Twin) -> None:
-        self.board = board
+    def __init__(self, time: VirtualTime, clocks: Rcc, nvic: Nvic) -> None:
+        self.time = time
+        self.clocks = clocks
+        self.nvic = nvic
         self.timer: Timer | None = None
         self.reset()
 
@@ -52,11 +62,11 @@ class SysTick:
         self.timer = None
 
     def hz(self) -> int:
-        hclk = self.board.rcc.hclk_hz()
+        hclk = self.clocks.hclk_hz()
         return hclk if self.ctrl & ST_CLKSOURCE else hclk // 8
 
     def _elapsed_cycles(self) -> int:
-        return (self.board.now_ps - self.anchor_ps) * self.hz() // PS_PER_S
+        return (self.time.now_ps - self.anchor_ps) * self.hz() // PS_PER_S
 
     def val(self) -> int:
         if not self.ctrl & ST_ENABLE:
@@ -70,7 +80,7 @@ class SysTick:
 
     def _reanchor(self, val: int | None = None) -> None:
         self.anchor_val = self.val() if val is None else val
-        self.anchor_ps = self.board.now_ps
+        self.anchor_ps = self.time.now_ps
         self._schedule()
 
     def _schedule(self) -> None:
@@ -91,21 +101,21 @@ class SysTick:
         hz = self.hz()
         t = self.anchor_ps + (cycles * PS_PER_S + hz - 1) // hz
         name = "systick irq" if self.ctrl & ST_TICKINT else "systick"
-        self.timer = self.board.sched.at(t, self._wrap, name)
+        self.timer = self.time.at(t, self._wrap, name)
 
     def _wrap(self) -> None:
         self.countflag = 1
         if self.ctrl & ST_TICKINT:
-            self.board.nvic.pend(SYSTICK)
+            self.nvic.pend(SYSTICK)
         self._schedule()
 
-    def freeze(self) -> None:
-        """HCLK is about to change: note the count reached at the old rate."""
+    def hclk_will_change(self) -> None:
+        """Note the count reached at the old rate."""
         if self.ctrl & ST_ENABLE:
             self.anchor_val = self.val()
-            self.anchor_ps = self.board.now_ps
+            self.anchor_ps = self.time.now_ps
 
-    def clock_changed(self) -> None:
+    def hclk_changed(self) -> None:
         """HCLK changed: continue from the frozen count at the new rate."""
         self._schedule()
 
@@ -118,7 +128,7 @@ class SysTick:
             return self.load
         if off == ST_VAL:
             return self.val()
-        return 0x4000_0000 | (self.board.rcc.hclk_hz() // 8 // 1000 - 1)  # CALIB: NOREF, TENMS
+        return 0x4000_0000 | (self.clocks.hclk_hz() // 8 // 1000 - 1)  # CALIB: NOREF, TENMS
 
     def write(self, off: int, value: int) -> None:
         if off == ST_CTRL:
@@ -142,10 +152,14 @@ class SysTick:
 
 
 class Nvic:
-    """Pending/enabled/active state and priorities of all exceptions, level-sensitive IRQ lines."""
+    """Pending/enabled/active state and priorities of all exceptions, level-sensitive IRQ lines.
 
-    def __init__(self, board: Stm32Twin) -> None:
-        self.board = board
+    When an exception becomes pending, or a priority changes, while the CPU runs a slice, the slice
+    ends if the exception can be taken now (PRIMASK and BASEPRI are read from the CPU)."""
+
+    def __init__(self, uc: Uc, control: RunControl) -> None:
+        self.control = control
+        self._prio_regs = RegBank(uc, [A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_BASEPRI])
         self.reset()
 
     def reset(self) -> None:
@@ -159,7 +173,20 @@ class Nvic:
 
     def pend(self, exc: int) -> None:
         self.pending.add(exc)
-        self.board.irq_pended()
+        self.recheck()
+
+    def recheck(self) -> None:
+        """An exception became pending or a priority changed: stop the slice when it can be taken."""
+        control = self.control
+        if control.in_emu and control.stop_reason is None and self.takeable() is not None:
+            control.request_stop("irq")
+
+    def takeable(self) -> int | None:
+        """The pending exception the CPU takes now, under its PRIMASK and BASEPRI."""
+        if not self.pending:
+            return None
+        primask, basepri = self._prio_regs.read()
+        return self.best_pending(primask, basepri)
 
     def set_level(self, irq: int, level: bool) -> None:
         """An IRQ line as a peripheral drives it: a rising line makes the IRQ pending, and it
@@ -233,7 +260,8 @@ class Nvic:
 
 
 class Scs(Peripheral):
-    """0xE000E000-0xE000EFFF."""
+    """0xE000E000-0xE000EFFF: the SysTick, NVIC and SCB registers. SYSRESETREQ asks ``control`` for
+    a software reset."""
 
     name = "SCS"
     base = 0xE000_E000
@@ -241,11 +269,13 @@ class Scs(Peripheral):
     size = 0x1000
     time_variant = frozenset({ST_VAL})
 
+    def __init__(self, faults: Faults, nvic: Nvic, systick: SysTick, control: RunControl) -> None:
+        self.nvic = nvic
+        self.systick = systick
+        self.control = control
+        super().__init__(faults)
+
     def reset(self) -> None:
-        b = self.board
-        if not hasattr(self, "systick"):
-            self.systick = SysTick(b)
-            self.nvic = Nvic(b)
         self.systick.reset()
         self.nvic.reset()
         self.vtor = 0
@@ -318,7 +348,6 @@ class Scs(Peripheral):
 
     def write(self, off: int, value: int, mask: int) -> None:
         n = self.nvic
-        b = self.board
         v = value & mask
         if ST_CTRL <= off <= ST_VAL:
             self.systick.write(off, v if mask == 0xFFFF_FFFF else self.merge(self.systick.read(off), value,
@@ -343,14 +372,14 @@ class Scs(Peripheral):
                         pass  # a still-asserted level IRQ stays pending
                     else:
                         n.pending.discard(IRQ0 + i)
-                b.irq_pended()
+                n.recheck()
                 return
         if IPR <= off < IPR + NUM_IRQ:
             i = off - IPR
             for k in range(4):
                 if mask >> (8 * k) & 0xFF and i + k < NUM_IRQ:
                     n.ipr[i + k] = (value >> (8 * k)) & PRIO_BITS_MASK
-            b.irq_pended()
+            n.recheck()
             return
         if off == ICSR:
             if v & ICSR_PENDSTSET:
@@ -372,7 +401,7 @@ class Scs(Peripheral):
                 return  # writes without VECTKEY are ignored (PM0214 section 4.4.5)
             n.prigroup = (value >> 8) & 7
             if value & AIRCR_SYSRESETREQ:
-                b.request_reset("software")
+                self.control.request_reset("software")
             return
         if off == SCR:
             self.scr = self.merge(self.scr, value, mask) & 0x16
@@ -385,7 +414,7 @@ class Scs(Peripheral):
             for k in range(4):
                 if mask >> (8 * k) & 0xFF:
                     n.shpr[e + k] = (value >> (8 * k)) & PRIO_BITS_MASK
-            b.irq_pended()
+            n.recheck()
             return
         if off == SHCSR:
             self.shcsr = self.merge(self.shcsr, value, mask) & 0x7_0000
@@ -426,6 +455,11 @@ class Dwt(Peripheral):
     base = 0xE000_1000
     time_variant = frozenset({0x004})
 
+    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc) -> None:
+        self.time = time
+        self.clocks = clocks
+        super().__init__(faults)
+
     def reset(self) -> None:
         self.ctrl = 0x4000_0000
         self.base_cycles = 0
@@ -434,8 +468,8 @@ class Dwt(Peripheral):
     def _cycles(self) -> int:
         if not self.ctrl & 1:
             return self.base_cycles
-        hz = self.board.rcc.hclk_hz()
-        return (self.base_cycles + (self.board.now_ps - self.anchor_ps) * hz // PS_PER_S) & 0xFFFF_FFFF
+        hz = self.clocks.hclk_hz()
+        return (self.base_cycles + (self.time.now_ps - self.anchor_ps) * hz // PS_PER_S) & 0xFFFF_FFFF
 
     def read(self, off: int) -> int:
         if off == 0x000:
@@ -447,21 +481,24 @@ class Dwt(Peripheral):
     def write(self, off: int, value: int, mask: int) -> None:
         if off == 0x000:
             self.base_cycles = self._cycles()
-            self.anchor_ps = self.board.now_ps
+            self.anchor_ps = self.time.now_ps
             self.ctrl = (self.ctrl & ~1) | (value & mask & 1)
         elif off == 0x004:
             self.base_cycles = value & mask
-            self.anchor_ps = self.board.now_ps
+            self.anchor_ps = self.time.now_ps
         else:
             self.unmodeled(off, "write")
 
-    def freeze(self) -> None:
+    def hclk_will_change(self) -> None:
         self.base_cycles = self._cycles()
-        self.anchor_ps = self.board.now_ps
+        self.anchor_ps = self.time.now_ps
+
+    def hclk_changed(self) -> None:
+        """Counting goes on from the count frozen by ``hclk_will_change`` at the new rate."""
 
 
 class Dbgmcu(Peripheral):
-    """DBGMCU (RM0090 section 38.6): IDCODE DEV_ID 0x413, revision Y."""
+    """DBGMCU (RM0090 section 38.6): IDCODE with DEV_ID 0x413 (chip.py), REV_ID 0x1007 (revision Y)."""
 
     name = "DBGMCU"
     base = 0xE004_2000
@@ -471,7 +508,7 @@ class Dbgmcu(Peripheral):
 
     def read(self, off: int) -> int:
         if off == 0x00:
-            return 0x1007_6413
+            return 0x1007_6000 | DEV_ID  # bits 15:12 (reserved) read 6 on the chip
         if off in self.r:
             return self.r[off]
         return self.unmodeled(off, "read")

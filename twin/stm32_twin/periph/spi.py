@@ -13,9 +13,17 @@ Without DMA every byte boundary is its own event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..events import PS_PER_S, Timer
 from .base import Peripheral
+
+if TYPE_CHECKING:
+    from ..events import VirtualTime
+    from ..faults import Faults
+    from .dma import Dma
+    from .gpio import GpioPort
+    from .scs import Nvic
 
 CR1, CR2, SR, DR, CRCPR, RXCRCR, TXCRCR, I2SCFGR, I2SPR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20)
@@ -47,10 +55,20 @@ class Transaction:
 
 
 class Spi2(Peripheral):
+    """SPI2, its pins on GPIO port B and its requests to DMA1 (stream 3: RX, stream 4: TX)."""
+
     name = "SPI2"
     base = 0x4000_3800
     wakers = frozenset({"spi byte", "deadline"})
     clock = ("APB1ENR", 14)
+
+    def __init__(self, faults: Faults, time: VirtualTime, nvic: Nvic, dma: Dma, port: GpioPort) -> None:
+        self.time = time
+        self.nvic = nvic
+        self.dma = dma
+        self.port = port
+        dma.on_change.append(self.dma_changed)
+        super().__init__(faults)
 
     def reset(self) -> None:
         self.cr1 = 0
@@ -68,25 +86,25 @@ class Spi2(Peripheral):
 
     # -- link state -----------------------------------------------------------------------------
     def _pins_ok(self) -> bool:
-        gpio = self.board.gpio["B"]
-        return all(gpio.mode(p) == 2 and gpio.af(p) == 5 for p in (PIN_SCK, PIN_MISO, PIN_MOSI))
+        port = self.port
+        return all(port.mode(p) == 2 and port.af(p) == 5 for p in (PIN_SCK, PIN_MISO, PIN_MOSI))
 
     def selected(self) -> bool:
         if not self.cr1 & CR1_SPE or self.cr1 & CR1_MSTR:
             return False
         if self.cr1 & CR1_SSM:
             return not self.cr1 & CR1_SSI
-        return self.board.gpio["B"].level(PIN_NSS) == 0
+        return self.port.level(PIN_NSS) == 0
 
     def _irq(self) -> None:
         cr2, sr = self.cr2, self.sr
         level = bool((cr2 & CR2_RXNEIE and sr & SR_RXNE) or (cr2 & CR2_TXEIE and sr & SR_TXE)
                      or (cr2 & CR2_ERRIE and sr & SR_OVR))
-        self.board.nvic.set_level(SPI2_IRQ, level)
+        self.nvic.set_level(SPI2_IRQ, level)
 
     def service_dma(self) -> None:
         """Serve pending DMA requests: TXE with TXDMAEN, RXNE with RXDMAEN."""
-        dma = self.board.dma
+        dma = self.dma
         if self.cr2 & CR2_TXDMAEN and self.sr & SR_TXE:
             s = dma.stream_for("SPI2_TX")
             if s is not None:
@@ -99,28 +117,29 @@ class Spi2(Peripheral):
                 self.sr &= ~SR_RXNE
         self._irq()
 
+    def dma_changed(self) -> None:
+        """A DMA stream was enabled or disabled."""
+        self.service_dma()
+        if self.xfer is not None:
+            self._process()
+
     # -- master side ----------------------------------------------------------------------------
     def begin(self, tx: bytes, hz: int) -> Transaction:
-        self.xfer = Transaction(bytes(tx), self.board.now_ps, hz)
+        self.xfer = Transaction(bytes(tx), self.time.now_ps, hz)
         self._process()
         return self.xfer
-
-    def _dma_both(self) -> bool:
-        dma = self.board.dma
-        return bool(self.cr2 & CR2_RXDMAEN and self.cr2 & CR2_TXDMAEN and dma.stream_for("SPI2_RX")
-                    and dma.stream_for("SPI2_TX"))
 
     def _batchable(self) -> bool:
         """Bytes may be processed in batches: received bytes go to memory by DMA and no SPI
         interrupt is enabled, so the CPU only sees DMA progress (NDTR, flags) at batch ends."""
         return bool(self.cr2 & CR2_RXDMAEN and not self.cr2 & (CR2_RXNEIE | CR2_TXEIE | CR2_ERRIE)
-                    and self.board.dma.stream_for("SPI2_RX"))
+                    and self.dma.stream_for("SPI2_RX"))
 
     def _process(self) -> None:
         x = self.xfer
         if x is None:
             return
-        now = self.board.now_ps
+        now = self.time.now_ps
         n = len(x.tx)
         active = self.selected() and self._pins_ok()
         while x.boundary <= n and x.boundary_ps(x.boundary) <= now:
@@ -138,7 +157,7 @@ class Spi2(Peripheral):
         if x.boundary <= n:
             step = DMA_BATCH if self._batchable() else 1
             k = min(n, x.boundary + step - 1)
-            x.timer = self.board.sched.at(x.boundary_ps(k), self._process, "spi byte")
+            x.timer = self.time.at(x.boundary_ps(k), self._process, "spi byte")
 
     def _bulk(self, x: Transaction, now: int) -> bool:
         """Boundaries k .. k + m - 1 at once in a DMA steady state: each ends byte j - 1 (the RX
@@ -147,7 +166,7 @@ class Spi2(Peripheral):
         Only while the streams keep more than m items, so their flags change in the per-byte path."""
         if self.sr & (SR_RXNE | SR_OVR) or not self.cr2 & CR2_RXDMAEN:
             return False
-        dma = self.board.dma
+        dma = self.dma
         rx_s = dma.stream_for("SPI2_RX")
         if rx_s is None or not rx_s.cr & (1 << 10):  # MINC
             return False
@@ -241,8 +260,8 @@ class Spi2(Peripheral):
         elif off == CR1:
             new = self.merge(self.cr1, value, mask) & 0xFFFF
             if new & CR1_MSTR or new & CR1_DFF:
-                self.board.unmodeled_access(self.base + off, "write",
-                                            "SPI2_CR1: only the 8-bit slave mode is modeled")
+                self.faults.unmodeled_access(self.base + off, "write",
+                                             "SPI2_CR1: only the 8-bit slave mode is modeled")
                 return
             self.cr1 = new
         elif off == CR2:
@@ -254,7 +273,7 @@ class Spi2(Peripheral):
             self.crcpr = value & mask & 0xFFFF
         elif off == I2SCFGR:
             if value & mask & (1 << 11):
-                self.board.unmodeled_access(self.base + off, "write", "SPI2 I2S mode")
+                self.faults.unmodeled_access(self.base + off, "write", "SPI2 I2S mode")
                 return
             self.i2scfgr = self.merge(self.i2scfgr, value, mask)
         elif off == I2SPR:

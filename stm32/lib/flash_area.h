@@ -1,0 +1,74 @@
+/* Flash-area API: every access is an offset inside a named area of the layout (bootloader,
+ * slot A, slot B, metadata), never a raw address, and is bounds-checked here.
+ * The backend (struct flash_port) is the register driver on the chip (flash_stm32.c) and a
+ * RAM-backed flash in host unit tests (tests/c/flash_ram.c), so the policy code above it runs on
+ * both unchanged. Model: MCUboot's flash_area_*. */
+#ifndef FOTA_FLASH_AREA_H
+#define FOTA_FLASH_AREA_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "fota_err.h"
+
+/* Backend operations on absolute flash addresses. Implementations check nothing but what the
+ * hardware needs; bounds are checked by the area layer. */
+struct flash_port {
+    /* Copy len bytes at addr into dst. */
+    int (*read)(uint32_t addr, void *dst, size_t len);
+    /* Program `words` 32-bit words (PSIZE x32) at the 4-aligned addr from src (little-endian
+     * bytes, any alignment). Per word: skipped when it already holds its value,
+     * FOTA_E_NOT_ERASED unless fa_overwrite_ok(), else programmed and read back (FOTA_E_VERIFY
+     * when it differs). Stops at the first error; the words before it stay programmed. */
+    int (*program)(uint32_t addr, const uint8_t *src, size_t words);
+    /* Erase one sector by number (RM0090 table 5). */
+    int (*erase_sector)(uint32_t sector);
+};
+
+/* The programming rule every port applies to a word holding `old` that is to become `value`
+ * (value != old). Programming can only clear bits. Over data that is not erased, the one write
+ * allowed is an all-zero word: it withdraws a record or an image (IMAGE_INVALIDATED_MAGIC) and
+ * cannot produce a value that was never meant. */
+static inline int fa_overwrite_ok(uint32_t old, uint32_t value)
+{
+    return old == 0xFFFFFFFFu || value == 0u;
+}
+
+struct flash_area {
+    uint8_t id;        /* FOTA_REGION_*_ID */
+    uint32_t base;     /* absolute address of offset 0 */
+    uint32_t size;     /* bytes */
+    uint8_t first_sector;
+    uint8_t last_sector;
+};
+
+/* One flash sector: absolute base address and size in bytes. */
+struct fa_sector {
+    uint32_t base;
+    uint32_t size;
+};
+
+/* Sector n of the flash (RM0090 table 5, from the generated layout), or NULL past the last one.
+ * The one place the firmware and its host tests look sectors up. */
+const struct fa_sector *fa_sector(uint32_t n);
+
+/* Install the backend (once, at start-up). */
+void fa_init(const struct flash_port *port);
+
+/* The area with the given FOTA_REGION_*_ID, or NULL. */
+const struct flash_area *fa_get(uint8_t id);
+/* The slot area for SLOT_A (0) or SLOT_B (1), or NULL. */
+const struct flash_area *fa_slot(uint8_t slot);
+
+int fa_read(const struct flash_area *fa, uint32_t off, void *dst, size_t len);
+/* Program len bytes (len and off multiples of 4) as 32-bit words in one block operation of the
+ * port, each read back. A word that already holds its value is left alone (a repeated write);
+ * FOTA_E_NOT_ERASED when a word is neither erased nor to become all-zero (fa_overwrite_ok). */
+int fa_write(const struct flash_area *fa, uint32_t off, const void *src, size_t len);
+/* Erase every sector of the area that overlaps [off, off + len). */
+int fa_erase(const struct flash_area *fa, uint32_t off, size_t len);
+/* Number of sectors that [off, off + len) touches. */
+uint32_t fa_sectors_touched(const struct flash_area *fa, uint32_t off, size_t len);
+/* 1 when [off, off + len) reads all 0xFF. */
+int fa_is_erased(const struct flash_area *fa, uint32_t off, size_t len);
+
+#endif /* FOTA_FLASH_AREA_H */
