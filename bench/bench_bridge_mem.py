@@ -9,7 +9,7 @@ The WebAssembly port does not collect garbage while a program runs (docs/virtual
 growth of gc.mem_alloc() between two points of one program is exactly what the program allocated
 in between. The bench deploys the bridge, then runs one update cycle A -> B of a 256 KB image
 (`updater.Updater`, as `updater.update()` builds it) whose log function notes gc.mem_alloc() at
-every progress line (tests/bridge/heap_probe.py), and prints:
+every progress line (fota_lab.heap_probe), and prints:
 
 1. the heap after importing the bridge (its modules: live memory), and what config.load() and
    creating the Link (its buffers), the HTTP client and the Updater take;
@@ -18,7 +18,7 @@ every progress line (tests/bridge/heap_probe.py), and prints:
    (one line per 4 KB chunk; the lines that also send a progress report to the server are the max);
 4. gc.peak(): the largest gc.mem_alloc() of the cycle, modules and garbage included.
 
-Twice: over HTTP, then over HTTPS (the server with a test certificate, its CA deployed with the
+Twice: over HTTP, then over HTTPS (the server with a throwaway certificate, its CA deployed with the
 bridge; those lines start with "https: "). The HTTPS figures are the Python heap only: on an
 ESP32, mbedTLS takes its buffers (about 40-50 KB during a handshake) from the IDF heap, outside
 gc.mem_alloc() (docs/bridge.md, Memory).
@@ -27,7 +27,6 @@ gc.mem_alloc() (docs/bridge.md, Memory).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -40,23 +39,22 @@ FIGURES: list[dict[str, object]] = []     # what --json writes, in the form of f
 
 
 def bench(fw_dir: Path, tmp: Path, tls: bool) -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "bridge"))
-    sys.path.insert(0, str(ROOT / "tests" / "support"))
     from esp32_twin.twin_peer import TwinPeer
-    from fake_server import FakeServer
-    from fota_testkit.tls import make_pki
-    from heap_probe import measure_cycle
+    from fota_lab.devices import boot_twin
+    from fota_lab.fakes import FakeServer
+    from fota_lab.heap_probe import measure_cycle
+    from fota_lab.images import restamp
+    from fota_lab.labtls import lab_certs
     from stm32_fota.esp32 import deploy
-    from twin_helpers import boot_twin, restamp
 
     image = restamp((fw_dir / "slot-b.bin").read_bytes(), (1, 1, 0), size=256 * KB)
-    pki = make_pki(tmp / "pki") if tls else None
+    pki = lab_certs(tmp / "pki") if tls else None
     board = boot_twin(fw_dir)
     try:
-        with FakeServer(image, "1.1.0", "B", tls=(pki.cert, pki.key) if pki else None) as srv, \
+        with FakeServer(image, "1.1.0", "B", tls=(pki.server_cert, pki.server_key) if pki else None) as srv, \
                 VirtualEsp32(TwinPeer(board), board=board, fs_dir=tmp / "fs") as esp:
             deploy(esp.port, None, {"server": srv.url, "wifi_ssid": "lab", "wifi_password": "pw"},
-                   build_dir=tmp / "mpy", ca_files=[pki.ca] if pki else [])
+                   build_dir=tmp / "mpy", ca_files=[pki.ca_cert] if pki else [])
             h = measure_cycle(esp.port)
     finally:
         board.close()

@@ -37,12 +37,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # fota_testkit: the fake-but-valid images of the tests
+from fota_lab.images import install_release
+from fota_lab.locals3 import free_port
+from fota_server.firmware import FirmwareFolder
 
-from fota_lab.locals3 import free_port  # noqa: E402
-from fota_server.firmware import FirmwareFolder  # noqa: E402
-from fota_testkit.server import install_release  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 VERSION = "1.1.0"
 IMAGE_BODY = 200_000

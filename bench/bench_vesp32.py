@@ -105,12 +105,12 @@ def bench_serial(runs: int, tmp: Path) -> None:
 
 
 def bench_update(tmp: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "bridge"))
     from esp32_twin.twin_peer import TwinPeer
-    from fake_server import FakeServer
+    from fota_lab.devices import boot_twin
+    from fota_lab.fakes import FakeServer
+    from fota_lab.images import restamp
     from stm32_fota.build import build
     from stm32_fota.esp32 import deploy, run_update
-    from twin_helpers import boot_twin, restamp
 
     fw = build("1.0.0", 0, tmp / "fw")
     image = restamp((fw.build_dir / "slot-b.bin").read_bytes(), (1, 1, 0), size=256 * KB)

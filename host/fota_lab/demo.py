@@ -27,7 +27,9 @@ from fota_formats.errors import FotaError
 from stm32_fota.build import build
 from stm32_fota.esp32 import UpdateOutcome, parse_line
 
-from .lab import Journal, Lab, flash_lower_bound_s
+from .devices import Journal
+from .lab import Lab
+from .timing import flash_lower_bound_s
 
 FIRST, SECOND, THIRD = "1.0.0", "1.1.0", "1.2.0"
 EXPECTED = {SECOND: ("B", "orange"), THIRD: ("A", "green")}

@@ -6,8 +6,9 @@
     >>> r.outcome, r.info_after["running_slot"], r.phases_ms["write"]   # doctest: +SKIP
     ('confirmed', 1, 1093.2)
 
-The protocol is not written twice: this module loads the bridge's own `esp32_mpy/fotalink.py`
-(MicroPython code that also runs under CPython) and drives it through a *port* object. `TwinPort`
+The protocol is not written twice: this module drives the bridge's own `esp32_mpy/fotalink.py`
+(MicroPython code that also runs under CPython; loaded by ``fota_lab.bridge_modules``, on first
+use, without taking the top-level module names) through a *port* object. `TwinPort`
 adapts the STM32 twin's SPI master API; any object with `transfer(tx, rx)`, `ready()`,
 `ticks_ms()`, `sleep_ms(n)` and `reset_target()` will do (a USB-SPI adapter, a test fake).
 Errors are :class:`LinkError` ("Failed to <operation>: <reason>"), with the STM32's status code.
@@ -16,16 +17,15 @@ Errors are :class:`LinkError` ("Failed to <operation>: <reason>"), with the STM3
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from fota_formats.errors import FotaError
 from fota_formats.image import INFO_OFFSET, INFO_SIZE, SLOTS, unpack_info
 from fota_formats.spec import IMAGE, PROTOCOL
 from stm32_fota.project import current
+
+from .bridge_modules import BridgeModules, for_folder
 
 SPI_HZ = 10_500_000          # the STM32's SPI2 slave limit, fPCLK1 / 4 (docs/protocol.md, Wires)
 _C = IMAGE.constants
@@ -42,36 +42,17 @@ _REVERTED = {_C["RESULT_REVERTED_NO_CONFIRM"]: "REVERTED_NO_CONFIRM",
              _C["RESULT_REVERTED_WATCHDOG"]: "REVERTED_WATCHDOG"}
 
 
-def bridge_module(name: str) -> ModuleType:
-    """Import a module of the bridge (esp32_mpy/<name>.py) under CPython, by path.
-
-    The bridge's modules import each other by their top-level names (as on the device), so each
-    is registered in ``sys.modules`` under that name; ``fota_const`` comes first.
-    """
-    for dep in ("fota_const", name):
-        if dep in sys.modules:
-            continue
-        path = current().bridge_dir / f"{dep}.py"
-        spec = importlib.util.spec_from_file_location(dep, path)
-        if spec is None or spec.loader is None or not path.is_file():
-            raise FotaError(f"Failed to load the bridge module {dep}: {path} is missing")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[dep] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-def _bridge_error() -> type[Exception]:
-    error: type[Exception] = bridge_module("fotalink").BridgeError
-    return error
+def bridge() -> BridgeModules:
+    """The bridge code of the checkout (``stm32_fota.project.current().bridge_dir``), loaded once."""
+    return for_folder(current().bridge_dir)
 
 
 def __getattr__(name: str) -> Any:
-    """``fotalink`` and ``BridgeError`` load the bridge on first use, never at import time."""
+    """``fotalink`` and ``BridgeError``: the checkout's bridge, loaded on first use, never at import."""
     if name == "fotalink":
-        return bridge_module("fotalink")
+        return bridge().fotalink
     if name == "BridgeError":
-        return _bridge_error()
+        return bridge().BridgeError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -161,11 +142,13 @@ def _info_version(info: dict[str, Any]) -> tuple[int, int, int]:
 
 
 class Master:
-    """The master side of the link: the bridge's Link over a port, with host conveniences."""
+    """The master side of the link: the bridge's Link over a port, with host conveniences.
+    ``bridge_code``: the bridge to run (default: the checkout's, ``bridge()``)."""
 
-    def __init__(self, port: Any) -> None:
+    def __init__(self, port: Any, bridge_code: BridgeModules | None = None) -> None:
         self.port = port
-        self.link = bridge_module("fotalink").Link(port)
+        self.bridge_code = bridge_code or bridge()
+        self.link = self.bridge_code.fotalink.Link(port)
 
     def _now(self) -> float:
         now = getattr(self.port, "now_ms", None)
@@ -174,7 +157,7 @@ class Master:
     def _do(self, what: str, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
-        except _bridge_error() as e:
+        except self.bridge_code.BridgeError as e:
             raise LinkError(f"Failed to {what}: {e.reason}", e.status) from None
 
     def info(self) -> dict[str, Any]:
@@ -241,7 +224,7 @@ class Master:
         while True:
             try:
                 return self.link.info()
-            except _bridge_error() as e:
+            except self.bridge_code.BridgeError as e:
                 why = e.reason
             if self._now() - start >= timeout_ms:
                 raise LinkError(f"Failed to read INFO after the reset: no answer within "
@@ -255,7 +238,7 @@ class Master:
         while True:
             try:
                 info = self.link.info()
-            except _bridge_error() as e:      # rebooting between trial attempts
+            except self.bridge_code.BridgeError as e:      # rebooting between trial attempts
                 info, why = None, e.reason
             if info is not None and info["session_state"] == _ACTIVATED and resets < _RETRIES:
                 resets += 1                   # the RESET frame was lost: the session is still open

@@ -1,4 +1,6 @@
-"""The bridge's protocol client (esp32_mpy/fotalink.py) under CPython against the fake STM32."""
+"""The bridge's protocol client (esp32_mpy/fotalink.py) under CPython, against the fake STM32 and the
+STM32 twin running the real firmware (the ``device`` fixture: each scenario runs on both, with the
+same assertions). Faults on the wire are made at the port, the same way for both devices."""
 
 from __future__ import annotations
 
@@ -8,14 +10,19 @@ import zlib
 
 import fotalink
 import pytest
-from fake_stm32 import IC, SES, ST, Clock, FakePort, FakeSTM32
-from fota_formats.spec import PROTOCOL
+from fota_formats.spec import IMAGE, PROTOCOL
+from fota_testkit.bridge import Device, WirePort
+from fota_testkit.fake_stm32 import Clock, FakePort, FakeSTM32
 from fotalink import BridgeError, Link
-from images import make_image
 
 P = PROTOCOL.constants
-OLD = make_image(0, (1, 0, 0), 60_000)
-NEW = make_image(1, (1, 1, 0), 200_000, build=7)
+ST = PROTOCOL.tables["status"]
+SES = PROTOCOL.tables["session"]
+IC = IMAGE.constants
+NEW_VERSION, NEW_BUILD = (1, 1, 0), 7
+CONFIRM_WAIT_MS = 10_000
+# Images of a few chunks: the twin programs its flash word by word in emulation (seconds per 100 KB).
+SIZE = 64 * 1024
 
 
 class Src:
@@ -31,14 +38,23 @@ class Src:
         mv[:] = self.data[off:off + len(mv)]
 
 
-def setup(running: int = 0, exact_wait: bool = True) -> tuple[FakeSTM32, FakePort, Link]:
-    dev = FakeSTM32(Clock(), {0: OLD}, running=running)
-    port = FakePort(dev, exact_wait=exact_wait)
-    return dev, port, Link(port)
-
-
-def begin(link: Link, img: bytes = NEW, slot: int = 1, version=(1, 1, 0, 7), flags: int = 0) -> int:
+def begin(link: Link, img: bytes, slot: int = 1, version=(*NEW_VERSION, NEW_BUILD), flags: int = 0) -> int:
     return link.begin(slot, flags, version, len(img), hashlib.sha256(img).digest(), img[0x200:0x220])
+
+
+def new_image(device: Device, size: int = SIZE) -> bytes:
+    return device.image(1, NEW_VERSION, size, build=NEW_BUILD)
+
+
+def until_confirmed(link: Link, port: WirePort) -> dict:
+    """INFO every 100 ms until the journal's newest record is CONFIRMED (the self-test passed)."""
+    waited = 0
+    while True:
+        info = link.info()
+        if info["meta_state"] == IC["META_STATE_CONFIRMED"] or waited >= CONFIRM_WAIT_MS:
+            return info
+        port.sleep_ms(100)
+        waited += 100
 
 
 def test_crc32_fallback_matches_zlib() -> None:
@@ -58,80 +74,193 @@ def test_erase_timeout_counts_the_sectors_the_image_touches() -> None:
 
 
 @pytest.mark.parametrize("exact_wait", [True, False], ids=["wait_ready", "polled"])
-def test_full_update_programs_the_image_and_the_new_slot_confirms(exact_wait: bool) -> None:
-    dev, port, link = setup(exact_wait=exact_wait)
+def test_full_update_programs_the_image_and_the_new_slot_confirms(device: Device, exact_wait: bool) -> None:
+    new = new_image(device)
+    port = device.port(exact_wait)
+    link = Link(port)
     info = link.info()
-    assert (info["running_slot"], info["run_major"], info["run_minor"]) == (0, 1, 0)
+    retries = link.retries       # (the twin loses the first SPI transaction of its life: one retry)
+    assert (info["running_slot"], info["run_major"], info["run_minor"], info["run_build"]) == (0, 1, 0, 0)
     assert info["a_state"] == IC["SLOT_STATE_VALID"] and info["b_state"] == IC["SLOT_STATE_EMPTY"]
-    assert begin(link) == 0
+    assert (info["meta_active"], info["meta_state"], info["meta_seq"]) == (0, IC["META_STATE_CONFIRMED"], 1)
+    assert begin(link, new) == 0
     seen: list[int] = []
-    frames = link.write_image(Src(NEW), 0, len(NEW), lambda done, size: seen.append(done))
-    assert frames == -(-len(NEW) // P["MAX_CHUNK"])
-    assert seen[-1] == len(NEW) and seen == sorted(seen)
-    assert bytes(dev.flash[1][: len(NEW)]) == NEW
+    wire0 = link.wire_bytes
+    frames = link.write_image(Src(new), 0, len(new), lambda done, size: seen.append(done))
+    wire = link.wire_bytes - wire0
+    assert frames == -(-len(new) // P["MAX_CHUNK"])
+    assert seen[-1] == len(new) and seen == sorted(seen)
+    written = link.info()          # every byte written, not verified yet: the slot is not valid yet
+    assert device.slot_bytes(1, len(new)) == new
+    assert written["b_state"] == IC["SLOT_STATE_INVALID"]
+    assert (written["session_state"], written["session_next"]) == (SES["RECEIVING"], len(new))
     link.verify()
+    verified = link.info()
+    assert verified["b_state"] == IC["SLOT_STATE_VALID"] and verified["session_state"] == SES["VERIFIED"]
+    assert (verified["b_major"], verified["b_minor"], verified["b_build"]) == (1, 1, NEW_BUILD)
     link.activate()
+    activated = link.info()
+    assert (activated["meta_active"], activated["meta_state"]) == (1, IC["META_STATE_TRIAL"])
+    assert (activated["meta_attempts"], activated["meta_seq"]) == (IC["META_TRIAL_ATTEMPTS"], 2)
     link.reset()
-    assert link.info()["running_slot"] == 1          # trial boot of the new slot
-    port.sleep_ms(2500)                               # the fake app confirms after 2 s
-    info = link.info()
-    assert (info["running_slot"], info["run_minor"], info["run_build"]) == (1, 1, 7)
-    assert info["meta_state"] == IC["META_STATE_CONFIRMED"]
+    trial = link.info()            # the bootloader took one trial attempt and booted the new slot
+    assert (trial["running_slot"], trial["meta_state"]) == (1, IC["META_STATE_TRIAL"])
+    assert (trial["meta_attempts"], trial["meta_seq"]) == (IC["META_TRIAL_ATTEMPTS"] - 1, 3)
+    assert trial["session_state"] == SES["IDLE"]
+    info = until_confirmed(link, port)
+    assert (info["running_slot"], info["run_minor"], info["run_build"]) == (1, 1, NEW_BUILD)
+    assert (info["meta_state"], info["meta_attempts"], info["meta_seq"]) == (IC["META_STATE_CONFIRMED"], 0, 4)
     assert info["last_result"] == IC["RESULT_CONFIRMED"]
-    assert link.retries == 0
+    assert link.retries == retries
     # Pipelined WRITEs: about one transaction per chunk, wire bytes close to the payload.
-    assert link.wire_bytes / len(NEW) < 1.02
+    assert len(new) < wire < len(new) * 1.02
 
 
-def _flip_every(n: int, start: int):
-    def hook(k: int, buf: bytearray) -> None:
-        if k >= start and k % n == 0 and len(buf) > 1000:   # WRITE transactions only
-            buf[10] ^= 0x10         # in a request: the offset; in a response: next_offset
-    return hook
+class FlipEvery:
+    """Flips a bit of every n-th transaction from the start-th on, WRITE transactions only: in a
+    request the offset, in a response next_offset."""
+
+    def __init__(self, n: int, start: int) -> None:
+        self.n, self.start, self.flips = n, start, 0
+
+    def __call__(self, k: int, buf: bytearray) -> None:
+        if k >= self.start and k % self.n == 0 and len(buf) > 1000:
+            buf[10] ^= 0x10
+            self.flips += 1
 
 
 @pytest.mark.parametrize("direction", ["mosi", "miso"])
-def test_bit_flips_are_caught_by_the_crc_and_retried(direction: str) -> None:
-    dev, _port, link = setup()
+def test_bit_flips_are_caught_by_the_crc_and_retried(device: Device, direction: str) -> None:
+    new = new_image(device, 48 * 1024)
+    port = device.port()
+    link = Link(port)
     link.info()
-    begin(link)
-    setattr(dev.faults, direction, _flip_every(7, 4))
-    link.write_image(Src(NEW), 0, len(NEW))
-    link.verify()
-    dev.faults.mosi = dev.faults.miso = None
-    assert link.retries > 3
-    assert bytes(dev.flash[1][: len(NEW)]) == NEW
+    begin(link, new)
+    retries = link.retries
+    flip = FlipEvery(3, 4)
+    setattr(port, direction, flip)
+    link.write_image(Src(new), 0, len(new))
+    link.verify()                 # the whole image arrived: its hash is right
+    assert flip.flips >= 3
+    if direction == "mosi":        # each damaged request: ERR_CRC, sent again once
+        assert link.retries - retries == flip.flips
+    else:                          # a damaged response that a later one makes good costs nothing
+        assert 1 <= link.retries - retries <= flip.flips
+    assert device.slot_bytes(1, len(new)) == new
 
 
-def test_truncated_frames_are_refused_and_resent() -> None:
-    dev, _port, link = setup()
+def test_truncated_frames_are_refused_and_resent(device: Device) -> None:
+    new = new_image(device, 48 * 1024)
+    port = device.port()
+    link = Link(port)
     link.info()
-    begin(link)
+    begin(link, new)
 
     def drop(k: int, buf: bytearray) -> None:
-        if k % 5 == 0 and len(buf) > 1000:
+        if k % 3 == 0 and len(buf) > 1000:
             del buf[600:]           # the master stopped clocking early: bytes lost
-    dev.faults.mosi = drop
-    link.write_image(Src(NEW), 0, len(NEW))
-    dev.faults.mosi = None
+    port.mosi = drop
+    link.write_image(Src(new), 0, len(new))
+    port.mosi = None
     link.verify()
     assert link.retries > 3
+    assert device.slot_bytes(1, len(new)) == new
 
 
-def test_corruption_beyond_the_retry_limit_fails_without_activating() -> None:
-    dev, _port, link = setup()
+def test_corruption_beyond_the_retry_limit_fails_without_activating(device: Device) -> None:
+    new = new_image(device, 20_000)
+    port = device.port()
+    link = Link(port)
     link.info()
-    begin(link)
-    dev.faults.mosi = lambda k, buf: buf.__setitem__(9, buf[9] ^ 1)   # every frame from now on
-    with pytest.raises(BridgeError, match="retries"):
-        link.write_image(Src(NEW), 0, len(NEW))
-    dev.faults.mosi = None
-    assert dev.running == 0 and dev.meta["active"] == 0
+    begin(link, new)
+    port.mosi = lambda k, buf: buf.__setitem__(9, buf[9] ^ 1)   # every frame from now on
+    with pytest.raises(BridgeError, match="retries") as e:
+        link.write_image(Src(new), 0, len(new))
+    assert e.value.status == ST["ERR_CRC"]
+    info = Link(device.port()).info()
+    assert (info["running_slot"], info["meta_active"]) == (0, 0)
+    assert info["meta_state"] == IC["META_STATE_CONFIRMED"]
+    assert (info["session_state"], info["session_next"]) == (SES["RECEIVING"], 0)
+
+
+@pytest.mark.parametrize("case", ["target_running", "version", "wrong_slot", "too_large", "range"])
+def test_refusals_carry_the_device_status_and_change_nothing(device: Device, case: str) -> None:
+    a_img = device.image(0, (1, 1, 0), 9000, build=1)
+    b_old = device.image(1, (1, 0, 0), 9000, build=1)
+    b_new = new_image(device, 9000)
+    slot, img, version, status = {
+        "target_running": (0, a_img, (1, 1, 0, 1), "ERR_TARGET_RUNNING"),
+        "version": (1, b_old, (1, 0, 0, 1), "ERR_VERSION"),          # not newer than 1.0.0
+        "wrong_slot": (1, a_img, (1, 1, 0, 1), "ERR_WRONG_SLOT"),    # linked for Slot A
+        "too_large": (1, b_new + bytes(300 * 1024), (*NEW_VERSION, NEW_BUILD), "ERR_TOO_LARGE"),
+        "range": (2, b_new, (*NEW_VERSION, NEW_BUILD), "ERR_RANGE"),
+    }[case]
+    link = Link(device.port())
+    link.info()
+    before = device.flash()
+    with pytest.raises(BridgeError, match=status) as e:
+        begin(link, img, slot=slot, version=version)
+    assert e.value.status == ST[status]
+    assert device.flash() == before
+    assert link.info()["session_state"] == SES["IDLE"]
+
+
+def test_a_new_master_resumes_at_the_offset_the_device_reports(device: Device) -> None:
+    new = new_image(device)
+    link = Link(device.port())
+    link.info()
+    begin(link, new)
+    half = 6 * P["MAX_CHUNK"]
+    with pytest.raises(BridgeError, match="bridge stopped"):
+        link.write_image(Src(new, stop_at=half), 0, len(new))
+    again = Link(device.port())          # the bridge restarted: a fresh session
+    info = again.info()
+    assert (info["session_state"], info["session_next"]) == (SES["RECEIVING"], half)
+    nxt = begin(again, new)
+    assert nxt == half
+    assert device.slot_bytes(1, half) == new[:half]      # the same image: nothing erased again
+    src = Src(new)
+    again.write_image(src, nxt, len(new))
+    again.verify()
+    assert src.reads[0] == half
+    assert device.slot_bytes(1, len(new)) == new
+
+
+def test_power_cut_mid_transfer_reports_the_lost_session(device: Device) -> None:
+    new = new_image(device, 48 * 1024)
+    port = device.port()
+    link = Link(port)
+    link.info()
+    begin(link, new)
+    writes = {"n": 0}
+
+    def cut_at_the_fifth_write(_k: int, req: bytes) -> None:
+        if len(req) > 1000:
+            writes["n"] += 1
+            if writes["n"] == 5:
+                device.power_cycle()      # the frame is lost with the RAM session
+    port.before = cut_at_the_fifth_write
+    with pytest.raises(BridgeError, match="session ended") as e:
+        link.write_image(Src(new), 0, len(new))
+    assert e.value.status == ST["ERR_STATE"]
+    info = link.info()
+    assert (info["session_state"], info["running_slot"], info["b_state"]) == \
+        (SES["IDLE"], 0, IC["SLOT_STATE_INVALID"])        # partly written
+
+
+# -- fake only: faults inside the device that the twin cannot produce on demand ----------------------
+
+def fake_setup(exact_wait: bool = True) -> tuple[FakeSTM32, Link]:
+    from fota_lab.images import make_image
+
+    dev = FakeSTM32(Clock(), {0: make_image(0, (1, 0, 0), 60_000)})
+    return dev, Link(FakePort(dev, exact_wait=exact_wait))
 
 
 @pytest.mark.parametrize("exact_wait", [True, False], ids=["wait_ready", "polled"])
 def test_ready_never_high_is_a_bounded_error(exact_wait: bool) -> None:
-    dev, _port, link = setup(exact_wait=exact_wait)
+    # Fake only: READY held low by the device itself (the twin's agent always raises it).
+    dev, link = fake_setup(exact_wait)
     dev.faults.ready_stuck_low = True
     t0 = dev.clock.now
     with pytest.raises(BridgeError, match="READY stayed low"):
@@ -145,54 +274,11 @@ def test_ready_never_high_is_a_bounded_error(exact_wait: bool) -> None:
 
 @pytest.mark.parametrize("exact_wait", [True, False], ids=["wait_ready", "polled"])
 def test_ready_timeout_waits_again_without_resending(exact_wait: bool) -> None:
+    # Fake only: a device busy for 2.5 READY timeouts (the twin's agent is never that slow).
     # READY comes back during the third wait: the request goes out once, when READY is high.
-    dev, _port, link = setup(exact_wait=exact_wait)
+    dev, link = fake_setup(exact_wait)
     dev.busy_until = dev.clock.now + 2.5 * P["BOOT_TIMEOUT_MS"]
     info = link.info()
     assert info["running_slot"] == 0
     assert dev.transactions == 2                    # INFO, then the NOP that fetched its answer
     assert link.retries == 2                        # two timed-out waits, no resend
-
-
-@pytest.mark.parametrize(("kwargs", "status"), [
-    ({"slot": 0, "img": make_image(0, (1, 1, 0), 9000)}, "ERR_TARGET_RUNNING"),
-    ({"img": make_image(1, (1, 0, 0), 9000), "version": (1, 0, 0, 1)}, "ERR_VERSION"),
-    ({"img": make_image(0, (1, 1, 0), 9000), "version": (1, 1, 0, 1)}, "ERR_WRONG_SLOT"),
-])
-def test_refusals_carry_the_device_status(kwargs, status: str) -> None:
-    dev, _port, link = setup()
-    link.info()
-    with pytest.raises(BridgeError, match=status) as e:
-        begin(link, **kwargs)
-    assert e.value.status == ST[status]
-    assert dev.erases == 0
-
-
-def test_a_new_master_resumes_at_the_offset_the_device_reports() -> None:
-    dev, port, link = setup()
-    link.info()
-    begin(link)
-    half = 25 * P["MAX_CHUNK"]
-    with pytest.raises(BridgeError, match="bridge stopped"):
-        link.write_image(Src(NEW, stop_at=half), 0, len(NEW))
-    erases = dev.erases
-    again = Link(port)               # the bridge restarted: a fresh session
-    again.info()
-    nxt = begin(again)
-    assert nxt == half and dev.erases == erases
-    src = Src(NEW)
-    again.write_image(src, nxt, len(NEW))
-    again.verify()
-    assert src.reads[0] == half
-    assert bytes(dev.flash[1][: len(NEW)]) == NEW
-
-
-def test_power_cut_mid_transfer_reports_the_lost_session() -> None:
-    dev, _port, link = setup()
-    link.info()
-    begin(link)
-    dev.faults.power_cut_at_write = 10
-    with pytest.raises(BridgeError, match="session ended") as e:
-        link.write_image(Src(NEW), 0, len(NEW))
-    assert e.value.status == ST["ERR_STATE"]
-    assert link.info()["session_state"] == SES["IDLE"] and dev.running == 0

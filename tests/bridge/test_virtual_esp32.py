@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_server import FakeServer
+from fota_lab.devices import boot_twin
+from fota_lab.fakes import FakeServer
+from fota_lab.images import restamp
 from fota_testkit.tls import make_pki
 from stm32_fota.build import BuildResult
 from stm32_fota.esp32 import deploy, parse_line, run_update
-from twin_helpers import boot_twin, restamp
 
 esp32_twin = pytest.importorskip("esp32_twin", reason="the virtual ESP32 package is not installed")
 
@@ -67,7 +68,7 @@ def test_update_cycle_heap_fits_an_esp32(node_runtime: None, fw_build: BuildResu
     objects, and a whole cycle fits an ESP32's heap even with none of its garbage collected; over
     HTTPS too (the Python heap only: mbedTLS' buffers are outside it, see docs/bridge.md)."""
     from esp32_twin.twin_peer import TwinPeer
-    from heap_probe import measure_cycle
+    from fota_lab.heap_probe import measure_cycle
 
     d = fw_build.build_dir
     image = restamp((d / "slot-b.bin").read_bytes(), (1, 1, 0), size=96 * 1024)

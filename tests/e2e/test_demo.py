@@ -32,8 +32,8 @@ class Seen:
         self.port = ""
 
     def note(self, lab: Lab) -> None:
-        assert lab.server_proc is not None and lab.s3 is not None and lab.esp is not None
-        self.pids = [lab.server_proc.pid, lab.s3.pid, lab.esp._proc.pid]
+        assert lab.server.proc is not None and lab.s3 is not None and lab.esp is not None
+        self.pids = [lab.server.proc.pid, lab.s3.pid, lab.esp._proc.pid]
         self.port = lab.esp.port
 
     def all_gone(self) -> bool:
@@ -47,7 +47,7 @@ def test_demo_tells_the_whole_story_and_keep_leaves_it_reachable(node_runtime: N
 
     def kept(d: demo_mod.Demo) -> None:
         seen.note(d.lab)
-        assert d.lab.api("GET", "/status")["version"] == "1.2.0"     # the server still answers
+        assert d.lab.api.status()["version"] == "1.2.0"     # the server still answers
         assert Path(seen.port).exists() and d.lab.esp.alive
 
     code = demo_mod.run_demo(tmp_path / "demo", keep=True, out=out, wait=kept)

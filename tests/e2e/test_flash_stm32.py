@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from fota_formats.spec import LAYOUT
+from fota_lab.devices import decode_journal
 from fota_lab.flashing import flash_sim
-from fota_lab.lab import decode_journal
 from stm32_fota.build import BuildResult
 from stm32_fota.flashing import FlashingError, ToolRun, flash_board
 

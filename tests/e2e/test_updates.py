@@ -48,7 +48,7 @@ def test_corrupted_slot_b_in_s3_never_reaches_the_device(lab: Lab, releases: dic
         store.client.put_object(Bucket=store.bucket, Key=store.config.key(key), Body=bytes(bad))
     result = lab.sync()
     assert result["status"] == "error" and "differs from the manifest" in str(result["message"]), result
-    status = lab.api("GET", "/status")
+    status = lab.api.status()
     assert status["version"] is None, status   # nothing valid was ever synced: nothing is offered
     outcome = lab.update()
     assert outcome.outcome == "none" and outcome.version == "1.0.0", outcome.lines
@@ -76,7 +76,7 @@ def test_s3_unreachable_during_sync_keeps_serving_the_old_one(lab: Lab, releases
     locals3.stop(lab.cfg)                      # S3 goes away before the server sees 1.2.0
     result = lab.sync()
     assert result["status"] == "error", result
-    assert lab.api("GET", "/status")["version"] == "1.1.0"
+    assert lab.api.status()["version"] == "1.1.0"
     outcome = lab.update()
     assert (outcome.outcome, outcome.version, outcome.slot) == ("confirmed", "1.1.0", "B"), outcome.lines
     assert_device(lab, "B", "1.1.0", "confirmed")

@@ -40,7 +40,7 @@ def test_a_bridge_with_another_ca_refuses_the_server_and_says_why(lab: Lab, rele
                               "trusted CA (CA file ca.pem)")
     assert outcome.lines[-1].startswith("fota: result failed 1.0.0 slot A in ")
     # Nothing reached the server: no check-in, no update; the STM32 was not touched.
-    assert lab.api("GET", "/status")["devices"] == 0
+    assert lab.api.status()["devices"] == 0
     assert_device(lab, "A", "1.0.0", None, last_result="NONE")
 
 
@@ -77,7 +77,7 @@ def test_direct_download_from_s3_over_https_resumes_with_range(
             assert lab.ca_cert is not None
             lab.deploy_bridge(ca=[lab.ca_cert, pki.ca])   # deploy-esp32 --ca <server's CA> --ca <S3's>
             assert lab.sync()["status"] in ("updated", "up-to-date")    # it synced when it started, too
-            assert lab.api("GET", "/status")["version"] == "1.1.0"
+            assert lab.api.status()["version"] == "1.1.0"
             before = relay.bytes_down
             relay.cut_after = len(image) // 3            # the S3 connection dies a third of the way
             outcome = lab.update()

@@ -3,31 +3,13 @@ one assertion of everything the scenarios check at the end (slot, version, LED, 
 
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 
-from fota_formats.image import INFO, INFO_OFFSET, TRAILER_SIZE, finish_image, validate_image
-from fota_formats.spec import IMAGE
+from fota_lab.images import restamp
 from fota_lab.lab import Lab
 
 SLOT_LED = {"A": "green", "B": "orange"}
-
-
-def restamp(image: bytes, version: str, size: int = 0) -> bytes:
-    """The same image with another version in its information block and a matching trailer, as a
-    release of the same code would be; ``size``: grown to about that many bytes with pseudo-random
-    filler after the code (never executed; 0xFF filler would flatter the flash figures)."""
-    info = validate_image(image)
-    raw = bytearray(image[: info.image_size])
-    if size > len(raw) + TRAILER_SIZE:
-        raw += random.Random(size).randbytes(size - TRAILER_SIZE - len(raw))
-    major, minor, patch = (int(x) for x in version.split("."))
-    ii = INFO.unpack(raw, INFO_OFFSET)
-    ii.update(ver_major=major, ver_minor=minor, ver_patch=patch,
-              image_size=IMAGE.constants["IMAGE_SIZE_UNSET"])
-    raw[INFO_OFFSET:INFO_OFFSET + INFO.size] = INFO.pack(**ii)
-    return finish_image(bytes(raw), info.slot)
 
 
 def make_release(build_dir: Path, out: Path, version: str, variant: str = "", size: int = 0) -> Path:
@@ -37,7 +19,7 @@ def make_release(build_dir: Path, out: Path, version: str, variant: str = "", si
     suffix = f"-{variant}" if variant else ""
     for slot in ("a", "b"):
         src = (build_dir / f"slot-{slot}{suffix}.bin").read_bytes()
-        (out / f"slot-{slot}.bin").write_bytes(restamp(src, version, size))
+        (out / f"slot-{slot}.bin").write_bytes(restamp(src, version, size=size))
     (out / "version.txt").write_text(version + "\n")
     return out
 

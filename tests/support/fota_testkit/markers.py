@@ -33,7 +33,7 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "e2e": ("e2e", "twin", "vesp32", "slow"),
 }
 FILES: dict[str, tuple[str, ...]] = {      # whole files that need more than their folder says
-    "bridge/test_twin.py": ("twin", "slow"),
+    "bridge/test_fake_matches_twin.py": ("twin",),
     "bridge/test_virtual_esp32.py": ("twin", "vesp32", "slow"),
     "vesp32/test_twin_link.py": ("twin",),
 }

@@ -1,13 +1,10 @@
-"""Helpers of the server tests: fake-but-valid slot images from the spec structs (no toolchain
-needed), local releases, bucket listings and a uvicorn on loopback."""
+"""Helpers of the server tests: bucket listings and a uvicorn on loopback. The fake-but-valid images,
+builds and installed releases they use come from fota_lab.images (the benchmarks use them too)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -17,58 +14,11 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
-from fota_formats.image import INFO, INFO_OFFSET, finish_image
-from fota_formats.semver import Version
-from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab import locals3
+from fota_lab.images import install_release, make_image, write_build
 from fota_s3.store import S3Store
-from fota_server.firmware import FirmwareFolder
-from stm32_fota.release import check_build, make_manifest
 
-_C = IMAGE.constants
-
-
-def make_image(slot: int, version: str, body: int = 2048, build: int = 7, seed: int = 0) -> bytes:
-    """A finished image for ``slot``: vector table, information block, ``body`` bytes of 'code'."""
-    v = Version.parse(version)
-    region = LAYOUT.slot_region(slot)
-    sp = LAYOUT.sram_base + LAYOUT.sram_size
-    reset = (region.base + INFO_OFFSET + INFO.size) | 1
-    raw = bytearray(sp.to_bytes(4, "little") + reset.to_bytes(4, "little"))
-    raw += bytes(INFO_OFFSET - len(raw))
-    raw += INFO.pack(
-        magic=_C["IMAGE_INFO_MAGIC"],
-        format=_C["IMAGE_FORMAT_VERSION"],
-        slot=slot,
-        flags=0,
-        load_addr=region.base,
-        ver_major=v.major,
-        ver_minor=v.minor,
-        ver_patch=v.patch,
-        build=build,
-        image_size=_C["IMAGE_SIZE_UNSET"],
-    )
-    # deterministic, version-dependent filler so that two releases differ
-    filler = hashlib.sha256(f"{version}/{slot}/{seed}".encode()).digest()
-    raw += (filler * (body // len(filler) + 1))[:body]
-    return finish_image(raw, slot)
-
-
-def write_build(
-    build_dir: Path,
-    version: str,
-    *,
-    version_a: str | None = None,
-    version_b: str | None = None,
-    body: int = 2048,
-    seed: int = 0,
-) -> Path:
-    """Write slot-a.bin, slot-b.bin and version.txt as `invoke build` does."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    (build_dir / "slot-a.bin").write_bytes(make_image(_C["SLOT_A"], version_a or version, body, seed=seed))
-    (build_dir / "slot-b.bin").write_bytes(make_image(_C["SLOT_B"], version_b or version, body, seed=seed))
-    (build_dir / "version.txt").write_text(version + "\n")
-    return build_dir
+__all__ = ["LiveServer", "bucket_objects", "install_release", "make_image", "write_build"]
 
 
 def bucket_objects(store: S3Store) -> dict[str, bytes]:
@@ -78,18 +28,6 @@ def bucket_objects(store: S3Store) -> dict[str, bytes]:
         for obj in page.get("Contents", []):
             out[obj["Key"]] = store.client.get_object(Bucket=store.bucket, Key=obj["Key"])["Body"].read()
     return out
-
-
-def install_release(
-    folder: FirmwareFolder, tmp: Path, version: str, downgrade: bool = False, body: int = 4096
-) -> None:
-    """Put a verified release into a local firmware folder, as a sync would."""
-    build = write_build(tmp / f"build-{version}-{secrets.token_hex(3)}", version, body=body)
-    files = check_build(build)
-    manifest = make_manifest(files, "test", downgrade)
-    folder.install(
-        files.version, {**files.images, "version.txt": files.version_text}, json.dumps(manifest).encode()
-    )
 
 
 class LiveServer:

@@ -1,7 +1,16 @@
-"""A local stand-in for the update server's device API (check-in, firmware with Range, report),
-with switches for the failures the bridge must survive: an error status, a connection dropped
-in the middle of a download. ``tls=(certificate, key)`` serves HTTPS, each session ended with a
-close_notify as uvicorn does."""
+"""A stand-in for the update server's device API, for the bridge's tests and benchmarks.
+
+    with FakeServer(image, "1.1.0", "B") as srv:    # offers `image` for Slot B at the next check-in
+        config = {"server": srv.url}                # what the bridge talks to
+        ...
+    srv.checkins, srv.reports, srv.ranges           # what the bridge sent and asked for
+
+Check-in, firmware download with Range, and report, on 127.0.0.1 (a port of its own), with switches
+for the failures the bridge must survive: an error status at check-in (``checkin_status``), a
+connection dropped in the middle of a download (``drop_after``). Reports are checked as the real
+server's Report model checks them, so that a bridge sending what the server refuses fails here too.
+``tls=(certificate, key)`` serves HTTPS, each session ended with a close_notify as uvicorn does.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +44,8 @@ class TlsHTTPServer(ThreadingHTTPServer):
 
 
 class FakeServer:
+    """Offers one image (``offer_release`` changes it) and records every request."""
+
     def __init__(self, image: bytes, version: str, target: str, downgrade: bool = False,
                  tls: tuple[Path, Path] | None = None) -> None:
         self.image = image

@@ -1,4 +1,4 @@
-"""Heap figures of one update cycle on the virtual ESP32 (the test of tests/bridge and
+"""Heap figures of one update cycle on the virtual ESP32 (a test of tests/bridge and
 bench/bench_bridge_mem.py share it).
 
 The WebAssembly port does not collect garbage while a program runs (docs/virtual-esp32.md), so the
@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
+
+from .errors import LabError
 
 _IMPORT = "import config, net, fotalink, hw, updater"
 _LIVE = "import gc, vgc\nprint('live', gc.mem_alloc(), vgc.HEAP_BYTES)"
@@ -71,7 +73,7 @@ def _mpremote(port: str, *args: str) -> str:
     r = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args], capture_output=True,
                        text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
     if r.returncode != 0:
-        raise RuntimeError(f"Failed to run mpremote {args[0]} on {port}: {r.stderr.strip()}")
+        raise LabError(f"Failed to run mpremote {args[0]} on {port}: {r.stderr.strip()}")
     return r.stdout
 
 
@@ -84,6 +86,6 @@ def measure_cycle(port: str) -> CycleHeap:
     lines = out.splitlines()
     mem = next((ln for ln in lines if ln.startswith("mem ")), None)
     if mem is None:
-        raise RuntimeError(f"Failed to measure the cycle: no heap figures in its output:\n{out[-2000:]}")
+        raise LabError(f"Failed to measure the cycle: no heap figures in its output:\n{out[-2000:]}")
     linked, start, end, peak, *marks = map(int, mem.split()[1:])
     return CycleHeap(lines, modules, start - linked, end - start, peak, marks, heap_bytes)
