@@ -39,15 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # fota_testkit: test images, PostgreSQL
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the client of bench_server.py
-
-from bench_server import Http, Result, cpu_seconds, run_checkins, run_paced  # noqa: E402
-from fota_lab.locals3 import free_port  # noqa: E402
-from fota_server.firmware import FirmwareFolder  # noqa: E402
-from fota_testkit.postgres import PostgresServer  # noqa: E402
-from fota_testkit.server import install_release  # noqa: E402
+from bench_server import Http, Result, cpu_seconds, run_checkins, run_paced  # the script's own folder
+from fota_lab.images import install_release
+from fota_lab.locals3 import free_port
+from fota_lab.postgres import PostgresServer
+from fota_server.firmware import FirmwareFolder
 
 VERSION = "1.1.0"
 IMAGE_BODY = 200_000
@@ -82,7 +78,7 @@ def start_server(tmp: Path, database: str, workers: int) -> tuple[subprocess.Pop
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 (the server writes it while it runs)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fota_server", "--config", str(config), "--port", str(port), "--no-sync",
-         "--workers", str(workers), "--log-level", "warning"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+         "--workers", str(workers), "--log-level", "warning"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fota_testkit.postgres import PostgresServer, PostgresUnavailable, find_bindir
+from fota_lab.postgres import PostgresServer, PostgresUnavailable, find_bindir
 
 BACKENDS = ("sqlite", "postgresql")
 

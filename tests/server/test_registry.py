@@ -15,10 +15,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fota_formats.config import ConfigError, FotaConfig, ServerConfig, load_config
+from fota_lab.postgres import PostgresServer
 from fota_server.db import DatabaseError, SyncBusy, current, head, open_database, upgrade
 from fota_server.db.schema import metadata
 from fota_server.registry import Registry, RegistryError
-from fota_testkit.postgres import PostgresServer
 
 DATA = Path(__file__).parent / "data"
 DEV = "0123456789abcdef01234567"

@@ -1,5 +1,6 @@
-"""A real PostgreSQL server (Debian's package) for the tests: started in a temporary data directory,
-reachable only through a unix socket of its own, stopped and deleted at the end.
+"""A real PostgreSQL server (Debian's package) for the tests and the scale benchmark: started in a
+temporary data directory, reachable only through a unix socket of its own, stopped and deleted at
+the end.
 
     with PostgresServer.start() as pg:                 # initdb + pg_ctl start: about a second
         Registry(pg.fresh_registry())                   # migrated, no rows
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
 from fota_lab.locals3 import free_port
 
 SUPERUSER = "fota"
