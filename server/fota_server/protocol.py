@@ -84,9 +84,20 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
     return GuardedHttpToolsProtocol
 
 
+def __getattr__(name: str) -> Any:
+    """``GuardedHttpToolsProtocol`` by name, so that uvicorn's worker processes (started afresh, with
+    ``--workers``) import it from a string instead of receiving a pickled class."""
+    if name == "GuardedHttpToolsProtocol":
+        cls = _protocol_class()
+        if cls is not None:
+            globals()[name] = cls
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def uvicorn_options() -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` that apply the limits."""
     protocol = _protocol_class()
-    http: Any = protocol if protocol is not None else "h11"
+    http: Any = f"{__name__}:GuardedHttpToolsProtocol" if protocol is not None else "h11"
     return {"http": http, "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
             "limit_concurrency": MAX_CONNECTIONS}

@@ -87,7 +87,6 @@ def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", insecure_
         app = build_app(cfg, sync)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     tls = tls_options(cfg)
-    app = build_app(cfg, sync)
     install_access_log_filter()
     log = logging.getLogger("fota_server")
     auth = ("device and operator tokens required" if cfg.server.token and cfg.server.operator_token
