@@ -68,6 +68,7 @@ RAMFUNC void link_exti_isr(void)
     }
     if (!armed) {
         stray_transactions = stray_transactions + 1u;
+        cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
         return;
     }
     /* Let the DMA take the last byte out of the data register (a couple of bus cycles). */
@@ -78,6 +79,7 @@ RAMFUNC void link_exti_isr(void)
     rx_count = FOTA_MAX_FRAME - DMA1_SNDTR(DMA_RX_STREAM);
     armed = 0;
     frame_ready = 1;
+    cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
 }
 
 /* Arm both DMA streams and SPI2 for the next transaction, then raise READY. RM0090 section
@@ -138,10 +140,9 @@ static void log_link_error(const char *what)
 
 void link_init(void)
 {
-    RCC_AHB1ENR |= RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_DMA1EN;
-    RCC_APB1ENR |= RCC_APB1ENR_SPI2EN;
-    RCC_APB2ENR |= RCC_APB2ENR_SYSCFGEN;
-    (void)RCC_APB2ENR; /* read back: the clock is on before the first register access */
+    rcc_enable(&RCC_AHB1ENR, RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_DMA1EN);
+    rcc_enable(&RCC_APB1ENR, RCC_APB1ENR_SPI2EN);
+    rcc_enable(&RCC_APB2ENR, RCC_APB2ENR_SYSCFGEN);
 
     ready_set(0);
     gpio_set_mode(GPIOB, READY_PIN, GPIO_MODE_OUTPUT);

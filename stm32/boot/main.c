@@ -98,10 +98,16 @@ static void __attribute__((noreturn)) jump(uint8_t slot)
     SCB_VTOR = fa->base;
     cpu_dsb();
     cpu_isb();
-    /* PRIMASK stays set: the application enables interrupts once its own handlers are ready. */
-    __asm__ volatile("msr msp, %0\n\t"
+    /* PRIMASK stays set: the application enables interrupts once its own handlers are ready.
+     * CONTROL to its reset value first (PM0214 section 2.1.3): the SHA-256 above used FP registers,
+     * so FPCA is set, and the application would start with an active FP context (every exception
+     * pushing the 26-word frame, PM0214 section 2.3.7); ISB before the new stack is used, as
+     * MCUboot's do_boot does. */
+    __asm__ volatile("msr control, %2\n\t"
+                     "isb 0xF\n\t"
+                     "msr msp, %0\n\t"
                      "bx %1\n\t" ::"r"(sp),
-                     "r"(entry)
+                     "r"(entry), "r"(0u)
                      : "memory");
     __builtin_unreachable();
 }

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from unicorn import arm_const as A
 
 from .bus import Bus
+from .chip import REV_A, REVISIONS
 from .core import Core, RunControl, cortex_m4
 from .cpu import ExceptionUnit
 from .errors import TwinError
@@ -50,16 +51,26 @@ class Stm32Twin:
     width, PC and symbol (default); otherwise it is a 'warning' event and reads 0.
     flash_file: a 1 MB file that holds the flash between runs (created erased when missing).
     flash_timing: "typical" or "maximum" DS8626 program/erase times.
+    Board and part parameters: vdda (volts at VDDA/VREF+, 3.0 on the Discovery board), sensor_v25
+    (this part's temperature sensor at 25 C; its factory calibration in system memory follows it),
+    revision (DBGMCU_IDCODE REV_ID, chip.REVISIONS).
     """
 
     def __init__(self, flash_file: str | os.PathLike[str] | None = None, *, strict: bool = True,
                  flash_timing: str = "typical", temperature_c: float = 25.0, hse_hz: int = 8_000_000,
-                 uid: bytes = DEFAULT_UID) -> None:
+                 uid: bytes = DEFAULT_UID, vdda: float = 3.0, sensor_v25: float = 0.76,
+                 revision: int = REVISIONS["2"]) -> None:
         if flash_timing not in ("typical", "maximum"):
             raise TwinError(f"Failed to create the twin: flash_timing must be 'typical' or 'maximum', "
                             f"not {flash_timing!r}")
         if len(uid) != 12:
             raise TwinError("Failed to create the twin: the unique ID has 12 bytes")
+        if not 1.8 <= vdda <= 3.6:
+            raise TwinError(f"Failed to create the twin: vdda {vdda} V is outside 1.8-3.6 V "
+                            "(DS8626 table 14)")
+        if revision not in REVISIONS.values():
+            known = ", ".join(f"0x{v:04X} ({k})" for k, v in REVISIONS.items())
+            raise TwinError(f"Failed to create the twin: revision 0x{revision:04X} is not one of {known}")
         self.uid = uid
         self.flash_mem = FlashMemory(flash_file)
         # Rooms without models first, then the register blocks, each given what it works with,
@@ -89,11 +100,16 @@ class Stm32Twin:
         self.usart2 = Usart(faults, time, rcc, log)
         self.iwdg = Iwdg(faults, time, control)
         self.crc = Crc(faults)
-        self.adc = Adc(faults, time, rcc, temperature_c)
+        self.adc = Adc(faults, time, rcc, temperature_c, vdda=vdda, v25=sensor_v25)
+        for address, code in self.adc.factory_calibration().items():
+            memory.write(address, code.to_bytes(2, "little"))
         self.dma = Dma(faults, nvic, memory)
         self.spi2 = Spi2(faults, time, nvic, self.dma, self.gpio["B"])
         self.dwt = Dwt(faults, time, rcc)
         self.dbgmcu = Dbgmcu(faults)
+        self.dbgmcu.revision = revision
+        self.flash.prefetch_allowed = revision != REV_A
+        rcc.flash_latency = lambda: self.flash.acr & 7
         self.peripherals: list[Peripheral] = [
             rcc, self.pwr, *self.gpio.values(), self.exti, self.syscfg, self.flash, self.scs,
             self.usart2, self.iwdg, self.crc, self.adc, self.rtc, self.dma, self.spi2, self.dwt, self.dbgmcu]
