@@ -334,18 +334,22 @@ def update(c: Context, device: str, timeout: int = 600) -> None:
     "temperature": "die temperature in degrees C seen by the ADC (default 25)",
     "timing": "flash timings: typical (default) or maximum",
     "no_strict": "read unmodeled registers as 0 instead of stopping",
+    "no_hse": "no 8 MHz crystal: the firmware falls back to the HSI",
+    "vdda": "VDDA in volts seen by the ADC (default 3.0, as on a Discovery board)",
+    "revision": "silicon revision (DBGMCU_IDCODE): A, Z, 1, 2 (default), Y or 5",
 })
 def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "", slot_b: str = "",
         bootloader: str = "", run_ms: float = 3000.0, realtime: bool = False, json: bool = False,
         pins: bool = False, temperature: float = 25.0, timing: str = "typical",
-        no_strict: bool = False) -> None:
+        no_strict: bool = False, no_hse: bool = False, vdda: float = 3.0, revision: str = "2") -> None:
     """Boot the firmware on the STM32 twin; print LEDs and UART."""
     from stm32_twin.cli import SimOptions, run_sim
     from stm32_twin.errors import TwinError
 
     opts = SimOptions(build_dir=str(ROOT / build_dir), flash=flash or None, slot_a=slot_a or None,
                       slot_b=slot_b or None, bootloader=bootloader or None, run_ms=run_ms, realtime=realtime,
-                      json=json, pins=pins, temperature=temperature, timing=timing, strict=not no_strict)
+                      json=json, pins=pins, temperature=temperature, timing=timing, strict=not no_strict,
+                      no_hse=no_hse, vdda=vdda, revision=revision)
     try:
         status = run_sim(opts)
     except TwinError as e:

@@ -76,6 +76,10 @@ RAMFUNC void link_exti_isr(void)
     }
     DMA1_SCR(DMA_RX_STREAM) &= ~DMA_SCR_EN;
     DMA1_SCR(DMA_TX_STREAM) &= ~DMA_SCR_EN;
+    /* NDTR is final only once the stream has stopped: EN reads 0 after the current beat (RM0090
+     * section 10.3.17). Bounded: a few bus cycles on the chip. */
+    for (uint32_t i = 0; i < 64u && (DMA1_SCR(DMA_RX_STREAM) & DMA_SCR_EN) != 0u; i++) {
+    }
     rx_count = FOTA_MAX_FRAME - DMA1_SNDTR(DMA_RX_STREAM);
     armed = 0;
     frame_ready = 1;
@@ -151,6 +155,10 @@ void link_init(void)
         gpio_set_af(GPIOB, pin, SPI2_AF);
         gpio_set_mode(GPIOB, pin, GPIO_MODE_AF);
     }
+    /* An absent or unpowered ESP32 leaves NSS and SCK floating: pull NSS up (no transaction) and SCK
+     * down (its idle level in mode 0), so a quiet bus raises no EXTI storm (RM0090 section 8.4.4). */
+    GPIO_PUPDR(GPIOB) = (GPIO_PUPDR(GPIOB) & ~((3u << (2u * NSS_PIN)) | (3u << (2u * SCK_PIN)))) |
+                        (GPIO_PULL_UP << (2u * NSS_PIN)) | (GPIO_PULL_DOWN << (2u * SCK_PIN));
 
     /* The agent reads the journal and validates both slots for INFO (two SHA-256 passes). */
     (void)agent_init(&agent, &agent_port_stm32, app_image_info.ii_slot, &app_image_info);

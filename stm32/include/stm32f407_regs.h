@@ -137,6 +137,8 @@
 #define GPIO_OSPEEDR(port) MMIO32((port) + 0x08u) /* section 8.4.3, 2 bits per pin */
 #define GPIO_OSPEED_HIGH 0x2u
 #define GPIO_PUPDR(port) MMIO32((port) + 0x0Cu)
+#define GPIO_PULL_UP 0x1u   /* PUPDR field: 01 pull-up, 10 pull-down (RM0090 section 8.4.4) */
+#define GPIO_PULL_DOWN 0x2u
 #define GPIO_IDR(port) MMIO32((port) + 0x10u)
 #define GPIO_ODR(port) MMIO32((port) + 0x14u)
 #define GPIO_BSRR(port) MMIO32((port) + 0x18u)

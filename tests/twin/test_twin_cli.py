@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from stm32_twin.cli import SimOptions, main, run_sim
+import pytest
+from stm32_twin.cli import SimOptions, main, parse_args, run_sim
 
 
 def test_sim_prints_boot_log_led_changes_and_a_report(fw_build) -> None:
@@ -55,3 +56,17 @@ def test_free_run_follows_the_wall_clock(boot) -> None:
     assert board.now_ps == 300 * PS_PER_MS
     assert wall >= 0.3 / 5.0          # never ahead of the wall clock (x5 here)
     assert [e.time_ps for e in board.events if e.kind == "led"] == [100 * PS_PER_MS, 200 * PS_PER_MS]
+
+
+def test_sim_board_options_reach_the_twin(fw_build) -> None:
+    """--no-hse, --vdda and --revision: the boot log shows the HSI fallback; revision A keeps the
+    prefetch off, so the strict run does not fault."""
+    out: list[str] = []
+    argv = ["--build-dir", str(fw_build.build_dir), "--run-ms", "1200", "--no-hse", "--vdda", "3.3",
+            "--revision", "A"]
+    opts = parse_args(argv)
+    assert (opts.no_hse, opts.vdda, opts.revision) == (True, 3.3, "A")
+    assert run_sim(opts, out.append) == 0, out
+    assert any("clock hsi-pll 168 MHz" in line for line in out), out
+    with pytest.raises(SystemExit):
+        parse_args(["--revision", "Q"])
