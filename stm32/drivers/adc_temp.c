@@ -5,7 +5,8 @@
  * 3.3 V formula reads 25 C as about 55 C. Both codes are taken at the same VDDA, so the sensor's
  * code scaled by VREFIN_CAL / VREFINT is what it would read at 3.3 V, where the factory measured
  * TS_CAL1 (30 C) and TS_CAL2 (110 C) (DS8626 sections 6.3.22 and 6.3.23, tables 69 and 70); a
- * line through those two points replaces the datasheet's V25 and slope, which vary between parts. */
+ * line through those two points (adc_temp_centi, in temp_conv.c) replaces the datasheet's V25 and
+ * slope, which vary between parts. */
 #include "adc_temp.h"
 #include "fota_err.h"
 #include "stm32f407_regs.h"
@@ -19,10 +20,6 @@
 #define ADC_SETTLE_US 20u
 /* 480 + 12 cycles at 21 MHz is 23 us; allow 1 ms. */
 #define ADC_CONVERSION_US 1000u
-/* Typical values at 3.3 V when the calibration words are implausible (erased or out of order):
- * VREFINT 1.21 V; sensor 0.76 V at 25 C plus 2.5 mV/C (DS8626 tables 69, 70). */
-static const struct adc_cal typical = {1501u, 959u, 1207u};
-#define SCALE 16 /* sub-LSB precision of the sensor code scaled to 3.3 V */
 
 void adc_temp_init(void)
 {
@@ -35,21 +32,6 @@ void adc_temp_init(void)
     ADC1_CR1 = 0u;                      /* 12-bit, no scan */
     ADC1_CR2 = ADC_CR2_ADON;
     delay_us_at_least(ADC_SETTLE_US);
-}
-
-int32_t adc_temp_centi(uint32_t ts_raw, uint32_t vref_raw, const struct adc_cal *cal)
-{
-    if (cal == 0 || cal->vrefint == 0u || cal->vrefint >= ADC_FULL_SCALE || cal->ts110 <= cal->ts30 ||
-        cal->ts110 >= ADC_FULL_SCALE) {
-        cal = &typical;
-    }
-    if (vref_raw == 0u) {
-        vref_raw = cal->vrefint; /* no reference reading: as if VDDA were 3.3 V */
-    }
-    /* At most 4095 * 4095 * 16 < 2^28: fits. */
-    int32_t ts_33 = (int32_t)((ts_raw * cal->vrefint * SCALE) / vref_raw);
-    int32_t span = (int32_t)(cal->ts110 - cal->ts30) * SCALE;
-    return 3000 + (8000 * (ts_33 - (int32_t)cal->ts30 * SCALE)) / span;
 }
 
 static int convert(uint32_t channel, uint32_t *code)

@@ -68,4 +68,5 @@ TEST(adc_temperature_formula)
     CHECK(typ > 2450 && typ < 2550, "typical values: %d", typ);
     CHECK_EQ(adc_temp_centi(943u, 1501u, 0), typ);
     CHECK_EQ(adc_temp_centi(943u, 0u, 0), typ); /* no VREFINT reading: as at 3.3 V */
+    CHECK(adc_temp_centi(4095u, 1u, &cal) > 100000, "VREFINT code 1 stays defined"); /* UBSan: no overflow */
 }
