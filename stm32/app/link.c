@@ -51,6 +51,7 @@ static volatile uint8_t armed;   /* DMA streams armed, READY high or about to be
 static volatile uint8_t frame_ready;
 static volatile uint32_t rx_count;
 static volatile uint32_t stray_transactions; /* clocked while not armed (master ignored READY) */
+static uint8_t nss_low;                      /* inside a transaction (EXTI handler only) */
 static int link_ok;
 
 static inline void ready_set(int high)
@@ -58,14 +59,23 @@ static inline void ready_set(int high)
     GPIO_BSRR(GPIOB) = high ? (1u << READY_PIN) : (1u << (READY_PIN + 16u));
 }
 
-/* EXTI15_10: only line 12 is enabled. Runs from SRAM, see the file comment. */
+/* EXTI15_10: only line 12 is enabled. Runs from SRAM, see the file comment.
+ *
+ * One pending bit stands for at least one edge, and the level read now cannot tell a falling edge
+ * from a rising edge followed at once by the next falling one (back-to-back transactions from a
+ * master that ignores READY; RM0090 section 12.3.6: PR only records that an edge occurred). So
+ * the phase is tracked: inside a transaction, an interrupt means NSS rose, whatever it reads now. */
 RAMFUNC void link_exti_isr(void)
 {
     EXTI_PR = 1u << NSS_PIN; /* write-1-to-clear */
     GPIO_BSRR(GPIOB) = 1u << (READY_PIN + 16u);
-    if ((GPIO_IDR(GPIOB) & (1u << NSS_PIN)) == 0u) {
-        return; /* falling edge: a transaction started; READY is low now */
+    uint8_t low = (GPIO_IDR(GPIOB) & (1u << NSS_PIN)) == 0u;
+    if (!nss_low && low) {
+        nss_low = 1;
+        cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
+        return;    /* falling edge: a transaction started; READY is low now */
     }
+    nss_low = low; /* low: the next transaction has started already */
     if (!armed) {
         stray_transactions = stray_transactions + 1u;
         cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
@@ -172,6 +182,7 @@ void link_init(void)
     EXTI_RTSR |= 1u << NSS_PIN;
     EXTI_FTSR |= 1u << NSS_PIN;
     EXTI_PR = 1u << NSS_PIN;
+    nss_low = (GPIO_IDR(GPIOB) & (1u << NSS_PIN)) == 0u;
     EXTI_IMR |= 1u << NSS_PIN;
     NVIC_ICPR(NVIC_IRQN_EXTI15_10 / 32u) = 1u << (NVIC_IRQN_EXTI15_10 % 32u);
     NVIC_ISER(NVIC_IRQN_EXTI15_10 / 32u) = 1u << (NVIC_IRQN_EXTI15_10 % 32u);

@@ -15,7 +15,7 @@ import pytest
 from fota_formats.spec import IMAGE, LAYOUT
 from stm32_twin import Stm32Twin
 from stm32_twin.chip import REVISIONS
-from unicorn import UC_HOOK_CODE
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE
 from unicorn import arm_const as A
 
 C = IMAGE.constants
@@ -148,3 +148,43 @@ def test_no_handler_returns_right_after_a_store(fw_build, elf: str, handler: str
                 break
         else:
             raise AssertionError(f"{handler}: no DSB right before the return:\n{out}")
+
+
+def _app_running(build_dir: Path, **board: object) -> Stm32Twin:
+    twin = Stm32Twin(**board)
+    twin.load_build(build_dir, slot_b=False)
+    twin.power_on()
+    assert twin.run_until("uart", timeout_ms=1500, match=" temp ") is not None, twin.uart_lines
+    return twin
+
+
+def test_a_floating_spi_bus_stays_quiet(fw_build) -> None:
+    """No ESP32 (or an unpowered one): NSS and SCK are driven by nothing. Without pulls they pick up
+    noise, and every NSS edge is an interrupt and a garbage frame; NSS pulled up and SCK pulled
+    down (RM0090 8.3.1, 8.4.4) keep the bus idle."""
+    with _app_running(fw_build.build_dir, floating=("NSS", "SCK")) as twin:
+        mark = len(twin.events)
+        twin.run(ms=200)
+        changes = [e for e in twin.events[mark:] if e.kind == "pin" and e.data["pin"] in ("PB12", "PB13")]
+        assert changes == [], f"{len(changes)} level changes on NSS/SCK in 200 ms"
+        assert (twin.pin("NSS"), twin.pin("SCK")) == (1, 0)
+
+
+def test_back_to_back_transactions_stay_separate_frames(fw_build) -> None:
+    """A master that ignores READY raises NSS and lowers it again at once: one pending EXTI bit for
+    two edges, NSS reads low in the handler. The first frame must still end there (RM0090 12.3.6),
+    not merge with the next one."""
+    with _app_running(fw_build.build_dir) as twin:
+        rx_count = twin.symbols.address_of("rx_count")
+        assert rx_count is not None
+        written: list[int] = []
+
+        def on_write(uc: object, access: int, address: int, size: int, value: int, _ud: object) -> None:
+            written.append(value)
+
+        twin.uc.hook_add(UC_HOOK_MEM_WRITE, on_write, begin=rx_count, end=rx_count + 3)
+        assert twin.wait_pin("READY", 1, timeout_ms=100)
+        twin.spi_transfer(bytes(range(40)))
+        twin.spi_transfer(bytes(range(30)), setup_us=5.0)   # NSS low again with no gap
+        twin.run(ms=5)
+        assert written and written[0] == 40, f"frame sizes seen: {written}"

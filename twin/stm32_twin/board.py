@@ -42,6 +42,7 @@ from .power import Power, Supply
 from .symbols import Symbols
 
 DEFAULT_UID = bytes.fromhex("2f0034000d47363535373131")
+NOISE_HALF_PERIOD_US = 250   # a floating input's level alternates at 2 kHz (pickup, crosstalk)
 
 
 class Stm32Twin:
@@ -53,13 +54,15 @@ class Stm32Twin:
     flash_timing: "typical" or "maximum" DS8626 program/erase times.
     Board and part parameters: vdda (volts at VDDA/VREF+, 3.0 on the Discovery board), sensor_v25
     (this part's temperature sensor at 25 C; its factory calibration in system memory follows it),
-    revision (DBGMCU_IDCODE REV_ID, chip.REVISIONS).
+    revision (DBGMCU_IDCODE REV_ID, chip.REVISIONS); floating (pin names left unconnected, e.g.
+    ("NSS", "SCK") for an absent ESP32: without a pull they alternate every NOISE_HALF_PERIOD_US
+    while nothing drives them).
     """
 
     def __init__(self, flash_file: str | os.PathLike[str] | None = None, *, strict: bool = True,
                  flash_timing: str = "typical", temperature_c: float = 25.0, hse_hz: int = 8_000_000,
                  uid: bytes = DEFAULT_UID, vdda: float = 3.0, sensor_v25: float = 0.76,
-                 revision: int = REVISIONS["2"]) -> None:
+                 revision: int = REVISIONS["2"], floating: tuple[str, ...] = ()) -> None:
         if flash_timing not in ("typical", "maximum"):
             raise TwinError(f"Failed to create the twin: flash_timing must be 'typical' or 'maximum', "
                             f"not {flash_timing!r}")
@@ -123,6 +126,22 @@ class Stm32Twin:
         self.core = Core(uc, time, log, control, faults, self.symbols, nvic, self.exc, rcc, memory,
                          self.flash, self.bus, supply, self.power)
         self.loader = Loader(memory, self.symbols)
+        for name in floating:
+            port, pin = self.pins.resolve(name)
+            self.gpio[port].floating.add(pin)
+        if floating:
+            self.power.after_reset.append(self._next_noise)
+
+    def _next_noise(self) -> None:
+        self.sched.at(self.sched.now_ps + NOISE_HALF_PERIOD_US * PS_PER_US, self._pick_up_noise, "pin noise")
+
+    def _pick_up_noise(self) -> None:
+        """Alternate the level of the floating pins (an EXTI edge each time where one is selected)."""
+        for port in self.gpio.values():
+            if port.floating:
+                port.noise ^= 1
+                port.update()
+        self._next_noise()
 
     def close(self) -> None:
         """Write the flash file (if any) and release it."""
