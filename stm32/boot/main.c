@@ -11,6 +11,7 @@
 #include "iwdg.h"
 #include "journal.h"
 #include "log.h"
+#include "option_bytes.h"
 #include "reset_cause.h"
 #include "stm32f407_regs.h"
 #include "systick.h"
@@ -116,6 +117,10 @@ int main(void)
 {
     struct clock_info ci;
     int clock_rc = clock_init(&ci);
+    /* A hardware watchdog (option_bytes.c) would fire within a first-boot compaction's erase:
+     * give it the application's period right away; the erases refresh it as they start. */
+    uint32_t optcr = FLASH_OPTCR;
+    int wdg_rc = option_bytes_hw_watchdog(optcr) ? iwdg_start() : FOTA_OK;
     uint32_t reset_flags = reset_cause_take();
     uart_init(ci.pclk1_hz);
     leds_init();
@@ -134,6 +139,10 @@ int main(void)
     log_str(" MHz");
     log_end();
     log_clock_fallback(clock_rc, ci.source);
+    option_bytes_log(optcr);
+    if (wdg_rc != FOTA_OK) {
+        log_error("watchdog start failed", (uint32_t)wdg_rc);
+    }
 
     fa_init(&flash_stm32_port);
     struct boot_input in;

@@ -116,6 +116,15 @@
 #define FLASH_SR_ERRORS (FLASH_SR_OPERR | FLASH_SR_WRPERR | FLASH_SR_PGAERR | FLASH_SR_PGPERR | FLASH_SR_PGSERR)
 
 #define FLASH_CR MMIO32(FLASH_IF_BASE + 0x10u)
+/* Option bytes as loaded at reset (RM0090 section 3.9.10). */
+#define FLASH_OPTCR MMIO32(FLASH_IF_BASE + 0x14u)
+#define FLASH_OPTCR_BOR_LEV_SHIFT 2 /* 00: level 3, 01: level 2, 10: level 1, 11: off */
+#define FLASH_OPTCR_BOR_LEV_MASK 0x3u
+#define FLASH_OPTCR_WDG_SW (1u << 5) /* 0: hardware watchdog, running from reset */
+#define FLASH_OPTCR_RDP_SHIFT 8      /* 0xAA: level 0, 0xCC: level 2, else level 1 */
+#define FLASH_OPTCR_RDP_MASK 0xFFu
+#define FLASH_OPTCR_NWRP_SHIFT 16 /* one bit per sector 0-11, 0: write protected */
+#define FLASH_OPTCR_NWRP_MASK 0xFFFu
 #define FLASH_CR_PG (1u << 0)
 #define FLASH_CR_SER (1u << 1)
 #define FLASH_CR_MER (1u << 2)

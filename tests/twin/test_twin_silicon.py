@@ -188,3 +188,32 @@ def test_back_to_back_transactions_stay_separate_frames(fw_build) -> None:
         twin.spi_transfer(bytes(range(30)), setup_us=5.0)   # NSS low again with no gap
         twin.run(ms=5)
         assert written and written[0] == 40, f"frame sizes seen: {written}"
+
+
+@pytest.mark.parametrize("lsi_hz", [47_000, 17_000], ids=["lsi-fast", "lsi-slow"])
+def test_a_hardware_watchdog_survives_a_first_boot_compaction(fw_build, lsi_hz: int) -> None:
+    """WDG_SW = 0: the IWDG runs from reset with 4096 x 4 LSI periods (0.35 s at 47 kHz), less than
+    the 128 KB erase of a first boot whose journal sector holds no free position (old data). The
+    bootloader must not reset-loop there: it widens the watchdog at once and reports the option
+    bytes."""
+    meta = LAYOUT.region("metadata")
+    with Stm32Twin(hardware_watchdog=True, lsi_hz=lsi_hz, bor_level=3) as twin:
+        twin.load_build(fw_build.build_dir, slot_b=False)
+        twin.flash.wrp_sectors = {0, 1}
+        twin.load_bytes(bytes(meta.size), meta.base)
+        twin.power_on()
+        twin.run(ms=4000)
+        resets = [e.data["cause"] for e in twin.events if e.kind == "reset"]
+        assert resets == ["power"], (resets, twin.uart_lines[:12])
+        assert "boot: opt wdg hw bor 3 rdp 0 wrp 0x00000003" in twin.uart_lines
+        assert any(line.startswith("app: start") for line in twin.uart_lines)
+        assert twin.iwdg.running
+
+
+def test_the_option_bytes_of_a_new_board_are_reported(fw_build) -> None:
+    with Stm32Twin() as twin:
+        twin.load_build(fw_build.build_dir, slot_b=False)
+        twin.power_on()
+        twin.run_until("uart", timeout_ms=500, match="jump")
+        assert "boot: opt wdg sw bor off rdp 0 wrp 0x00000000" in twin.uart_lines
+        assert not twin.iwdg.running   # a software watchdog starts only for a trial

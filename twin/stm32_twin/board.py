@@ -56,13 +56,17 @@ class Stm32Twin:
     (this part's temperature sensor at 25 C; its factory calibration in system memory follows it),
     revision (DBGMCU_IDCODE REV_ID, chip.REVISIONS); floating (pin names left unconnected, e.g.
     ("NSS", "SCK") for an absent ESP32: without a pull they alternate every NOISE_HALF_PERIOD_US
-    while nothing drives them).
+    while nothing drives them). Option bytes (FLASH_OPTCR, RM0090 3.9.10): hardware_watchdog (WDG_SW
+    = 0: the IWDG runs from reset), bor_level (0 = off, or 1-3), rdp (0xAA level 0, 0xCC level 2,
+    else level 1). lsi_hz: this part's LSI, 17-47 kHz (DS8626 table 40), which times the IWDG.
     """
 
     def __init__(self, flash_file: str | os.PathLike[str] | None = None, *, strict: bool = True,
                  flash_timing: str = "typical", temperature_c: float = 25.0, hse_hz: int = 8_000_000,
                  uid: bytes = DEFAULT_UID, vdda: float = 3.0, sensor_v25: float = 0.76,
-                 revision: int = REVISIONS["2"], floating: tuple[str, ...] = ()) -> None:
+                 revision: int = REVISIONS["2"], floating: tuple[str, ...] = (),
+                 hardware_watchdog: bool = False, lsi_hz: int = 32_000, bor_level: int = 0,
+                 rdp: int = 0xAA) -> None:
         if flash_timing not in ("typical", "maximum"):
             raise TwinError(f"Failed to create the twin: flash_timing must be 'typical' or 'maximum', "
                             f"not {flash_timing!r}")
@@ -71,6 +75,12 @@ class Stm32Twin:
         if not 1.8 <= vdda <= 3.6:
             raise TwinError(f"Failed to create the twin: vdda {vdda} V is outside 1.8-3.6 V "
                             "(DS8626 table 14)")
+        if not 17_000 <= lsi_hz <= 47_000:
+            raise TwinError(f"Failed to create the twin: lsi_hz {lsi_hz} is outside 17000-47000 Hz "
+                            "(DS8626 table 40)")
+        if bor_level not in (0, 1, 2, 3) or not 0 <= rdp <= 0xFF:
+            raise TwinError(f"Failed to create the twin: bor_level must be 0 (off) to 3 and rdp one "
+                            f"byte, not {bor_level!r} and {rdp!r}")
         if revision not in REVISIONS.values():
             known = ", ".join(f"0x{v:04X} ({k})" for k, v in REVISIONS.items())
             raise TwinError(f"Failed to create the twin: revision 0x{revision:04X} is not one of {known}")
@@ -101,7 +111,8 @@ class Stm32Twin:
         self.systick = SysTick(time, rcc, nvic)
         self.scs = Scs(faults, nvic, self.systick, control)
         self.usart2 = Usart(faults, time, rcc, log)
-        self.iwdg = Iwdg(faults, time, control)
+        self.iwdg = Iwdg(faults, time, control, lsi_hz)
+        self.iwdg.hardware = hardware_watchdog
         self.crc = Crc(faults)
         self.adc = Adc(faults, time, rcc, temperature_c, vdda=vdda, v25=sensor_v25)
         for address, code in self.adc.factory_calibration().items():
@@ -112,6 +123,9 @@ class Stm32Twin:
         self.dbgmcu = Dbgmcu(faults)
         self.dbgmcu.revision = revision
         self.flash.prefetch_allowed = revision != REV_A
+        bor_bits = {0: 3, 1: 2, 2: 1, 3: 0}[bor_level]   # BOR_LEV: 11 off, 10 level 1 ... 00 level 3
+        self.flash.option_bytes = (0x0FFF_00C1 | rdp << 8 | (0 if hardware_watchdog else 1 << 5)
+                                   | bor_bits << 2)
         rcc.flash_latency = lambda: self.flash.acr & 7
         self.peripherals: list[Peripheral] = [
             rcc, self.pwr, *self.gpio.values(), self.exti, self.syscfg, self.flash, self.scs,

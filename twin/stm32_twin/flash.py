@@ -122,6 +122,9 @@ class FlashInterface(Peripheral):
         self.op_count = 0
         self.wrp_sectors: set[int] = set()
         self.prefetch_allowed = True   # False on silicon revision A (board: revision)
+        # FLASH_OPTCR as loaded from the option bytes at reset (RM0090 3.7.1, 3.9.10): RDP level 0
+        # (0xAA), WDG_SW 1 (software watchdog), BOR off (BOR_LEV 11), nWRP from wrp_sectors.
+        self.option_bytes = 0x0FFF_AAED
         self.op_started: list[Callable[[FlashOp], None]] = []
         self.erased: list[Callable[[FlashOp], None]] = []
         super().__init__(faults)
@@ -130,7 +133,7 @@ class FlashInterface(Peripheral):
         self.acr = 0
         self.sr = 0
         self.cr = CR_LOCK
-        self.optcr = 0x0FFF_AAED
+        self.optcr = self.option_bytes
         self.key_stage = 0
         self.opt_key_stage = 0
         self.lockup = False

@@ -105,16 +105,22 @@ class Usart(Peripheral):
 
 
 class Iwdg(Peripheral):
-    """Independent watchdog (RM0090 section 19.4): a reset when not reloaded in time."""
+    """Independent watchdog (RM0090 section 19.4): a reset when not reloaded in time.
+
+    ``lsi_hz``: this part's LSI, anywhere in 17-47 kHz (DS8626 table 40, fLSI). ``hardware``: the
+    option byte WDG_SW is 0, so the watchdog runs from every reset with its reset values (/4, RLR
+    0xFFF: 4096 x 4 / fLSI, 0.35-0.96 s) and cannot be stopped (RM0090 19.3.2)."""
 
     name = "IWDG"
     base = 0x4000_3000
     time_variant = frozenset({0x0C})  # SR: the update flags clear after 5 LSI periods
     KR, PR, RLR, SR = 0x00, 0x04, 0x08, 0x0C
 
-    def __init__(self, faults: Faults, time: VirtualTime, control: RunControl) -> None:
+    def __init__(self, faults: Faults, time: VirtualTime, control: RunControl, lsi_hz: int = LSI_HZ) -> None:
         self.time = time
         self.control = control
+        self.lsi_hz = lsi_hz
+        self.hardware = False
         super().__init__(faults)
 
     def reset(self) -> None:
@@ -125,10 +131,13 @@ class Iwdg(Peripheral):
         self.timer: Timer | None = None
         self.busy_until = 0
         self.reload_ps = 0
+        if self.hardware:
+            self.running = True
+            self._reload()
 
     def period_ps(self) -> int:
         div = 4 << min(self.pr, 6)
-        return (self.rlr + 1) * div * PS_PER_S // LSI_HZ
+        return (self.rlr + 1) * div * PS_PER_S // self.lsi_hz
 
     def _reload(self) -> None:
         if self.timer:
@@ -175,7 +184,7 @@ class Iwdg(Peripheral):
                 self.pr = v & 7
             else:
                 self.rlr = v & 0xFFF
-            self.busy_until = self.time.now_ps + 5 * PS_PER_S // LSI_HZ
+            self.busy_until = self.time.now_ps + 5 * PS_PER_S // self.lsi_hz
             return
         if off == self.SR:
             return
