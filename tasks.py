@@ -391,18 +391,36 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
     "sim": "write the STM32 twin's flash file FLASHFILE instead of a board (the rest is erased)",
     "tool": "programmer: auto (first installed), cubeprog (STM32_Programmer_CLI), st-flash, openocd",
     "build_dir": f"directory of the build with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
+    "show_options": "only print the board's option bytes (BOR level, watchdog, write protection, RDP)",
+    "protect": "after flashing, set BOR level 3 and write-protect the bootloader's sectors (option bytes)",
 })
-def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR) -> None:
-    """Program bootloader + Slot A (ST-LINK, or the twin)."""
+def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR,
+                show_options: bool = False, protect: bool = False) -> None:
+    """Program bootloader + Slot A (ST-LINK, or the twin); show or set the option bytes."""
     from fota_lab.flashing import flash_sim
     from stm32_fota.errors import FotaError
     from stm32_fota.flashing import flash_board
+    from stm32_fota.option_bytes import protect_board
+    from stm32_fota.option_bytes import show_options as show
 
     try:
         if sim:
+            if show_options or protect:
+                raise _fail(FotaError("Failed to reach the option bytes: --show-options and --protect are "
+                                      "for a board; the twin takes them as parameters (invoke sim --help)"))
             flash_sim(ROOT / build_dir, Path(sim))
+        elif show_options:
+            show(tool)
         else:
             flash_board(ROOT / build_dir, tool)
+            options_tool = "auto" if tool == "st-flash" else tool
+            if protect:
+                protect_board(options_tool)
+            else:
+                try:
+                    show(options_tool)
+                except FotaError as e:   # flashed all the same: say why the options are not shown
+                    print(f"flash-stm32: option bytes not shown: {e}")
     except FotaError as e:
         raise _fail(e) from None
 
