@@ -337,11 +337,15 @@ def update(c: Context, device: str, timeout: int = 600) -> None:
     "no_hse": "no 8 MHz crystal: the firmware falls back to the HSI",
     "vdda": "VDDA in volts seen by the ADC (default 3.0, as on a Discovery board)",
     "revision": "silicon revision (DBGMCU_IDCODE): A, Z, 1, 2 (default), Y or 5",
+    "hardware_watchdog": "option byte WDG_SW = 0: the watchdog runs from reset",
+    "lsi_hz": "LSI frequency in Hz, 17000-47000 (default 32000), which times the watchdog",
+    "floating_nss": "no ESP32 on the SPI bus: NSS and SCK float and pick up noise",
 })
 def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "", slot_b: str = "",
         bootloader: str = "", run_ms: float = 3000.0, realtime: bool = False, json: bool = False,
         pins: bool = False, temperature: float = 25.0, timing: str = "typical",
-        no_strict: bool = False, no_hse: bool = False, vdda: float = 3.0, revision: str = "2") -> None:
+        no_strict: bool = False, no_hse: bool = False, vdda: float = 3.0, revision: str = "2",
+        hardware_watchdog: bool = False, lsi_hz: int = 32_000, floating_nss: bool = False) -> None:
     """Boot the firmware on the STM32 twin; print LEDs and UART."""
     from stm32_twin.cli import SimOptions, run_sim
     from stm32_twin.errors import TwinError
@@ -349,7 +353,8 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
     opts = SimOptions(build_dir=str(ROOT / build_dir), flash=flash or None, slot_a=slot_a or None,
                       slot_b=slot_b or None, bootloader=bootloader or None, run_ms=run_ms, realtime=realtime,
                       json=json, pins=pins, temperature=temperature, timing=timing, strict=not no_strict,
-                      no_hse=no_hse, vdda=vdda, revision=revision)
+                      no_hse=no_hse, vdda=vdda, revision=revision, hardware_watchdog=hardware_watchdog,
+                      lsi_hz=lsi_hz, floating_nss=floating_nss)
     try:
         status = run_sim(opts)
     except TwinError as e:

@@ -115,12 +115,13 @@ static void __attribute__((noreturn)) jump(uint8_t slot)
 
 int main(void)
 {
-    struct clock_info ci;
-    int clock_rc = clock_init(&ci);
-    /* A hardware watchdog (option_bytes.c) would fire within a first-boot compaction's erase:
-     * give it the application's period right away; the erases refresh it as they start. */
+    /* A hardware watchdog (option_bytes.c) would fire within a first-boot compaction's erase, or
+     * during the wait for an absent HSE: give it the application's period first thing; the erases
+     * refresh it as they start. */
     uint32_t optcr = FLASH_OPTCR;
     int wdg_rc = option_bytes_hw_watchdog(optcr) ? iwdg_start() : FOTA_OK;
+    struct clock_info ci;
+    int clock_rc = clock_init(&ci);
     uint32_t reset_flags = reset_cause_take();
     uart_init(ci.pclk1_hz);
     leds_init();

@@ -190,14 +190,15 @@ def test_back_to_back_transactions_stay_separate_frames(fw_build) -> None:
         assert written and written[0] == 40, f"frame sizes seen: {written}"
 
 
-@pytest.mark.parametrize("lsi_hz", [47_000, 17_000], ids=["lsi-fast", "lsi-slow"])
-def test_a_hardware_watchdog_survives_a_first_boot_compaction(fw_build, lsi_hz: int) -> None:
+@pytest.mark.parametrize(("lsi_hz", "hse_hz"), [(47_000, 8_000_000), (17_000, 8_000_000), (47_000, 0)],
+                         ids=["lsi-fast", "lsi-slow", "lsi-fast-no-hse"])
+def test_a_hardware_watchdog_survives_a_first_boot_compaction(fw_build, lsi_hz: int, hse_hz: int) -> None:
     """WDG_SW = 0: the IWDG runs from reset with 4096 x 4 LSI periods (0.35 s at 47 kHz), less than
-    the 128 KB erase of a first boot whose journal sector holds no free position (old data). The
-    bootloader must not reset-loop there: it widens the watchdog at once and reports the option
-    bytes."""
+    the 128 KB erase of a first boot whose journal sector holds no free position (old data), and
+    less than the bounded wait for an absent HSE. The bootloader must not reset-loop there: it
+    widens the watchdog first thing and reports the option bytes."""
     meta = LAYOUT.region("metadata")
-    with Stm32Twin(hardware_watchdog=True, lsi_hz=lsi_hz, bor_level=3) as twin:
+    with Stm32Twin(hardware_watchdog=True, lsi_hz=lsi_hz, bor_level=3, hse_hz=hse_hz) as twin:
         twin.load_build(fw_build.build_dir, slot_b=False)
         twin.flash.wrp_sectors = {0, 1}
         twin.load_bytes(bytes(meta.size), meta.base)
