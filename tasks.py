@@ -352,18 +352,27 @@ def update(c: Context, device: str, timeout: int = 600) -> None:
     "temperature": "die temperature in degrees C seen by the ADC (default 25)",
     "timing": "flash timings: typical (default) or maximum",
     "no_strict": "read unmodeled registers as 0 instead of stopping",
+    "no_hse": "no 8 MHz crystal: the firmware falls back to the HSI",
+    "vdda": "VDDA in volts seen by the ADC (default 3.0, as on a Discovery board)",
+    "revision": "silicon revision (DBGMCU_IDCODE): A, Z, 1, 2 (default), Y or 5",
+    "hardware_watchdog": "option byte WDG_SW = 0: the watchdog runs from reset",
+    "lsi_hz": "LSI frequency in Hz, 17000-47000 (default 32000), which times the watchdog",
+    "floating_nss": "no ESP32 on the SPI bus: NSS and SCK float and pick up noise",
 })
 def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "", slot_b: str = "",
         bootloader: str = "", run_ms: float = 3000.0, realtime: bool = False, json: bool = False,
         pins: bool = False, temperature: float = 25.0, timing: str = "typical",
-        no_strict: bool = False) -> None:
+        no_strict: bool = False, no_hse: bool = False, vdda: float = 3.0, revision: str = "2",
+        hardware_watchdog: bool = False, lsi_hz: int = 32_000, floating_nss: bool = False) -> None:
     """Boot the firmware on the STM32 twin; print LEDs and UART."""
     from stm32_twin.cli import SimOptions, run_sim
     from stm32_twin.errors import TwinError
 
     opts = SimOptions(build_dir=str(ROOT / build_dir), flash=flash or None, slot_a=slot_a or None,
                       slot_b=slot_b or None, bootloader=bootloader or None, run_ms=run_ms, realtime=realtime,
-                      json=json, pins=pins, temperature=temperature, timing=timing, strict=not no_strict)
+                      json=json, pins=pins, temperature=temperature, timing=timing, strict=not no_strict,
+                      no_hse=no_hse, vdda=vdda, revision=revision, hardware_watchdog=hardware_watchdog,
+                      lsi_hz=lsi_hz, floating_nss=floating_nss)
     try:
         status = run_sim(opts)
     except TwinError as e:
@@ -405,18 +414,36 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
     "sim": "write the STM32 twin's flash file FLASHFILE instead of a board (the rest is erased)",
     "tool": "programmer: auto (first installed), cubeprog (STM32_Programmer_CLI), st-flash, openocd",
     "build_dir": f"directory of the build with bootloader.bin and slot-a.bin (default {BUILD_DIR}/)",
+    "show_options": "only print the board's option bytes (BOR level, watchdog, write protection, RDP)",
+    "protect": "after flashing, set BOR level 3 and write-protect the bootloader's sectors (option bytes)",
 })
-def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR) -> None:
-    """Program bootloader + Slot A (ST-LINK, or the twin)."""
+def flash_stm32(c: Context, sim: str = "", tool: str = "auto", build_dir: str = BUILD_DIR,
+                show_options: bool = False, protect: bool = False) -> None:
+    """Program bootloader + Slot A (ST-LINK, or the twin); show or set the option bytes."""
     from fota_lab.flashing import flash_sim
     from stm32_fota.errors import FotaError
     from stm32_fota.flashing import flash_board
+    from stm32_fota.option_bytes import protect_board
+    from stm32_fota.option_bytes import show_options as show
 
     try:
         if sim:
+            if show_options or protect:
+                raise _fail(FotaError("Failed to reach the option bytes: --show-options and --protect are "
+                                      "for a board; the twin takes them as parameters (invoke sim --help)"))
             flash_sim(ROOT / build_dir, Path(sim))
+        elif show_options:
+            show(tool)
         else:
             flash_board(ROOT / build_dir, tool)
+            options_tool = "auto" if tool == "st-flash" else tool
+            if protect:
+                protect_board(options_tool)
+            else:
+                try:
+                    show(options_tool)
+                except FotaError as e:   # flashed all the same: say why the options are not shown
+                    print(f"flash-stm32: option bytes not shown: {e}")
     except FotaError as e:
         raise _fail(e) from None
 

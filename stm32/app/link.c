@@ -51,6 +51,7 @@ static volatile uint8_t armed;   /* DMA streams armed, READY high or about to be
 static volatile uint8_t frame_ready;
 static volatile uint32_t rx_count;
 static volatile uint32_t stray_transactions; /* clocked while not armed (master ignored READY) */
+static uint8_t nss_low;                      /* inside a transaction (EXTI handler only) */
 static int link_ok;
 
 static inline void ready_set(int high)
@@ -58,16 +59,26 @@ static inline void ready_set(int high)
     GPIO_BSRR(GPIOB) = high ? (1u << READY_PIN) : (1u << (READY_PIN + 16u));
 }
 
-/* EXTI15_10: only line 12 is enabled. Runs from SRAM, see the file comment. */
+/* EXTI15_10: only line 12 is enabled. Runs from SRAM, see the file comment.
+ *
+ * One pending bit stands for at least one edge, and the level read now cannot tell a falling edge
+ * from a rising edge followed at once by the next falling one (back-to-back transactions from a
+ * master that ignores READY; RM0090 section 12.3.6: PR only records that an edge occurred). So
+ * the phase is tracked: inside a transaction, an interrupt means NSS rose, whatever it reads now. */
 RAMFUNC void link_exti_isr(void)
 {
     EXTI_PR = 1u << NSS_PIN; /* write-1-to-clear */
     GPIO_BSRR(GPIOB) = 1u << (READY_PIN + 16u);
-    if ((GPIO_IDR(GPIOB) & (1u << NSS_PIN)) == 0u) {
-        return; /* falling edge: a transaction started; READY is low now */
+    uint8_t low = (GPIO_IDR(GPIOB) & (1u << NSS_PIN)) == 0u;
+    if (!nss_low && low) {
+        nss_low = 1;
+        cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
+        return;    /* falling edge: a transaction started; READY is low now */
     }
+    nss_low = low; /* low: the next transaction has started already */
     if (!armed) {
         stray_transactions = stray_transactions + 1u;
+        cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
         return;
     }
     /* Let the DMA take the last byte out of the data register (a couple of bus cycles). */
@@ -75,9 +86,14 @@ RAMFUNC void link_exti_isr(void)
     }
     DMA1_SCR(DMA_RX_STREAM) &= ~DMA_SCR_EN;
     DMA1_SCR(DMA_TX_STREAM) &= ~DMA_SCR_EN;
+    /* NDTR is final only once the stream has stopped: EN reads 0 after the current beat (RM0090
+     * section 10.3.17). Bounded: a few bus cycles on the chip. */
+    for (uint32_t i = 0; i < 64u && (DMA1_SCR(DMA_RX_STREAM) & DMA_SCR_EN) != 0u; i++) {
+    }
     rx_count = FOTA_MAX_FRAME - DMA1_SNDTR(DMA_RX_STREAM);
     armed = 0;
     frame_ready = 1;
+    cpu_dsb(); /* Cortex-M4 erratum 838869: a store right before the exception return */
 }
 
 /* Arm both DMA streams and SPI2 for the next transaction, then raise READY. RM0090 section
@@ -138,10 +154,9 @@ static void log_link_error(const char *what)
 
 void link_init(void)
 {
-    RCC_AHB1ENR |= RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_DMA1EN;
-    RCC_APB1ENR |= RCC_APB1ENR_SPI2EN;
-    RCC_APB2ENR |= RCC_APB2ENR_SYSCFGEN;
-    (void)RCC_APB2ENR; /* read back: the clock is on before the first register access */
+    rcc_enable(&RCC_AHB1ENR, RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_DMA1EN);
+    rcc_enable(&RCC_APB1ENR, RCC_APB1ENR_SPI2EN);
+    rcc_enable(&RCC_APB2ENR, RCC_APB2ENR_SYSCFGEN);
 
     ready_set(0);
     gpio_set_mode(GPIOB, READY_PIN, GPIO_MODE_OUTPUT);
@@ -150,6 +165,10 @@ void link_init(void)
         gpio_set_af(GPIOB, pin, SPI2_AF);
         gpio_set_mode(GPIOB, pin, GPIO_MODE_AF);
     }
+    /* An absent or unpowered ESP32 leaves NSS and SCK floating: pull NSS up (no transaction) and SCK
+     * down (its idle level in mode 0), so a quiet bus raises no EXTI storm (RM0090 section 8.4.4). */
+    GPIO_PUPDR(GPIOB) = (GPIO_PUPDR(GPIOB) & ~((3u << (2u * NSS_PIN)) | (3u << (2u * SCK_PIN)))) |
+                        (GPIO_PULL_UP << (2u * NSS_PIN)) | (GPIO_PULL_DOWN << (2u * SCK_PIN));
 
     /* The agent reads the journal and validates both slots for INFO (two SHA-256 passes). */
     (void)agent_init(&agent, &agent_port_stm32, app_image_info.ii_slot, &app_image_info);
@@ -163,6 +182,7 @@ void link_init(void)
     EXTI_RTSR |= 1u << NSS_PIN;
     EXTI_FTSR |= 1u << NSS_PIN;
     EXTI_PR = 1u << NSS_PIN;
+    nss_low = (GPIO_IDR(GPIOB) & (1u << NSS_PIN)) == 0u;
     EXTI_IMR |= 1u << NSS_PIN;
     NVIC_ICPR(NVIC_IRQN_EXTI15_10 / 32u) = 1u << (NVIC_IRQN_EXTI15_10 % 32u);
     NVIC_ISER(NVIC_IRQN_EXTI15_10 / 32u) = 1u << (NVIC_IRQN_EXTI15_10 % 32u);

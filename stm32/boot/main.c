@@ -11,6 +11,7 @@
 #include "iwdg.h"
 #include "journal.h"
 #include "log.h"
+#include "option_bytes.h"
 #include "reset_cause.h"
 #include "stm32f407_regs.h"
 #include "systick.h"
@@ -98,16 +99,27 @@ static void __attribute__((noreturn)) jump(uint8_t slot)
     SCB_VTOR = fa->base;
     cpu_dsb();
     cpu_isb();
-    /* PRIMASK stays set: the application enables interrupts once its own handlers are ready. */
-    __asm__ volatile("msr msp, %0\n\t"
+    /* PRIMASK stays set: the application enables interrupts once its own handlers are ready.
+     * CONTROL to its reset value first (PM0214 section 2.1.3): the SHA-256 above used FP registers,
+     * so FPCA is set, and the application would start with an active FP context (every exception
+     * pushing the 26-word frame, PM0214 section 2.3.7); ISB before the new stack is used, as
+     * MCUboot's do_boot does. */
+    __asm__ volatile("msr control, %2\n\t"
+                     "isb 0xF\n\t"
+                     "msr msp, %0\n\t"
                      "bx %1\n\t" ::"r"(sp),
-                     "r"(entry)
+                     "r"(entry), "r"(0u)
                      : "memory");
     __builtin_unreachable();
 }
 
 int main(void)
 {
+    /* A hardware watchdog (option_bytes.c) would fire within a first-boot compaction's erase, or
+     * during the wait for an absent HSE: give it the application's period first thing; the erases
+     * refresh it as they start. */
+    uint32_t optcr = FLASH_OPTCR;
+    int wdg_rc = option_bytes_hw_watchdog(optcr) ? iwdg_start() : FOTA_OK;
     struct clock_info ci;
     int clock_rc = clock_init(&ci);
     uint32_t reset_flags = reset_cause_take();
@@ -128,6 +140,10 @@ int main(void)
     log_str(" MHz");
     log_end();
     log_clock_fallback(clock_rc, ci.source);
+    option_bytes_log(optcr);
+    if (wdg_rc != FOTA_OK) {
+        log_error("watchdog start failed", (uint32_t)wdg_rc);
+    }
 
     fa_init(&flash_stm32_port);
     struct boot_input in;

@@ -4,10 +4,11 @@
 #include "stm32f407_regs.h"
 #include "wait.h"
 
-/* 168 MHz: VCO in = 1 MHz (M), VCO out = 336 MHz (N), SYSCLK = VCO / 2 (P), 48 MHz for USB (Q). */
-#define PLL_M_HSE 8u  /* 8 MHz HSE / 8 */
-#define PLL_M_HSI 16u /* 16 MHz HSI / 16 */
-#define PLL_N 336u
+/* 168 MHz: VCO in = 2 MHz (M; RM0090 section 7.3.2 recommends 2 MHz to limit PLL jitter), VCO out
+ * = 336 MHz (N), SYSCLK = VCO / 2 (P), 48 MHz for USB (Q). */
+#define PLL_M_HSE 4u /* 8 MHz HSE / 4 */
+#define PLL_M_HSI 8u /* 16 MHz HSI / 8 */
+#define PLL_N 168u
 #define PLL_P_DIV2 0u
 #define PLL_Q 7u
 #define SYSCLK_PLL_HZ 168000000u
@@ -20,6 +21,23 @@
 #define HSE_STARTUP_US 100000u
 #define PLL_LOCK_US 2000u
 #define SWITCH_US 1000u
+
+/* ES0182 (STM32F40x errata), "ART Accelerator prefetch queue instruction is not supported": the
+ * prefetch must stay off on revision A (DBGMCU_IDCODE REV_ID 0x1000, RM0090 section 38.6.1). */
+static int prefetch_allowed(void)
+{
+    return (DBGMCU_IDCODE >> DBGMCU_IDCODE_REV_SHIFT) != DBGMCU_REV_A;
+}
+
+/* Back to the HSI without any bus above its limit (RM0090 section 7.3.3): SYSCLK switches first,
+ * while the prescalers still divide, and only once SWS shows the HSI do they go to /1. */
+static void to_hsi(void)
+{
+    RCC_CFGR &= ~(RCC_CFGR_SW_MASK << RCC_CFGR_SW_SHIFT);
+    (void)wait_reg(&RCC_CFGR, RCC_CFGR_SWS_MASK << RCC_CFGR_SWS_SHIFT, RCC_CFGR_SW_HSI << RCC_CFGR_SWS_SHIFT,
+                   SWITCH_US);
+    RCC_CFGR = 0u;
+}
 
 static int pll_start(uint32_t source_bits, uint32_t pll_m)
 {
@@ -35,15 +53,26 @@ static int pll_start(uint32_t source_bits, uint32_t pll_m)
         RCC_CR &= ~RCC_CR_PLLON;
         return FOTA_E_TIMEOUT;
     }
-    /* Flash wait states before the clock goes up (RM0090 section 3.5.1), with prefetch and caches. */
-    FLASH_ACR = (FLASH_LATENCY_168MHZ << FLASH_ACR_LATENCY_SHIFT) | FLASH_ACR_PRFTEN | FLASH_ACR_ICEN |
-                FLASH_ACR_DCEN;
-    /* AHB /1, APB1 /4 (42 MHz, max 42), APB2 /2 (84 MHz, max 84), then switch to the PLL. */
-    RCC_CFGR = (RCC_CFGR_PPRE_DIV4 << RCC_CFGR_PPRE1_SHIFT) | (RCC_CFGR_PPRE_DIV2 << RCC_CFGR_PPRE2_SHIFT) |
-               (RCC_CFGR_SW_PLL << RCC_CFGR_SW_SHIFT);
+    /* Flash wait states before the clock goes up, and read back: the new latency must be in effect
+     * before HCLK rises (RM0090 section 3.5.1, "Increasing the CPU frequency"). Prefetch only where
+     * the silicon allows it (prefetch_allowed). */
+    uint32_t acr = (FLASH_LATENCY_168MHZ << FLASH_ACR_LATENCY_SHIFT) | FLASH_ACR_ICEN | FLASH_ACR_DCEN;
+    if (prefetch_allowed()) {
+        acr |= FLASH_ACR_PRFTEN;
+    }
+    FLASH_ACR = acr;
+    if (!wait_reg(&FLASH_ACR, FLASH_ACR_LATENCY_MASK << FLASH_ACR_LATENCY_SHIFT,
+                  FLASH_LATENCY_168MHZ << FLASH_ACR_LATENCY_SHIFT, SWITCH_US)) {
+        return FOTA_E_TIMEOUT;
+    }
+    /* AHB /1, APB1 /4 (42 MHz, max 42), APB2 /2 (84 MHz, max 84) first, while SYSCLK is still the
+     * HSI, then the switch to the PLL in a second write (RM0090 section 7.3.3: the prescalers
+     * must never let PCLK1/PCLK2 exceed their maximum, not even for one store). */
+    RCC_CFGR = (RCC_CFGR_PPRE_DIV4 << RCC_CFGR_PPRE1_SHIFT) | (RCC_CFGR_PPRE_DIV2 << RCC_CFGR_PPRE2_SHIFT);
+    RCC_CFGR |= RCC_CFGR_SW_PLL << RCC_CFGR_SW_SHIFT;
     if (!wait_reg(&RCC_CFGR, RCC_CFGR_SWS_MASK << RCC_CFGR_SWS_SHIFT, RCC_CFGR_SW_PLL << RCC_CFGR_SWS_SHIFT,
                   SWITCH_US)) {
-        RCC_CFGR = 0u; /* back to HSI, prescalers /1 */
+        to_hsi(); /* SYSCLK first, prescalers after: APB1 never above 42 MHz */
         return FOTA_E_TIMEOUT;
     }
     g_core_mhz = SYSCLK_PLL_HZ / 1000000u;
@@ -55,11 +84,9 @@ int clock_init(struct clock_info *ci)
     /* Start from the reset state: SYSCLK = HSI, prescalers /1. */
     RCC_CR |= RCC_CR_HSION;
     (void)wait_reg(&RCC_CR, RCC_CR_HSIRDY, RCC_CR_HSIRDY, SWITCH_US);
-    RCC_CFGR = 0u;
     /* The application finds the PLL running (set up by the bootloader): the PLL can only be turned
      * off once the switch to the HSI has happened (RM0090 section 7.3.1, PLLON). */
-    (void)wait_reg(&RCC_CFGR, RCC_CFGR_SWS_MASK << RCC_CFGR_SWS_SHIFT, RCC_CFGR_SW_HSI << RCC_CFGR_SWS_SHIFT,
-                   SWITCH_US);
+    to_hsi();
     g_core_mhz = HSI_HZ / 1000000u;
 
     ci->source = CLOCK_HSE_PLL;

@@ -25,7 +25,7 @@ void gpio_set_af(uint32_t port, uint32_t pin, uint32_t af)
 
 void leds_init(void)
 {
-    RCC_AHB1ENR |= RCC_AHB1ENR_GPIODEN;
+    rcc_enable(&RCC_AHB1ENR, RCC_AHB1ENR_GPIODEN);
     /* All four off first (BSRR upper half resets), then outputs (push-pull is the reset state). */
     GPIO_BSRR(GPIOD) = ((1u << LED_GREEN) | (1u << LED_ORANGE) | (1u << LED_RED) | (1u << LED_BLUE)) << 16;
     gpio_set_mode(GPIOD, LED_GREEN, GPIO_MODE_OUTPUT);

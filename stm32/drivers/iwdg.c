@@ -12,6 +12,9 @@
 
 int iwdg_start(void)
 {
+    /* A debugger halting the core stops the watchdog too (RM0090 section 38.16.4), so a halt during
+     * a trial boot does not reset it. No effect without a debugger. */
+    DBGMCU_APB1_FZ |= DBGMCU_APB1_FZ_IWDG_STOP;
     IWDG_KR = IWDG_KR_START; /* also starts the LSI */
     IWDG_KR = IWDG_KR_UNLOCK;
     IWDG_PR = IWDG_PR_DIV64;

@@ -15,6 +15,9 @@ void SysTick_Handler(void);
 RAMFUNC void SysTick_Handler(void)
 {
     ticks_ms++;
+    /* Cortex-M4 erratum 838869 (ARM ID, ES0182 section 1): a store right before the exception
+     * return may let the wrong interrupt be taken; a DSB completes it first. */
+    cpu_dsb();
 }
 
 void systick_init(uint32_t hclk_hz)

@@ -13,8 +13,8 @@ uint32_t g_uart_dropped;
 
 void uart_init(uint32_t pclk1_hz)
 {
-    RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN;
-    RCC_APB1ENR |= RCC_APB1ENR_USART2EN;
+    rcc_enable(&RCC_AHB1ENR, RCC_AHB1ENR_GPIOAEN);
+    rcc_enable(&RCC_APB1ENR, RCC_APB1ENR_USART2EN);
     gpio_set_af(GPIOA, USART2_PIN_TX, GPIO_AF7_USART);
     USART_CR1(USART2_BASE) = 0u;
     /* OVER8 = 0: USARTDIV = pclk / (16 baud); BRR holds it in 12.4 fixed point, i.e. pclk / baud

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #define MMIO32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+#define MMIO16(addr) (*(volatile const uint16_t *)(uintptr_t)(addr)) /* read-only calibration words */
 
 /* ---- Memory map (RM0090 section 2.3, table 1) ---- */
 #define PERIPH_BASE_APB1 0x40000000u
@@ -115,6 +116,15 @@
 #define FLASH_SR_ERRORS (FLASH_SR_OPERR | FLASH_SR_WRPERR | FLASH_SR_PGAERR | FLASH_SR_PGPERR | FLASH_SR_PGSERR)
 
 #define FLASH_CR MMIO32(FLASH_IF_BASE + 0x10u)
+/* Option bytes as loaded at reset (RM0090 section 3.9.10). */
+#define FLASH_OPTCR MMIO32(FLASH_IF_BASE + 0x14u)
+#define FLASH_OPTCR_BOR_LEV_SHIFT 2 /* 00: level 3, 01: level 2, 10: level 1, 11: off */
+#define FLASH_OPTCR_BOR_LEV_MASK 0x3u
+#define FLASH_OPTCR_WDG_SW (1u << 5) /* 0: hardware watchdog, running from reset */
+#define FLASH_OPTCR_RDP_SHIFT 8      /* 0xAA: level 0, 0xCC: level 2, else level 1 */
+#define FLASH_OPTCR_RDP_MASK 0xFFu
+#define FLASH_OPTCR_NWRP_SHIFT 16 /* one bit per sector 0-11, 0: write protected */
+#define FLASH_OPTCR_NWRP_MASK 0xFFFu
 #define FLASH_CR_PG (1u << 0)
 #define FLASH_CR_SER (1u << 1)
 #define FLASH_CR_MER (1u << 2)
@@ -136,6 +146,8 @@
 #define GPIO_OSPEEDR(port) MMIO32((port) + 0x08u) /* section 8.4.3, 2 bits per pin */
 #define GPIO_OSPEED_HIGH 0x2u
 #define GPIO_PUPDR(port) MMIO32((port) + 0x0Cu)
+#define GPIO_PULL_UP 0x1u   /* PUPDR field: 01 pull-up, 10 pull-down (RM0090 section 8.4.4) */
+#define GPIO_PULL_DOWN 0x2u
 #define GPIO_IDR(port) MMIO32((port) + 0x10u)
 #define GPIO_ODR(port) MMIO32((port) + 0x14u)
 #define GPIO_BSRR(port) MMIO32((port) + 0x18u)
@@ -170,6 +182,7 @@
 #define ADC1_SMPR1 MMIO32(ADC1_BASE + 0x0Cu)
 #define ADC_SMPR1_SMP16_SHIFT 18 /* channel 16 sample time, 111: 480 cycles */
 #define ADC_SMPR1_SMP16_MASK 0x7u
+#define ADC_SMPR1_SMP17_SHIFT 21 /* channel 17 (VREFINT) sample time */
 #define ADC1_SQR1 MMIO32(ADC1_BASE + 0x2Cu)
 #define ADC_SQR1_L_SHIFT 20 /* regular sequence length - 1 */
 #define ADC_SQR1_L_MASK 0xFu
@@ -288,10 +301,33 @@
 /* ---- Device identity (RM0090 section 39.1) ---- */
 #define UID_BASE 0x1FFF7A10u
 
+/* ---- Factory calibration in system memory (DS8626 sections 6.3.22, 6.3.23: taken at
+ * VDDA = 3.3 V; TS_CAL1 at 30 C, TS_CAL2 at 110 C), 16-bit ADC codes ---- */
+#define CAL_VREFINT MMIO16(0x1FFF7A2Au)
+#define CAL_TS30 MMIO16(0x1FFF7A2Cu)
+#define CAL_TS110 MMIO16(0x1FFF7A2Eu)
+
+/* ---- Debug MCU (RM0090 section 38.16) ---- */
+#define DBGMCU_IDCODE MMIO32(0xE0042000u)
+#define DBGMCU_IDCODE_REV_SHIFT 16
+#define DBGMCU_REV_A 0x1000u /* revision A: see clock.c for its prefetch erratum */
+#define DBGMCU_APB1_FZ MMIO32(0xE0042008u)
+#define DBGMCU_APB1_FZ_IWDG_STOP (1u << 12)
+
 static inline void cpu_irq_disable(void) { __asm__ volatile("cpsid i" ::: "memory"); }
 static inline void cpu_irq_enable(void) { __asm__ volatile("cpsie i" ::: "memory"); }
 static inline void cpu_wfi(void) { __asm__ volatile("wfi"); }
 static inline void cpu_dsb(void) { __asm__ volatile("dsb 0xF" ::: "memory"); }
 static inline void cpu_isb(void) { __asm__ volatile("isb 0xF" ::: "memory"); }
+
+/* Turn a peripheral clock on. ES0182 section 2.1.13: an access within 2 AHB cycles (AHB
+ * peripherals) or 1 + AHB/APB prescaler cycles (APB peripherals) after the enable is lost; the
+ * erratum's workaround is a DSB right after the RCC write (a read-back is not enough on every
+ * part). Every RCC_xxxENR write of the firmware goes through here. */
+static inline void rcc_enable(volatile uint32_t *enr, uint32_t bits)
+{
+    *enr |= bits;
+    cpu_dsb();
+}
 
 #endif /* STM32F407_REGS_H */

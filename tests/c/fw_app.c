@@ -47,17 +47,26 @@ TEST(sched_periods_and_catch_up)
 
 TEST(adc_temperature_formula)
 {
-    /* The datasheet formula with VDDA 3.3 V: the code for T is (760 + (T - 25) * 2.5) mV * 4095 / 3300
-     * (the simulator uses this inverse). One LSB is 0.806 mV = 0.32 degC. */
+    /* A part calibrated at 3.3 V (VREFINT 1.20 V, sensor 0.775 V at 30 C, 0.975 V at 110 C), read at
+     * VDDA 3.0 V and at 3.3 V: the same temperature from both. */
+    const struct adc_cal cal = {1489u, 962u, 1210u};
+    const double vdda[] = {3.0, 3.3};
     const int temps[] = {-40, 0, 25, 30, 85, 125};
-    for (unsigned i = 0; i < sizeof(temps) / sizeof(temps[0]); i++) {
-        double mv = 760.0 + (temps[i] - 25) * 2.5;
-        uint32_t raw = (uint32_t)(mv * 4095.0 / 3300.0 + 0.5);
-        int32_t centi = adc_temp_centi_from_raw(raw);
-        CHECK(centi > temps[i] * 100 - 20 && centi < temps[i] * 100 + 20, "T=%d: raw %u -> %d", temps[i], raw,
-              centi);
+    for (unsigned v = 0; v < 2; v++) {
+        uint32_t vref = (uint32_t)(1.20 * 4095.0 / vdda[v] + 0.5);
+        for (unsigned i = 0; i < sizeof(temps) / sizeof(temps[0]); i++) {
+            double volts = 0.775 + (temps[i] - 30) * 0.0025;
+            uint32_t raw = (uint32_t)(volts * 4095.0 / vdda[v] + 0.5);
+            int32_t centi = adc_temp_centi(raw, vref, &cal);
+            CHECK(centi > temps[i] * 100 - 40 && centi < temps[i] * 100 + 40, "VDDA %.1f T=%d: raw %u -> %d",
+                  vdda[v], temps[i], raw, centi);
+        }
     }
-    CHECK_EQ(adc_temp_centi_from_raw(943), 2497);
-    CHECK(adc_temp_centi_from_raw(0) < -27000, "raw 0 -> %d", adc_temp_centi_from_raw(0));
-    CHECK(adc_temp_centi_from_raw(4095) > 100000, "full scale -> %d", adc_temp_centi_from_raw(4095));
+    /* Erased calibration words: the datasheet's typical values (25 C at 3.3 V is code 943). */
+    const struct adc_cal erased = {0xFFFFu, 0xFFFFu, 0xFFFFu};
+    int32_t typ = adc_temp_centi(943u, 1501u, &erased);
+    CHECK(typ > 2450 && typ < 2550, "typical values: %d", typ);
+    CHECK_EQ(adc_temp_centi(943u, 1501u, 0), typ);
+    CHECK_EQ(adc_temp_centi(943u, 0u, 0), typ); /* no VREFINT reading: as at 3.3 V */
+    CHECK(adc_temp_centi(4095u, 1u, &cal) > 100000, "VREFINT code 1 stays defined"); /* UBSan: no overflow */
 }

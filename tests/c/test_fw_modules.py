@@ -1,6 +1,6 @@
 """Host tests of the firmware's portable modules (stm32/lib: crc32, sha256, flash_area, image,
 journal, boot_decide, version, withdraw), of the update agent (stm32/agent) and of the pure parts of
-the application (app/sched.c) and drivers (the temperature conversion in drivers/adc_temp.c), over
+the application (app/sched.c) and drivers (the temperature conversion in drivers/temp_conv.c), over
 the one RAM-backed flash tests/c/flash_ram.c.
 
 Every C file of tests/c goes into one runner: the harness (harness.c), the fixtures (fixture.c,

@@ -124,3 +124,48 @@ def test_flash_stm32_task_sim(build_dir: Path, tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "invoke", "flash-stm32", "--sim", str(flash), "--build-dir",
                         str(tmp_path / "nothing")], cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "does not exist (run `invoke build`)" in r.stderr
+
+
+def test_option_bytes_are_shown_with_cubeprog_or_openocd() -> None:
+    from stm32_fota.option_bytes import show_options
+
+    run = FakeRunner()
+    lines: list[str] = []
+    show_options("auto", run, only("STM32_Programmer_CLI", "openocd", "st-flash"), lines.append)
+    assert run.calls == [["/opt/bin/STM32_Programmer_CLI", "-c", "port=SWD", "-ob", "displ"]]
+    assert lines[-1] == "ok"
+    run = FakeRunner()
+    show_options("auto", run, only("openocd", "st-flash"), lambda _: None)
+    assert run.calls == [["/opt/bin/openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32f4x.cfg",
+                          "-c", "init", "-c", "reset halt", "-c", "stm32f2x options_read 0",
+                          "-c", "flash info 0", "-c", "exit"]]
+
+
+def test_protect_sets_bor_level_3_and_write_protects_the_bootloader_sectors() -> None:
+    from stm32_fota.option_bytes import protect_board
+
+    region = LAYOUT.region("bootloader")
+    sectors = range(region.first_sector, region.last_sector + 1)
+    run = FakeRunner()
+    protect_board("cubeprog", run, only("STM32_Programmer_CLI"), lambda _: None)
+    exe = "/opt/bin/STM32_Programmer_CLI"
+    assert run.calls == [[exe, "-c", "port=SWD", "-ob", "BOR_LEV=0", *(f"nWRP{s}=0" for s in sectors)],
+                         [exe, "-c", "port=SWD", "-ob", "displ"]]
+    run = FakeRunner()
+    protect_board("openocd", run, only("openocd"), lambda _: None)
+    write = run.calls[0]
+    assert write[write.index("stm32f2x options_write 0 0xE0") - 1] == "-c"
+    assert f"flash protect 0 {sectors.start} {sectors.stop - 1} on" in write
+    assert write[-4:] == ["-c", "reset", "-c", "exit"]
+
+
+def test_option_bytes_without_a_capable_tool_name_the_alternatives() -> None:
+    from stm32_fota.option_bytes import protect_board, show_options
+
+    with pytest.raises(FlashingError, match="neither STM32_Programmer_CLI"):
+        show_options("auto", FakeRunner(), only("st-flash"), lambda _: None)
+    with pytest.raises(FlashingError, match=r"st-flash cannot read or write them.*--tool cubeprog"):
+        protect_board("st-flash", FakeRunner(), only("st-flash"), lambda _: None)
+    with pytest.raises(FlashingError, match="Failed to write the option bytes: Error: not connected"):
+        protect_board("cubeprog", FakeRunner(fail_at=1, output="Error: not connected\n"),
+                      only("STM32_Programmer_CLI"), lambda _: None)

@@ -97,7 +97,8 @@ def test_refusals_leave_flash_untouched(twin: Stm32Twin, builds: Builds) -> None
 
 class CorruptingPort(TwinPort):
     """Flips a bit or drops a byte in some transactions, on MOSI (the request) or MISO (the
-    response): every 7th transaction, alternating the kind of damage."""
+    response): every 2nd transaction that carries image data (the damage lands in a checked frame,
+    whatever the image's size), alternating the kind of damage."""
 
     def __init__(self, board: object) -> None:
         super().__init__(board)
@@ -105,9 +106,11 @@ class CorruptingPort(TwinPort):
         self.damaged = 0
 
     def transfer(self, tx: memoryview, rx: memoryview) -> None:
-        self.n += 1
         data = bytearray(tx)
-        kind = (self.n // 7) % 4 if self.n % 7 == 0 and len(data) > 40 else -1
+        kind = -1
+        if len(data) > 300:
+            self.n += 1
+            kind = (self.n // 2) % 4 if self.n % 2 == 0 else -1
         if kind == 0:
             data[len(data) // 2] ^= 0x10                      # bit flip in the request
         elif kind == 1:

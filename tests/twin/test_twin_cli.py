@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from stm32_twin.cli import SimOptions, main, run_sim
+import pytest
+from stm32_twin.cli import SimOptions, main, parse_args, run_sim
+from stm32_twin.errors import TwinError
 
 
 def test_sim_prints_boot_log_led_changes_and_a_report(fw_build) -> None:
@@ -55,3 +57,21 @@ def test_free_run_follows_the_wall_clock(boot) -> None:
     assert board.now_ps == 300 * PS_PER_MS
     assert wall >= 0.3 / 5.0          # never ahead of the wall clock (x5 here)
     assert [e.time_ps for e in board.events if e.kind == "led"] == [100 * PS_PER_MS, 200 * PS_PER_MS]
+
+
+def test_sim_board_options_reach_the_twin(fw_build) -> None:
+    """--no-hse, --vdda and --revision: the boot log shows the HSI fallback; revision A keeps the
+    prefetch off, so the strict run does not fault."""
+    out: list[str] = []
+    argv = ["--build-dir", str(fw_build.build_dir), "--run-ms", "1200", "--no-hse", "--vdda", "3.3",
+            "--revision", "A", "--hardware-watchdog", "--lsi-hz", "47000", "--floating-nss"]
+    opts = parse_args(argv)
+    assert (opts.no_hse, opts.vdda, opts.revision) == (True, 3.3, "A")
+    assert (opts.hardware_watchdog, opts.lsi_hz, opts.floating_nss) == (True, 47_000, True)
+    assert run_sim(opts, out.append) == 0, out
+    assert any("clock hsi-pll 168 MHz" in line for line in out), out
+    assert any("boot: opt wdg hw bor off" in line for line in out), out
+    with pytest.raises(TwinError, match="lsi_hz 50000 is outside 17000-47000"):
+        run_sim(parse_args(["--build-dir", str(fw_build.build_dir), "--lsi-hz", "50000"]), out.append)
+    with pytest.raises(SystemExit):
+        parse_args(["--revision", "Q"])

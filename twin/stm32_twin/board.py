@@ -21,6 +21,7 @@ from collections.abc import Callable
 from unicorn import arm_const as A
 
 from .bus import Bus
+from .chip import REV_A, REVISIONS
 from .core import Core, RunControl, cortex_m4
 from .cpu import ExceptionUnit
 from .errors import TwinError
@@ -41,6 +42,7 @@ from .power import Power, Supply
 from .symbols import Symbols
 
 DEFAULT_UID = bytes.fromhex("2f0034000d47363535373131")
+NOISE_HALF_PERIOD_US = 250   # a floating input's level alternates at 2 kHz (pickup, crosstalk)
 
 
 class Stm32Twin:
@@ -50,16 +52,38 @@ class Stm32Twin:
     width, PC and symbol (default); otherwise it is a 'warning' event and reads 0.
     flash_file: a 1 MB file that holds the flash between runs (created erased when missing).
     flash_timing: "typical" or "maximum" DS8626 program/erase times.
+    Board and part parameters: vdda (volts at VDDA/VREF+, 3.0 on the Discovery board), sensor_v25
+    (this part's temperature sensor at 25 C; its factory calibration in system memory follows it),
+    revision (DBGMCU_IDCODE REV_ID, chip.REVISIONS); floating (pin names left unconnected, e.g.
+    ("NSS", "SCK") for an absent ESP32: without a pull they alternate every NOISE_HALF_PERIOD_US
+    while nothing drives them). Option bytes (FLASH_OPTCR, RM0090 3.9.10): hardware_watchdog (WDG_SW
+    = 0: the IWDG runs from reset), bor_level (0 = off, or 1-3), rdp (0xAA level 0, 0xCC level 2,
+    else level 1). lsi_hz: this part's LSI, 17-47 kHz (DS8626 table 40), which times the IWDG.
     """
 
     def __init__(self, flash_file: str | os.PathLike[str] | None = None, *, strict: bool = True,
                  flash_timing: str = "typical", temperature_c: float = 25.0, hse_hz: int = 8_000_000,
-                 uid: bytes = DEFAULT_UID) -> None:
+                 uid: bytes = DEFAULT_UID, vdda: float = 3.0, sensor_v25: float = 0.76,
+                 revision: int = REVISIONS["2"], floating: tuple[str, ...] = (),
+                 hardware_watchdog: bool = False, lsi_hz: int = 32_000, bor_level: int = 0,
+                 rdp: int = 0xAA) -> None:
         if flash_timing not in ("typical", "maximum"):
             raise TwinError(f"Failed to create the twin: flash_timing must be 'typical' or 'maximum', "
                             f"not {flash_timing!r}")
         if len(uid) != 12:
             raise TwinError("Failed to create the twin: the unique ID has 12 bytes")
+        if not 1.8 <= vdda <= 3.6:
+            raise TwinError(f"Failed to create the twin: vdda {vdda} V is outside 1.8-3.6 V "
+                            "(DS8626 table 14)")
+        if not 17_000 <= lsi_hz <= 47_000:
+            raise TwinError(f"Failed to create the twin: lsi_hz {lsi_hz} is outside 17000-47000 Hz "
+                            "(DS8626 table 40)")
+        if bor_level not in (0, 1, 2, 3) or not 0 <= rdp <= 0xFF:
+            raise TwinError(f"Failed to create the twin: bor_level must be 0 (off) to 3 and rdp one "
+                            f"byte, not {bor_level!r} and {rdp!r}")
+        if revision not in REVISIONS.values():
+            known = ", ".join(f"0x{v:04X} ({k})" for k, v in REVISIONS.items())
+            raise TwinError(f"Failed to create the twin: revision 0x{revision:04X} is not one of {known}")
         self.uid = uid
         self.flash_mem = FlashMemory(flash_file)
         # Rooms without models first, then the register blocks, each given what it works with,
@@ -87,13 +111,22 @@ class Stm32Twin:
         self.systick = SysTick(time, rcc, nvic)
         self.scs = Scs(faults, nvic, self.systick, control)
         self.usart2 = Usart(faults, time, rcc, log)
-        self.iwdg = Iwdg(faults, time, control)
+        self.iwdg = Iwdg(faults, time, control, lsi_hz)
+        self.iwdg.hardware = hardware_watchdog
         self.crc = Crc(faults)
-        self.adc = Adc(faults, time, rcc, temperature_c)
+        self.adc = Adc(faults, time, rcc, temperature_c, vdda=vdda, v25=sensor_v25)
+        for address, code in self.adc.factory_calibration().items():
+            memory.write(address, code.to_bytes(2, "little"))
         self.dma = Dma(faults, nvic, memory)
         self.spi2 = Spi2(faults, time, nvic, self.dma, self.gpio["B"])
         self.dwt = Dwt(faults, time, rcc)
         self.dbgmcu = Dbgmcu(faults)
+        self.dbgmcu.revision = revision
+        self.flash.prefetch_allowed = revision != REV_A
+        bor_bits = {0: 3, 1: 2, 2: 1, 3: 0}[bor_level]   # BOR_LEV: 11 off, 10 level 1 ... 00 level 3
+        self.flash.option_bytes = (0x0FFF_00C1 | rdp << 8 | (0 if hardware_watchdog else 1 << 5)
+                                   | bor_bits << 2)
+        rcc.flash_latency = lambda: self.flash.acr & 7
         self.peripherals: list[Peripheral] = [
             rcc, self.pwr, *self.gpio.values(), self.exti, self.syscfg, self.flash, self.scs,
             self.usart2, self.iwdg, self.crc, self.adc, self.rtc, self.dma, self.spi2, self.dwt, self.dbgmcu]
@@ -107,6 +140,22 @@ class Stm32Twin:
         self.core = Core(uc, time, log, control, faults, self.symbols, nvic, self.exc, rcc, memory,
                          self.flash, self.bus, supply, self.power)
         self.loader = Loader(memory, self.symbols)
+        for name in floating:
+            port, pin = self.pins.resolve(name)
+            self.gpio[port].floating.add(pin)
+        if floating:
+            self.power.after_reset.append(self._next_noise)
+
+    def _next_noise(self) -> None:
+        self.sched.at(self.sched.now_ps + NOISE_HALF_PERIOD_US * PS_PER_US, self._pick_up_noise, "pin noise")
+
+    def _pick_up_noise(self) -> None:
+        """Alternate the level of the floating pins (an EXTI edge each time where one is selected)."""
+        for port in self.gpio.values():
+            if port.floating:
+                port.noise ^= 1
+                port.update()
+        self._next_noise()
 
     def close(self) -> None:
         """Write the flash file (if any) and release it."""

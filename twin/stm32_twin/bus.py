@@ -1,6 +1,11 @@
 """The peripheral bus: each register block's address range dispatched to its model, with the check
 the chip makes (a block whose RCC clock is off ignores the access) and two things the twin adds:
 
+- the clock-enable delay (ES0182 section 2.1.13): an access to a peripheral fewer than 2 (AHB) or
+  1 + AHB/APB prescaler (APB) instructions after the store that enabled its clock, with no DSB in
+  between, is lost (a write does nothing, a read returns 0), and strict mode reports it. The
+  instructions between the enabling store and the access are decoded from memory (one cycle each,
+  the twin's timing); a read-back of the RCC register counts as one instruction, not as a barrier;
 - busy-wait detection: the same register read with the same value ``POLL_THRESHOLD`` times in
   a row, with no peripheral write in between, is a poll; time jumps to the next timer that can
   change what it reads (``RunControl.idle_skip``);
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
     from .power import Supply
 
 POLL_THRESHOLD = 4            # identical reads of one register before a busy-wait is assumed
+DSB_HI, DSB_LO_MASK, DSB_LO = 0xF3BF, 0xFFF0, 0x8F40   # DSB #option (ARMv7-M ARM A7.7.33, T1)
+ENR_OFFSETS = {0x30: "AHB1ENR", 0x34: "AHB2ENR", 0x38: "AHB3ENR", 0x40: "APB1ENR", 0x44: "APB2ENR"}
 
 
 class Bus:
@@ -62,6 +69,8 @@ class Bus:
         self.poll_val = -1
         self.poll_n = 0
         self.replay: dict[tuple[int, int, str], int] = {}
+        # Clocks enabled by a store whose delay window may still be open: (register, bit) -> PC.
+        self.settling: dict[tuple[str, int], int] = {}
         self._pc_reg = RegBank(uc, [A.UC_ARM_REG_PC])
         for p in self.peripherals:
             rd, wr = self._mmio(p)
@@ -73,6 +82,52 @@ class Bus:
         """System reset: no poll in progress, no access to replay."""
         self.poll_addr = -1
         self.replay.clear()
+        self.settling.clear()
+
+    # -- the clock-enable delay (ES0182 section 2.1.13) --------------------------------------------
+    def _clock_enabled(self, off: int, old: int) -> None:
+        name = ENR_OFFSETS.get(off)
+        if name is None:
+            return
+        new = self.clocks.r[off] & ~old
+        pc = self._pc_reg.read()[0]
+        for bit in range(32):
+            if new >> bit & 1:
+                self.settling[(name, bit)] = pc
+
+    def _window(self, reg: str) -> int:
+        """Instructions that must separate the enable from the first access (ES0182 2.1.13)."""
+        rcc = self.clocks
+        if reg.startswith("AHB"):
+            return 2
+        pclk = rcc.pclk1_hz() if reg == "APB1ENR" else rcc.pclk2_hz()
+        return 1 + max(1, rcc.hclk_hz() // max(1, pclk))
+
+    def _too_early(self, clock: tuple[str, int]) -> bool:
+        """True when this access falls in the delay window of its clock's enable."""
+        enable_pc = self.settling.get(clock)
+        if enable_pc is None:
+            return False
+        pc = self._pc_reg.read()[0]
+        at = enable_pc + self._insn_size(enable_pc)
+        for _ in range(self._window(clock[0])):
+            if at == pc:
+                return True
+            hw = self._halfword(at)
+            if hw == DSB_HI and self._halfword(at + 2) & DSB_LO_MASK == DSB_LO:
+                break
+            at += self._insn_size(at)
+        del self.settling[clock]  # the window has passed (or a DSB closed it)
+        return False
+
+    def _halfword(self, address: int) -> int:
+        try:
+            return int.from_bytes(self.uc.mem_read(address, 2), "little")
+        except Exception:
+            return 0
+
+    def _insn_size(self, address: int) -> int:
+        return 4 if self._halfword(address) >> 11 in (0b11101, 0b11110, 0b11111) else 2
 
     def read_reg(self, address: int) -> int:
         """Read a 32-bit peripheral register without side effects on busy-wait detection.
@@ -95,6 +150,12 @@ class Bus:
             if clock and not rcc.enabled(*clock):
                 faults.strict_violation(addr, f"{access} of {p.name} at 0x{addr:08X} while its clock is off "
                                               f"(RCC_{clock[0]} bit {clock[1]})")
+                return True
+            if clock and self.settling and self._too_early(clock):
+                faults.strict_violation(addr, f"{access} of {p.name} at 0x{addr:08X} lost: within "
+                                              f"{self._window(clock[0])} cycles of its clock enable "
+                                              f"(RCC_{clock[0]} bit {clock[1]}), no DSB between "
+                                              "(ES0182 2.1.13)")
                 return True
             return False
 
@@ -139,7 +200,12 @@ class Bus:
                     return
                 shift = 8 * (offset & 3)
                 mask = (((1 << (8 * size)) - 1) << shift) & 0xFFFF_FFFF
-                p.write(offset & ~3, (value << shift) & 0xFFFF_FFFF, mask)
+                if p is rcc and (offset & ~3) in ENR_OFFSETS:
+                    old = rcc.r[offset & ~3]
+                    p.write(offset & ~3, (value << shift) & 0xFFFF_FFFF, mask)
+                    self._clock_enabled(offset & ~3, old)
+                else:
+                    p.write(offset & ~3, (value << shift) & 0xFFFF_FFFF, mask)
             except Halt:
                 return
             except Exception as e:

@@ -64,6 +64,28 @@ UID_BASE, UID_SIZE = 0x1FFF_7A10, 12        # RM0090 39.1: 96-bit unique device 
 FLASH_SIZE_REG = 0x1FFF_7A22                # RM0090 39.2: flash size in KB, 16 bits
 DEV_ID = 0x413                              # RM0090 38.6.1: DBGMCU_IDCODE DEV_ID of the F405/F407
 
+# -- factory calibration in system memory (DS8626 6.3.22 table 70 "Temperature sensor calibration
+# values", 6.3.23 table 72 "Internal reference voltage calibration values"): ADC codes taken at
+# VDDA = 3.3 V, TS_CAL1 at 30 C and TS_CAL2 at 110 C, 16 bits each.
+VREFIN_CAL, TS_CAL1, TS_CAL2 = 0x1FFF_7A2A, 0x1FFF_7A2C, 0x1FFF_7A2E
+CAL_VDDA = 3.3
+TS_CAL1_C, TS_CAL2_C = 30.0, 110.0
+# RM0090 38.6.1 DBGMCU_IDCODE REV_ID of the F40x revisions (ES0182 table 1 names the markings).
+REVISIONS = {"A": 0x1000, "Z": 0x1001, "1": 0x1003, "2": 0x1007, "Y": 0x100F, "5": 0x101F}
+REV_A = REVISIONS["A"]   # ES0182: "ART Accelerator prefetch queue instruction is not supported"
+
+# -- clocks and flash wait states -----------------------------------------------------------------
+# DS8626 6.3.1 table 14 "General operating conditions": fHCLK, fPCLK1, fPCLK2 at most.
+HCLK_MAX, PCLK1_MAX, PCLK2_MAX = 168_000_000, 42_000_000, 84_000_000
+# RM0090 3.5.1 table 10, VDD 2.7-3.6 V: one more wait state every 30 MHz of HCLK.
+HCLK_PER_WAIT_STATE = 30_000_000
+
+
+def wait_states_needed(hclk_hz: int) -> int:
+    """Flash wait states (LATENCY) the HCLK needs at VDD 2.7-3.6 V (RM0090 table 10)."""
+    return max(0, -(-hclk_hz // HCLK_PER_WAIT_STATE) - 1)
+
+
 # -- SRAM (RM0090 2.3.1 "Embedded SRAM", 2.2.2 memory map) ----------------------------------------
 SRAM1_BASE, SRAM1_SIZE = 0x2000_0000, 112 * KB
 SRAM2_BASE, SRAM2_SIZE = 0x2001_C000, 16 * KB   # right after SRAM1: one contiguous 128 KB

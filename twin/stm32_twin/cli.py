@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .board import Stm32Twin
+from .chip import REVISIONS
 from .errors import TwinError, TwinFault
 from .events import PS_PER_S, Event
 from .freerun import free_run
@@ -39,6 +40,13 @@ class SimOptions:
     temperature: float = 25.0
     timing: str = "typical"
     strict: bool = True
+    # Board and part (Stm32Twin's parameters): no 8 MHz crystal, VDDA in volts, silicon revision.
+    no_hse: bool = False
+    vdda: float = 3.0
+    revision: str = "2"
+    hardware_watchdog: bool = False   # option byte WDG_SW = 0: the IWDG runs from reset
+    lsi_hz: int = 32_000              # the part's LSI (17-47 kHz), which times the IWDG
+    floating_nss: bool = False        # nothing on the SPI bus: NSS and SCK float (no ESP32)
 
 
 def _program(board: Stm32Twin, opts: SimOptions, fresh: bool) -> list[str]:
@@ -70,8 +78,12 @@ def _image_arg(image: str) -> tuple[str, int | None]:
 def run_sim(opts: SimOptions, out: Callable[[str], None] = print) -> int:
     """Run the simulation; returns the exit status (0 ok, 1 when the firmware faulted)."""
     fresh = opts.flash is None or not Path(opts.flash).exists()
+    if opts.revision not in REVISIONS:
+        raise TwinError(f"unknown silicon revision {opts.revision!r}: one of {', '.join(REVISIONS)}")
     board = Stm32Twin(opts.flash, strict=opts.strict, flash_timing=opts.timing,
-                      temperature_c=opts.temperature)
+                      temperature_c=opts.temperature, hse_hz=0 if opts.no_hse else 8_000_000, vdda=opts.vdda,
+                      revision=REVISIONS[opts.revision], hardware_watchdog=opts.hardware_watchdog,
+                      lsi_hz=opts.lsi_hz, floating=("NSS", "SCK") if opts.floating_nss else ())
     kinds = (*SHOWN, "pin") if opts.pins else SHOWN
 
     def show(ev: Event) -> None:
@@ -128,11 +140,22 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
     p.add_argument("--pins", action="store_true", help="also print pin changes")
     p.add_argument("--temperature", type=float, default=25.0, help="die temperature in C (default 25)")
     p.add_argument("--timing", choices=("typical", "maximum"), default="typical", help="flash timings")
+    p.add_argument("--no-hse", action="store_true", help="no 8 MHz crystal: the clock falls back to the HSI")
+    p.add_argument("--vdda", type=float, default=3.0, help="VDDA in volts (default 3.0, a Discovery board)")
+    p.add_argument("--revision", choices=tuple(REVISIONS), default="2",
+                   help="silicon revision (DBGMCU_IDCODE REV_ID; A has no prefetch)")
+    p.add_argument("--hardware-watchdog", action="store_true",
+                   help="option byte WDG_SW = 0: the watchdog runs from reset")
+    p.add_argument("--lsi-hz", type=int, default=32_000, help="LSI frequency, 17000-47000 (default 32000)")
+    p.add_argument("--floating-nss", action="store_true",
+                   help="no ESP32 on the SPI bus: NSS and SCK float and pick up noise")
     p.add_argument("--no-strict", action="store_true", help="unmodeled accesses read 0 instead of stopping")
     a = p.parse_args(argv)
     return SimOptions(build_dir=a.build_dir, flash=a.flash, bootloader=a.bootloader, slot_a=a.slot_a,
                       slot_b=a.slot_b, run_ms=a.run_ms, realtime=a.realtime, json=a.json, pins=a.pins,
-                      temperature=a.temperature, timing=a.timing, strict=not a.no_strict)
+                      temperature=a.temperature, timing=a.timing, strict=not a.no_strict,
+                      no_hse=a.no_hse, vdda=a.vdda, revision=a.revision,
+                      hardware_watchdog=a.hardware_watchdog, lsi_hz=a.lsi_hz, floating_nss=a.floating_nss)
 
 
 def main(argv: list[str] | None = None) -> int:

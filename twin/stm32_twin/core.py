@@ -36,7 +36,10 @@ MAX_SLICE = 10_000            # instructions per Unicorn call at most
 MASKED_SLICE = 32             # instructions between looks at a masked pending interrupt
 WFI = 0xBF30
 # Timers that can interrupt a busy-wait whatever it polls: interrupts, resets, power.
-WAKE_ALWAYS = frozenset({"systick irq", "iwdg", "power cut", "spi byte", "flash program", "flash erase",
+# Not the watchdog: a wait bounded by an iteration count ends on the chip long before a watchdog
+# that was widened for it (the bootloader waiting for an absent HSE under a hardware watchdog), so a
+# busy-wait runs on towards the watchdog instead of jumping to it.
+WAKE_ALWAYS = frozenset({"systick irq", "power cut", "spi byte", "flash program", "flash erase",
                          "flash mass"})
 EXCP_NAMES = {1: "undefined instruction", 3: "prefetch abort", 4: "data abort", 7: "breakpoint",
               17: "coprocessor access (FPU disabled?)", 18: "invalid state (ARM state / bad EXC_RETURN)",

@@ -34,6 +34,7 @@ ERASED = 0xFF
 
 # FLASH interface registers (RM0090 section 3.9)
 ACR, KEYR, OPTKEYR, SR, CR, OPTCR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+ACR_PRFTEN = 1 << 8
 KEY1, KEY2 = 0x4567_0123, 0xCDEF_89AB          # RM0090 section 3.5.1
 OPTKEY1, OPTKEY2 = 0x0819_2A3B, 0x4C5D_6E7F    # RM0090 section 3.6.2
 SR_EOP, SR_OPERR, SR_WRPERR, SR_PGAERR, SR_PGPERR, SR_PGSERR, SR_BSY = (
@@ -120,6 +121,10 @@ class FlashInterface(Peripheral):
         self.op: FlashOp | None = None
         self.op_count = 0
         self.wrp_sectors: set[int] = set()
+        self.prefetch_allowed = True   # False on silicon revision A (board: revision)
+        # FLASH_OPTCR as loaded from the option bytes at reset (RM0090 3.7.1, 3.9.10): RDP level 0
+        # (0xAA), WDG_SW 1 (software watchdog), BOR off (BOR_LEV 11), nWRP from wrp_sectors.
+        self.option_bytes = 0x0FFF_AAED
         self.op_started: list[Callable[[FlashOp], None]] = []
         self.erased: list[Callable[[FlashOp], None]] = []
         super().__init__(faults)
@@ -128,7 +133,7 @@ class FlashInterface(Peripheral):
         self.acr = 0
         self.sr = 0
         self.cr = CR_LOCK
-        self.optcr = 0x0FFF_AAED
+        self.optcr = self.option_bytes
         self.key_stage = 0
         self.opt_key_stage = 0
         self.lockup = False
@@ -152,6 +157,10 @@ class FlashInterface(Peripheral):
         v = value & mask
         if off == ACR:
             self.acr = self.merge(self.acr, value, mask) & 0x1F07
+            if self.acr & ACR_PRFTEN and not self.prefetch_allowed:
+                # ES0182, revision A: "ART Accelerator prefetch queue instruction is not supported".
+                self.faults.strict_violation(self.base + off, "FLASH_ACR PRFTEN set on silicon revision A "
+                                             "(ES0182: prefetch not supported on revision A)")
         elif off == KEYR:
             self._key(v)
         elif off == OPTKEYR:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from unicorn import Uc
@@ -58,6 +58,7 @@ class Power:
         self.ports = list(ports)
         self.cut_at_op: int | None = None
         self._cut_timer: Timer | None = None
+        self.after_reset: list[Callable[[], None]] = []
         flash.op_started.append(self._flash_op_started)
 
     # -- supply ---------------------------------------------------------------------------------
@@ -141,3 +142,5 @@ class Power:
         pc = int.from_bytes(self.memory.flash_bytes(4, 4), "little")
         cpu.reset_registers(self.uc, sp, pc)
         self.log.emit("reset", {"cause": cause})
+        for hook in self.after_reset:  # the outside world's timers, which a chip reset does not stop
+            hook()

@@ -38,8 +38,8 @@ void reset_handler(void)
 
 void uart_init(void)
 {
-    RCC_AHB1ENR |= 1u << 0;
-    RCC_APB1ENR |= 1u << 17;
+    RCC_AHB1ENR |= 1u << 0; DSB();
+    RCC_APB1ENR |= 1u << 17; DSB();
     GPIOA_MODER = (GPIOA_MODER & ~(3u << 4)) | (2u << 4);
     GPIOA_AFRL = (GPIOA_AFRL & ~(0xFu << 8)) | (7u << 8);
     USART2_BRR = 16; /* 1 Mbaud at 16 MHz: keeps test logs short in virtual time */
@@ -87,6 +87,6 @@ void line(const char *key, uint32_t v)
 
 void leds_init(void)
 {
-    RCC_AHB1ENR |= 1u << 3;
+    RCC_AHB1ENR |= 1u << 3; DSB();
     GPIOD_MODER = (GPIOD_MODER & ~(0xFFu << 24)) | (0x55u << 24);
 }

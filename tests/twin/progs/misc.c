@@ -12,12 +12,12 @@
 int main(void)
 {
     uart_init();
-    RCC_AHB1ENR |= 1u << 12; /* CRC */
+    RCC_AHB1ENR |= 1u << 12; DSB(); /* CRC */
     CRC_CR = 1;
     CRC_DR = 0x12345678u;
     CRC_DR = 0xCAFEBABEu;
     line("crc", CRC_DR);
-    RCC_APB2ENR |= 1u << 8; /* ADC1 */
+    RCC_APB2ENR |= 1u << 8; DSB(); /* ADC1 */
     ADC_CCR |= 1u << 23;    /* TSVREFE */
     ADC1_SMPR1 = 7u << 18;  /* channel 16: 480 cycles */
     ADC1_SQR3 = 16;

@@ -4,6 +4,9 @@
 #include <stdint.h>
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
+/* After a clock enable, a DSB before the block's first access (ES0182 2.1.13; the twin loses an
+ * access inside the window). */
+#define DSB() __asm__ volatile("dsb 0xF" ::: "memory")
 #define RCC_AHB1ENR REG(0x40023830)
 #define RCC_APB1ENR REG(0x40023840)
 #define RCC_APB2ENR REG(0x40023844)

@@ -9,7 +9,7 @@
 int main(void)
 {
     uart_init();
-    RCC_APB1ENR |= 1u << 28; /* PWR */
+    RCC_APB1ENR |= 1u << 28; DSB(); /* PWR */
     PWR_CR |= 1u << 8;       /* DBP: backup domain writable */
     uint32_t boot = RTC_BKP0R + 1u;
     RTC_BKP0R = boot;

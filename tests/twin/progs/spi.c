@@ -25,9 +25,9 @@ int main(void)
 {
     uart_init();
     uint32_t mode = *(volatile uint32_t *)0x08003F00u;
-    RCC_AHB1ENR |= (1u << 1) | (1u << 21); /* GPIOB, DMA1 */
-    RCC_APB1ENR |= 1u << 14;               /* SPI2 */
-    RCC_APB2ENR |= 1u << 14;               /* SYSCFG */
+    RCC_AHB1ENR |= (1u << 1) | (1u << 21); DSB(); /* GPIOB, DMA1 */
+    RCC_APB1ENR |= 1u << 14; DSB();               /* SPI2 */
+    RCC_APB2ENR |= 1u << 14; DSB();               /* SYSCFG */
     GPIOB_AFRH = (GPIOB_AFRH & 0x0000FFFFu) | 0x55550000u;
     GPIOB_MODER = (GPIOB_MODER & 0x00FFFFFFu) | 0xAA000000u; /* PB12-15 AF5 */
     SYSCFG_EXTICR4 = (SYSCFG_EXTICR4 & ~0xFu) | 1u;          /* EXTI12 <- port B */

@@ -24,8 +24,11 @@ MODE_INPUT, MODE_OUTPUT, MODE_AF, MODE_ANALOG = 0, 1, 2, 3
 
 class GpioPort(Peripheral):
     """One GPIO port. Pin level: output pins drive ODR; others read the external level, else
-    the pull resistor (pull-up 1, pull-down 0, floating 0); unpowered, only the external level.
-    Level changes go to ``on_change(port letter, pin, level)``."""
+    the pull resistor (pull-up 1, pull-down 0), else, floating, 0 or, for the pins in
+    ``floating`` (nothing connected, an unpowered chip on the other end), ``noise``: an input with
+    neither driver nor pull picks up whatever couples into it (RM0090 8.3.1 leaves its level
+    undefined), which the board alternates. Unpowered, only the external level. Level changes go
+    to ``on_change(port letter, pin, level)``."""
 
     def __init__(self, faults: Faults, letter: str, supply: Supply,
                  on_change: Callable[[str, int, int], None]) -> None:
@@ -37,6 +40,8 @@ class GpioPort(Peripheral):
         self.base = 0x4002_0000 + 0x400 * index
         self.clock = ("AHB1ENR", index)
         self.external: dict[int, int] = {}  # pin -> level driven from outside
+        self.floating: set[int] = set()      # pins that pick up noise when nothing drives or pulls them
+        self.noise = 0
         self.wakers = frozenset({"deadline"})
         super().__init__(faults)
 
@@ -72,7 +77,10 @@ class GpioPort(Peripheral):
             return out
         if pin in self.external:
             return self.external[pin]
-        return 1 if self._pull(pin) == 1 else 0
+        pull = self._pull(pin)
+        if pull == 0 and pin in self.floating and self.mode(pin) != MODE_ANALOG:
+            return self.noise
+        return 1 if pull == 1 else 0
 
     def _pull(self, pin: int) -> int:
         return (self.r[PUPDR] >> (2 * pin)) & 3

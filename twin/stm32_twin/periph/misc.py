@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..chip import CAL_VDDA, TS_CAL1, TS_CAL1_C, TS_CAL2, TS_CAL2_C, VREFIN_CAL
 from ..events import PS_PER_S, Timer
 from .base import Peripheral
 from .rcc import LSI_HZ
@@ -104,16 +105,22 @@ class Usart(Peripheral):
 
 
 class Iwdg(Peripheral):
-    """Independent watchdog (RM0090 section 19.4): a reset when not reloaded in time."""
+    """Independent watchdog (RM0090 section 19.4): a reset when not reloaded in time.
+
+    ``lsi_hz``: this part's LSI, anywhere in 17-47 kHz (DS8626 table 40, fLSI). ``hardware``: the
+    option byte WDG_SW is 0, so the watchdog runs from every reset with its reset values (/4, RLR
+    0xFFF: 4096 x 4 / fLSI, 0.35-0.96 s) and cannot be stopped (RM0090 19.3.2)."""
 
     name = "IWDG"
     base = 0x4000_3000
     time_variant = frozenset({0x0C})  # SR: the update flags clear after 5 LSI periods
     KR, PR, RLR, SR = 0x00, 0x04, 0x08, 0x0C
 
-    def __init__(self, faults: Faults, time: VirtualTime, control: RunControl) -> None:
+    def __init__(self, faults: Faults, time: VirtualTime, control: RunControl, lsi_hz: int = LSI_HZ) -> None:
         self.time = time
         self.control = control
+        self.lsi_hz = lsi_hz
+        self.hardware = False
         super().__init__(faults)
 
     def reset(self) -> None:
@@ -124,10 +131,13 @@ class Iwdg(Peripheral):
         self.timer: Timer | None = None
         self.busy_until = 0
         self.reload_ps = 0
+        if self.hardware:
+            self.running = True
+            self._reload()
 
     def period_ps(self) -> int:
         div = 4 << min(self.pr, 6)
-        return (self.rlr + 1) * div * PS_PER_S // LSI_HZ
+        return (self.rlr + 1) * div * PS_PER_S // self.lsi_hz
 
     def _reload(self) -> None:
         if self.timer:
@@ -174,7 +184,7 @@ class Iwdg(Peripheral):
                 self.pr = v & 7
             else:
                 self.rlr = v & 0xFFF
-            self.busy_until = self.time.now_ps + 5 * PS_PER_S // LSI_HZ
+            self.busy_until = self.time.now_ps + 5 * PS_PER_S // self.lsi_hz
             return
         if off == self.SR:
             return
@@ -227,10 +237,12 @@ class Crc(Peripheral):
 class Adc(Peripheral):
     """ADC1 single regular conversions and the common registers (RM0090 sections 13.13, 13.14).
 
-    Channel 16 is the temperature sensor: V = V25 + (T - 25) * Avg_Slope with V25 = 0.76 V and
-    Avg_Slope = 2.5 mV/C (DS8626 table 69), 12-bit result against VDDA; channel 17 is VREFINT.
-    ADC2/ADC3 are not modeled. The analog world: ``temperature_c`` (the die), ``inputs`` (volts by
-    channel), ``vdda``.
+    Channel 16 is the temperature sensor: V = V25 + (T - 25) * Avg_Slope with Avg_Slope = 2.5 mV/C
+    and this part's ``v25`` (0.76 V typical, DS8626 table 69); channel 17 is VREFINT (1.21 V
+    typical, table 71); 12-bit results against the board's VDDA (3.0 V on the Discovery board:
+    its 3 V regulator output through a diode). ``factory_calibration`` is what ST measured at
+    3.3 V and stored in system memory (chip.VREFIN_CAL, TS_CAL1, TS_CAL2). ADC2/ADC3 are not
+    modeled. The analog world: ``temperature_c`` (the die), ``inputs`` (volts by channel), ``vdda``.
     """
 
     name = "ADC"
@@ -239,16 +251,29 @@ class Adc(Peripheral):
     clock = ("APB2ENR", 8)
     SR, CR1, CR2, SMPR1, SMPR2, SQR1, SQR2, SQR3, DR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x2C, 0x30, 0x34, 0x4C
     CSR, CCR, CDR = 0x300, 0x304, 0x308
-    V25, SLOPE, VREFINT = 0.76, 0.0025, 1.21
+    SLOPE, VREFINT = 0.0025, 1.21
+    ADCCLK_MAX = 36_000_000   # DS8626 table 66, fADC at VDDA 2.4-3.6 V
     SMP_CYCLES = (3, 15, 28, 56, 84, 112, 144, 480)
 
-    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc, temperature_c: float) -> None:
+    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc, temperature_c: float,
+                 vdda: float = 3.0, v25: float = 0.76) -> None:
         self.time = time
         self.clocks = clocks
         self.temperature_c = temperature_c
         self.inputs: dict[int, float] = {}
-        self.vdda = 3.3
+        self.vdda = vdda
+        self.v25 = v25
         super().__init__(faults)
+
+    def sensor_volts(self, celsius: float) -> float:
+        return self.v25 + (celsius - 25.0) * self.SLOPE
+
+    def factory_calibration(self) -> dict[int, int]:
+        """Address -> 16-bit code, as measured at VDDA 3.3 V (DS8626 tables 70 and 72)."""
+        def code(v: float) -> int:
+            return round(v / CAL_VDDA * 4095)
+        return {VREFIN_CAL: code(self.VREFINT), TS_CAL1: code(self.sensor_volts(TS_CAL1_C)),
+                TS_CAL2: code(self.sensor_volts(TS_CAL2_C))}
 
     def reset(self) -> None:
         self.r = {off: 0 for off in range(0x00, 0x50, 4)}
@@ -259,7 +284,7 @@ class Adc(Peripheral):
         if channel == 16:
             if not self.ccr & (1 << 23):
                 return 0  # TSVREFE off: the sensor is not connected
-            v = self.V25 + (self.temperature_c - 25.0) * self.SLOPE
+            v = self.sensor_volts(self.temperature_c)
         elif channel == 17:
             if not self.ccr & (1 << 23):
                 return 0
@@ -276,6 +301,9 @@ class Adc(Peripheral):
         smp = (self.r[smpr] >> (3 * (channel % 10))) & 7
         prescale = 2 * (((self.ccr >> 16) & 3) + 1)
         adc_hz = self.clocks.pclk2_hz() // prescale
+        if adc_hz > self.ADCCLK_MAX:
+            self.faults.strict_violation(self.base + self.CR2, f"ADCCLK at {adc_hz / 1e6:g} MHz, above "
+                                         f"{self.ADCCLK_MAX / 1e6:g} MHz (DS8626 table 66; ADC_CCR ADCPRE)")
         cycles = self.SMP_CYCLES[smp] + 12
         self.r[self.SR] |= 1 << 4  # STRT
         if self.timer:

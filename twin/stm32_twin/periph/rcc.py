@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from ..chip import HCLK_MAX, PCLK1_MAX, PCLK2_MAX, wait_states_needed
 from ..events import PS_PER_US
 from .base import Peripheral, SimpleRegs
 
@@ -17,6 +19,10 @@ HSI_HZ = 16_000_000
 HSE_STARTUP_PS = 2_000 * PS_PER_US  # tSU(HSE), 8 MHz crystal, typical
 PLL_LOCK_PS = 100 * PS_PER_US       # PLL lock time
 HSI_READY_PS = 2 * PS_PER_US
+# RM0090 7.3.3 SWS: the switch completes a few cycles of both clocks after SW is written, while a
+# prescaler takes effect at once; so SW and the prescalers in one store run the old source through
+# the new prescalers for this long.
+SWITCH_PS = PS_PER_US // 2
 LSI_HZ = 32_000                     # RM0090 section 7.2.5: about 32 kHz
 
 # RCC_CSR reset flags (RM0090 section 7.3.21)
@@ -83,9 +89,12 @@ class Rcc(Peripheral):
         self.hclk_listeners: list[HclkListener] = []
         # The blocks behind the reset bits of RESET_BITS, by name (wired once every block exists).
         self.reset_lines: dict[str, Peripheral] = {}
+        # FLASH_ACR LATENCY in effect (wired by the board): checked against HCLK at each change.
+        self.flash_latency: Callable[[], int] = lambda: 7
         super().__init__(faults)
 
     def reset(self) -> None:
+        self.switch_timer = None
         self.r = {
             CR: 0x0000_0083, PLLCFGR: 0x2400_3010, CFGR: 0, CIR: 0,
             AHB1RSTR: 0, AHB2RSTR: 0, AHB3RSTR: 0, APB1RSTR: 0, APB2RSTR: 0,
@@ -162,17 +171,19 @@ class Rcc(Peripheral):
                 return  # written only while the PLL is off (RM0090 section 7.3.2)
             self.r[PLLCFGR] = self.merge(self.r[PLLCFGR], value, mask & 0x0F43_7FFF)
         elif off == CFGR:
-            before = self.hclk_hz()
-            for listener in self.hclk_listeners:
-                listener.hclk_will_change()
             new = self.merge(self.r[CFGR], value, mask & ~0xC)
+            self._set_cfgr((new & ~0xC) | (self.r[CFGR] & 0xC))
             sw = new & 3
             ready = {0: self.r[CR] & CR_HSIRDY, 1: self.r[CR] & CR_HSERDY, 2: self.r[CR] & CR_PLLRDY}
-            sws = sw if ready.get(sw) else (self.r[CFGR] >> 2) & 3
-            self.r[CFGR] = (new & ~0xC) | (sws << 2)
-            if self.hclk_hz() != before:
-                for listener in self.hclk_listeners:
-                    listener.hclk_changed()
+            if sw != (self.r[CFGR] >> 2) & 3 and ready.get(sw):
+                if self.switch_timer is not None:
+                    self.switch_timer.cancel()
+
+                def switched() -> None:
+                    self.switch_timer = None
+                    if self.r[CFGR] & 3 == sw:
+                        self._set_cfgr((self.r[CFGR] & ~0xC) | (sw << 2))
+                self.switch_timer = self.time.at(self.time.now_ps + SWITCH_PS, switched, "rcc ready")
         elif off in (AHB1RSTR, APB1RSTR, APB2RSTR, AHB2RSTR, AHB3RSTR):
             new = self.merge(self.r[off], value, mask)
             for bit, pname in RESET_BITS.get(off, {}).items():
@@ -196,6 +207,28 @@ class Rcc(Peripheral):
             self.r[off] = self.merge(self.r[off], value, mask)
         else:
             self.unmodeled(off, "write")
+
+    def _set_cfgr(self, value: int) -> None:
+        """A new CFGR (prescalers, or SWS at the end of a switch): HCLK listeners told, the limits
+        checked (DS8626 table 14; RM0090 3.5.1 table 10 for the flash wait states)."""
+        before = self.hclk_hz()
+        for listener in self.hclk_listeners:
+            listener.hclk_will_change()
+        self.r[CFGR] = value
+        if self.hclk_hz() != before:
+            for listener in self.hclk_listeners:
+                listener.hclk_changed()
+        for what, hz, limit in (("HCLK", self.hclk_hz(), HCLK_MAX),
+                                ("PCLK1 (APB1)", self.pclk1_hz(), PCLK1_MAX),
+                                ("PCLK2 (APB2)", self.pclk2_hz(), PCLK2_MAX)):
+            if hz > limit:
+                self.faults.strict_violation(self.base + CFGR, f"{what} at {hz / 1e6:g} MHz, above its "
+                                             f"{limit / 1e6:g} MHz maximum (DS8626 table 14, RM0090 7.3.3)")
+        need = wait_states_needed(self.hclk_hz())
+        if self.flash_latency() < need:
+            self.faults.strict_violation(self.base + CFGR, f"HCLK {self.hclk_hz() / 1e6:g} MHz with "
+                                         f"{self.flash_latency()} flash wait states, {need} needed "
+                                         f"(RM0090 3.5.1 table 10)")
 
     def _osc(self, new: int, old: int, on: int, rdy: int, delay_ps: int, works: bool) -> None:
         if new & on and not old & on and works:

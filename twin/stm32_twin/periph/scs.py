@@ -498,17 +498,19 @@ class Dwt(Peripheral):
 
 
 class Dbgmcu(Peripheral):
-    """DBGMCU (RM0090 section 38.6): IDCODE with DEV_ID 0x413 (chip.py), REV_ID 0x1007 (revision Y)."""
+    """DBGMCU (RM0090 section 38.6): IDCODE with DEV_ID 0x413 (chip.py) and the board's REV_ID
+    (``revision``, chip.REVISIONS; 0x1007 = revision 2 by default)."""
 
     name = "DBGMCU"
     base = 0xE004_2000
+    revision = 0x1007
 
     def reset(self) -> None:
         self.r = {0x04: 0, 0x08: 0, 0x0C: 0}
 
     def read(self, off: int) -> int:
         if off == 0x00:
-            return 0x1007_6000 | DEV_ID  # bits 15:12 (reserved) read 6 on the chip
+            return self.revision << 16 | 0x6000 | DEV_ID  # bits 15:12 (reserved) read 6 on the chip
         if off in self.r:
             return self.r[off]
         return self.unmodeled(off, "read")
