@@ -173,7 +173,8 @@ def test_every_response_frame_is_the_same(fw_build: BuildResult, script: str) ->
             # The twin's SPI slave loses the first transaction of its life (the fake does not):
             # a NOP takes that loss before the script starts.
             exchange(s.port, frame(CMD["NOP"], 0, 0))
-            images = {"b": device.image(1, (1, 1, 0), 3 * CHUNK + 100, build=7),
+            # larger than the real application, so both devices send images of the same size
+            images = {"b": device.image(1, (1, 1, 0), 5 * CHUNK + 100, build=7),
                       "a": device.image(0, (1, 1, 0), 16 * 1024, build=1),
                       "old_b": device.image(1, (1, 0, 0), 16 * 1024, build=7)}
             SCRIPTS[script](s, images)
