@@ -92,7 +92,7 @@ static void __attribute__((noreturn)) jump(uint8_t slot)
     uint32_t sp = vectors[0];
     uint32_t entry = vectors[1];
 
-    uart_flush();
+    uart_handoff(); /* the application sends the lines still in the log ring */
     systick_stop();
     cpu_irq_disable();
     SCB_VTOR = fa->base;
