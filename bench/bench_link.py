@@ -127,8 +127,14 @@ class BootFigures:
 
 
 def _app_up(twin: Stm32Twin) -> None:
+    """READY, and the log lines so far sent (they drain from a RAM ring after the jump)."""
     if not twin.wait_pin("READY", 1, 5000):
         raise SystemExit("bench: the application did not come up")
+    for _ in range(500):
+        if twin.usart2.sr & twin.usart2.SR_TC:
+            return
+        twin.run(ms=1)
+    raise SystemExit("bench: USART2 still sending 500 ms after READY")
 
 
 def bench_boot(build_dir: Path, image_b: bytes) -> BootFigures:

@@ -257,6 +257,13 @@ static void running_confirmed(const struct agent *ag, struct fota_meta_record *r
 {
     struct fw_version ver = version_of(&ag->running);
     journal_record(rec, ag->running_slot, FOTA_META_STATE_CONFIRMED, 0, result, ag->running_slot, &ver);
+    /* The bootloader's "validate once": with this CRC it checks the running image by a CRC pass
+     * instead of its SHA-256 on later boots. The running image passed the SHA-256 at agent_init
+     * (and the trial boot's). A failed pass leaves 0: full validation on every boot. */
+    if (ag->slot[ag->running_slot].state == FOTA_SLOT_STATE_VALID &&
+        image_crc(ag->running_slot, ag->slot[ag->running_slot].image_size, &rec->mr_image_crc) != FOTA_OK) {
+        rec->mr_image_crc = 0u;
+    }
 }
 
 /* Erase the sectors of the slot that [0, size) touches, skipping those already erased there. */

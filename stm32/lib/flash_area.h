@@ -22,6 +22,9 @@ struct flash_port {
     int (*program)(uint32_t addr, const uint8_t *src, size_t words);
     /* Erase one sector by number (RM0090 table 5). */
     int (*erase_sector)(uint32_t sector);
+    /* Optional: crc32_words_update(CRC32_WORDS_INIT, flash at addr, words) by a faster means (the
+     * chip's CRC unit); NULL: fa_crc computes it from read(). */
+    uint32_t (*crc_words)(uint32_t addr, size_t words);
 };
 
 /* The programming rule every port applies to a word holding `old` that is to become `value`
@@ -68,6 +71,8 @@ int fa_write(const struct flash_area *fa, uint32_t off, const void *src, size_t 
 int fa_erase(const struct flash_area *fa, uint32_t off, size_t len);
 /* Number of sectors that [off, off + len) touches. */
 uint32_t fa_sectors_touched(const struct flash_area *fa, uint32_t off, size_t len);
+/* crc32_words_update(CRC32_WORDS_INIT, ...) of [off, off + len), len and off multiples of 4. */
+int fa_crc(const struct flash_area *fa, uint32_t off, size_t len, uint32_t *crc);
 /* 1 when [off, off + len) reads all 0xFF. */
 int fa_is_erased(const struct flash_area *fa, uint32_t off, size_t len);
 

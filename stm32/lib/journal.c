@@ -117,7 +117,6 @@ static void finish_record(const struct journal_state *st, struct fota_meta_recor
     rec->mr_magic = FOTA_META_RECORD_MAGIC;
     rec->mr_seq = st->have_record ? st->latest.mr_seq + 1u : 1u;
     memset(rec->mr_reserved, 0, sizeof(rec->mr_reserved));
-    rec->mr_reserved2 = 0;
     rec->mr_crc32 = crc32_update(0, rec, REC_CRC_SPAN);
 }
 
