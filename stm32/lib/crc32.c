@@ -54,11 +54,9 @@ uint32_t crc32_words_update(uint32_t crc, const void *data, size_t words)
 {
     const uint8_t *p = data;
     while (words--) {
-        crc ^= (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+        crc = crc32_word_step(crc, (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+                                       ((uint32_t)p[3] << 24));
         p += 4;
-        for (int bit = 0; bit < 32; bit++) {
-            crc = (crc & 0x80000000u) != 0u ? (crc << 1) ^ 0x04C11DB7u : crc << 1;
-        }
     }
     return crc;
 }

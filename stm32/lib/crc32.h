@@ -15,4 +15,14 @@ uint32_t crc32_update(uint32_t crc, const void *data, size_t len);
 #define CRC32_WORDS_INIT 0xFFFFFFFFu
 uint32_t crc32_words_update(uint32_t crc, const void *data, size_t words);
 
+/* One word of crc32_words_update, inline (usable from SRAM code while the flash programs). */
+static inline __attribute__((always_inline)) uint32_t crc32_word_step(uint32_t crc, uint32_t word)
+{
+    crc ^= word;
+    for (int bit = 0; bit < 32; bit++) {
+        crc = (crc & 0x80000000u) != 0u ? (crc << 1) ^ 0x04C11DB7u : crc << 1;
+    }
+    return crc;
+}
+
 #endif /* FOTA_CRC32_H */

@@ -20,6 +20,7 @@ static const struct flash_area areas[] = {
 #define AREA_COUNT (sizeof(areas) / sizeof(areas[0]))
 
 static const struct flash_port *port;
+struct fa_idle_hook fa_idle;
 
 const struct fa_sector *fa_sector(uint32_t n)
 {

@@ -3,8 +3,10 @@
  * Makefile builds it with -O2. tests/c checks it against the FIPS example vectors and against
  * Python's hashlib on random lengths. */
 #include "sha256.h"
+#include "lib_ramfunc.h"
 
-static const uint32_t k256[64] = {
+/* In SRAM (LIB_RAMDATA), where compress (a LIB_RAMFUNC) reads it while the flash programs. */
+static const uint32_t k256[64] LIB_RAMDATA = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u, 0xab1c5ed5u,
     0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu, 0x9bdc06a7u, 0xc19bf174u,
     0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu, 0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau,
@@ -17,7 +19,7 @@ static const uint32_t k256[64] = {
 
 static inline uint32_t ror(uint32_t x, unsigned n) { return (x >> n) | (x << (32u - n)); }
 
-static void compress(uint32_t state[8], const uint8_t block[64])
+LIB_RAMFUNC static void compress(uint32_t state[8], const uint8_t block[64])
 {
     uint32_t w[64];
     for (unsigned i = 0; i < 16; i++) {
@@ -89,6 +91,16 @@ void sha256_update(struct sha256_ctx *ctx, const void *data, size_t len)
         ctx->block[ctx->used++] = *p++;
         len--;
     }
+}
+
+LIB_RAMFUNC int sha256_block(struct sha256_ctx *ctx, const uint8_t block[64])
+{
+    if (ctx->used != 0u) {
+        return 0;
+    }
+    compress(ctx->state, block);
+    ctx->bytes += 64u;
+    return 1;
 }
 
 void sha256_final(struct sha256_ctx *ctx, uint8_t digest[32])

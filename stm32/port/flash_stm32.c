@@ -101,6 +101,9 @@ RAMFUNC static int flash_program(uint32_t addr, const uint8_t *src, size_t words
             }
             dst[i] = value;
             __asm__ volatile("dsb 0xF" ::: "memory");
+            if (fa_idle.fn != NULL) {
+                fa_idle.fn(fa_idle.ctx); /* SRAM work while the word programs (flash_area.h) */
+            }
             rc = wait_not_busy(T_PROG_WORD_MAX_US);
             if (rc == FOTA_OK && (FLASH_SR & FLASH_SR_ERRORS) != 0u) {
                 rc = FOTA_E_FLASH;
