@@ -348,6 +348,7 @@ static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct 
     }
     /* A new session. Until the erase has succeeded it counts as failed. */
     memset(s, 0, sizeof(*s));
+    ag->job_active = 0;
     s->target = br.br_target_slot;
     s->flags = br.br_flags;
     s->size = br.br_image_size;
@@ -480,9 +481,13 @@ LIB_RAMFUNC static void digest_idle(void *ctx)
                                                    ((uint32_t)p[3] << 24));
         s->crc_off += 4u;
     }
-    /* Never across ii_image_size: the fork is digest_catch_up's. */
-    if (s->sha_off + 64u <= end && (s->image_sha_taken || s->sha_off + 64u <= s->info.ii_image_size) &&
-        sha256_block(&s->file_sha, ag->dig_data + (s->sha_off - ag->dig_off))) {
+    /* A quarter of a block per call (about 1 500 cycles); never across ii_image_size: the fork
+     * is digest_catch_up's. */
+    if (!ag->job_active && s->sha_off + 64u <= end &&
+        (s->image_sha_taken || s->sha_off + 64u <= s->info.ii_image_size)) {
+        ag->job_active = (uint8_t)sha256_job_start(&s->file_sha, &ag->job, ag->dig_data + (s->sha_off - ag->dig_off));
+    } else if (ag->job_active && sha256_job_step(&s->file_sha, &ag->job, 16u)) {
+        ag->job_active = 0;
         s->sha_off += 64u;
     }
 }
@@ -492,6 +497,11 @@ static void digest_catch_up(struct agent *ag)
     struct agent_session *s = &ag->s;
     uint32_t end = ag->dig_off + ag->dig_len;
     uint32_t isz = s->info.ii_image_size;
+    if (ag->job_active) {
+        (void)sha256_job_step(&s->file_sha, &ag->job, 64u);
+        ag->job_active = 0;
+        s->sha_off += 64u;
+    }
     while (s->sha_off < end || (!s->image_sha_taken && s->sha_off == isz)) {
         if (!s->image_sha_taken && s->sha_off == isz) {
             s->image_sha = s->file_sha;

@@ -116,6 +116,8 @@ struct agent {
     const uint8_t *dig_data;
     uint32_t dig_off;
     uint32_t dig_len;
+    struct sha256_job job;            /* the block of file_sha in progress at s.sha_off */
+    uint8_t job_active;
     uint8_t reset_pending;
     uint32_t reset_at;
     struct agent_stats stats;
