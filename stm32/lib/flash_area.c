@@ -70,6 +70,14 @@ int fa_read(const struct flash_area *fa, uint32_t off, void *dst, size_t len)
     return port->read(fa->base + off, dst, len);
 }
 
+const void *fa_mapped(const struct flash_area *fa, uint32_t off, size_t len)
+{
+    if (!in_bounds(fa, off, len) || !port->mapped) {
+        return NULL;
+    }
+    return (const void *)(uintptr_t)(fa->base + off);
+}
+
 int fa_crc(const struct flash_area *fa, uint32_t off, size_t len, uint32_t *crc)
 {
     if (!in_bounds(fa, off, len) || crc == NULL || (off % 4u) != 0u || (len % 4u) != 0u) {

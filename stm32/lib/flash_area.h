@@ -25,6 +25,8 @@ struct flash_port {
     /* Optional: crc32_words_update(CRC32_WORDS_INIT, flash at addr, words) by a faster means (the
      * chip's CRC unit); NULL: fa_crc computes it from read(). */
     uint32_t (*crc_words)(uint32_t addr, size_t words);
+    /* Optional: the flash is memory-mapped, so an absolute address can be read in place. */
+    int mapped;
 };
 
 /* Work to do while the flash programs: the port calls fa_idle.fn(fa_idle.ctx) (when set) once for
@@ -82,6 +84,9 @@ int fa_write(const struct flash_area *fa, uint32_t off, const void *src, size_t 
 int fa_erase(const struct flash_area *fa, uint32_t off, size_t len);
 /* Number of sectors that [off, off + len) touches. */
 uint32_t fa_sectors_touched(const struct flash_area *fa, uint32_t off, size_t len);
+/* [off, off + len) in place when the port's flash is memory-mapped (and the range is in bounds),
+ * else NULL: then read it with fa_read. Saves a copy in scans of a whole sector. */
+const void *fa_mapped(const struct flash_area *fa, uint32_t off, size_t len);
 /* crc32_words_update(CRC32_WORDS_INIT, ...) of [off, off + len), len and off multiples of 4. */
 int fa_crc(const struct flash_area *fa, uint32_t off, size_t len, uint32_t *crc);
 /* 1 when [off, off + len) reads all 0xFF. */

@@ -185,4 +185,5 @@ const struct flash_port flash_stm32_port = {
     .program = flash_program,
     .erase_sector = flash_erase_sector,
     .crc_words = flash_crc_words,
+    .mapped = 1,
 };
