@@ -381,6 +381,33 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
         raise Exit("sim: the firmware faulted (see above)", code=status)
 
 
+@task(help={
+    "device": "the ESP32's serial port (its USB UART: the bridge's fota: lines)",
+    "stm32": "the serial port of a USB-serial adapter on the STM32's PA2 (USART2: boot: and app: lines)",
+    "seconds": "stop after this many seconds (default: run until Ctrl-C)",
+})
+def monitor(c: Context, device: str = "", stm32: str = "", seconds: float = 0.0) -> None:
+    """Show the ESP32 console and the STM32's USART2 side by side, with timestamps."""
+    import threading
+
+    from stm32_fota.monitor import Console, MonitorError
+    from stm32_fota.monitor import monitor as run_monitor
+
+    consoles = ([Console("esp32", device)] if device else []) + ([Console("stm32", stm32)] if stm32 else [])
+    if not consoles:
+        raise Exit("monitor: give --device PORT (the ESP32) and/or --stm32 PORT (USB-serial adapter on PA2)",
+                   code=2)
+    stop = threading.Event()
+    if seconds:
+        threading.Timer(seconds, stop.set).start()
+    try:
+        run_monitor(consoles, lambda line: print(line, flush=True), stop)
+    except MonitorError as e:
+        raise _fail(e) from None
+    except KeyboardInterrupt:
+        stop.set()
+
+
 @task(name="sim-esp32", help={
     "flash": "the STM32 twin's flash file, kept between runs (programmed from the build when missing)",
     "build_dir": f"firmware build for a new flash file (default {BUILD_DIR}/)",

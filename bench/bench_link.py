@@ -10,11 +10,13 @@ timings, SPI at 10.5 MHz), with the reference master (fota_lab.master) driving t
 1. for images of 64, 128 and 256 KB written into slot B (whose sectors hold old data, so they must
    be erased): the time from BEGIN to the end of ACTIVATE, the flash lower bound for the same
    image (erase of every sector it touches + 16 us per 32-bit word) and their ratio (target
-   <= 1.05), the split per phase, and the SPI bytes clocked per image byte (target <= 1.03);
+   <= 1.01), the split per phase, and the SPI bytes clocked per image byte (target <= 1.03);
 2. the boot time from reset to the application's first instruction: the very first boot of a
    fresh device (the bootloader appends the first-boot record), a confirmed image (the second boot,
    which appends nothing) and the first trial boot after ACTIVATE (the bootloader validates both
-   slots and appends a journal record on a trial boot).
+   slots and appends a journal record on a trial boot); and the confirmed boot of a slot A image
+   padded to 252 KB (target <= 5 ms for any size: the bootloader checks a confirmed image by the
+   CRC unit, not by its SHA-256).
 
 The images are the real v1.1.0 slot-B application padded with pseudo-random bytes to the size
 (0xFF padding would be skipped by the flash layer and flatter the figures).
@@ -127,8 +129,14 @@ class BootFigures:
 
 
 def _app_up(twin: Stm32Twin) -> None:
+    """READY, and the log lines so far sent (they drain from a RAM ring after the jump)."""
     if not twin.wait_pin("READY", 1, 5000):
         raise SystemExit("bench: the application did not come up")
+    for _ in range(500):
+        if twin.usart2.sr & twin.usart2.SR_TC:
+            return
+        twin.run(ms=1)
+    raise SystemExit("bench: USART2 still sending 500 ms after READY")
 
 
 def bench_boot(build_dir: Path, image_b: bytes) -> BootFigures:
@@ -151,6 +159,23 @@ def bench_boot(build_dir: Path, image_b: bytes) -> BootFigures:
     trial = _first_instruction_ms(twin, 1, lambda: twin.reset_pin())
     twin.close()
     return BootFigures(first, confirmed, trial)
+
+
+def bench_boot_big(build_dir: Path, size: int) -> float:
+    """Confirmed boot (the second boot) of slot A's image padded to ``size`` bytes."""
+    twin = Stm32Twin()
+    twin.load_build(build_dir, slot_b=False)
+    region = LAYOUT.region("slot_a")
+    image = padded_image((build_dir / "slot-a.bin").read_bytes(), size)
+    twin.write_flash(region.base - LAYOUT.flash_base, image)
+    _first_instruction_ms(twin, 0, twin.power_on)
+    _app_up(twin)
+    ms = _first_instruction_ms(twin, 0, lambda: twin.reset_pin())
+    _app_up(twin)
+    if not any(line.startswith("boot: jump slot A") and "(confirmed)" in line for line in twin.uart_lines):
+        raise SystemExit("bench: the padded image did not boot confirmed")
+    twin.close()
+    return ms
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,18 +208,23 @@ def main(argv: list[str] | None = None) -> int:
             figures += [
                 Figure(group=UPDATE, name=f"{kb} KB into slot B ({f.sectors} sectors)",
                        value=round(f.measured_ms / 1000, 3), unit="s",
-                       notes=f"lower bound {f.bound_ms / 1000:.3f} s, ratio {f.ratio:.3f} (target <= 1.05)"),
+                       notes=f"lower bound {f.bound_ms / 1000:.3f} s, ratio {f.ratio:.3f} (target <= 1.01)"),
                 Figure(group="wire efficiency", name=f"{kb} KB image", value=round(f.wire_per_byte, 4),
                        unit="SPI bytes per image byte", notes="target <= 1.03"),
             ]
         b = bench_boot(base, app)
-        print(f"worst ratio {worst:.3f} (target <= 1.05)")
+        print(f"worst ratio {worst:.3f} (target <= 1.01)")
         print(f"boot, reset to the application's first instruction (+-0.06 ms): confirmed image "
               f"{b.confirmed_ms:.1f} ms, first trial boot {b.trial_ms:.1f} ms, first boot of a fresh "
               f"device (first-boot record) {b.first_ms:.1f} ms")
+        big_kb = 252
+        big_ms = bench_boot_big(base, big_kb * KB)
+        print(f"confirmed boot of a {big_kb} KB image: {big_ms:.1f} ms (target <= 5 ms)")
         figures += [Figure(group=BOOT, name=name, value=round(ms, 1), unit="ms", notes="+-0.06 ms")
                     for name, ms in (("confirmed image", b.confirmed_ms), ("first trial boot", b.trial_ms),
                                      ("first boot of a fresh device", b.first_ms))]
+        figures.append(Figure(group=BOOT, name=f"confirmed image of {big_kb} KB", value=round(big_ms, 1),
+                              unit="ms", notes="+-0.06 ms, target <= 5 ms (CRC unit over the image)"))
     if args.json:
         write(args.json, "link", figures)
     return 0

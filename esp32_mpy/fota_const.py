@@ -141,4 +141,4 @@ IMAGE_TRAILER_SIZE = const(128)
 IMAGE_TRAILER_FIELDS = ('magic', 'format', 'sig_type', 'trailer_size', 'reserved0', 'sha256', 'signature', 'reserved1')
 META_RECORD_FMT = '<IIBBBBB3sBBHIII'
 META_RECORD_SIZE = const(32)
-META_RECORD_FIELDS = ('magic', 'seq', 'active_slot', 'state', 'attempts_left', 'last_result', 'prev_slot', 'reserved', 'ver_major', 'ver_minor', 'ver_patch', 'build', 'reserved2', 'crc32')
+META_RECORD_FIELDS = ('magic', 'seq', 'active_slot', 'state', 'attempts_left', 'last_result', 'prev_slot', 'reserved', 'ver_major', 'ver_minor', 'ver_patch', 'build', 'image_crc', 'crc32')

@@ -19,6 +19,7 @@
 #include "fota_proto.h"
 #include "image.h"
 #include "journal.h"
+#include "sha256.h"
 
 /* The agent's one error type towards the application (agent_init, agent_confirm,
  * agent_last_error). The lower layers' codes (enum fota_err of flash, journal and image) are
@@ -58,6 +59,17 @@ struct agent_session {
     uint32_t next;    /* next offset expected (bytes accepted so far) */
     uint8_t sha256[32];
     struct fota_image_info info;  /* BEGIN's copy of the information block */
+    /* Digests of the received stream, in order (agent.c, "digest"): SHA-256 of the whole file
+     * and, forked at ii_image_size, of the image; the CRC-unit CRC of the file's words. */
+    struct sha256_ctx file_sha;
+    struct sha256_ctx image_sha;
+    uint8_t image_sha_taken;      /* image_sha holds [0, ii_image_size) */
+    uint8_t digests_final;        /* file_digest and image_digest are set */
+    uint32_t sha_off;             /* bytes hashed into file_sha */
+    uint32_t crc_off;             /* bytes in rx_crc */
+    uint32_t rx_crc;
+    uint8_t file_digest[32];
+    uint8_t image_digest[32];
 };
 
 struct agent_cached {
@@ -100,6 +112,12 @@ struct agent {
     uint32_t pend_len;
     uint16_t pend_seq;
     uint8_t pend;
+    /* The chunk being programmed, for the digest work done while the flash programs it. */
+    const uint8_t *dig_data;
+    uint32_t dig_off;
+    uint32_t dig_len;
+    struct sha256_job job;            /* the block of file_sha in progress at s.sha_off */
+    uint8_t job_active;
     uint8_t reset_pending;
     uint32_t reset_at;
     struct agent_stats stats;

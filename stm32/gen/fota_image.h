@@ -92,7 +92,7 @@ struct fota_meta_record {
     uint8_t mr_ver_minor;
     uint16_t mr_ver_patch;
     uint32_t mr_build;
-    uint32_t mr_reserved2; /* 0 */
+    uint32_t mr_image_crc; /* CONFIRMED records: CRC of the active slot's image and trailer by the STM32 CRC unit (CRC-32/MPEG-2 of the little-endian words), taken after a full validation; 0 = none */
     uint32_t mr_crc32; /* CRC-32 (IEEE 802.3, as zlib) of the 28 bytes before it */
 };
 _Static_assert(sizeof(struct fota_meta_record) == 32u, "fota_meta_record size");
@@ -108,7 +108,7 @@ _Static_assert(offsetof(struct fota_meta_record, mr_ver_major) == 16u, "fota_met
 _Static_assert(offsetof(struct fota_meta_record, mr_ver_minor) == 17u, "fota_meta_record.ver_minor offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_ver_patch) == 18u, "fota_meta_record.ver_patch offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_build) == 20u, "fota_meta_record.build offset");
-_Static_assert(offsetof(struct fota_meta_record, mr_reserved2) == 24u, "fota_meta_record.reserved2 offset");
+_Static_assert(offsetof(struct fota_meta_record, mr_image_crc) == 24u, "fota_meta_record.image_crc offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_crc32) == 28u, "fota_meta_record.crc32 offset");
 
 

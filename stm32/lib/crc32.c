@@ -50,6 +50,17 @@ static const uint32_t crc_table[256] = {
     0xB40BBE37u, 0xC30C8EA1u, 0x5A05DF1Bu, 0x2D02EF8Du,
 };
 
+uint32_t crc32_words_update(uint32_t crc, const void *data, size_t words)
+{
+    const uint8_t *p = data;
+    while (words--) {
+        crc = crc32_word_step(crc, (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+                                       ((uint32_t)p[3] << 24));
+        p += 4;
+    }
+    return crc;
+}
+
 uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;

@@ -1,6 +1,7 @@
 /* Flash areas over offsets, bounds-checked, on top of a flash_port (flash_area.h). The layout
  * comes from the generated fota_layout.h (host/stm32_fota/spec/layout.toml). */
 #include "flash_area.h"
+#include "crc32.h"
 #include "fota_layout.h"
 
 /* RM0090 table 5 (single bank, 1 MB): from the spec. */
@@ -19,6 +20,7 @@ static const struct flash_area areas[] = {
 #define AREA_COUNT (sizeof(areas) / sizeof(areas[0]))
 
 static const struct flash_port *port;
+struct fa_idle_hook fa_idle;
 
 const struct fa_sector *fa_sector(uint32_t n)
 {
@@ -66,6 +68,38 @@ int fa_read(const struct flash_area *fa, uint32_t off, void *dst, size_t len)
         return FOTA_OK;
     }
     return port->read(fa->base + off, dst, len);
+}
+
+const void *fa_mapped(const struct flash_area *fa, uint32_t off, size_t len)
+{
+    if (!in_bounds(fa, off, len) || !port->mapped) {
+        return NULL;
+    }
+    return (const void *)(uintptr_t)(fa->base + off);
+}
+
+int fa_crc(const struct flash_area *fa, uint32_t off, size_t len, uint32_t *crc)
+{
+    if (!in_bounds(fa, off, len) || crc == NULL || (off % 4u) != 0u || (len % 4u) != 0u) {
+        return FOTA_E_ARG;
+    }
+    if (port->crc_words != NULL) {
+        *crc = port->crc_words(fa->base + off, len / 4u);
+        return FOTA_OK;
+    }
+    uint32_t c = CRC32_WORDS_INIT;
+    uint8_t buf[256];
+    for (uint32_t done = 0; done < len;) {
+        uint32_t n = len - done < sizeof(buf) ? (uint32_t)(len - done) : (uint32_t)sizeof(buf);
+        int rc = port->read(fa->base + off + done, buf, n);
+        if (rc != FOTA_OK) {
+            return rc;
+        }
+        c = crc32_words_update(c, buf, n / 4u);
+        done += n;
+    }
+    *crc = c;
+    return FOTA_OK;
 }
 
 int fa_write(const struct flash_area *fa, uint32_t off, const void *src, size_t len)

@@ -1,5 +1,6 @@
 /* Slot image validation (docs/image-format.md). Cheap checks first, the SHA-256 over the whole
- * image last. The slot is only read, through the flash-area API. */
+ * image last; or, for an image validated before (a CONFIRMED journal record holds its CRC), the
+ * CRC unit's pass instead of the SHA-256. The slot is only read, through the flash-area API. */
 #include <string.h>
 #include "fota_layout.h"
 #include "image.h"
@@ -58,7 +59,23 @@ static int check_hash(const struct flash_area *fa, uint32_t image_size, const st
     return memcmp(digest, expected, sizeof(digest)) == 0 ? IMAGE_OK : IMAGE_BAD_HASH;
 }
 
-static uint8_t validate(uint8_t slot, struct image_summary *sum, uint8_t *file_digest)
+enum check {
+    CHECK_HASH,   /* SHA-256 against the trailer */
+    CHECK_CRC,    /* CRC of image + trailer against the expected value */
+    CHECK_HEADER, /* the cheap checks only */
+};
+
+static uint8_t check_crc(const struct flash_area *fa, uint32_t image_size, uint32_t expected)
+{
+    uint32_t crc;
+    if (fa_crc(fa, 0, image_size + sizeof(struct fota_image_trailer), &crc) != FOTA_OK) {
+        return IMAGE_READ_ERROR;
+    }
+    return expected != 0u && crc == expected ? IMAGE_OK : IMAGE_BAD_CRC;
+}
+
+static uint8_t validate(uint8_t slot, struct image_summary *sum, enum check check, uint32_t crc,
+                        uint8_t *file_digest)
 {
     const struct flash_area *fa = fa_slot(slot);
     struct fota_image_info ii;
@@ -107,13 +124,21 @@ static uint8_t validate(uint8_t slot, struct image_summary *sum, uint8_t *file_d
     if (fault != IMAGE_OK) {
         return fault;
     }
-    return (uint8_t)check_hash(fa, size, &tr, file_digest);
+    switch (check) {
+    case CHECK_CRC:
+        return check_crc(fa, size, crc);
+    case CHECK_HEADER:
+        return IMAGE_NOT_CHECKED;
+    default:
+        return (uint8_t)check_hash(fa, size, &tr, file_digest);
+    }
 }
 
-static int summarise(uint8_t slot, struct image_summary *sum, uint8_t *file_digest)
+static int summarise(uint8_t slot, struct image_summary *sum, enum check check, uint32_t crc,
+                     uint8_t *file_digest)
 {
     memset(sum, 0, sizeof(*sum));
-    sum->fault = validate(slot, sum, file_digest);
+    sum->fault = validate(slot, sum, check, crc, file_digest);
     switch (sum->fault) {
     case IMAGE_OK:
         sum->state = FOTA_SLOT_STATE_VALID;
@@ -129,14 +154,34 @@ static int summarise(uint8_t slot, struct image_summary *sum, uint8_t *file_dige
 
 int image_validate(uint8_t slot, struct image_summary *sum)
 {
-    return summarise(slot, sum, NULL);
+    return summarise(slot, sum, CHECK_HASH, 0u, NULL);
+}
+
+int image_validate_crc(uint8_t slot, uint32_t crc, struct image_summary *sum)
+{
+    return summarise(slot, sum, CHECK_CRC, crc, NULL);
+}
+
+int image_inspect(uint8_t slot, struct image_summary *sum)
+{
+    return summarise(slot, sum, CHECK_HEADER, 0u, NULL);
+}
+
+int image_crc(uint8_t slot, uint32_t image_size, uint32_t *crc)
+{
+    *crc = 0u;
+    const struct flash_area *fa = fa_slot(slot);
+    if (fa == NULL || image_size > fa->size - sizeof(struct fota_image_trailer)) {
+        return FOTA_E_ARG;
+    }
+    return fa_crc(fa, 0, image_size + sizeof(struct fota_image_trailer), crc);
 }
 
 int image_validate_file(uint8_t slot, struct image_summary *sum, uint8_t file_sha256[32], int *hashed)
 {
     *hashed = 0;
     memset(file_sha256, 0, 32);
-    int rc = summarise(slot, sum, file_sha256);
+    int rc = summarise(slot, sum, CHECK_HASH, 0u, file_sha256);
     *hashed = sum->fault == IMAGE_OK || sum->fault == IMAGE_BAD_HASH;
     return rc;
 }
@@ -173,6 +218,10 @@ const char *image_fault_str(uint8_t fault)
         return "bad-vectors";
     case IMAGE_READ_ERROR:
         return "read-error";
+    case IMAGE_BAD_CRC:
+        return "crc-mismatch";
+    case IMAGE_NOT_CHECKED:
+        return "not-checked";
     default:
         return "?";
     }

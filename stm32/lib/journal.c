@@ -54,17 +54,24 @@ int journal_scan(const struct flash_area *fa, struct journal_state *st)
 {
     /* Read a few records at a time: the whole sector is scanned on every boot (a cut-short erase
      * can leave old records anywhere), so this loop is part of the boot time. */
-    uint32_t words[8u * REC_WORDS];
+    uint32_t buf[8u * REC_WORDS];
     memset(st, 0, sizeof(*st));
     if (fa == NULL) {
         return FOTA_E_ARG;
     }
-    for (uint32_t base = 0; base + REC_SIZE <= fa->size; base += sizeof(words)) {
+    /* Memory-mapped flash (the chip) is scanned in place, without a copy. */
+    const uint32_t *mapped = fa_mapped(fa, 0, fa->size);
+    for (uint32_t base = 0; base + REC_SIZE <= fa->size; base += sizeof(buf)) {
         uint32_t n = (fa->size - base) / REC_SIZE;
         n = n < 8u ? n : 8u;
-        int rc = fa_read(fa, base, words, n * REC_SIZE);
-        if (rc != FOTA_OK) {
-            return rc;
+        const uint32_t *words = buf;
+        if (mapped != NULL) {
+            words = mapped + base / 4u;
+        } else {
+            int rc = fa_read(fa, base, buf, n * REC_SIZE);
+            if (rc != FOTA_OK) {
+                return rc;
+            }
         }
         for (uint32_t i = 0; i < n; i++) {
             if (record_erased(&words[i * REC_WORDS])) {
@@ -117,7 +124,6 @@ static void finish_record(const struct journal_state *st, struct fota_meta_recor
     rec->mr_magic = FOTA_META_RECORD_MAGIC;
     rec->mr_seq = st->have_record ? st->latest.mr_seq + 1u : 1u;
     memset(rec->mr_reserved, 0, sizeof(rec->mr_reserved));
-    rec->mr_reserved2 = 0;
     rec->mr_crc32 = crc32_update(0, rec, REC_CRC_SPAN);
 }
 

@@ -39,7 +39,8 @@ struct journal_state {
 /* The one builder of a record's contents: `slot` becomes the active slot, in `state`
  * (META_STATE_*) with `attempts` trial boots left; `result` is the outcome of the last update
  * (RESULT_*), `prev` the slot to go back to, `ver` the version of the image in `slot`. Sequence,
- * magic, reserved fields and CRC are journal_append's (and journal_compact's). */
+ * magic, reserved fields and CRC are journal_append's (and journal_compact's); mr_image_crc starts
+ * 0 (none) and is set by the writer of a CONFIRMED record that knows it (image_crc). */
 static inline void journal_record(struct fota_meta_record *rec, uint8_t slot, uint8_t state, uint8_t attempts,
                                   uint8_t result, uint8_t prev, const struct fw_version *ver)
 {

@@ -3,8 +3,11 @@
  * Makefile builds it with -O2. tests/c checks it against the FIPS example vectors and against
  * Python's hashlib on random lengths. */
 #include "sha256.h"
+#include "lib_ramfunc.h"
 
-static const uint32_t k256[64] = {
+/* In SRAM (LIB_RAMDATA), where sha256_job_step (a LIB_RAMFUNC) reads it while the flash
+ * programs. */
+static const uint32_t k256[64] LIB_RAMDATA = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u, 0xab1c5ed5u,
     0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu, 0x9bdc06a7u, 0xc19bf174u,
     0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu, 0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau,
@@ -89,6 +92,81 @@ void sha256_update(struct sha256_ctx *ctx, const void *data, size_t len)
         ctx->block[ctx->used++] = *p++;
         len--;
     }
+}
+
+LIB_RAMFUNC int sha256_job_start(const struct sha256_ctx *ctx, struct sha256_job *job, const uint8_t block[64])
+{
+    if (ctx->used != 0u) {
+        return 0;
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        job->w[i] = ((uint32_t)block[4 * i] << 24) | ((uint32_t)block[4 * i + 1] << 16) |
+                    ((uint32_t)block[4 * i + 2] << 8) | (uint32_t)block[4 * i + 3];
+    }
+    /* One by one: a copy loop could become a call of memcpy, which lives in flash. */
+    job->v[0] = ctx->state[0];
+    job->v[1] = ctx->state[1];
+    job->v[2] = ctx->state[2];
+    job->v[3] = ctx->state[3];
+    job->v[4] = ctx->state[4];
+    job->v[5] = ctx->state[5];
+    job->v[6] = ctx->state[6];
+    job->v[7] = ctx->state[7];
+    job->round = 0;
+    return 1;
+}
+
+LIB_RAMFUNC int sha256_job_step(struct sha256_ctx *ctx, struct sha256_job *job, uint32_t rounds)
+{
+    uint32_t *w = job->w;
+    uint32_t a = job->v[0], b = job->v[1], c = job->v[2], d = job->v[3];
+    uint32_t e = job->v[4], f = job->v[5], g = job->v[6], h = job->v[7];
+    uint32_t i = job->round;
+    uint32_t stop = i + rounds < 64u ? i + rounds : 64u;
+    for (; i < stop; i++) {
+        uint32_t wi;
+        if (i < 16u) {
+            wi = w[i];
+        } else {
+            uint32_t w15 = w[(i - 15u) & 15u], w2 = w[(i - 2u) & 15u];
+            uint32_t s0 = ror(w15, 7) ^ ror(w15, 18) ^ (w15 >> 3);
+            uint32_t s1 = ror(w2, 17) ^ ror(w2, 19) ^ (w2 >> 10);
+            wi = w[i & 15u] + s0 + w[(i - 7u) & 15u] + s1;
+            w[i & 15u] = wi;
+        }
+        uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + k256[i] + wi;
+        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    job->round = i;
+    if (i < 64u) {
+        job->v[0] = a;
+        job->v[1] = b;
+        job->v[2] = c;
+        job->v[3] = d;
+        job->v[4] = e;
+        job->v[5] = f;
+        job->v[6] = g;
+        job->v[7] = h;
+        return 0;
+    }
+    ctx->state[0] += a;
+    ctx->state[1] += b;
+    ctx->state[2] += c;
+    ctx->state[3] += d;
+    ctx->state[4] += e;
+    ctx->state[5] += f;
+    ctx->state[6] += g;
+    ctx->state[7] += h;
+    ctx->bytes += 64u;
+    return 1;
 }
 
 void sha256_final(struct sha256_ctx *ctx, uint8_t digest[32])

@@ -101,6 +101,9 @@ RAMFUNC static int flash_program(uint32_t addr, const uint8_t *src, size_t words
             }
             dst[i] = value;
             __asm__ volatile("dsb 0xF" ::: "memory");
+            if (fa_idle.fn != NULL) {
+                fa_idle.fn(fa_idle.ctx); /* SRAM work while the word programs (flash_area.h) */
+            }
             rc = wait_not_busy(T_PROG_WORD_MAX_US);
             if (rc == FOTA_OK && (FLASH_SR & FLASH_SR_ERRORS) != 0u) {
                 rc = FOTA_E_FLASH;
@@ -155,8 +158,32 @@ static int flash_read(uint32_t addr, void *dst, size_t len)
     return FOTA_OK;
 }
 
+/* The CRC calculation unit (RM0090 section 4): CRC_DR takes one word per write and holds the
+ * running CRC (polynomial 0x04C11DB7, reset value 0xFFFFFFFF by CRC_CR RESET); each word costs
+ * 4 AHB cycles, so the pass runs at about the speed of reading the flash (a 256 KB image in about
+ * 1.6 ms at 168 MHz). Same result as crc32_words_update (lib/crc32.c). */
+#define CRC_BASE 0x40023000u
+#define CRC_DR MMIO32(CRC_BASE + 0x00u)
+#define CRC_CR MMIO32(CRC_BASE + 0x08u)
+#define CRC_CR_RESET (1u << 0)
+#define RCC_AHB1ENR_CRCEN (1u << 12)
+
+static uint32_t flash_crc_words(uint32_t addr, size_t words)
+{
+    RCC_AHB1ENR |= RCC_AHB1ENR_CRCEN;
+    cpu_dsb(); /* ES0182 2.1.13: no peripheral access right after its clock enable */
+    CRC_CR = CRC_CR_RESET;
+    const volatile uint32_t *p = (const volatile uint32_t *)(uintptr_t)addr;
+    while (words--) {
+        CRC_DR = *p++;
+    }
+    return CRC_DR;
+}
+
 const struct flash_port flash_stm32_port = {
     .read = flash_read,
     .program = flash_program,
     .erase_sector = flash_erase_sector,
+    .crc_words = flash_crc_words,
+    .mapped = 1,
 };

@@ -116,6 +116,9 @@ static int ram_program(uint32_t addr, const uint8_t *src, size_t words)
             return FOTA_E_NOT_ERASED;
         }
         rc = ram_program_word(addr, value);
+        if (fa_idle.fn != NULL) {
+            fa_idle.fn(fa_idle.ctx); /* as the chip's port: once per word started */
+        }
         if (rc != FOTA_OK) {
             return rc;
         }

@@ -81,3 +81,35 @@ TEST(crc32_check_value)
     /* Continuing equals one pass. */
     CHECK_EQ(crc32_update(crc32_update(0, "1234", 4), "56789", 5), 0xCBF43926u);
 }
+
+TEST(sha256_job_steps_equal_update)
+{
+    /* Blocks hashed in steps of 1, 7, 16 and 64 rounds give sha256_update's digest; a job does
+     * not start over a buffered partial block. */
+    uint8_t data[64 * 5];
+    for (unsigned i = 0; i < sizeof(data); i++) {
+        data[i] = (uint8_t)(i * 131u + 7u);
+    }
+    uint8_t want[32], got[32];
+    struct sha256_ctx ref;
+    sha256_init(&ref);
+    sha256_update(&ref, data, sizeof(data));
+    sha256_final(&ref, want);
+    static const uint32_t steps[] = {1, 7, 16, 64, 16};
+    struct sha256_ctx ctx;
+    struct sha256_job job;
+    sha256_init(&ctx);
+    for (unsigned b = 0; b < 5; b++) {
+        CHECK_EQ(sha256_job_start(&ctx, &job, data + 64 * b), 1);
+        unsigned calls = 1;
+        while (!sha256_job_step(&ctx, &job, steps[b])) {
+            calls++;
+        }
+        CHECK_EQ(calls, (64u + steps[b] - 1u) / steps[b]);
+    }
+    sha256_final(&ctx, got);
+    CHECK(memcmp(want, got, 32) == 0);
+    sha256_init(&ctx);
+    sha256_update(&ctx, data, 3);
+    CHECK_EQ(sha256_job_start(&ctx, &job, data), 0);
+}

@@ -9,13 +9,14 @@ import contextlib
 import hashlib
 
 import pytest
-from fota_formats.spec import IMAGE
+from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
 from fota_testkit.link import SLOT_A, SLOT_B, Builds, boot, master, new_twin, region_bytes
 from stm32_twin.board import Stm32Twin
 
 IC = IMAGE.constants
 RECORD = IMAGE.structs["meta_record"].size
+CRC_FIELD = next(f.offset for f in IMAGE.structs["meta_record"].fields if f.name == "image_crc")
 
 
 def _fresh(builds: Builds) -> Stm32Twin:
@@ -84,5 +85,34 @@ def test_reset_between_verify_and_activate_boots_old_image(builds: Builds) -> No
         _written_and_verified(twin, builds.image(builds.v110, "slot-b"))
         twin.reset_pin()
         _old_image_boots_confirmed(twin)
+    finally:
+        twin.close()
+
+
+def test_confirmed_boot_checks_the_recorded_crc_and_hashes_on_a_mismatch(builds: Builds) -> None:
+    """Validate once: the first-boot record holds the CRC of slot A's image, so the next boot checks
+    that instead of the SHA-256; a decayed bit fails the CRC and the full validation then refuses
+    the image."""
+    twin = _fresh(builds)
+    try:
+        record = region_bytes(twin, "metadata")[:RECORD]
+        assert int.from_bytes(record[CRC_FIELD:CRC_FIELD + 4], "little") != 0
+        mark = len(twin.uart_lines)
+        twin.reset_pin()
+        boot(twin, power=False)
+        lines = twin.uart_lines[mark:]
+        assert "boot: slot A valid v1.0.0+0 (crc)" in lines, lines
+        assert "boot: slot B empty" in lines, lines
+        # One bit of the image's code decays (a set bit clears, as a flash cell loses charge).
+        off = LAYOUT.region("slot_a").base - LAYOUT.flash_base + 0x800
+        old = twin.flash_bytes(LAYOUT.flash_base + off, 1)[0]
+        assert old != 0
+        twin.write_flash(off, bytes([old & (old - 1)]))
+        mark = len(twin.uart_lines)
+        twin.reset_pin()
+        twin.run(ms=300)
+        lines = twin.uart_lines[mark:]
+        assert "boot: slot A invalid bad-hash" in lines, lines
+        assert any(line.startswith("boot: no valid image (A bad-hash, B erased)") for line in lines), lines
     finally:
         twin.close()

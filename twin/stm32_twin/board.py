@@ -110,7 +110,7 @@ class Stm32Twin:
         self.flash.erased.append(lambda op: self.flash_erased(op))
         self.systick = SysTick(time, rcc, nvic)
         self.scs = Scs(faults, nvic, self.systick, control)
-        self.usart2 = Usart(faults, time, rcc, log)
+        self.usart2 = Usart(faults, time, rcc, log, nvic)
         self.iwdg = Iwdg(faults, time, control, lsi_hz)
         self.iwdg.hardware = hardware_watchdog
         self.crc = Crc(faults)

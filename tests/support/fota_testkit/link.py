@@ -45,12 +45,24 @@ def new_twin(flash: bytes | None = None, build: Path | None = None) -> Stm32Twin
 
 
 def boot(twin: Stm32Twin, *, power: bool = True) -> None:
-    """Power on (or let a reset run) until the application's link raised READY."""
+    """Power on (or let a reset run) until the application's link raised READY and the log lines
+    so far reached USART2 (they drain from a RAM ring after the jump, so the bootloader's and the
+    application's first lines come out a few tens of milliseconds after READY)."""
     if power:
         twin.power_on()
     if not twin.wait_pin("READY", 1, BOOT_MS):
         raise AssertionError("the application did not raise READY within BOOT_TIMEOUT_MS:\n"
                              + "\n".join(twin.uart_lines[-15:]))
+    drain_log(twin)
+
+
+def drain_log(twin: Stm32Twin, timeout_ms: int = 500) -> None:
+    """Run until USART2 is idle (TC set: the ring is empty and the last byte has left)."""
+    for _ in range(timeout_ms):
+        if twin.usart2.sr & twin.usart2.SR_TC:
+            return
+        twin.run(ms=1)
+    raise AssertionError(f"USART2 still sending after {timeout_ms} ms:\n" + "\n".join(twin.uart_lines[-15:]))
 
 
 def master(twin: Stm32Twin, port: Any = None) -> Master:

@@ -14,11 +14,14 @@ if TYPE_CHECKING:
     from ..events import EventLog, VirtualTime
     from ..faults import Faults
     from .rcc import Pwr, Rcc
+    from .scs import Nvic
 
 
 class Usart(Peripheral):
     """USART2 (RM0090 section 30.6), transmitter only: bytes leave at the configured baud rate
-    and are collected into log lines. The receiver reads nothing (RXNE stays 0)."""
+    and are collected into log lines. The receiver reads nothing (RXNE stays 0). Interrupts
+    (RM0090 section 30.4): the USART2 line (IRQ 38) is high while TXE and TXEIE, or TC and TCIE,
+    are both set."""
 
     name = "USART2"
     base = 0x4000_4400
@@ -26,9 +29,11 @@ class Usart(Peripheral):
     clock = ("APB1ENR", 17)
     SR, DR, BRR, CR1, CR2, CR3, GTPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18
     SR_TXE, SR_TC = 1 << 7, 1 << 6
-    CR1_UE, CR1_TE = 1 << 13, 1 << 3
+    CR1_UE, CR1_TE, CR1_TXEIE, CR1_TCIE = 1 << 13, 1 << 3, 1 << 7, 1 << 6
+    IRQ = 38  # RM0090 table 61
 
-    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc, log: EventLog) -> None:
+    def __init__(self, faults: Faults, time: VirtualTime, clocks: Rcc, log: EventLog, nvic: Nvic) -> None:
+        self.nvic = nvic
         self.time = time
         self.clocks = clocks
         self.log = log
@@ -41,6 +46,13 @@ class Usart(Peripheral):
         self.shift_busy_until = 0
         self.timer: Timer | None = None
         self.line = bytearray()
+        self._irq()
+
+    def _irq(self) -> None:
+        cr1 = self.r[self.CR1]
+        level = bool(self.sr & self.SR_TXE and cr1 & self.CR1_TXEIE) or \
+            bool(self.sr & self.SR_TC and cr1 & self.CR1_TCIE)
+        self.nvic.set_level(self.IRQ, level)
 
     def char_ps(self) -> int:
         brr = self.r[self.BRR] or 1
@@ -60,6 +72,7 @@ class Usart(Peripheral):
     def write(self, off: int, value: int, mask: int) -> None:
         if off == self.SR:
             self.sr &= value | ~(self.SR_TC | (1 << 5))  # TC and RXNE clear by writing 0
+            self._irq()
             return
         if off == self.DR:
             if not (self.r[self.CR1] & self.CR1_UE and self.r[self.CR1] & self.CR1_TE):
@@ -68,9 +81,12 @@ class Usart(Peripheral):
             self.tdr = value & 0xFF
             self.sr &= ~(self.SR_TXE | self.SR_TC)
             self._pump()
+            self._irq()
             return
         if off in self.r:
             self.r[off] = self.merge(self.r[off], value, mask)
+            if off == self.CR1:
+                self._irq()
             return
         self.unmodeled(off, "write")
 
@@ -90,6 +106,7 @@ class Usart(Peripheral):
             if self.tdr is None:
                 self.sr |= self.SR_TC
             self._pump()
+            self._irq()
 
         self.timer = self.time.at(done, shifted, "usart byte")
 
