@@ -5,9 +5,11 @@
 
 `handle` serves one call of the MicroPython stand-ins (twin/esp32_twin/mpy/). Time: `now_ms` is
 the ESP32's clock (time.ticks_ms) and the peer's. It advances by the wall-clock time the ESP32
-spent computing between two calls (capped), by every sleep, and while READY is polled low (the
-peer runs until READY rises or READY_POLL_MS pass). While the REPL waits for input, `idle` keeps
-the peer running in step with wall-clock time, so the twin's LEDs blink in a demo.
+spent computing between two calls (capped), by every sleep, by the wall-clock time a network call
+waited (a connect to a silent server takes its timeout on the ESP32's clock too), and while READY
+is polled low (the peer runs until READY rises or READY_POLL_MS pass). While the REPL waits for
+input, `idle` keeps the peer running in step with wall-clock time, so the twin's LEDs blink in a
+demo.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ TICKS_MASK = (1 << 30) - 1
 
 Interrupted = Callable[[], bool]
 PEER_OPS = frozenset({"pin_mode", "pin_write", "pin_read", "spi", "boot"})
+# Calls that wait on the network: the ESP32's clock (and the peer) runs for as long as they wait,
+# as it does on the board (a socket waiting 10 s is 10 s of time.ticks_ms()).
+WAIT_OPS = frozenset({"getaddrinfo", "sock_connect", "sock_send", "sock_recv", "tls_wrap", "tls_read",
+                      "tls_write"})
 
 
 @dataclass
@@ -196,12 +202,15 @@ class Services:
     def handle(self, op: str, args: list[Any], tx: bytes, interrupted: Interrupted) -> Reply:
         """Serve one call; DeviceOSError passes to the caller, which sends it as an errno."""
         self.catch_up()
+        start = time.monotonic()
         try:
             if op in PEER_OPS:
                 with self.lock:
                     return self._dispatch(op, args, tx, interrupted)
             return self._dispatch(op, args, tx, interrupted)
         finally:
+            if op in WAIT_OPS:
+                self._advance((time.monotonic() - start) * 1000.0)
             self.settle()
 
     def _dispatch(self, op: str, a: list[Any], tx: bytes, interrupted: Interrupted) -> Reply:

@@ -20,6 +20,7 @@ def install():
     import machine
     import network
     import tls
+    import vesp32_errno
     import vesp32_host
     import vfs
     import vgc
@@ -27,7 +28,7 @@ def install():
 
     for name, module in (("time", vtime), ("utime", vtime), ("gc", vgc), ("usocket", socket),
                          ("socket", socket), ("machine", machine), ("network", network), ("tls", tls),
-                         ("ssl", ssl)):
+                         ("ssl", ssl), ("errno", vesp32_errno), ("uerrno", vesp32_errno)):
         sys.modules[name] = module
     vfs.umount("/")
     vfs.mount(flashfs.FlashFs(), "/")
