@@ -205,6 +205,9 @@ class VirtualEsp32:
                     self._give_input()
                 elif self._waiting_read:
                     self.services.idle()
+                    if self.services.wdt_expired():   # a REPL left idle with the watchdog running
+                        self._waiting_read = False
+                        self._send({"r": None, "reboot": "hard"})
                 self._write_pty()
         except Exception as e:  # the thread must report, not vanish
             self.error = f"service thread failed: {type(e).__name__}: {e}"
