@@ -281,7 +281,8 @@ def certs(c: Context, host: list[str] | None = None, days: int = 0, force: bool 
     "firmware": "MicroPython firmware .bin to flash first with esptool (erase, then write at 0x1000)",
     "wifi": "Wi-Fi SSID written into config.json on the device",
     "password": "Wi-Fi password written into config.json",
-    "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080",
+    "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080 (settings not "
+              "given keep the values the device holds)",
     "token": "device token written into config.json (sent as Authorization: Bearer)",
     "ca": "CA certificate (PEM) the bridge trusts for https:// (repeatable; bundled into ca.pem on the "
           "device): the server's CA from `invoke certs`, plus S3's root CA for direct downloads",
@@ -300,8 +301,10 @@ def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", pa
     print(f"deploy-esp32: {len(r.files)} files on {device}: {', '.join(r.files)}")
     for info in r.ca:
         print(f"deploy-esp32: CA {info.subject} (SHA-256 {info.fingerprint}) in ca.pem")
-    print("deploy-esp32: config.json " + ("written" if r.config_written else "kept as it was on the device"))
-    print(f"deploy-esp32: {r.check}")
+    print("deploy-esp32: config.json " + ("updated with the settings given" if r.config_written
+                                          else "kept as it was on the device"))
+    print(f"deploy-esp32: the bridge imports; config.json: {r.check}")
+    print("deploy-esp32: board reset: main.py polls the server now")
 
 
 @task(help={

@@ -503,13 +503,25 @@ def retry_delay_s(cfg, failures):
     return min(interval, cfg["retry_min_s"] << min(failures - 1, 16))
 
 
+def _pause(seconds, sleep_s, wdt):
+    while seconds > 0:
+        if wdt is not None:
+            wdt.feed()
+        step = min(seconds, 10)
+        sleep_s(step)
+        seconds -= step
+
+
 def run_forever(sleep_s=None, cycles=-1):
-    """main.py's loop: a cycle, then a pause (retry_delay_s), feeding the watchdog while it waits."""
+    """main.py's loop: `start_delay_s` after boot (an mpremote session that follows a reset, as
+    deploy-esp32 and update do, takes the board before a cycle starts), then a cycle and a pause
+    (retry_delay_s), feeding the watchdog while it waits."""
     import time
 
     import config
     sleep_s = sleep_s or time.sleep
     failures = 0
+    first = True
     while cycles != 0:
         cycles -= 1
         try:
@@ -517,6 +529,9 @@ def run_forever(sleep_s=None, cycles=-1):
         except BridgeError as e:
             print("fota: error " + e.reason)
             cfg = config.defaults()
+        if first:
+            first = False
+            _pause(cfg.get("start_delay_s", 0), sleep_s, watchdog(cfg))
         try:
             outcome = update()
         except BridgeError as e:
@@ -529,10 +544,4 @@ def run_forever(sleep_s=None, cycles=-1):
         delay = retry_delay_s(cfg, failures)
         if failures:
             print("fota: retry in %d s (failure %d in a row)" % (delay, failures))  # noqa: UP031
-        wdt = watchdog(cfg)
-        while delay > 0:
-            if wdt is not None:
-                wdt.feed()
-            step = min(delay, 10)
-            sleep_s(step)
-            delay -= step
+        _pause(delay, sleep_s, watchdog(cfg))

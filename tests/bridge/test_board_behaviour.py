@@ -254,3 +254,15 @@ def test_the_watchdog_is_fed_at_every_line(monkeypatch: pytest.MonkeyPatch, tmp_
         assert services.wdt_deadline_ms == services.now_ms + 120_000
         services.now_ms += 121_000
         assert services.handle("ticks", [], b"", lambda: False).reboot == "hard"
+
+
+def test_main_waits_after_boot_then_backs_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"poll_interval_s": 600, "retry_min_s": 60,
+                                                      "start_delay_s": 30, "wdt_timeout_s": 0}))
+    outcomes = iter(["failed", "failed", "none"])
+    monkeypatch.setattr(updater, "update", lambda: next(outcomes))
+    slept: list[float] = []
+    updater.run_forever(sleep_s=slept.append, cycles=3)
+    # 30 s after boot; after two failures 60 then 120 s; after a good cycle the poll interval
+    assert slept == [10, 10, 10] + [10] * 6 + [10] * 12 + [10] * 60

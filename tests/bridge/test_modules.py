@@ -113,7 +113,8 @@ def test_main_keeps_polling_after_errors(monkeypatch: pytest.MonkeyPatch, capsys
             raise Stop
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"poll_interval_s": 7}))
+    (tmp_path / "config.json").write_text(json.dumps({"poll_interval_s": 7, "start_delay_s": 0,
+                                                      "wdt_timeout_s": 0}))
     monkeypatch.setattr(updater, "update", update)
     monkeypatch.setattr(time, "sleep", sleep)
     with pytest.raises(Stop):
