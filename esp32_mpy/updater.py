@@ -20,10 +20,12 @@ import struct
 
 from fota_const import (
     BEGIN_FLAG_DOWNGRADE,
+    IMAGE_FORMAT_VERSION,
     IMAGE_INFO_FMT,
     IMAGE_INFO_MAGIC,
     IMAGE_INFO_OFFSET,
     IMAGE_INFO_SIZE,
+    IMAGE_TRAILER_SIZE,
     META_STATE_CONFIRMED,
     META_STATE_TRIAL,
     RESULT_CONFIRMED,
@@ -34,6 +36,8 @@ from fota_const import (
     RETRIES,
     SESSION_ACTIVATED,
     SESSION_VERIFIED,
+    SLOT_A_BASE,
+    SLOT_B_BASE,
     SLOT_STATE_EMPTY,
     SLOT_STATE_VALID,
     ST_ERR_FLASH,
@@ -118,6 +122,28 @@ def _settled(info, target, new_version):
     if run != target and confirmed and info["last_result"] in _REVERTED:
         return "reverted", RESULT_NAMES[info["last_result"]]
     return None
+
+
+def _check_block(ii, target, size, new_version):
+    """The image's information block against the server's offer, before BEGIN. The STM32 answers
+    a block whose slot or load address is not the target's with ERR_WRONG_SLOT, whatever the
+    cause: it has no checksum over the block before VERIFY's SHA-256, so a flipped byte and an
+    image linked for the other slot look alike there. The offer says which slot and version the
+    file was released as: a block that disagrees is a damaged or mislabelled file."""
+    bad = []
+    if ii[1] != IMAGE_FORMAT_VERSION:
+        bad.append("format %d, not %d" % (ii[1], IMAGE_FORMAT_VERSION))  # noqa: UP031
+    base = SLOT_B_BASE if target else SLOT_A_BASE
+    if ii[2] != target or ii[4] != base:
+        bad.append("slot %d at 0x%08x, not slot %s at 0x%08x" % (ii[2], ii[4], "AB"[target], base))  # noqa: UP031
+    if "%d.%d.%d" % (ii[5], ii[6], ii[7]) != new_version:  # noqa: UP031
+        bad.append("version %d.%d.%d, not %s" % (ii[5], ii[6], ii[7], new_version))  # noqa: UP031
+    if ii[9] + IMAGE_TRAILER_SIZE != size:
+        bad.append("image size %d, not %d" % (ii[9] + IMAGE_TRAILER_SIZE, size))  # noqa: UP031
+    if bad:
+        raise BridgeError("Failed to check the image: its information block does not match the server's "
+                          "offer (" + "; ".join(bad) + "): a damaged file, or not the one released for "
+                          "this slot; nothing was written")
 
 
 class HttpSource:
@@ -354,6 +380,7 @@ class Updater:
         ii = struct.unpack_from(IMAGE_INFO_FMT, head, IMAGE_INFO_OFFSET)
         if ii[0] != IMAGE_INFO_MAGIC:
             raise BridgeError("Failed to check the image: no information block at its offset")
+        _check_block(ii, target, size, new_version)
         version = (ii[5], ii[6], ii[7], ii[8])
         block = bytes(head[IMAGE_INFO_OFFSET:IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE])
         phase = "begin"
