@@ -101,7 +101,8 @@ def test_what_a_session_touches_exists(mp: Mp) -> None:
             "u = os.uname(); print(u.sysname, u.machine)\n"
             "esp.osdebug(None); print(esp.flash_size(), type(esp32.raw_temperature()))\n"
             "print(len(machine.RTC().datetime()), errno.errorcode[116])\n"
-            "s = machine.SoftSPI(baudrate=100000, sck=machine.Pin(18), mosi=machine.Pin(23), miso=machine.Pin(19))\n"
+            "P = machine.Pin\n"
+            "s = machine.SoftSPI(baudrate=100000, sck=P(18), mosi=P(23), miso=P(19))\n"
             "print(len(s.read(2)))\n")
     assert mp("exec", code).stdout == ("esp32 Generic ESP32 module with ESP32\n4194304 <class 'int'>\n"
                                        "8 ETIMEDOUT\n2\n")
@@ -113,7 +114,8 @@ def test_the_watchdog_resets_a_board_left_at_its_repl(mp: Mp, esp: VirtualEsp32)
     while "rst:0xc" not in esp.transcript() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "rst:0xc" in esp.transcript()
-    assert mp("exec", "import machine\nprint(machine.reset_cause() == machine.WDT_RESET)\n").stdout == "True\n"
+    cause = mp("exec", "import machine\nprint(machine.reset_cause() == machine.WDT_RESET)\n").stdout
+    assert cause == "True\n"
 
 
 def test_deploy_with_a_server_alone_keeps_the_other_settings(esp: VirtualEsp32, tmp_path: Path) -> None:
