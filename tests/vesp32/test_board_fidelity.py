@@ -131,3 +131,12 @@ def test_deploy_with_a_server_alone_keeps_the_other_settings(esp: VirtualEsp32, 
     while esp.transcript().count("rst:0xc") < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert esp.transcript().count("rst:0xc") == 2     # each deploy reset the board: main.py runs
+
+
+def test_mpremote_mount_fails_cleanly_and_the_device_stays_usable(mp: Mp, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hi\n")
+    t0 = time.monotonic()
+    r = mp("mount", str(tmp_path), "exec", "print(open('a.txt').read())", check=False)
+    assert r.returncode != 0 and time.monotonic() - t0 < 20
+    assert "mpremote mount is not supported" in r.stderr
+    assert mp("exec", "print(1 + 1)").stdout == "2\n"

@@ -25,6 +25,7 @@ def install():
     import vesp32_errno
     import vesp32_host
     import vesp32_os
+    import vesp32_select
     import vfs
     import vgc
     import vtime
@@ -32,7 +33,8 @@ def install():
     for name, module in (("time", vtime), ("utime", vtime), ("gc", vgc), ("usocket", socket),
                          ("socket", socket), ("machine", machine), ("network", network), ("tls", tls),
                          ("ssl", ssl), ("errno", vesp32_errno), ("uerrno", vesp32_errno), ("os", vesp32_os),
-                         ("uos", vesp32_os), ("esp", esp), ("esp32", esp32)):
+                         ("uos", vesp32_os), ("esp", esp), ("esp32", esp32), ("select", vesp32_select),
+                         ("uselect", vesp32_select)):
         sys.modules[name] = module
     vfs.umount("/")
     vfs.mount(flashfs.FlashFs(), "/")
