@@ -365,9 +365,11 @@ def sim(c: Context, build_dir: str = BUILD_DIR, flash: str = "", slot_a: str = "
     "wifi_down": "no access point: the ESP32's Wi-Fi never connects",
     "no_twin": "nothing on the SPI bus (no firmware build needed)",
     "seconds": "stop after this many seconds (default: run until Ctrl-C)",
+    "baud": "console UART speed: bytes cross the pty no faster (default 115200, a DevKit's; 0: unthrottled)",
 })
 def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str = "", server: str = "",
-              wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0) -> None:
+              wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0,
+              baud: int = 115200) -> None:
     """Run a virtual ESP32 on a pty, wired to the STM32 twin."""
     from esp32_twin.cli import DEFAULT_FS, SimEsp32Options, run_sim_esp32
     from esp32_twin.errors import Esp32TwinError
@@ -375,7 +377,7 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
 
     opts = SimEsp32Options(flash=flash or None, build_dir=str(ROOT / build_dir),
                            fs_dir=fs or str(ROOT / DEFAULT_FS), server=server or None,
-                           wifi_down=wifi_down, no_twin=no_twin, seconds=seconds or None)
+                           wifi_down=wifi_down, no_twin=no_twin, seconds=seconds or None, baud=baud)
     try:
         status = run_sim_esp32(opts, out=lambda line: print(line, flush=True))
     except (Esp32TwinError, TwinError) as e:

@@ -140,3 +140,15 @@ def test_mpremote_mount_fails_cleanly_and_the_device_stays_usable(mp: Mp, tmp_pa
     assert r.returncode != 0 and time.monotonic() - t0 < 20
     assert "mpremote mount is not supported" in r.stderr
     assert mp("exec", "print(1 + 1)").stdout == "2\n"
+
+
+def test_file_transfers_run_at_the_uart_s_speed(tmp_path: Path) -> None:
+    # A DevKit's console is a 115200-baud UART (10 bits a byte): 11.5 KB/s; 19200 keeps this short.
+    src = tmp_path / "blob.bin"
+    src.write_bytes(bytes(range(256)) * 8)              # 2 KB: > 1 s at 19200 baud, plus the protocol
+    with VirtualEsp32(fs_dir=tmp_path / "fs", baud=19200) as esp:
+        t0 = time.monotonic()
+        Mp(esp.port)("fs", "cp", str(src), ":blob.bin")
+        elapsed = time.monotonic() - t0
+    assert (tmp_path / "fs" / "blob.bin").read_bytes() == src.read_bytes()
+    assert elapsed >= 2048 / 1920
