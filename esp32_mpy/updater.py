@@ -557,8 +557,9 @@ def run_forever(sleep_s=None, cycles=-1):
             print("fota: error " + e.reason)
             cfg = config.defaults()
         if first:
+            # No watchdog yet: a session that comes right after a reset must not find one running.
             first = False
-            _pause(cfg.get("start_delay_s", 0), sleep_s, watchdog(cfg))
+            _pause(cfg.get("start_delay_s", 0), sleep_s, None)
         try:
             outcome = update()
         except BridgeError as e:
@@ -571,4 +572,4 @@ def run_forever(sleep_s=None, cycles=-1):
         delay = retry_delay_s(cfg, failures)
         if failures:
             print("fota: retry in %d s (failure %d in a row)" % (delay, failures))  # noqa: UP031
-        _pause(delay, sleep_s, watchdog(cfg))
+        _pause(delay, sleep_s, _wdt)       # started by the cycle (update()), if configured
