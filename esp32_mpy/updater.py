@@ -221,6 +221,7 @@ class Updater:
         self.update_id = None
         self.written = 0
         self.activated = False
+        self.pending = None
         version = "?"
         slot = "?"
         stop = None

@@ -43,6 +43,9 @@ CA_FILE = "ca.pem"               # the bridge's default `ca_file` (esp32_mpy/con
 CA_BUNDLE_MAX = 16 * 1024        # the bridge reads the whole file into RAM at each update cycle
 NEW_CONFIG = "fota_new.json"     # the settings of one deploy, merged into config.json on the device
 ANSWER_TIMEOUT_S = 30            # `update`: the bridge's first line comes within this (mpremote + INFO)
+# After `mpremote reset` the board boots (ROM, then MicroPython: about a second on an ESP32); bytes
+# a next session sends meanwhile are lost, so the session that resets waits that long before it ends.
+RESET = ("+", "reset", "+", "sleep", "1.5")
 
 
 class Esp32Error(FotaError):
@@ -372,7 +375,7 @@ def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | N
     # The import check also says whether an https:// server URL has its CA certificates. The hard
     # reset after it starts main.py: the bridge polls from now on (an mpremote session leaves the
     # board at its REPL otherwise).
-    proc = _run(device, "import the bridge", mpremote_cmd(device, "exec", PROBE, "+", "reset"), runner,
+    proc = _run(device, "import the bridge", mpremote_cmd(device, "exec", PROBE, *RESET), runner,
                 MPREMOTE_TIMEOUT_S)
     line = next((x.strip() for x in proc.out.splitlines() if x.startswith("fota: bridge ok ")), None)
     if line is None:
@@ -397,8 +400,7 @@ def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: f
     board behind the port) fails then, not at ``timeout_s``. The board is reset afterwards, so its
     main.py polls again (the mpremote session stopped it)."""
     check_port(device)
-    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})", "+", "reset",
-                       tool=tool)
+    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})", *RESET, tool=tool)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     lines: list[str] = []
     result: Line | None = None

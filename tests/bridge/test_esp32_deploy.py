@@ -102,4 +102,5 @@ def test_update_ends_with_a_reset_so_main_py_polls_again(tmp_path: Path) -> None
     """))
     r = run_update(DEVICE, lambda _l: None, tool=[sys.executable, str(script)])
     argv = ast.literal_eval(r.lines[0][5:])
-    assert argv[2] == "exec" and "updater.update(" in argv[3] and argv[4:] == ["+", "reset"]
+    assert argv[2] == "exec" and "updater.update(" in argv[3]
+    assert argv[4:] == ["+", "reset", "+", "sleep", "1.5"]

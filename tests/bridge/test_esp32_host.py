@@ -84,7 +84,7 @@ def test_deploy_flashes_copies_and_checks(tmp_path: Path) -> None:
     assert tools.config == {"wifi_ssid": "lab", "wifi_password": "pw", "server": "http://10.0.0.2:8080"}
     assert any("c.update(json.load(f))" in a for a in copy)     # merged into the device's config.json
     assert "import fota_const, fotalink, config, net, hw, updater" in check[check.index("exec") + 1]
-    assert check[-2:] == ["+", "reset"]            # main.py starts polling
+    assert check[-5:] == ["+", "reset", "+", "sleep", "1.5"]   # main.py starts polling
     assert r.config_written and "main.py" in r.files
     assert r.check == ("server http://10.0.0.2:8080; Wi-Fi lab; token none; CA file ca.pem absent")
 
