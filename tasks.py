@@ -299,7 +299,8 @@ def certs(c: Context, host: list[str] | None = None, days: int = 0, force: bool 
     "firmware": "MicroPython firmware .bin to flash first with esptool (erase, then write at 0x1000)",
     "wifi": "Wi-Fi SSID written into config.json on the device",
     "password": "Wi-Fi password written into config.json",
-    "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080",
+    "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080 (settings not "
+              "given keep the values the device holds)",
     "token": "device token written into config.json (sent as Authorization: Bearer)",
     "ca": "CA certificate (PEM) the bridge trusts for https:// (repeatable; bundled into ca.pem on the "
           "device): the server's CA from `invoke certs`, plus S3's root CA for direct downloads",
@@ -318,8 +319,10 @@ def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", pa
     print(f"deploy-esp32: {len(r.files)} files on {device}: {', '.join(r.files)}")
     for info in r.ca:
         print(f"deploy-esp32: CA {info.subject} (SHA-256 {info.fingerprint}) in ca.pem")
-    print("deploy-esp32: config.json " + ("written" if r.config_written else "kept as it was on the device"))
-    print(f"deploy-esp32: {r.check}")
+    print("deploy-esp32: config.json " + ("updated with the settings given" if r.config_written
+                                          else "kept as it was on the device"))
+    print(f"deploy-esp32: the bridge imports; config.json: {r.check}")
+    print("deploy-esp32: board reset: main.py polls the server now")
 
 
 @task(help={
@@ -416,9 +419,11 @@ def monitor(c: Context, device: str = "", stm32: str = "", seconds: float = 0.0)
     "wifi_down": "no access point: the ESP32's Wi-Fi never connects",
     "no_twin": "nothing on the SPI bus (no firmware build needed)",
     "seconds": "stop after this many seconds (default: run until Ctrl-C)",
+    "baud": "console UART speed: bytes cross the pty no faster (default 115200, a DevKit's; 0: unthrottled)",
 })
 def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str = "", server: str = "",
-              wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0) -> None:
+              wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0,
+              baud: int = 115200) -> None:
     """Run a virtual ESP32 on a pty, wired to the STM32 twin."""
     from esp32_twin.cli import DEFAULT_FS, SimEsp32Options, run_sim_esp32
     from esp32_twin.errors import Esp32TwinError
@@ -426,7 +431,7 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
 
     opts = SimEsp32Options(flash=flash or None, build_dir=str(ROOT / build_dir),
                            fs_dir=fs or str(ROOT / DEFAULT_FS), server=server or None,
-                           wifi_down=wifi_down, no_twin=no_twin, seconds=seconds or None)
+                           wifi_down=wifi_down, no_twin=no_twin, seconds=seconds or None, baud=baud)
     try:
         status = run_sim_esp32(opts, out=lambda line: print(line, flush=True))
     except (Esp32TwinError, TwinError) as e:

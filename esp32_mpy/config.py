@@ -37,6 +37,10 @@ def defaults():
         "pin_nrst": 4,
         "reset": "command",         # "command" (RESET frame) or "nrst" (pulse the NRST line)
         "poll_interval_s": 3600,    # main.py: time between update cycles
+        "start_delay_s": 60,        # main.py: wait after boot before the first cycle
+        "retry_min_s": 60,          # first retry after a failed cycle, doubled up to poll_interval_s
+        "wdt_timeout_s": 300,       # machine.WDT: no console line this long resets the board; 0: off
+        "pending_file": "fota_pending.json",  # update activated by an interrupted cycle, to report
         "confirm_timeout_s": 60,    # how long the new image may take to confirm itself
     }
 

@@ -52,7 +52,11 @@ from fota_const import (
     RESPONSE_FLAG,
     RETRIES,
     SECTORS,
+    SESSION_ACTIVATED,
+    SESSION_FAILED,
+    SESSION_IDLE,
     SESSION_RECEIVING,
+    SESSION_VERIFIED,
     SLOT_A_BASE,
     SLOT_B_BASE,
     ST_ERR_CRC,
@@ -432,6 +436,14 @@ class Link:
             st = info["session_status"]
             state = info["session_state"]
             # No failure status: the session is simply gone (a reset): not allowed in this state.
-            raise BridgeError(f"STM32 update session ended (state {state}, {status_name(st)})",
-                              st or ST_ERR_STATE)
+            if state == SESSION_IDLE:
+                why = "no update session any more (the STM32 restarted?)" if not st else \
+                    "the STM32 ended its update session: " + status_name(st)
+            elif state == SESSION_FAILED:
+                why = "the STM32's update session failed: " + status_name(st)
+            else:
+                why = "the STM32's update session is no longer receiving (it is %s)" % (
+                    "verified" if state == SESSION_VERIFIED else "activated" if state == SESSION_ACTIVATED
+                    else "in state %d" % state)  # noqa: UP031
+            raise BridgeError(why, st or ST_ERR_STATE)
         return info["session_next"]

@@ -1,30 +1,11 @@
-"""Boot entry of the bridge: runs an update cycle every `poll_interval_s` seconds, forever.
+"""Boot entry of the bridge: an update cycle, then the next one after `poll_interval_s` seconds
+(sooner after a failure: `retry_min_s`, doubled each time), forever (updater.run_forever).
 
 A cycle that fails prints its `fota: result failed ...` line and the loop goes on; an unexpected
-error is printed and the loop goes on too, so that the bridge never stops polling.
+error is printed and the loop goes on too, so that the bridge never stops polling. The watchdog
+(`wdt_timeout_s`, see updater.watchdog) resets a board whose cycle hangs.
 """
 
-import time
-
 import updater
-from fotalink import BridgeError
 
-
-def main():
-    import config
-    while True:
-        try:
-            interval = config.load()["poll_interval_s"]
-        except BridgeError as e:
-            print("fota: error " + e.reason)
-            interval = config.defaults()["poll_interval_s"]
-        try:
-            updater.update()
-        except BridgeError as e:
-            print("fota: error " + e.reason)
-        except Exception as e:  # keep polling whatever happened
-            print("fota: error unexpected " + repr(e))
-        time.sleep(interval)
-
-
-main()
+updater.run_forever()

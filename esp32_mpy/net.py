@@ -7,9 +7,14 @@
     n = body.readinto(buf)                                                # streams, no whole file
     body.close()
 
-No `requests` dependency: the same code runs on MicroPython (socket.readinto) and CPython
-(socket.recv_into). Every socket operation has a timeout; every failure raises BridgeError with a
-reason that names the operation.
+No `requests` dependency: the same code runs on MicroPython and CPython. The response head is read
+as it arrives (recv_into on CPython, a non-blocking readinto on MicroPython: _read_some), never with
+a blocking stream read: on MicroPython `readinto(buf)` or `read(n)` on a blocking socket returns
+only when `buf` is full or the stream ends (py/stream.c, mp_stream_rw loops until the size is
+reached), so a head read into a 1 KB buffer would wait for a keep-alive server to close the
+connection. The body is read with readinto into buffers that its Content-Length fills exactly (a
+chunk of the image, a JSON answer of known length). Every socket operation has a timeout; every
+failure raises BridgeError with a reason that names the operation.
 
 https:// URLs go through the firmware's own `ssl` module (MicroPython >= 1.23 on the ESP32: mbedTLS)
 with the server's certificate verified: one SSLContext per Http, CERT_REQUIRED, the CA
@@ -44,17 +49,37 @@ except ImportError:  # CPython
         _time.sleep(n / 1000)
 
 _HEAD_MAX = 1024        # response status line + headers, bytes
+_POLL_MS = 5            # while the response head is awaited
 _CLOCK_SET_YEAR = 2024  # a clock before this year has not been set since the last reset
+
+
+# network.WLAN.status() values of the ESP32 port (docs: library/network.WLAN.rst, "status";
+# ports/esp32/network_wlan.c: WIFI_REASON_* codes), for a build whose `network` lacks a name.
+_STAT_NO_AP_FOUND = 201
+_STAT_WRONG_PASSWORD = 202
+_STAT_HANDSHAKE_TIMEOUT = 204   # what an ESP32 usually reports for a wrong WPA2 password
+
+
+def _wifi_reason(network, status, ssid):
+    """Why joining `ssid` failed, from wlan.status(); "" when the status does not say."""
+    if status == getattr(network, "STAT_WRONG_PASSWORD", _STAT_WRONG_PASSWORD):
+        return "wrong password (wifi_password in config.json)"
+    if status == getattr(network, "STAT_HANDSHAKE_TIMEOUT", _STAT_HANDSHAKE_TIMEOUT):
+        return "no answer to the WPA handshake (a wrong password, most often)"
+    if status == getattr(network, "STAT_NO_AP_FOUND", _STAT_NO_AP_FOUND):
+        return "no access point named " + ssid + " in range"
+    return ""
 
 
 def wifi_connect(ssid, password, retries=3, timeout_ms=10000):
     """Join the Wi-Fi network `ssid`; returns the IP address. Bounded: `retries` attempts of at
-    most `timeout_ms` each."""
+    most `timeout_ms` each; a wrong password or a missing access point (wlan.status()) is named."""
     import network
     wlan = network.WLAN(network.STA_IF)
     wlan.active(True)
     if wlan.isconnected():
         return wlan.ifconfig()[0]
+    why = ""
     for _ in range(retries):
         try:
             wlan.connect(ssid, password)
@@ -64,9 +89,28 @@ def wifi_connect(ssid, password, retries=3, timeout_ms=10000):
         while ticks_diff(ticks_ms(), start) < timeout_ms:
             if wlan.isconnected():
                 return wlan.ifconfig()[0]
+            status = wlan.status() if hasattr(wlan, "status") else None
+            why = _wifi_reason(network, status, ssid) or why
+            if why.startswith("wrong"):
+                break   # another attempt gets the same answer
             sleep_ms(100)
         wlan.disconnect()
-    raise BridgeError(f"Failed to join Wi-Fi {ssid}: not connected after {retries} attempts")
+        if why.startswith("wrong"):
+            break
+    raise BridgeError(f"Failed to join Wi-Fi {ssid}: " + (why or f"not connected after {retries} attempts"))
+
+
+def require_network(path="config.json"):
+    """No Wi-Fi settings: the station must be up already (MicroPython without `network` is a
+    host with its own network), else "no Wi-Fi configured" rather than a socket error."""
+    try:
+        import network
+    except ImportError:
+        return
+    wlan = network.WLAN(network.STA_IF)
+    if not wlan.isconnected():
+        raise BridgeError(f"no Wi-Fi configured: wifi_ssid is empty in {path} and the ESP32 is not "
+                          "on a network (set it with `invoke deploy-esp32 --wifi SSID --password ...`)")
 
 
 def split_url(url):
@@ -101,8 +145,9 @@ def _short(target):
 class Body:
     """A response body being received: readinto() until it returns 0."""
 
-    def __init__(self, sock, status, length, first):
+    def __init__(self, sock, status, length, first, what="the request"):
         self.sock = sock
+        self.what = what              # "GET /path": named in errors
         self.status = status
         self.length = length          # Content-Length, or -1: until the server closes
         self._first = first           # body bytes that arrived with the headers
@@ -125,11 +170,11 @@ class Body:
             try:
                 n = self._rd(mv)
             except OSError as e:
-                raise BridgeError(f"Failed to receive the response: {_oserror(e)}") from None
+                raise BridgeError(f"Failed to receive the answer to {self.what}: {_oserror(e)}") from None
             if not n:
                 if self.length >= 0:
-                    raise BridgeError(f"Failed to receive the response: connection closed after "
-                                      f"{self.received} of {self.length} bytes")
+                    raise BridgeError(f"Failed to receive the answer to {self.what}: connection closed "
+                                      f"after {self.received} of {self.length} bytes")
                 return 0
         self.received += n
         return n
@@ -141,7 +186,8 @@ class Body:
         while got < size:
             n = self.readinto(mv[got:] if got else mv)
             if not n:
-                raise BridgeError(f"Failed to receive the response: it ended after {self.received} bytes")
+                raise BridgeError(f"Failed to receive the answer to {self.what}: it ended after "
+                                  f"{self.received} bytes")
             got += n
 
     def read_all(self, limit, scratch=None):
@@ -154,7 +200,8 @@ class Body:
             if got == len(mv):
                 if got >= limit:
                     if self.length < 0 or self.received < self.length:
-                        raise BridgeError(f"Failed to receive the response: longer than {limit} bytes")
+                        raise BridgeError(f"Failed to receive the answer to {self.what}: longer than "
+                                          f"{limit} bytes")
                     break
                 big = memoryview(bytearray(limit))
                 big[:got] = mv
@@ -252,7 +299,7 @@ class Http:
             ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         except OSError as e:
             raise BridgeError(f"Failed to {what}: cannot resolve {host} ({e})") from None
-        sock = socket.socket(ai[0], ai[1], ai[2])
+        sock = raw = socket.socket(ai[0], ai[1], ai[2])
         try:
             sock.settimeout(self.timeout_s)
             sock.connect(ai[-1])
@@ -277,7 +324,7 @@ class Http:
                 head += body
             send = getattr(sock, "sendall", None) or sock.write
             send(head)
-            return self._response(sock, what)
+            return self._response(sock, raw, what)
         except OSError as e:
             sock.close()
             raise BridgeError(f"Failed to {what} on {host}:{port}: {_oserror(e)}") from None
@@ -287,8 +334,7 @@ class Http:
                 raise
             raise BridgeError(f"Failed to {what} on {host}:{port}: {e.reason}") from None
 
-    def _response(self, sock, what):
-        rd = getattr(sock, "readinto", None) or sock.recv_into
+    def _response(self, sock, raw, what):
         buf = self._head
         mv = memoryview(buf)
         got = 0
@@ -296,7 +342,7 @@ class Http:
         while end < 0:
             if got >= len(buf):
                 raise BridgeError(f"Failed to {what}: response headers longer than {len(buf)} bytes")
-            n = rd(mv[got:])
+            n = _read_some(sock, raw, mv[got:], self.timeout_s)
             if not n:
                 raise BridgeError(f"Failed to {what}: the server closed the connection without a response")
             end = _head_end(buf, got - 3 if got > 3 else 0, got + n)
@@ -328,7 +374,7 @@ class Http:
                 if v.lower() != "identity":
                     raise BridgeError(f"Failed to {what}: transfer encoding {v} is not supported")
             i = j + 2
-        return Body(sock, status, length, bytes(mv[end + 4:got]))
+        return Body(sock, status, length, bytes(mv[end + 4:got]), what)
 
     def json(self, method, path, doc=None):
         body = None if doc is None else json.dumps(doc).encode()
@@ -358,6 +404,30 @@ class Http:
         if resp.status == 200:
             raise BridgeError(f"Failed to GET {_short(path)}: the server ignored Range bytes={offset}-")
         raise BridgeError(f"Failed to GET {_short(path)}: server answered {resp.status}")
+
+
+def _read_some(sock, raw, mv, timeout_s):
+    """What has arrived into `mv` (at least one byte; 0 at the end of the stream), waiting at most
+    `timeout_s`. CPython: recv_into. MicroPython: readinto on the socket made non-blocking, which
+    returns what is there or None (py/stream.c, mp_stream_rw: EAGAIN after some bytes ends the
+    read, before any it is None) - the same for a plain socket and an SSLSocket, which has no recv
+    (extmod/modtls_mbedtls.c); `raw` is the plain socket whose blocking mode SSLSocket delegates
+    to. It is blocking with `timeout_s` again afterwards."""
+    rd = getattr(sock, "recv_into", None)
+    if rd is not None:
+        return rd(mv)
+    raw.setblocking(False)
+    try:
+        start = ticks_ms()
+        while True:
+            n = sock.readinto(mv)
+            if n is not None:
+                return n
+            if ticks_diff(ticks_ms(), start) >= timeout_s * 1000:
+                raise OSError(getattr(errno, "ETIMEDOUT"))  # noqa: B009 (errno.X is folded at compile time)
+            sleep_ms(_POLL_MS)
+    finally:
+        raw.settimeout(timeout_s)
 
 
 def _head_end(buf, start, stop):

@@ -15,14 +15,17 @@ The image never sits in RAM: it streams from the server (HTTP Range from the off
 expects) through the link's one chunk buffer into WRITE frames.
 """
 
+import json
 import struct
 
 from fota_const import (
     BEGIN_FLAG_DOWNGRADE,
+    IMAGE_FORMAT_VERSION,
     IMAGE_INFO_FMT,
     IMAGE_INFO_MAGIC,
     IMAGE_INFO_OFFSET,
     IMAGE_INFO_SIZE,
+    IMAGE_TRAILER_SIZE,
     META_STATE_CONFIRMED,
     META_STATE_TRIAL,
     RESULT_CONFIRMED,
@@ -33,6 +36,8 @@ from fota_const import (
     RETRIES,
     SESSION_ACTIVATED,
     SESSION_VERIFIED,
+    SLOT_A_BASE,
+    SLOT_B_BASE,
     SLOT_STATE_EMPTY,
     SLOT_STATE_VALID,
     ST_ERR_FLASH,
@@ -108,6 +113,39 @@ def next_phase(info, target, new_version):
     return "begin"
 
 
+def _settled(info, target, new_version):
+    """(outcome, reason) when INFO shows how an activated update ended, else None (on trial)."""
+    run = info["running_slot"]
+    confirmed = info["meta_state"] == META_STATE_CONFIRMED
+    if run == target and running_version(info) == new_version and confirmed:
+        return "confirmed", ""
+    if run != target and confirmed and info["last_result"] in _REVERTED:
+        return "reverted", RESULT_NAMES[info["last_result"]]
+    return None
+
+
+def _check_block(ii, target, size, new_version):
+    """The image's information block against the server's offer, before BEGIN. The STM32 answers
+    a block whose slot or load address is not the target's with ERR_WRONG_SLOT, whatever the
+    cause: it has no checksum over the block before VERIFY's SHA-256, so a flipped byte and an
+    image linked for the other slot look alike there. The offer says which slot and version the
+    file was released as: a block that disagrees is a damaged or mislabelled file."""
+    bad = []
+    if ii[1] != IMAGE_FORMAT_VERSION:
+        bad.append("format %d, not %d" % (ii[1], IMAGE_FORMAT_VERSION))  # noqa: UP031
+    base = SLOT_B_BASE if target else SLOT_A_BASE
+    if ii[2] != target or ii[4] != base:
+        bad.append("slot %d at 0x%08x, not slot %s at 0x%08x" % (ii[2], ii[4], "AB"[target], base))  # noqa: UP031
+    if "%d.%d.%d" % (ii[5], ii[6], ii[7]) != new_version:  # noqa: UP031
+        bad.append("version %d.%d.%d, not %s" % (ii[5], ii[6], ii[7], new_version))  # noqa: UP031
+    if ii[9] + IMAGE_TRAILER_SIZE != size:
+        bad.append("image size %d, not %d" % (ii[9] + IMAGE_TRAILER_SIZE, size))  # noqa: UP031
+    if bad:
+        raise BridgeError("Failed to check the image: its information block does not match the server's "
+                          "offer (" + "; ".join(bad) + "): a damaged file, or not the one released for "
+                          "this slot; nothing was written")
+
+
 class HttpSource:
     """The image on the server as a source for Link.write_image: readinto(offset, mv). Reads on
     from the open response while the offsets follow on; otherwise (a resume, a network error)
@@ -165,6 +203,8 @@ class Updater:
         self._pct = -1
         self._reported = 0
         self._in_begin = False
+        self.activated = False
+        self.pending = None           # (target, version) of the update being installed
 
     def _ms(self, start):
         return self.link.elapsed_ms(start)
@@ -173,26 +213,83 @@ class Updater:
         self.log("fota: step " + text)
 
     def cycle(self):
-        """Run one cycle; never raises BridgeError. Returns the outcome."""
+        """Run one cycle; never raises BridgeError. Returns the outcome. A KeyboardInterrupt (an
+        mpremote session stopping main.py) or another BaseException still ends the cycle with its
+        result line and report, then goes on up."""
         start = self.port.ticks_ms()
         self.info = None
         self.update_id = None
         self.written = 0
+        self.activated = False
+        self.pending = None
         version = "?"
         slot = "?"
+        stop = None
         try:
             outcome, version, slot, reason = self._run()
-        except Exception as e:  # BridgeError, or a bug: the cycle still ends with a result line
-            reason = e.reason if isinstance(e, BridgeError) else f"unexpected {type(e).__name__}: {e}"
+        except BaseException as e:  # BridgeError, a bug, or Ctrl-C: a result line still
+            if isinstance(e, BridgeError):
+                reason = e.reason
+            elif isinstance(e, Exception):
+                reason = f"unexpected {type(e).__name__}: {e}"
+            else:
+                stop = e
+                reason = "interrupted (%s)" % type(e).__name__  # noqa: UP031
             outcome = "failed"
             if self.info is not None:
                 version, slot = running_version(self.info), slot_name(self.info["running_slot"])
         ms = self._ms(start)
-        if self.update_id is not None and outcome != "none":
+        if stop is not None and self.activated and self.update_id is not None:
+            # The new image is activated: whether it confirms is up to the STM32 now. The next cycle
+            # tells from INFO and reports it, rather than a "failed" the STM32 may contradict.
+            outcome = "interrupted"
+            self._save_pending(ms)
+        elif self.update_id is not None and outcome != "none":
             self._report("result", outcome, reason, ms)
         line = f"fota: result {outcome} {version} slot {slot} in {ms / 1000:.1f} s"
         self.log(line + ": " + reason if reason else line)
+        if stop is not None:
+            raise stop
         return outcome
+
+    # -- an update whose outcome a cycle could not wait for (interrupted after ACTIVATE) ----------
+
+    def _save_pending(self, ms):
+        path = self.cfg.get("pending_file")
+        if not path or not self.pending:
+            return
+        try:
+            with open(path, "w") as f:
+                f.write(json.dumps({"update_id": self.update_id, "target": self.pending[0],
+                                    "version": self.pending[1], "ms": ms}))
+        except OSError:
+            pass
+
+    def _pending_report(self, info):
+        """Report the outcome of an update that an interrupted cycle activated, once INFO shows it
+        (confirmed, or reverted by the bootloader); kept while the new image is still on trial."""
+        path = self.cfg.get("pending_file")
+        if not path:
+            return
+        try:
+            with open(path) as f:
+                doc = json.loads(f.read())
+            state = _settled(info, doc["target"], doc["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if state is None:
+            return
+        self.update_id = doc["update_id"]
+        sent = self._report("result", state[0], state[1] or "reported after an interrupted cycle", doc["ms"])
+        self.update_id = None
+        if not sent:
+            return
+        self.step("reported update %s %s" % (doc["update_id"], state[0]))  # noqa: UP031
+        try:
+            import os
+            os.remove(path)
+        except OSError:
+            pass
 
     def _report(self, stage, outcome, reason, ms):
         info = self.info or {}
@@ -206,6 +303,8 @@ class Updater:
             self.http.post_json("/api/v1/report", doc)
         except BridgeError as e:
             self.step(f"report-failed {e.reason}")
+            return False
+        return True
 
     def device_id(self):
         if not self.info:
@@ -234,6 +333,7 @@ class Updater:
         run = info["running_slot"]
         self.step(f"stm32 slot {slot_name(run)} version {running_version(info)} "
                   f"last {RESULT_NAMES.get(info['last_result'], '?')}")
+        self._pending_report(info)
         self.step("checkin")
         doc = {"device_id": self.device_id(), "running_slot": slot_name(run),
                "running_version": running_version(info),
@@ -251,6 +351,7 @@ class Updater:
         except (KeyError, ValueError, TypeError):
             raise BridgeError("Failed to check in: the server's update offer is incomplete") from None
         flags = BEGIN_FLAG_DOWNGRADE if reply.get("downgrade") else 0
+        self.pending = (target, new_version)
         self.step(f"download {new_version} slot {slot_name(target)} {size} bytes")
         src = HttpSource(self.http, url, cfg.get("http_retries", 3), self.log, self.port.sleep_ms)
         try:
@@ -280,6 +381,7 @@ class Updater:
         ii = struct.unpack_from(IMAGE_INFO_FMT, head, IMAGE_INFO_OFFSET)
         if ii[0] != IMAGE_INFO_MAGIC:
             raise BridgeError("Failed to check the image: no information block at its offset")
+        _check_block(ii, target, size, new_version)
         version = (ii[5], ii[6], ii[7], ii[8])
         block = bytes(head[IMAGE_INFO_OFFSET:IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE])
         phase = "begin"
@@ -291,6 +393,7 @@ class Updater:
                     self._transfer(src, target, flags, version, size, sha, block)
                 self.step("activate")
                 link.activate()
+                self.activated = True
                 return "reset"
             except BridgeError as e:
                 if e.status not in _SESSION_LOST or restarts == _RESTARTS:
@@ -309,6 +412,7 @@ class Updater:
                 else:
                     self.step(f"recover {phase}: {e.reason}")
                 if phase in ("reset", "boot"):
+                    self.activated = True
                     return phase
 
     def _transfer(self, src, target, flags, version, size, sha, block):
@@ -346,12 +450,9 @@ class Updater:
                     continue
                 run = info["running_slot"]
                 ver = running_version(info)
-                result = info["last_result"]
-                confirmed = info["meta_state"] == META_STATE_CONFIRMED
-                if run == target and ver == new_version and confirmed:
-                    return "confirmed", ver, slot_name(run), ""
-                if run != target and confirmed and result in _REVERTED:
-                    return "reverted", ver, slot_name(run), RESULT_NAMES[result]
+                settled = _settled(info, target, new_version)
+                if settled is not None:
+                    return settled[0], ver, slot_name(run), settled[1]
                 if not waiting:
                     self.step(f"confirm slot {slot_name(run)} version {ver}")
                     waiting = True
@@ -363,22 +464,113 @@ class Updater:
             self.port.sleep_ms(_POLL_MS)
 
 
+_wdt = None
+
+
+def watchdog(cfg):
+    """The machine.WDT of `wdt_timeout_s` (None when 0, or on a runtime without one), started at
+    the first call. On the ESP32 it cannot be stopped once started (machine.WDT has no deinit):
+    a cycle feeds it at every console line and main.py while it waits, so what resets the board is
+    a hung cycle, or a REPL left idle that long after an mpremote session stopped main.py (the
+    reset runs main.py again: polling resumes)."""
+    global _wdt
+    seconds = cfg.get("wdt_timeout_s") or 0
+    if _wdt is None and seconds > 0:
+        try:
+            from machine import WDT
+        except ImportError:   # CPython
+            return None
+        _wdt = WDT(timeout=int(seconds * 1000))
+    return _wdt
+
+
 def update(path="config.json"):
-    """One update cycle with the configuration file on the device; returns the outcome."""
+    """One update cycle with the configuration file on the device; returns the outcome. The
+    watchdog (watchdog()) is fed at every console line."""
     import config
     import fotalink
     import hw
     import net
+
+    wdt = None
+
+    def log(line):
+        if wdt is not None:
+            wdt.feed()
+        print(line)
+
     try:
         cfg = config.load(path)
+        wdt = watchdog(cfg)
         http = net.Http(cfg["server"], cfg["token"], cfg["http_timeout_s"], cfg["ca_file"], cfg["ntp_host"])
         link = fotalink.Link(hw.Port(cfg))
     except BridgeError as e:
-        print("fota: result failed ? slot ? in 0.0 s: " + e.reason)
+        log("fota: result failed ? slot ? in 0.0 s: " + e.reason)
+        return "failed"
+    except Exception as e:  # a bad pin or SPI setting in config.json (ValueError from machine)
+        log("fota: result failed ? slot ? in 0.0 s: bad hardware settings in %s: %s: %s"  # noqa: UP031
+            % (path, type(e).__name__, e))
         return "failed"
 
     def connect():
-        net.wifi_connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_retries"],
-                         cfg["wifi_timeout_ms"])
+        if cfg["wifi_ssid"]:
+            net.wifi_connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_retries"],
+                             cfg["wifi_timeout_ms"])
+        else:
+            net.require_network(path)
 
-    return Updater(link, http, cfg, connect=connect if cfg["wifi_ssid"] else None).cycle()
+    return Updater(link, http, cfg, log=log, connect=connect).cycle()
+
+
+def retry_delay_s(cfg, failures):
+    """Seconds until the next cycle: poll_interval_s after a good one; after `failures` failed
+    cycles in a row retry_min_s, doubled each time, at most poll_interval_s."""
+    interval = cfg["poll_interval_s"]
+    if failures <= 0:
+        return interval
+    return min(interval, cfg["retry_min_s"] << min(failures - 1, 16))
+
+
+def _pause(seconds, sleep_s, wdt):
+    while seconds > 0:
+        if wdt is not None:
+            wdt.feed()
+        step = min(seconds, 10)
+        sleep_s(step)
+        seconds -= step
+
+
+def run_forever(sleep_s=None, cycles=-1):
+    """main.py's loop: `start_delay_s` after boot (an mpremote session that follows a reset, as
+    deploy-esp32 and update do, takes the board before a cycle starts), then a cycle and a pause
+    (retry_delay_s), feeding the watchdog while it waits."""
+    import time
+
+    import config
+    sleep_s = sleep_s or time.sleep
+    failures = 0
+    first = True
+    while cycles != 0:
+        cycles -= 1
+        try:
+            cfg = config.load()
+        except BridgeError as e:
+            print("fota: error " + e.reason)
+            cfg = config.defaults()
+        if first:
+            # No watchdog yet: a session that comes right after a reset must not find one running.
+            first = False
+            _pause(cfg.get("start_delay_s", 0), sleep_s, None)
+        try:
+            outcome = update()
+        except BridgeError as e:
+            print("fota: error " + e.reason)
+            outcome = "failed"
+        except Exception as e:  # keep polling whatever happened
+            print("fota: error unexpected " + repr(e))
+            outcome = "failed"
+        failures = failures + 1 if outcome == "failed" else 0
+        delay = retry_delay_s(cfg, failures)
+        if failures:
+            print("fota: retry in %d s (failure %d in a row)" % (delay, failures))  # noqa: UP031
+        _pause(delay, sleep_s, _wdt)       # started by the cycle (update()), if configured

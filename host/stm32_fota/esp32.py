@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from .certs import CertError, CertInfo, read_cert_info
 from .errors import FotaError
@@ -39,6 +41,11 @@ BRIDGE_MODULES = ("fota_const", "fotalink", "config", "net", "hw", "updater")
 CONFIG_KEYS = ("wifi_ssid", "wifi_password", "server", "token")
 CA_FILE = "ca.pem"               # the bridge's default `ca_file` (esp32_mpy/config.py)
 CA_BUNDLE_MAX = 16 * 1024        # the bridge reads the whole file into RAM at each update cycle
+NEW_CONFIG = "fota_new.json"     # the settings of one deploy, merged into config.json on the device
+ANSWER_TIMEOUT_S = 30            # `update`: the bridge's first line comes within this (mpremote + INFO)
+# After `mpremote reset` the board boots (ROM, then MicroPython: about a second on an ESP32); bytes
+# a next session sends meanwhile are lost, so the session that resets waits that long before it ends.
+RESET = ("+", "reset", "+", "sleep", "1.5")
 
 
 class Esp32Error(FotaError):
@@ -147,8 +154,13 @@ def mpremote_cmd(device: str, *args: str, tool: Sequence[str] = MPREMOTE) -> lis
 
 def _reason(device: str, proc: Proc) -> str:
     """mpremote's / esptool's failure as one sentence with a hint."""
-    text = (proc.err.strip() or proc.out.strip()).splitlines()
-    last = text[-1].strip() if text else f"exit code {proc.code}"
+    text = [x.strip() for x in (proc.err.strip() or proc.out.strip()).splitlines() if x.strip()]
+    last = text[-1] if text else f"exit code {proc.code}"
+    # esptool says what failed on a line of its own ("A fatal error occurred: Could not open
+    # /dev/ttyUSB0, the port is busy or doesn't exist.") and the OS error after it: keep both.
+    fatal = next((x for x in text if x.lower().startswith(("a fatal error occurred", "error:"))), "")
+    if fatal and fatal != last:
+        last = f"{fatal} {last}"
     low = (proc.err + proc.out).lower()
     if "in use" in low or "resource busy" in low or "could not exclusively lock" in low:
         return f"{last} (the port is busy: close other programs using {device}, e.g. a serial monitor)"
@@ -160,10 +172,66 @@ def _reason(device: str, proc: Proc) -> str:
 
 
 def check_port(device: str) -> None:
-    """A serial device path must exist (COM ports and rfc2217:// URLs are left to the tools)."""
-    if device.startswith("/") and not Path(device).exists():
+    """A serial device path must exist and be a terminal device, a serial port or a pty (COM ports
+    and rfc2217:// URLs are left to the tools)."""
+    if not device.startswith("/"):
+        return
+    try:
+        mode = os.stat(device).st_mode
+    except FileNotFoundError:
         raise Esp32Error(f"Failed to open {device}: no such port (is the board connected? "
-                         "`mpremote connect list` shows the ports)")
+                         "`mpremote connect list` shows the ports)") from None
+    except OSError as e:
+        raise Esp32Error(f"Failed to open {device}: {e.strerror or e}") from None
+    if not stat.S_ISCHR(mode):
+        raise Esp32Error(f"Failed to open {device}: not a serial port (a {_kind(mode)}); "
+                         "`mpremote connect list` shows the ports")
+    if os.name == "posix":
+        try:
+            fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return      # busy, or no permission: the tools say which
+        try:
+            tty = os.isatty(fd)
+        finally:
+            os.close(fd)
+        if not tty:
+            raise Esp32Error(f"Failed to open {device}: not a serial port (a character device that is "
+                             "not a terminal); `mpremote connect list` shows the ports")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISREG(mode):
+        return "regular file"
+    return "file that is not a device"
+
+
+def check_server_url(url: str) -> str:
+    """The update server URL as the bridge needs it (http:// or https://, a host, a valid port);
+    returns it without a trailing slash, or raises Esp32Error saying what is wrong."""
+    example = "e.g. http://192.168.1.10:8080 or https://192.168.1.10:8443"
+    if "://" not in url:
+        raise Esp32Error(f"Failed to use the server URL {url!r}: no scheme; write http://{url} or "
+                         f"https://{url} ({example})")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise Esp32Error(f"Failed to use the server URL {url!r}: the scheme must be http:// or https://, "
+                         f"not {parts.scheme}:// ({example})")
+    try:
+        port = parts.port
+    except ValueError:
+        raise Esp32Error(f"Failed to use the server URL {url!r}: the port must be a number from 1 to 65535 "
+                         f"({example})") from None
+    if not parts.hostname:
+        raise Esp32Error(f"Failed to use the server URL {url!r}: no host ({example})")
+    if port == 0:
+        raise Esp32Error(f"Failed to use the server URL {url!r}: port 0 is not a port ({example})")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise Esp32Error(f"Failed to use the server URL {url!r}: only scheme, host, port and a path "
+                         f"prefix are allowed ({example})")
+    return url.rstrip("/")
 
 
 def _run(device: str, what: str, cmd: Sequence[str], runner: Runner, timeout_s: float) -> Proc:
@@ -174,12 +242,13 @@ def _run(device: str, what: str, cmd: Sequence[str], runner: Runner, timeout_s: 
 
 
 def flash_micropython(device: str, firmware: Path, runner: Runner = run_tool) -> None:
-    """esptool: erase the whole flash, then write the MicroPython firmware at 0x1000."""
+    """esptool: erase the whole flash, then write the MicroPython firmware at 0x1000 (esptool 5's
+    command names: erase-flash, write-flash)."""
     if not firmware.is_file():
         raise Esp32Error(f"Failed to flash MicroPython: {firmware} does not exist")
     esptool = [sys.executable, "-m", "esptool", "--chip", "esp32", "--port", device]
-    _run(device, "erase the flash", [*esptool, "erase_flash"], runner, ESPTOOL_TIMEOUT_S)
-    _run(device, "write MicroPython", [*esptool, "--baud", "460800", "write_flash", "-z",
+    _run(device, "erase the flash", [*esptool, "erase-flash"], runner, ESPTOOL_TIMEOUT_S)
+    _run(device, "write MicroPython", [*esptool, "--baud", "460800", "write-flash", "-z",
                                        hex(FIRMWARE_OFFSET), str(firmware)], runner, ESPTOOL_TIMEOUT_S)
 
 
@@ -187,8 +256,37 @@ def flash_micropython(device: str, firmware: Path, runner: Runner = run_tool) ->
 class DeployResult:
     files: list[str]
     config_written: bool
-    check: str
+    check: str                                          # what the device holds, in words
     ca: list[CertInfo] = field(default_factory=list)   # the certificates written to ca.pem
+    settings: dict[str, object] = field(default_factory=dict)  # the probe's answer (no secrets)
+
+
+# Runs on the device after the copy: the settings of this deploy (NEW_CONFIG) go over what
+# config.json holds, so that `--server X` alone keeps the Wi-Fi settings and the token.
+MERGE = ("import json, os\ntry:\n  with open('config.json') as f:\n    c = json.load(f)\n"
+         "except (OSError, ValueError):\n  c = {}\n"
+         f"with open('{NEW_CONFIG}') as f:\n  c.update(json.load(f))\n"
+         "with open('config.json', 'w') as f:\n  json.dump(c, f)\n"
+         f"os.remove('{NEW_CONFIG}')")
+
+# The import check: the bridge's modules import, and what config.json holds (no secrets).
+PROBE = ("import " + ", ".join(BRIDGE_MODULES) + "\nimport os, json\ncfg = config.load()\nca = False\n"
+         "try:\n  os.stat(cfg['ca_file']); ca = True\nexcept OSError:\n  pass\n"
+         "print('fota: bridge ok ' + json.dumps({'server': cfg['server'], 'wifi': cfg['wifi_ssid'], "
+         "'password': bool(cfg['wifi_password']), 'token': bool(cfg['token']), "
+         "'ca_file': cfg['ca_file'], 'ca': ca, 'settings': len(cfg)}))")
+
+
+def describe_settings(doc: dict[str, object]) -> str:
+    """The probe's answer in words: server, Wi-Fi, token, CA file."""
+    server = doc.get("server") or "none (set one with --server)"
+    if doc.get("wifi"):
+        wifi = f"{doc['wifi']}" + ("" if doc.get("password") else " (no password)")
+    else:
+        wifi = "none (the bridge will say `no Wi-Fi configured`; set --wifi and --password)"
+    token = "set" if doc.get("token") else "none"
+    ca = f"{doc.get('ca_file')} " + ("present" if doc.get("ca") else "absent")
+    return f"server {server}; Wi-Fi {wifi}; token {token}; CA file {ca}"
 
 
 def ca_bundle(paths: Sequence[Path], now: float | None = None) -> tuple[str, list[CertInfo]]:
@@ -237,11 +335,17 @@ def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | N
     """Flash MicroPython (``firmware``), copy the compiled bridge, config.json and the CA
     certificates (``ca_files``, bundled into ca.pem), check the import.
 
-    ``config``: the keys to write into config.json (CONFIG_KEYS); None or empty keeps the device's.
+    ``config``: the settings to change in config.json (CONFIG_KEYS; empty values are left out): they
+    are merged into what the device holds, so ``{"server": ...}`` alone keeps the Wi-Fi settings and
+    the token. The server URL is checked first (check_server_url). The board is reset at the end,
+    so main.py starts polling.
     ``ca_files``: none keeps the device's ca.pem. A bridge whose server URL is https:// and that has
     no CA certificate is refused (it could not reach its server).
     """
     check_port(device)
+    config = {k: v for k, v in (config or {}).items() if v}
+    if "server" in config:
+        config["server"] = check_server_url(str(config["server"]))
     try:
         ca_text, ca_infos = ca_bundle(ca_files) if ca_files else ("", [])
     except CertError as e:
@@ -256,41 +360,47 @@ def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | N
     args += ["exec", remove]
     for f in compiled.files:
         args += ["+", "fs", "cp", str(f), ":" + f.name]
-    written = bool(config and any(config.get(k) for k in CONFIG_KEYS))
+    written = any(config.get(k) for k in CONFIG_KEYS)
     with tempfile.TemporaryDirectory() as tmp:
-        if written and config:
-            path = Path(tmp) / "config.json"
-            path.write_text(json.dumps({k: v for k, v in config.items() if v}, indent=1))
-            args += ["+", "fs", "cp", str(path), ":config.json"]
+        if written:
+            path = Path(tmp) / NEW_CONFIG
+            path.write_text(json.dumps(config, indent=1))
+            args += ["+", "fs", "cp", str(path), ":" + NEW_CONFIG, "+", "exec", MERGE]
         if ca_text:
             ca_path = Path(tmp) / CA_FILE
             ca_path.write_text(ca_text, encoding="ascii")
-            target = (config or {}).get("ca_file") or CA_FILE
+            target = str(config.get("ca_file") or CA_FILE)
             args += ["+", "fs", "cp", str(ca_path), ":" + target]
         _run(device, "copy the bridge", mpremote_cmd(device, *args), runner, MPREMOTE_TIMEOUT_S)
-    # The import check also says whether an https:// server URL has its CA certificates.
-    probe = ("import " + ", ".join(BRIDGE_MODULES) + "\nimport os\ncfg = config.load()\nca = 'no-ca'\n"
-             "try:\n  os.stat(cfg['ca_file']); ca = 'ca'\nexcept OSError:\n  pass\n"
-             "print('fota: bridge ok', len(cfg), ca, cfg['server'].startswith('https://'))")
-    proc = _run(device, "import the bridge", mpremote_cmd(device, "exec", probe), runner,
+    # The import check also says whether an https:// server URL has its CA certificates. The hard
+    # reset after it starts main.py: the bridge polls from now on (an mpremote session leaves the
+    # board at its REPL otherwise).
+    proc = _run(device, "import the bridge", mpremote_cmd(device, "exec", PROBE, *RESET), runner,
                 MPREMOTE_TIMEOUT_S)
-    if "fota: bridge ok" not in proc.out:
+    line = next((x.strip() for x in proc.out.splitlines() if x.startswith("fota: bridge ok ")), None)
+    if line is None:
         raise Esp32Error(f"Failed to import the bridge on {device}: "
                          f"{(proc.out.strip().splitlines() or ['no output'])[-1]}")
-    check = next(x for x in proc.out.strip().splitlines() if x.startswith("fota: bridge ok"))
-    if check.endswith(" no-ca True"):
+    try:
+        doc = json.loads(line[len("fota: bridge ok "):])
+    except ValueError:
+        raise Esp32Error(f"Failed to import the bridge on {device}: unexpected answer {line[:80]}") from None
+    if str(doc.get("server", "")).startswith("https://") and not doc.get("ca"):
         raise Esp32Error(f"Failed to deploy the bridge on {device}: its server URL is https:// but no CA "
                          "certificate is on the device; pass --ca with the CA of the server's certificate "
                          "(`invoke certs` wrote it to <state dir>/tls/ca.pem)")
-    return DeployResult([f.name for f in compiled.files], written, check, ca_infos)
+    return DeployResult([f.name for f in compiled.files], written, describe_settings(doc), ca_infos, doc)
 
 
 def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: float = 600,
-               config_path: str = "config.json", tool: Sequence[str] = MPREMOTE) -> UpdateOutcome:
+               config_path: str = "config.json", tool: Sequence[str] = MPREMOTE,
+               answer_timeout_s: float = ANSWER_TIMEOUT_S) -> UpdateOutcome:
     """Run one update cycle on the bridge through mpremote (``tool``), streaming its lines to
-    ``on_line``; returns the cycle's result line."""
+    ``on_line``; returns the cycle's result line. Nothing at all within ``answer_timeout_s`` (no
+    board behind the port) fails then, not at ``timeout_s``. The board is reset afterwards, so its
+    main.py polls again (the mpremote session stopped it)."""
     check_port(device)
-    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})", tool=tool)
+    cmd = mpremote_cmd(device, "exec", f"import updater\nupdater.update({config_path!r})", *RESET, tool=tool)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     lines: list[str] = []
     result: Line | None = None
@@ -301,16 +411,24 @@ def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: f
         raise Esp32Error(f"Failed to start mpremote: {e}") from None
     # A device that goes silent must not hang the host: stop mpremote at the deadline.
     expired = threading.Event()
+    silent = threading.Event()
 
     def expire() -> None:
         expired.set()
         proc.kill()
 
+    def no_answer() -> None:
+        silent.set()
+        proc.kill()
+
     timer = threading.Timer(timeout_s, expire)
+    first = threading.Timer(answer_timeout_s, no_answer)
     timer.start()
+    first.start()
     try:
         assert proc.stdout is not None and proc.stderr is not None
         for raw in proc.stdout:
+            first.cancel()
             text = raw.rstrip("\r\n")
             lines.append(text)
             on_line(text)
@@ -321,10 +439,16 @@ def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: f
         code = proc.wait()
     finally:
         timer.cancel()
+        first.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     if result is None:
+        if silent.is_set():
+            raise Esp32Error(f"Failed to run the update on {device}: no answer within "
+                             f"{answer_timeout_s:.0f} s (is the ESP32 on this port, powered and running "
+                             "MicroPython? `mpremote connect list` shows the ports; `invoke deploy-esp32` "
+                             "installs the bridge)")
         if expired.is_set():
             raise Esp32Error(f"Failed to run the update on {device}: no result within {timeout_s:.0f} s")
         if code != 0:
@@ -333,4 +457,3 @@ def run_update(device: str, on_line: Callable[[str], None] = print, timeout_s: f
         raise Esp32Error(f"Failed to run the update on {device}: the bridge printed no result line "
                          f"(last line: {tail})")
     return UpdateOutcome(result.name, result.version, result.slot, result.seconds, result.detail, lines)
-

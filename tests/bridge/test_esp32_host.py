@@ -19,7 +19,8 @@ from stm32_fota.certs import read_cert_info
 from stm32_fota.errors import FotaError
 from stm32_fota.esp32 import Proc, ProgressBar, ca_bundle, deploy, parse_line, run_update
 
-DEVICE = os.devnull        # an existing path stands for a connected port
+_PTY = os.openpty()
+DEVICE = os.ttyname(_PTY[1])   # a terminal device stands for a connected port
 
 
 def test_parse_status_lines() -> None:
@@ -56,13 +57,15 @@ class FakeTools:
     def __call__(self, cmd: Sequence[str], timeout_s: float) -> Proc:
         cmd = list(cmd)
         self.calls.append(cmd)
-        if ":config.json" in cmd:
-            self.config = json.loads(Path(cmd[cmd.index(":config.json") - 1]).read_text())
+        if ":fota_new.json" in cmd:
+            self.config = json.loads(Path(cmd[cmd.index(":fota_new.json") - 1]).read_text())
         for key, proc in self.fail.items():
             if key in " ".join(cmd):
                 return proc
-        if "exec" in cmd and "fota: bridge ok" in cmd[-1]:
-            return Proc(0, "fota: bridge ok 19\n", "")
+        if "exec" in cmd and "fota: bridge ok" in " ".join(cmd):
+            return Proc(0, 'fota: bridge ok {"server": "http://10.0.0.2:8080", "wifi": "lab", '
+                           '"password": true, "token": false, "ca_file": "ca.pem", "ca": false, '
+                           '"settings": 19}\n', "")
         return Proc(0, "", "")
 
 
@@ -73,13 +76,17 @@ def test_deploy_flashes_copies_and_checks(tmp_path: Path) -> None:
     r = deploy(DEVICE, fw, {"wifi_ssid": "lab", "wifi_password": "pw", "server": "http://10.0.0.2:8080",
                             "token": ""}, runner=tools, build_dir=tmp_path / "esp32")
     erase, write, copy, check = tools.calls
-    assert erase[-1] == "erase_flash" and "--port" in erase and DEVICE in erase
+    assert erase[-1] == "erase-flash" and "--port" in erase and DEVICE in erase
+    assert "write-flash" in write
     assert write[-3:] == ["-z", "0x1000", str(fw)]
     copied = [copy[i + 1] for i, a in enumerate(copy) if a == "cp"]
-    assert {Path(p).name for p in copied} >= {"fotalink.mpy", "updater.mpy", "main.py", "config.json"}
+    assert {Path(p).name for p in copied} >= {"fotalink.mpy", "updater.mpy", "main.py", "fota_new.json"}
     assert tools.config == {"wifi_ssid": "lab", "wifi_password": "pw", "server": "http://10.0.0.2:8080"}
-    assert "import fota_const, fotalink, config, net, hw, updater" in check[-1]
+    assert any("c.update(json.load(f))" in a for a in copy)     # merged into the device's config.json
+    assert "import fota_const, fotalink, config, net, hw, updater" in check[check.index("exec") + 1]
+    assert check[-5:] == ["+", "reset", "+", "sleep", "1.5"]   # main.py starts polling
     assert r.config_written and "main.py" in r.files
+    assert r.check == ("server http://10.0.0.2:8080; Wi-Fi lab; token none; CA file ca.pem absent")
 
 
 def test_deploy_without_settings_keeps_the_device_config(tmp_path: Path) -> None:
@@ -166,14 +173,17 @@ class CaTools(FakeTools):
 
     def __init__(self, https: bool, has_ca: bool) -> None:
         super().__init__()
-        self.answer = f"fota: bridge ok 21 {'ca' if has_ca else 'no-ca'} {https}\n"
+        server = "https://10.0.0.2:8443" if https else "http://127.0.0.1:8080"
+        self.answer = "fota: bridge ok " + json.dumps({"server": server, "wifi": "", "password": False,
+                                                       "token": True, "ca_file": "ca.pem", "ca": has_ca,
+                                                       "settings": 21}) + "\n"
         self.ca: str | None = None
 
     def __call__(self, cmd: Sequence[str], timeout_s: float) -> Proc:
         cmd = list(cmd)
         if ":ca.pem" in cmd:
             self.ca = Path(cmd[cmd.index(":ca.pem") - 1]).read_text()
-        if "exec" in cmd and "fota: bridge ok" in cmd[-1]:
+        if "exec" in cmd and "fota: bridge ok" in " ".join(cmd):
             self.calls.append(cmd)
             return Proc(0, self.answer, "")
         return super().__call__(cmd, timeout_s)
@@ -185,8 +195,9 @@ def test_deploy_bundles_the_ca_certificates_into_ca_pem(tmp_path: Path, pki: Pki
                ca_files=[pki.ca, pki.other_ca])
     assert tools.ca is not None and tools.ca.count("-----BEGIN CERTIFICATE-----") == 2
     assert [i.fingerprint for i in r.ca] == [read_cert_info(p)[0].fingerprint for p in (pki.ca, pki.other_ca)]
-    assert "os.stat(cfg['ca_file'])" in tools.calls[-1][-1]
-    assert r.check == "fota: bridge ok 21 ca True"
+    assert any("os.stat(cfg['ca_file'])" in a for a in tools.calls[-1])
+    assert r.check.startswith("server https://10.0.0.2:8443; Wi-Fi none (the bridge will say `no Wi-Fi "
+                              "configured`; set --wifi and --password); token set; CA file ca.pem present")
 
 
 def test_an_https_bridge_without_a_ca_is_refused(tmp_path: Path) -> None:

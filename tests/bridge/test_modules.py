@@ -91,6 +91,7 @@ def test_config_defaults_file_and_errors(tmp_path: Path) -> None:
 
 def test_main_keeps_polling_after_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                          tmp_path: Path) -> None:
+    import updater
     calls: list[str] = []
 
     def update() -> str:
@@ -112,13 +113,21 @@ def test_main_keeps_polling_after_errors(monkeypatch: pytest.MonkeyPatch, capsys
             raise Stop
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"poll_interval_s": 7}))
-    monkeypatch.setitem(sys.modules, "updater", types.SimpleNamespace(update=update))
+    (tmp_path / "config.json").write_text(json.dumps({"poll_interval_s": 7, "start_delay_s": 0,
+                                                      "wdt_timeout_s": 0}))
+    monkeypatch.setattr(updater, "update", update)
     monkeypatch.setattr(time, "sleep", sleep)
-    sys.modules.pop("main", None)
     with pytest.raises(Stop):
-        importlib.import_module("main")
+        updater.run_forever()
     out = capsys.readouterr().out
     assert "fota: error Failed to join Wi-Fi lab" in out
     assert "fota: error unexpected ValueError('boom')" in out
     assert calls == ["update"] * 3 and sleeps == [7, 7, 7]
+
+
+def test_main_py_runs_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[bool] = []
+    monkeypatch.setitem(sys.modules, "updater", types.SimpleNamespace(run_forever=lambda: ran.append(True)))
+    sys.modules.pop("main", None)
+    importlib.import_module("main")
+    assert ran == [True]

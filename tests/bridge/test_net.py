@@ -98,7 +98,7 @@ def test_json_answer_of_exactly_the_limit(raw: RawServer) -> None:
 @pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-close"])
 def test_json_answer_beyond_the_limit_is_refused(raw: RawServer, length: bool) -> None:
     raw.pieces = [_answer({"pad": "z" * 5000}, length)]
-    with pytest.raises(BridgeError, match="Failed to receive the response: longer than 4096 bytes"):
+    with pytest.raises(BridgeError, match="Failed to receive the answer to POST /x: longer than 4096 bytes"):
         net.Http(raw.url).post_json("/x", {})
 
 

@@ -39,7 +39,7 @@ def test_deploy_then_update_a_to_b_and_back(node_runtime: None, fw_build: BuildR
         try:
             r = deploy(esp.port, None, {"server": srv.url, "wifi_ssid": "lab", "wifi_password": "pw"},
                        build_dir=tmp_path / "build")
-            assert r.check.startswith("fota: bridge ok") and r.config_written
+            assert r.check.startswith("server http://") and r.config_written
             assert (tmp_path / "fs" / "fotalink.mpy").is_file() and (tmp_path / "fs" / "main.py").is_file()
 
             lines: list[str] = []

@@ -37,6 +37,7 @@ class SimEsp32Options:
     no_twin: bool = False             # nothing on the SPI bus (a FakePeer): no build needed
     heap: int = HEAP_BYTES
     seconds: float | None = None      # stop after this long (tests, scripts); None: until Ctrl-C
+    baud: int = 115200                # the console UART's speed, as a DevKit's; 0: unthrottled
 
 
 def _check_server(url: str) -> str:
@@ -82,7 +83,7 @@ def run_sim_esp32(opts: SimEsp32Options, out: Callable[[str], None] = print) -> 
         peer = TwinPeer(board)
     fs_dir = Path(opts.fs_dir)
     esp = VirtualEsp32(peer, board=board, fs_dir=fs_dir, wifi=WifiConfig(up=not opts.wifi_down),
-                       heap_bytes=opts.heap)
+                       heap_bytes=opts.heap, baud=opts.baud or None)
     try:
         esp.start()
         out(f"sim-esp32: virtual ESP32 on {esp.port} (MicroPython, {opts.heap // 1024} KB heap, "

@@ -78,8 +78,14 @@ class VirtualEsp32:
         realtime: bool = True,
         node: str = "node",
         log_path: Path | None = None,
+        baud: int | None = None,
     ) -> None:
         self.peer = peer
+        # The UART's speed (ESP32 DevKit: 115200 baud through its USB-serial chip, 10 bits a
+        # byte): bytes cross the pty no faster in either direction. None: as fast as the pty goes.
+        self.baud = baud
+        self._budget = {"in": 0.0, "out": 0.0}
+        self._budget_at = time.monotonic()
         self.board = board
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if fs_dir is None:
@@ -205,6 +211,9 @@ class VirtualEsp32:
                     self._give_input()
                 elif self._waiting_read:
                     self.services.idle()
+                    if self.services.wdt_expired():   # a REPL left idle with the watchdog running
+                        self._waiting_read = False
+                        self._send({"r": None, "reboot": "hard"})
                 self._write_pty()
         except Exception as e:  # the thread must report, not vanish
             self.error = f"service thread failed: {type(e).__name__}: {e}"
@@ -258,9 +267,34 @@ class VirtualEsp32:
                 return
             view = view[n:]
 
+    def _refill(self) -> None:
+        """Token buckets of the UART: baud/10 bytes a second each way, at most 20 ms' worth saved."""
+        now = time.monotonic()
+        if self.baud:
+            rate = self.baud / 10.0
+            for k in self._budget:
+                self._budget[k] = min(self._budget[k] + (now - self._budget_at) * rate,
+                                      max(1.0, rate * 0.02))
+        self._budget_at = now
+
+    def _allowance(self, way: str, want: int) -> int:
+        if not self.baud:
+            return want
+        self._refill()
+        n = min(want, int(self._budget[way]))
+        self._budget[way] -= n
+        return n
+
+    def _refund(self, n: int) -> None:
+        if self.baud:
+            self._budget["out"] += n
+
     def _give_input(self) -> None:
-        data = bytes(self._input)
-        self._input.clear()
+        n = self._allowance("in", len(self._input))
+        if n == 0 and not self._interrupt:
+            return
+        data = bytes(self._input[:n])
+        del self._input[:n]
         if self._interrupt:  # a Ctrl-C that came too late to interrupt anything
             self._interrupt = False
             data = b"\x03" + data
@@ -314,12 +348,17 @@ class VirtualEsp32:
 
     def _write_pty(self) -> None:
         while self._output:
+            allowed = self._allowance("out", min(len(self._output), 4096))
+            if not allowed:
+                return
             try:
-                n = os.write(self._master, self._output[:4096])
+                n = os.write(self._master, self._output[:allowed])
             except BlockingIOError:
+                self._refund(allowed)
                 return
             except OSError as e:
                 if e.errno == errno.EIO:
                     return
                 raise
+            self._refund(allowed - n)
             del self._output[:n]

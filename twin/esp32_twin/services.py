@@ -5,9 +5,11 @@
 
 `handle` serves one call of the MicroPython stand-ins (twin/esp32_twin/mpy/). Time: `now_ms` is
 the ESP32's clock (time.ticks_ms) and the peer's. It advances by the wall-clock time the ESP32
-spent computing between two calls (capped), by every sleep, and while READY is polled low (the
-peer runs until READY rises or READY_POLL_MS pass). While the REPL waits for input, `idle` keeps
-the peer running in step with wall-clock time, so the twin's LEDs blink in a demo.
+spent computing between two calls (capped), by every sleep, by the wall-clock time a network call
+waited (a connect to a silent server takes its timeout on the ESP32's clock too), and while READY
+is polled low (the peer runs until READY rises or READY_POLL_MS pass). While the REPL waits for
+input, `idle` keeps the peer running in step with wall-clock time, so the twin's LEDs blink in a
+demo.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ TICKS_MASK = (1 << 30) - 1
 
 Interrupted = Callable[[], bool]
 PEER_OPS = frozenset({"pin_mode", "pin_write", "pin_read", "spi", "boot"})
+# Calls that wait on the network: the ESP32's clock (and the peer) runs for as long as they wait,
+# as it does on the board (a socket waiting 10 s is 10 s of time.ticks_ms()).
+WAIT_OPS = frozenset({"getaddrinfo", "sock_connect", "sock_send", "sock_recv", "tls_wrap", "tls_read",
+                      "tls_write"})
 
 
 @dataclass
@@ -65,6 +71,15 @@ class Services:
     boots: int = 0
     reset_cause: int = 1  # machine.PWRON_RESET
     pins: dict[int, PinState] = field(default_factory=dict)
+    # The board: an external pull-up on NRST (the wiring table's 10 kOhm). Without it, GPIO 4's
+    # reset pull-down (ESP32 datasheet, IO_MUX: GPIO4 "IE=1, WPD"), when nothing clears it, holds
+    # NRST at ~1.6 V against the STM32's 40 kOhm pull-up: modelled as held low (nrst_undefined).
+    nrst_pullup: bool = True
+    nrst_undefined: bool = False
+    # machine.WDT: its timeout and deadline on the ESP32's clock (None: not started)
+    wdt_timeout_ms: float | None = None
+    wdt_deadline_ms: float = 0.0
+    wdt_fired: bool = False
     # Held while the peer is touched (a short while: one slice of a sleep, one transfer), so that
     # another thread can inspect the twin between two of them.
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -118,12 +133,22 @@ class Services:
     # -- GPIO ------------------------------------------------------------------------------
 
     def _pin(self, gpio: int) -> PinState:
-        return self.pins.setdefault(gpio, PinState())
+        # Pulls after a reset as the datasheet's IO_MUX table lists them (GPIO 4: weak pull-down).
+        return self.pins.setdefault(gpio, PinState(pull=PULL_DOWN if gpio == GPIO_NRST else -1))
+
+    def _nrst_half_way(self, pin: PinState) -> bool:
+        released = pin.mode in (-1, MODE_IN) or (pin.mode == MODE_OPEN_DRAIN and pin.level == 1)
+        return released and pin.pull == PULL_DOWN and not self.nrst_pullup
 
     def _drive(self, gpio: int) -> None:
         pin = self._pin(gpio)
         if self.peer is None:
             return
+        if gpio == GPIO_NRST:
+            self.nrst_undefined = self._nrst_half_way(pin)
+            if self.nrst_undefined:
+                self.peer.pin_write(gpio, 0)   # ~1.6 V: below what the STM32 reliably sees as high
+                return
         if pin.mode == MODE_OUT:
             self.peer.pin_write(gpio, pin.level)
         elif pin.mode == MODE_OPEN_DRAIN:
@@ -185,24 +210,42 @@ class Services:
         self.tls.reset()
         if kind != "soft":
             self.net.set_active(False)
-            self.reset_cause = {"power": 1, "hard": 5}.get(kind, 1)
+            self.reset_cause = 3 if self.wdt_fired else {"power": 1, "hard": 5}.get(kind, 1)
+            self.wdt_fired = False
             self.pins.clear()
+            self.wdt_timeout_ms = None      # a hardware reset stops the watchdog; a soft one does not
             if self.peer is not None:
-                for gpio in (GPIO_CS, GPIO_NRST):
-                    self.peer.pin_write(gpio, None)
+                self.peer.pin_write(GPIO_CS, None)
+                self.peer.pin_write(GPIO_NRST, None)
+                self._drive(GPIO_NRST)
 
     # -- dispatch --------------------------------------------------------------------------
 
     def handle(self, op: str, args: list[Any], tx: bytes, interrupted: Interrupted) -> Reply:
         """Serve one call; DeviceOSError passes to the caller, which sends it as an errno."""
         self.catch_up()
+        start = time.monotonic()
         try:
             if op in PEER_OPS:
                 with self.lock:
-                    return self._dispatch(op, args, tx, interrupted)
-            return self._dispatch(op, args, tx, interrupted)
+                    reply = self._dispatch(op, args, tx, interrupted)
+            else:
+                reply = self._dispatch(op, args, tx, interrupted)
         finally:
+            if op in WAIT_OPS:
+                self._advance((time.monotonic() - start) * 1000.0)
             self.settle()
+        if self.wdt_expired():
+            reply.reboot = "hard"
+        return reply
+
+    def wdt_expired(self) -> bool:
+        """Has the started watchdog run out? Then the board resets (reset_cause WDT_RESET)."""
+        if self.wdt_timeout_ms is None or self.now_ms < self.wdt_deadline_ms:
+            return False
+        self.wdt_timeout_ms = None
+        self.wdt_fired = True
+        return True
 
     def _dispatch(self, op: str, a: list[Any], tx: bytes, interrupted: Interrupted) -> Reply:
         net, fs = self.net, self.fs
@@ -224,6 +267,14 @@ class Services:
             return Reply(len(rx), rx)
         if op == "reset":
             return Reply(reboot="hard")
+        if op == "wdt_init":
+            self.wdt_timeout_ms = float(a[0])
+            self.wdt_deadline_ms = self.now_ms + self.wdt_timeout_ms
+            return Reply()
+        if op == "wdt_feed":
+            if self.wdt_timeout_ms is not None:
+                self.wdt_deadline_ms = self.now_ms + self.wdt_timeout_ms
+            return Reply()
         if op == "unique_id":
             return Reply(self.unique_id.hex())
         if op == "reset_cause":

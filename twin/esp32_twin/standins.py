@@ -27,17 +27,24 @@ from esp32_twin.netstack import NetStack, WifiConfig
 from esp32_twin.peer import Esp32Peer
 from esp32_twin.services import Services
 
-MODULES = ("vesp32_host", "machine", "network")
+MODULES = ("vesp32_errno", "vesp32_host", "machine", "network")
 
 
-def _load(name: str) -> ModuleType:
+def _load(name: str, register: bool = True) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, STANDINS / f"{name}.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"Failed to load stand-in {name} from {STANDINS}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    if register:
+        sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def standin(name: str) -> ModuleType:
+    """Inside cpython_standins: another stand-in (``socket``, ``vtime``, ...) as a module object
+    that is not put into sys.modules (CPython's own ``socket`` stays what the test imports)."""
+    return _load(name, register=False)
 
 
 @contextlib.contextmanager
@@ -61,6 +68,7 @@ def cpython_standins(peer: Esp32Peer | None = None, *, wifi: WifiConfig | None =
             return reply.value
 
         try:
+            _load("vesp32_errno")
             host = _load("vesp32_host")
             host.set_backend(backend)
             _load("machine")

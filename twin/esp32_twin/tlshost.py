@@ -176,7 +176,8 @@ class TlsHost:
 
     def read(self, sid: int, n: int, timeout: float | None, interrupted: Interrupted) -> bytes | str:
         """Up to ``n`` bytes: fewer only at the end of the stream (the peer's close_notify), as the
-        port's stream read does on a blocking socket; an end without close_notify is an error."""
+        port's stream read does on a blocking socket; an end without close_notify is an error. On a
+        non-blocking socket (timeout 0): what has arrived, EAGAIN when nothing has."""
         s = self._tls(sid)
         got = bytearray()
         try:
@@ -184,7 +185,9 @@ class TlsHost:
                 try:
                     chunk = s.recv(n - len(got))
                 except ssl.SSLWantReadError:
-                    self.net.wait(s, False, timeout, interrupted)
+                    if got and timeout is not None and timeout <= 0:
+                        break   # non-blocking: what has arrived (py/stream.c: EAGAIN after some bytes)
+                    self.net.wait(s, False, timeout, interrupted)   # EAGAIN when non-blocking
                     continue
                 except ssl.SSLWantWriteError:
                     self.net.wait(s, True, timeout, interrupted)

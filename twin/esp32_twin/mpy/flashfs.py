@@ -45,10 +45,38 @@ class FlashFile(io.IOBase):
                     break
                 chunks.append(bytes(buf[:k]))
             data = b"".join(chunks)
+        elif self._text:
+            return self._read_chars(n)
         else:
             buf = bytearray(n)
             data = bytes(buf[:self.readinto(buf)])
         return data.decode() if self._text else data
+
+    def _read_chars(self, n):
+        """Text mode: `n` characters, as the port reads them (py/stream.c, stream_read_generic with
+        MICROPY_PY_BUILTINS_STR_UNICODE: bytes in a loop, never past the n-th character, so a
+        multi-byte UTF-8 character is never split between two reads)."""
+        out = bytearray()
+        chars = 0
+        while chars < n:
+            buf = bytearray(n - chars)
+            k = self.readinto(buf)
+            if not k:
+                break
+            chunk = buf[:k]
+            # A character cut at the end of the chunk: read its remaining continuation bytes.
+            i = k - 1
+            while i > 0 and chunk[i] & 0xC0 == 0x80:
+                i -= 1
+            lead = chunk[i]
+            size = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+            more = size - (k - i)
+            if more > 0:
+                rest = bytearray(more)
+                chunk += rest[:self.readinto(rest)]
+            out += chunk
+            chars += sum(1 for b in chunk if b & 0xC0 != 0x80)
+        return out.decode()
 
     def readline(self):
         self._check()

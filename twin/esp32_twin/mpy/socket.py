@@ -9,9 +9,21 @@
     n = s.readinto(buf)
 
 The host opens the connection (only while Wi-Fi is up) and applies the timeout; errors are
-OSError with MicroPython's errno values (ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH, ...).
+OSError with the ESP32 port's errno values (vesp32_errno: ETIMEDOUT 116, ECONNREFUSED 111,
+EHOSTUNREACH 118, ...).
+
+Reads follow the port, not CPython:
+- `recv(n)` is one receive: whatever has arrived, at least one byte, b"" at the end of the stream
+  (ports/esp32/modsocket.c, socket_recv -> _socket_read_data, one lwip_recvfrom);
+- `readinto(buf)` and `read(n)` are stream reads (py/stream.c, mp_stream_rw): on a blocking socket
+  they loop until `buf` is full or the stream ends, so an answer shorter than the buffer on a
+  connection the server keeps open returns only at the timeout (OSError ETIMEDOUT, the bytes
+  already read are lost); on a non-blocking socket they return what has arrived, or None when
+  nothing has (EAGAIN before any byte);
+- `read()` reads to the end of the stream; the timeout applies to each receive (SO_RCVTIMEO).
 """
 
+from vesp32_errno import EAGAIN
 from vesp32_host import call
 
 AF_INET = 2
@@ -70,21 +82,40 @@ class socket:
         self.sendall(buf)
         return len(buf)
 
-    def readinto(self, buf, nbytes=None):
+    def _recv_into(self, mv):
+        """One receive into `mv`: the byte count, 0 at the end of the stream."""
         self._check()
+        return call("sock_recv", self._id, len(mv), self._timeout, rx=mv)
+
+    def readinto(self, buf, nbytes=None):
         mv = memoryview(buf)
         if nbytes is not None:
             mv = mv[:nbytes]
-        return call("sock_recv", self._id, len(mv), self._timeout, rx=mv)
+        got = 0
+        while got < len(mv):
+            try:
+                n = self._recv_into(mv[got:])
+            except OSError as e:
+                if e.errno == EAGAIN:          # non-blocking: what has arrived, or None
+                    return got if got else None
+                raise
+            if not n:
+                break
+            got += n
+        return got
 
     def recv(self, bufsize):
         buf = bytearray(bufsize)
-        n = self.readinto(buf)
+        n = self._recv_into(memoryview(buf))
         return bytes(buf[:n])
 
     def read(self, size=-1):
         if size is not None and size >= 0:
-            return self.recv(size)
+            buf = bytearray(size)
+            n = self.readinto(buf)
+            if n is None:
+                return None
+            return bytes(buf[:n])
         chunks = []
         while True:
             b = self.recv(512)

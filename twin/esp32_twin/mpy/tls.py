@@ -18,11 +18,15 @@ The behaviour of the firmware's module, as the bridge relies on it:
   Name (CN) does not match with the expected CN", "The certificate validity has expired", ...);
 - other TLS failures are OSError(-code, "SSL - ..."), socket failures OSError(errno);
 - the socket is a stream: read/readinto read until the buffer is full or the peer ends the
-  session (close_notify: 0 bytes); an end without close_notify is OSError(-0x7280, "SSL - The
-  connection indicated an EOF"); write writes everything; close closes the socket under it too.
-Only a client is emulated (server_side=True is refused); no setblocking, no load_cert_chain.
+  session (close_notify: 0 bytes); when the socket under it is non-blocking (setblocking(False),
+  which the SSLSocket passes down) they return what has arrived, None when nothing has
+  (py/stream.c, mp_stream_rw); there is no recv/send (those exist for DTLS builds only); an end
+  without close_notify is OSError(-0x7280, "SSL - The connection indicated an EOF"); write writes
+  everything; close closes the socket under it too.
+Only a client is emulated (server_side=True is refused); no load_cert_chain.
 """
 
+from vesp32_errno import EAGAIN
 from vesp32_host import call
 
 MBEDTLS_VERSION = "Mbed TLS (virtual ESP32: the host's TLS)"
@@ -111,7 +115,18 @@ class SSLSocket:
             mv = mv[:nbytes]
         if not len(mv):
             return 0
-        return _check(call("tls_read", sock._id, len(mv), sock._timeout, rx=mv))
+        try:
+            return _check(call("tls_read", sock._id, len(mv), sock._timeout, rx=mv))
+        except OSError as e:
+            if e.errno == EAGAIN:   # non-blocking, nothing arrived
+                return None
+            raise
+
+    def setblocking(self, flag):
+        # extmod/modtls_mbedtls.c, socket_setblocking: passed to the socket under the session.
+        if self._sock is None:
+            raise OSError(9)
+        self._sock.setblocking(flag)
 
     def read(self, size=-1):
         if size is None or size < 0:
@@ -123,6 +138,8 @@ class SSLSocket:
                 out += chunk
         buf = bytearray(size)
         n = self.readinto(buf)
+        if n is None:
+            return None
         return bytes(buf) if n == size else bytes(buf[:n])
 
     def readline(self):

@@ -5,7 +5,7 @@
     vesp32_boot.run_file("boot.py", globals())  # skipped when absent, like the port
 
 After install() the runtime looks like an ESP32's: `import machine, network, socket, ssl, tls, time,
-gc` give the stand-ins, "/" is the flash filesystem and sys.path is the port's.
+gc, errno, os, esp, esp32` give the stand-ins, "/" is the flash filesystem and sys.path is the port's.
 """
 
 import sys
@@ -16,18 +16,25 @@ def install():
     import socket
     import ssl
 
+    import esp
+    import esp32
     import flashfs
     import machine
     import network
     import tls
+    import vesp32_errno
     import vesp32_host
+    import vesp32_os
+    import vesp32_select
     import vfs
     import vgc
     import vtime
 
     for name, module in (("time", vtime), ("utime", vtime), ("gc", vgc), ("usocket", socket),
                          ("socket", socket), ("machine", machine), ("network", network), ("tls", tls),
-                         ("ssl", ssl)):
+                         ("ssl", ssl), ("errno", vesp32_errno), ("uerrno", vesp32_errno), ("os", vesp32_os),
+                         ("uos", vesp32_os), ("esp", esp), ("esp32", esp32), ("select", vesp32_select),
+                         ("uselect", vesp32_select)):
         sys.modules[name] = module
     vfs.umount("/")
     vfs.mount(flashfs.FlashFs(), "/")

@@ -7,10 +7,10 @@
 Under the WebAssembly port the call goes to the Node runner's `_vesp32` module; buffers cross by
 address, so a transfer allocates nothing on the MicroPython heap. Under CPython a test installs a
 backend with `set_backend` (esp32_twin.standins does). A host error becomes OSError with
-MicroPython's errno value.
+the ESP32 port's errno value (vesp32_errno).
 """
 
-import errno
+import vesp32_errno
 
 try:
     import _vesp32
@@ -21,18 +21,11 @@ except ImportError:  # CPython: esp32_twin.standins sets a backend
 _backend = None
 _sampler = None
 
-# MicroPython's py/mperrno.h values, for names that the errno module of a build may lack.
-_MP_ERRNO = {"ENOTDIR": 20, "ENOTEMPTY": 39, "ENAMETOOLONG": 36, "ENOSPC": 28, "EROFS": 30, "EXDEV": 18}
-
-
 def errno_value(name):
-    """MicroPython's errno number for a name such as 'ENOENT'."""
-    # errno is imported once at the top: an import here would search the flash filesystem,
-    # whose failure would call this function again.
-    value = getattr(errno, name, None)
-    if value is None:
-        value = _MP_ERRNO.get(name, getattr(errno, "EIO", 5))
-    return value
+    """The ESP32 port's errno number for a name such as 'ETIMEDOUT' (vesp32_errno: 116)."""
+    # imported once at the top: an import here would search the flash filesystem, whose failure
+    # would call this function again.
+    return getattr(vesp32_errno, name, vesp32_errno.EIO)
 
 
 def set_backend(backend):

@@ -347,7 +347,8 @@ async function feed(c) {
 async function main() {
   await boot("power");
   for (;;) {
-    const { bin } = request({ op: "serial_read" });
+    const { header: got, bin } = request({ op: "serial_read" });
+    if (got.reboot) pendingReboot = got.reboot; // machine.WDT ran out while the REPL waited
     for (const c of bin) {
       if (pendingReboot) break;
       const ret = await feed(c);
