@@ -417,12 +417,14 @@ def monitor(c: Context, device: str = "", stm32: str = "", seconds: float = 0.0)
     "fs": "directory holding the virtual ESP32's files, kept between runs (default .fota/vesp32-fs)",
     "server": "update server URL: checked for reachability and shown in the hints",
     "wifi_down": "no access point: the ESP32's Wi-Fi never connects",
+    "no_nrst_pullup": "NRST wired without its pull-up: GPIO 4's reset pull-down holds it half-way",
     "no_twin": "nothing on the SPI bus (no firmware build needed)",
     "seconds": "stop after this many seconds (default: run until Ctrl-C)",
     "baud": "console UART speed: bytes cross the pty no faster (default 115200, a DevKit's; 0: unthrottled)",
 })
 def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str = "", server: str = "",
-              wifi_down: bool = False, no_twin: bool = False, seconds: float = 0.0,
+              wifi_down: bool = False, no_nrst_pullup: bool = False, no_twin: bool = False,
+              seconds: float = 0.0,
               baud: int = 115200) -> None:
     """Run a virtual ESP32 on a pty, wired to the STM32 twin."""
     from esp32_twin.cli import DEFAULT_FS, SimEsp32Options, run_sim_esp32
@@ -431,7 +433,8 @@ def sim_esp32(c: Context, flash: str = "", build_dir: str = BUILD_DIR, fs: str =
 
     opts = SimEsp32Options(flash=flash or None, build_dir=str(ROOT / build_dir),
                            fs_dir=fs or str(ROOT / DEFAULT_FS), server=server or None,
-                           wifi_down=wifi_down, no_twin=no_twin, seconds=seconds or None, baud=baud)
+                           wifi_down=wifi_down, no_nrst_pullup=no_nrst_pullup, no_twin=no_twin,
+                           seconds=seconds or None, baud=baud)
     try:
         status = run_sim_esp32(opts, out=lambda line: print(line, flush=True))
     except (Esp32TwinError, TwinError) as e:

@@ -34,3 +34,10 @@ def test_cli_reports_a_missing_build(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "Failed to load the build" in result.stderr and "bootloader.bin does not exist" in result.stderr
+
+
+def test_the_nrst_pullup_option_reaches_the_parsed_options() -> None:
+    from esp32_twin.cli import parse_args
+
+    assert parse_args(["--no-nrst-pullup"]).no_nrst_pullup is True
+    assert parse_args([]).no_nrst_pullup is False

@@ -34,6 +34,7 @@ class SimEsp32Options:
     fs_dir: str = DEFAULT_FS          # the ESP32's filesystem (kept between runs)
     server: str | None = None         # checked for reachability, shown in the hints
     wifi_down: bool = False
+    no_nrst_pullup: bool = False      # NRST without its pull-up: GPIO 4's pull-down holds it half-way
     no_twin: bool = False             # nothing on the SPI bus (a FakePeer): no build needed
     heap: int = HEAP_BYTES
     seconds: float | None = None      # stop after this long (tests, scripts); None: until Ctrl-C
@@ -84,6 +85,7 @@ def run_sim_esp32(opts: SimEsp32Options, out: Callable[[str], None] = print) -> 
     fs_dir = Path(opts.fs_dir)
     esp = VirtualEsp32(peer, board=board, fs_dir=fs_dir, wifi=WifiConfig(up=not opts.wifi_down),
                        heap_bytes=opts.heap, baud=opts.baud or None)
+    esp.services.nrst_pullup = not opts.no_nrst_pullup
     try:
         esp.start()
         out(f"sim-esp32: virtual ESP32 on {esp.port} (MicroPython, {opts.heap // 1024} KB heap, "
@@ -117,13 +119,16 @@ def parse_args(argv: list[str] | None = None) -> SimEsp32Options:
                    help=f"the ESP32's files, kept between runs (default {DEFAULT_FS})")
     p.add_argument("--server", help="update server URL: checked and shown in the hints")
     p.add_argument("--wifi-down", action="store_true", help="no access point: Wi-Fi never connects")
+    p.add_argument("--no-nrst-pullup", action="store_true",
+                   help="NRST wired without its 10 kOhm pull-up: GPIO 4's reset pull-down holds it half-way")
     p.add_argument("--no-twin", action="store_true", help="nothing on the SPI bus (no firmware build needed)")
     p.add_argument("--heap", type=int, default=HEAP_BYTES,
                    help=f"MicroPython heap in bytes (default {HEAP_BYTES})")
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     a = p.parse_args(argv)
     return SimEsp32Options(flash=a.flash, build_dir=a.build_dir, fs_dir=a.fs, server=a.server,
-                           wifi_down=a.wifi_down, no_twin=a.no_twin, heap=a.heap, seconds=a.seconds)
+                           wifi_down=a.wifi_down, no_nrst_pullup=a.no_nrst_pullup, no_twin=a.no_twin,
+                           heap=a.heap, seconds=a.seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
