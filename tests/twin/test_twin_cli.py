@@ -65,7 +65,9 @@ def test_sim_board_options_reach_the_twin(fw_build) -> None:
     """--no-hse, --vdda and --revision: the boot log shows the HSI fallback; revision A keeps the
     prefetch off, so the strict run does not fault."""
     out: list[str] = []
-    argv = ["--build-dir", str(fw_build.build_dir), "--run-ms", "1200", "--no-hse", "--vdda", "3.3",
+    # without the crystal the bounded HSE wait alone takes 0.7 s of virtual time (bounds count
+    # poll iterations at 16 MHz, conservatively)
+    argv = ["--build-dir", str(fw_build.build_dir), "--run-ms", "3000", "--no-hse", "--vdda", "3.3",
             "--revision", "A", "--hardware-watchdog", "--lsi-hz", "47000", "--floating-nss"]
     opts = parse_args(argv)
     assert (opts.no_hse, opts.vdda, opts.revision) == (True, 3.3, "A")
