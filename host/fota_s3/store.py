@@ -14,8 +14,6 @@ never put in the environment. Every other client finds its credentials through b
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from fota_formats.config import S3Config
 from fota_formats.errors import FotaError
+from fota_formats.files import write_atomic
 
 ProgressFn = Callable[[int], None]  # bytes transferred since the last call
 
@@ -167,18 +166,3 @@ class S3Store:
             raise S3Error(f"Failed to upload {self.url(key)}: {e}") from None
         if self.mirror_dir is not None:
             write_atomic(self.mirror_dir / self.bucket / full, data)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` so that a reader sees the old or the new content, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

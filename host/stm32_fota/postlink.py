@@ -14,10 +14,10 @@ region are copied.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fota_formats.files import write_atomic
 from fota_formats.image import ImageInfo, finish_image, validate_image
 
 from .elfcheck import ElfImage, Target
@@ -49,13 +49,6 @@ def ihex(data: bytes, base: int, start: int | None = None) -> str:
         lines.append(_record(0x05, 0, start.to_bytes(4, "big")))
     lines.append(_record(0x01, 0, b""))
     return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -92,6 +85,6 @@ def postlink(elf: str | Path, target: Target) -> PostlinkResult:
         data = finish_image(raw, target.slot, name=elf.name)
         image = validate_image(data, target.slot, name=bin_path.name)
     start = int.from_bytes(data[4:8], "little")
-    _write_atomic(bin_path, data)
-    _write_atomic(hex_path, ihex(data, target.region.base, start).encode("ascii"))
+    write_atomic(bin_path, data)
+    write_atomic(hex_path, ihex(data, target.region.base, start).encode("ascii"))
     return PostlinkResult(target, bin_path, hex_path, len(data), image)
