@@ -95,8 +95,8 @@ def _upsert_hit(dialect_insert: Any) -> Insert:
     a refused request (count > limit) costs nothing more. A process whose clock is behind counts
     into the newer window already stored."""
     h = device_hits.c
-    stmt = dialect_insert(device_hits).values(device_id=bindparam("p_device"), window_start=bindparam("p_window"),
-                                              hits=1)
+    stmt = dialect_insert(device_hits).values(device_id=bindparam("p_device"),
+                                              window_start=bindparam("p_window"), hits=1)
     same = h.window_start >= stmt.excluded.window_start
     return stmt.on_conflict_do_update(index_elements=[h.device_id], set_={
         "hits": case((same, case((h.hits > bindparam("p_limit"), h.hits), else_=h.hits + 1)), else_=1),
