@@ -69,7 +69,7 @@ from fota_server.models import (
     UpdatePage,
 )
 from fota_server.ranges import RangeError, parse_range
-from fota_server.ratelimit import DEFAULT_DEVICE_RATE, DeviceLimiter
+from fota_server.ratelimit import DEFAULT_DEVICE_RATE, DeviceLimiter, parse_rate
 from fota_server.registry import Registry, RegistryError
 
 log = logging.getLogger("fota_server")
@@ -96,9 +96,10 @@ class ServerState:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        parse_rate(settings.device_rate)  # a malformed rate is refused before the database is opened
         self.folder = FirmwareFolder(settings.firmware_dir)
         self.registry = Registry(settings.db_path)
-        self.limiter = DeviceLimiter(settings.device_rate)
+        self.limiter = DeviceLimiter(settings.device_rate, self.registry)
         self._release: LocalRelease | None = None
         self._loaded_link: str | None = None  # where `current` pointed when _release was loaded
         self.by_version: dict[str, LocalRelease] = {}
@@ -282,8 +283,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def on_registry(_: Request, exc: RegistryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    async def rate_limit(device_id: str) -> None:
-        wait = await st().limiter.retry_after(device_id)
+    def rate_limit(device_id: str) -> None:
+        wait = st().limiter.retry_after(device_id)
         if wait is not None:
             raise HTTPException(429, f"too many requests from device {device_id} (at most "
                                      f"{settings.device_rate}); retry in {wait} s",
@@ -302,7 +303,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                  responses={200: {"model": CheckInReply}, **_RATE_LIMITED},
                  summary="Device check-in: answered with an update decision")
     async def checkin(body: CheckIn) -> Response:
-        await rate_limit(body.device_id)
+        rate_limit(body.device_id)
         return Response(json.dumps(_checkin(body), separators=(",", ":")), media_type="application/json")
 
     def _checkin(body: CheckIn) -> dict[str, Any]:
@@ -369,7 +370,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @device.post("/report", response_model=ReportReply, summary="Progress or result of an update",
                  responses={404: {"model": ErrorReply}, 409: {"model": ErrorReply}, **_RATE_LIMITED})
     async def report(body: Report) -> dict[str, Any]:
-        await rate_limit(body.device_id)
+        rate_limit(body.device_id)
         upd = st().registry.report(body.device_id, body.update_id, body.stage, body.offset, body.outcome,
                                    body.reason, body.duration_ms, body.running_slot, body.running_version)
         if body.stage == "result":

@@ -31,14 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, bindparam, func, literal, or_, select, update
+from sqlalchemy import Connection, Insert, Row, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fota_server.db.engine import Database, DatabaseUnavailable, open_database
 from fota_server.db.locks import sync_lock
 from fota_server.db.migrate import upgrade
 from fota_server.db.prepared import Prepared
-from fota_server.db.schema import devices, sync_state, updates
+from fota_server.db.schema import device_hits, devices, sync_state, updates
 
 OPEN_STATES = ("offered", "in_progress")
 OUTCOMES = ("confirmed", "reverted", "failed")
@@ -88,6 +88,22 @@ def _upsert_checkin(dialect_insert: Any) -> Insert:
                                          "slot_b_state", "slot_b_version")}})
 
 
+def _upsert_hit(dialect_insert: Any) -> Insert:
+    """Count one request of a device in the window starting at ``p_window``; RETURNING the count.
+
+    A newer window starts the count again; within the window the count stops at ``p_limit`` + 1, so
+    a refused request (count > limit) costs nothing more. A process whose clock is behind counts
+    into the newer window already stored."""
+    h = device_hits.c
+    stmt = dialect_insert(device_hits).values(device_id=bindparam("p_device"),
+                                              window_start=bindparam("p_window"), hits=1)
+    same = h.window_start >= stmt.excluded.window_start
+    return stmt.on_conflict_do_update(index_elements=[h.device_id], set_={
+        "hits": case((same, case((h.hits > bindparam("p_limit"), h.hits), else_=h.hits + 1)), else_=1),
+        "window_start": case((same, h.window_start), else_=stmt.excluded.window_start),
+    }).returning(h.hits, h.window_start)
+
+
 # Statements built once (SQLAlchemy caches their compiled form); parameters are bound by name.
 _SELECT_UPDATE = select(updates).where(_U.id == bindparam("p_id"))
 _SELECT_UPDATE_LOCKED = _SELECT_UPDATE.with_for_update()  # PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
@@ -132,6 +148,7 @@ class Registry:
         self._checkin = Prepared(_upsert_checkin(dialect_insert), dialect)
         self._was_reverted = Prepared(_WAS_REVERTED, dialect)
         self._open_update = Prepared(_OPEN_UPDATE, dialect)
+        self._hit = Prepared(_upsert_hit(dialect_insert), dialect)
         sync = dialect_insert(sync_state)
         self._sync = sync.on_conflict_do_update(index_elements=[sync_state.c.name], set_={
             c.name: sync.excluded[c.name] for c in sync_state.c if c.name != "name"})
@@ -180,6 +197,14 @@ class Registry:
                 "running_slot": running_slot, "running_version": running_version,
                 "slot_a_state": a["state"], "slot_a_version": a.get("version"),
                 "slot_b_state": b["state"], "slot_b_version": b.get("version")})
+
+    def count_hit(self, device_id: str, window_start: int, limit: int) -> tuple[int, int]:
+        """Count one request of ``device_id`` (fota_server.ratelimit): its count in the current window
+        (``limit`` + 1 once over the limit) and that window's start (Unix seconds)."""
+        with self._auto() as conn:  # one statement: atomic on its own
+            row = self._hit.execute(conn, {"p_device": device_id, "p_window": window_start,
+                                           "p_limit": limit}).fetchone()
+        return int(row[0]), int(row[1])
 
     def was_reverted(self, device_id: str, version: str, sha256: str) -> bool:
         with self._auto() as conn:

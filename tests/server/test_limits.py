@@ -33,17 +33,12 @@ def checkin(device: str = DEV) -> dict[str, Any]:
 
 
 def make_app(tmp_path: Path, **settings: Any) -> Any:
+    tmp_path.mkdir(exist_ok=True)
     folder = FirmwareFolder(tmp_path / "fw")
     install_release(folder, tmp_path, "1.1.0")
-    return create_app(
-        ServerSettings(
-            firmware_dir=folder.root,
-            db_path=tmp_path / "db",
-            token=DEVICE,
-            operator_token=OPERATOR,
-            **settings,
-        )
-    )
+    defaults = {"firmware_dir": folder.root, "db_path": tmp_path / "db", "token": DEVICE,
+                "operator_token": OPERATOR}
+    return create_app(ServerSettings(**(defaults | settings)))
 
 
 @pytest.fixture
@@ -185,3 +180,22 @@ def test_retry_after_is_when_the_next_request_goes_through(tmp_path: Path):
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         time.sleep(1.0)
         assert c.post("/api/v1/checkin", json=checkin(), headers=AUTH).status_code == 200
+
+
+def test_two_servers_sharing_a_database_share_each_device_budget(tmp_path: Path, database: str):
+    # The counters roll over on the hour: keep the test inside one window.
+    to_next_hour = 3600 - time.time() % 3600
+    if to_next_hour < 5:
+        time.sleep(to_next_hour + 0.1)
+    one, two = (make_app(tmp_path / name, device_rate="3/hour", db_path=database) for name in ("one", "two"))
+    with TestClient(one) as c1, TestClient(two) as c2:
+        for _ in range(3):
+            assert c1.post("/api/v1/checkin", json=checkin(), headers=AUTH).status_code == 200
+        r = c2.post("/api/v1/checkin", json=checkin(), headers=AUTH)
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 3600
+        assert "3/hour" in r.json()["detail"]
+        assert c1.post("/api/v1/checkin", json=checkin(), headers=AUTH).status_code == 429
+        # another device has its own budget, on either server
+        assert c2.post("/api/v1/checkin", json=checkin("ab" * 12), headers=AUTH).status_code == 200
+        dev = c2.get(f"/api/v1/devices/{DEV}", headers={"Authorization": f"Bearer {OPERATOR}"}).json()
+        assert dev["checkins"] == 3  # the refused check-ins changed nothing

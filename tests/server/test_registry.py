@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fota_formats.config import ConfigError, FotaConfig, ServerConfig, load_config
 from fota_lab.postgres import PostgresServer
 from fota_server.db import DatabaseError, SyncBusy, current, head, open_database, upgrade
+from fota_server.db.migrate import alembic_config
 from fota_server.db.schema import metadata
 from fota_server.registry import Registry, RegistryError
 
@@ -310,3 +312,21 @@ def test_fota_server_migrate_command(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"schema already at {head()}" in capsys.readouterr().out
     assert main(["--workers", "0", "--config", str(config)]) == 2
     assert "--workers must be 1 or more, not 0" in capsys.readouterr().err
+
+
+def test_registry_at_the_previous_head_is_upgraded_keeping_its_rows(empty_database: str):
+    db = open_database(empty_database)
+    with db.write() as conn:
+        command.upgrade(alembic_config(conn), "0002_sync_state")
+    assert current(db) == "0002_sync_state"
+    db.close()
+    db = open_database(empty_database)
+    with db.write() as conn:
+        conn.exec_driver_sql("INSERT INTO devices (device_id, first_seen, last_seen, checkins) "
+                             f"VALUES ('{DEV}', 't', 't', 7)")
+    db.close()
+    reg = Registry(empty_database)
+    assert current(reg.db) == head() == "0003_device_hits"
+    assert reg.device(DEV)["checkins"] == 7
+    assert reg.count_hit(DEV, 60, 2) == (1, 60)
+    reg.close()

@@ -3,7 +3,7 @@
     >>> from fota_server.db.engine import open_database
     >>> db = open_database(":memory:")
     >>> upgrade(db)
-    (None, '0002_sync_state')
+    (None, '0003_device_hits')
     >>> current(db) == head()
     True
 

@@ -65,3 +65,13 @@ sync_state = Table(
     Column("duration_ms", Integer, nullable=False),
     Column("instance", Text, nullable=False),
 )
+
+# The per-device rate limit (fota_server.ratelimit), shared by every server process: the check-ins
+# and reports of a device in its current fixed window (window_start: Unix seconds). No foreign key:
+# a request is counted before its device row is written.
+device_hits = Table(
+    "device_hits", metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("window_start", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("hits", Integer, nullable=False),
+)
