@@ -37,7 +37,7 @@ from fota_lab.locals3 import free_port
 
 SUPERUSER = "fota"
 REGISTRY = "fota_registry"
-TABLES = ("updates", "devices", "sync_state")
+TABLES = ("updates", "devices", "sync_state", "device_hits")
 START_TIMEOUT_S = 60
 UNPRIVILEGED = "nobody"
 PREFIX = "fota-pg-"
