@@ -166,9 +166,10 @@ def test_rate_limit_per_device_with_retry_after(tmp_path: Path):
         assert dev["checkins"] == 4 and dev["updates"][0]["offset"] == 10
 
 
-def test_malformed_rate_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(ValueError, match="malformed rate limit 'lots'"):
-        make_app(tmp_path, device_rate="lots")
+@pytest.mark.parametrize("rate", ["lots", "0/minute", "5/fortnight", "5/0 seconds", "-1/hour"])
+def test_malformed_rate_is_a_clear_error(tmp_path: Path, rate: str):
+    with pytest.raises(ValueError, match=f"malformed rate limit '{rate}'"):
+        make_app(tmp_path, device_rate=rate)
 
 
 def test_retry_after_is_when_the_next_request_goes_through(tmp_path: Path):

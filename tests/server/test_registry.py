@@ -330,3 +330,12 @@ def test_registry_at_the_previous_head_is_upgraded_keeping_its_rows(empty_databa
     assert reg.device(DEV)["checkins"] == 7
     assert reg.count_hit(DEV, 60, 2) == (1, 60)
     reg.close()
+
+
+def test_rate_limit_counts_per_device_and_window(database: str):
+    reg = Registry(database)
+    assert [reg.count_hit(DEV, 600, 2) for _ in range(4)] == [(1, 600), (2, 600), (3, 600), (3, 600)]
+    assert reg.count_hit(DEV2, 600, 2) == (1, 600)  # each device its own row
+    assert reg.count_hit(DEV, 540, 2) == (3, 600)  # a process whose clock lags counts into the newer window
+    assert reg.count_hit(DEV, 660, 2) == (1, 660)  # a new window starts again
+    reg.close()
