@@ -504,7 +504,7 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 @task(iterable=["only"], help={
     "only": "run only this benchmark (repeatable): build, link, twin, server, server-scale, vesp32, "
-            "bridge-mem (default: all); the stored rows of the others stay in bench/results.md",
+            "bridge-mem, crypto (default: all); the stored rows of the others stay in bench/results.md",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
     "no_save": "print the table only: leave bench/results.json and results.md as they are",
 })
