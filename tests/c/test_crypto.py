@@ -237,3 +237,41 @@ def test_s_plus_multiple_of_order_refused(crypto_cli: Path, multiple: int) -> No
     got = run_cli(crypto_cli, "verify", [Case("", raw_public(key), malleated, msg).line()])
     assert got == ["noncanonical-s"]
     assert not python_accepts(raw_public(key), malleated, msg)
+
+
+# --- mixed-order R: the cofactored equation decides ----------------------------------------------
+
+def _mul(n: int, pt: tuple[int, int]) -> tuple[int, int]:
+    acc = (0, 1)
+    while n:
+        if n & 1:
+            acc = _add(acc, pt)
+        pt, n = _add(pt, pt), n >> 1
+    return acc
+
+
+def test_mixed_order_r_accepted_by_the_cofactored_equation(crypto_cli: Path) -> None:
+    """A signer who holds the private key adds a point of order 2 to R and signs correctly for that
+    R: [8]R loses the component, so the cofactored equation holds (RFC 8032 5.1.7 names it) and the
+    signature is accepted; OpenSSL checks without the cofactor and refuses it. Not a forgery: it
+    needs the private scalar a."""
+    seed = bytes(range(1, 33))
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], "little") & ~7 & (2**255 - 1) | 2**254
+    by = 4 * pow(5, P - 2, P) % P
+    base = (_recover_x(by, 0), by)
+    pub = _encode(_mul(a, base))
+    assert pub == raw_public(Ed25519PrivateKey.from_private_bytes(seed))
+    msg = hashlib.sha256(b"image").digest()
+    r = int.from_bytes(hashlib.sha512(b"nonce" + msg).digest(), "little") % L
+    big_r = _encode(_add(_mul(r, base), (0, P - 1)))          # + (0, -1), of order 2
+    k = int.from_bytes(hashlib.sha512(big_r + pub + msg).digest(), "little") % L
+    sig = big_r + ((r + k * a) % L).to_bytes(32, "little")
+    assert run_cli(crypto_cli, "verify", [Case("", pub, sig, msg).line()]) == ["ok"]
+    assert not python_accepts(pub, sig, msg)
+    # Without the order-2 point, the same construction is an ordinary signature both accept.
+    plain_r = _encode(_mul(r, base))
+    k = int.from_bytes(hashlib.sha512(plain_r + pub + msg).digest(), "little") % L
+    plain = plain_r + ((r + k * a) % L).to_bytes(32, "little")
+    assert run_cli(crypto_cli, "verify", [Case("", pub, plain, msg).line()]) == ["ok"]
+    assert python_accepts(pub, plain, msg)
