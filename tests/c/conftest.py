@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,40 @@ def crypto_cli(tmp_path_factory: pytest.TempPathFactory, monocypher_obj: Path) -
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, "Failed to build crypto_cli:\n" + proc.stderr
     return exe
+
+
+FuzzBuilder = Callable[[str, Sequence[Path]], Path]
+
+
+@pytest.fixture(scope="session")
+def fuzz_driver(tmp_path_factory: pytest.TempPathFactory, monocypher_obj: Path) -> FuzzBuilder:
+    """build(target, sources) -> the driver fuzz/fuzz_main.c + fuzz/target_<target>.c + sources,
+    under ASan + UBSan, the target and sources with gcc's -fsanitize-coverage=trace-pc (the
+    engine's feedback); Monocypher is linked uninstrumented. Built once per target."""
+    out = tmp_path_factory.mktemp("fuzz")
+    built: dict[str, Path] = {}
+    flags = [flag for flag in CFLAGS if flag != "-Werror"] + ["-Werror", f"-I{HERE / 'fuzz'}"]
+
+    def compile_(name: str, srcs: Sequence[Path], extra: list[str]) -> list[str]:
+        objdir = out / name
+        objdir.mkdir(parents=True, exist_ok=True)
+        objs = [str(objdir / f"{i}-{src.stem}.o") for i, src in enumerate(srcs)]
+        for src, obj in zip(srcs, objs, strict=True):
+            proc = subprocess.run(["gcc", *flags, *extra, "-c", str(src), "-o", obj], capture_output=True,
+                                  text=True)
+            assert proc.returncode == 0, f"Failed to build the fuzz driver {name}:\n{proc.stderr}"
+        return objs
+
+    def build(target: str, sources: Sequence[Path]) -> Path:
+        if target not in built:
+            engine = compile_(f"{target}-engine", [HERE / "fuzz" / "fuzz_main.c"], [])
+            code = compile_(target, [HERE / "fuzz" / f"target_{target}.c", *sources],
+                            ["-fsanitize-coverage=trace-pc"])
+            exe = out / f"fuzz_{target}"
+            proc = subprocess.run(["gcc", *SANITIZE, *engine, *code, str(monocypher_obj), "-o", str(exe)],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"Failed to link the fuzz driver {target}:\n{proc.stderr}"
+            built[target] = exe
+        return built[target]
+
+    return build
