@@ -110,6 +110,9 @@ static int decodes(const uint8_t pub[32])
 
 enum ed25519_result ed25519_verify(const uint8_t sig[64], const uint8_t pub[32], const uint8_t *msg, size_t len)
 {
+    if (msg == NULL && len > 0u) {
+        return ED25519_BAD_SIGNATURE; /* no message to check: refused, never read */
+    }
     if (!less_than(sig + 32, group_order)) {
         return ED25519_NONCANONICAL_S;
     }

@@ -17,7 +17,8 @@ enum ed25519_result {
 };
 
 /* Verify the 64-byte signature sig = R || S of msg[0..len) under the 32-byte public key pub.
- * Reads only public data; time varies with the inputs. msg may be NULL when len is 0. */
+ * Reads only public data; time varies with the inputs. msg may be NULL when len is 0 (with a
+ * length it is ED25519_BAD_SIGNATURE). */
 enum ed25519_result ed25519_verify(const uint8_t sig[64], const uint8_t pub[32], const uint8_t *msg, size_t len);
 
 /* A short name of a result ("ok", "bad-signature", "noncanonical-s", "bad-key"). */

@@ -282,6 +282,14 @@ TEST(ed25519_key_off_curve_refused)
     CHECK_EQ(ed25519_verify(l.sig, l.pub, NULL, 0), ED25519_BAD_KEY);
 }
 
+TEST(ed25519_null_message_with_a_length_refused)
+{
+    struct loaded l;
+    load(&rfc8032[0], &l);
+    CHECK_EQ(ed25519_verify(l.sig, l.pub, NULL, 0), ED25519_OK); /* TEST 1: the empty message */
+    CHECK_EQ(ed25519_verify(l.sig, l.pub, NULL, 1), ED25519_BAD_SIGNATURE);
+}
+
 TEST(ed25519_result_names)
 {
     CHECK(strcmp(ed25519_result_name(ED25519_OK), "ok") == 0);
