@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import os
 import tarfile
 from pathlib import Path
 from types import ModuleType
@@ -101,3 +102,16 @@ def test_a_stamp_of_another_pin_fetches_again(fetcher: ModuleType, tmp_path: Pat
     (dest / ".fetched").write_text("pymonocypher-4.0.3.3.tar.gz sha256:00\n")
     with pytest.raises(fetcher.FetchError, match="no such file"):
         fetcher.fetch(dest, tmp_path / "missing.tar.gz")
+
+
+def test_monocypher_is_not_copied_into_the_repository() -> None:
+    """Only build/ (git-ignored) holds Monocypher's sources; the firmware includes them from there."""
+    root = SCRIPT.parents[1]
+    copies = []
+    for folder, dirs, files in os.walk(root):
+        if Path(folder) == root:
+            dirs[:] = [d for d in dirs if d not in ("build", "node_modules", ".venv", ".git")]
+        copies += [Path(folder) / f for f in files if f in ("monocypher.c", "monocypher.h")]
+    assert copies == []
+    ignored = (root / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/build/" in ignored
