@@ -44,7 +44,7 @@ from fota_server.db.schema import (
 )
 from fota_server.fleet_store import EPOCH, SERVER_ACTOR, advance, bump_epoch, needed, transition
 from fota_server.registry import Registry, RegistryError, now_iso
-from fota_server.rollout import TERMINAL, Rollout, Stage, Target, Window, hhmm
+from fota_server.rollout import TERMINAL, Rollout, Stage, Target, Window, cutoffs, hhmm
 
 _R = rollouts.c
 _S = rollout_stages.c
@@ -107,7 +107,7 @@ def _rollout(row: Any) -> Rollout:
     stages = tuple(Stage(**s) for s in json.loads(row.stages))
     target = Target(row.target_kind, row.target_group, frozenset(json.loads(row.target_devices or "[]")))
     return Rollout(int(row.id), row.version, target, stages, row.state, int(row.current_stage),
-                   row.advance_due_at)
+                   row.advance_due_at, tuple(json.loads(row.cutoffs)))
 
 
 class Fleet:
@@ -197,9 +197,12 @@ class Fleet:
                 name=spec.get("name") or f"{spec['version']} to {kind}", version=spec["version"],
                 target_kind=kind, target_group=target.get("group"),
                 target_devices=json.dumps(sorted(target["devices"])) if kind == "devices" else None,
-                stages=json.dumps(stages), state="active", current_stage=0, stage_opened_at=now,
+                stages=json.dumps(stages), cutoffs="[]", state="active", current_stage=0, stage_opened_at=now,
                 advance_due_at=None, admitted=0, consecutive_failures=0, created_at=ts, created_by=actor,
                 updated_at=ts, **values)).inserted_primary_key[0])
+            if "percent" in stages[0]:
+                cuts = cutoffs(rid, tuple(Stage(**s) for s in stages), self._population(conn, kind, target))
+                conn.execute(update(rollouts).where(_R.id == rid).values(cutoffs=json.dumps(cuts)))
             conn.execute(rollout_stages.insert(), [
                 {"rollout_id": rid, "stage": k, "devices": 0, "confirmed": 0, "failed": 0,
                  "opened_at": now if k == 0 else None} for k in range(len(stages))])
@@ -207,6 +210,18 @@ class Fleet:
             bump_epoch(conn)
         self.invalidate()
         return self.rollout(rid)
+
+    @staticmethod
+    def _population(conn: Connection, kind: str, target: dict[str, Any]) -> list[str]:
+        """The devices of a target that the registry knows (for the stages' cutoffs)."""
+        if kind == "devices":
+            return list(target["devices"])
+        q = select(devices.c.device_id)
+        if kind == "group":
+            eff = func.coalesce(device_settings.c.group_name, devices.c.reported_group)
+            joined = devices.outerjoin(device_settings, device_settings.c.device_id == devices.c.device_id)
+            q = q.select_from(joined).where(eff == target["group"])
+        return list(conn.execute(q).scalars())
 
     def list_rollouts(self, state: str | None = None) -> list[dict[str, Any]]:
         self.tick()

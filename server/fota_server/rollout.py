@@ -1,40 +1,63 @@
 """Rollouts as plain values: targets, stages, stage membership by hash, maintenance windows.
 
-    >>> r = Rollout(1, "1.2.0", Target("all"), (Stage(percent=10), Stage(percent=100)))
-    >>> bucket("0123456789abcdef01234567", 1)
-    3383
+    >>> fleet = [f"{i:024x}" for i in range(1000)]
+    >>> stages = (Stage(percent=10), Stage(percent=100))
+    >>> r = Rollout(1, "1.2.0", Target("all"), stages, cutoffs=cutoffs(1, stages, fleet))
+    >>> sum(r.stage_of(d) == 0 for d in fleet)
+    100
     >>> r.stage_of("0123456789abcdef01234567")
     1
 
 Nothing here touches the registry: :mod:`fota_server.fleet` loads these from it, and
 :func:`fota_server.decision.decide` decides with them.
 
-**Stage membership.** A device's *bucket* in a rollout is the SHA-256 of the rollout id and the
-device id mapped to [0, 10000). A percentage stage of p % holds the buckets below p x 100, so stage
-k holds the devices whose bucket is below its own share and at or above the previous stage's: a
-device stays in its stage across check-ins and server restarts, every server process computes the
-same, and over many devices the shares hold within a device or two. Stages of fixed counts (the
-first n devices of the target that check in while the stage is open) are admitted by the registry
-instead (:meth:`fota_server.fleet.Fleet.offer`), since a count needs to know who came first.
+**Stage membership.** A device's *position* in a rollout is the SHA-256 of the rollout id and the
+device id, its first 8 bytes as a number in [0, 2**64): fair, and independent per rollout. When the
+rollout is created, the positions of the devices of its target that the registry knows are sorted,
+and each percentage stage gets a *cutoff*: the position of the device at rank ceil(p % x N) (every
+position, at 100 %). A device is in the first stage whose cutoff is above its position. So the
+stages hold exactly their share of the devices known at creation (at least one device per stage),
+a device stays in its stage across check-ins, server restarts and processes (the cutoffs are
+stored with the rollout), and a device first seen later falls into a stage with the stage's
+probability. Stages of fixed counts (the first n devices of the target that check in while the
+stage is open) are admitted by the registry instead (:func:`fota_server.fleet_store.enrol`), since a
+count needs to know who came first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-BUCKETS = 10_000
+SPACE = 2**64
 States = Literal["active", "paused", "aborted", "completed"]
 STATES: tuple[str, ...] = ("active", "paused", "aborted", "completed")
 TERMINAL = ("aborted", "completed")
 MINUTES_PER_DAY = 24 * 60
 
 
-def bucket(device_id: str, rollout_id: int) -> int:
-    """The device's place in the rollout, in [0, BUCKETS): stable, and independent per rollout."""
+def position(device_id: str, rollout_id: int) -> int:
+    """The device's place in the rollout, in [0, SPACE): stable, and independent per rollout."""
     digest = hashlib.sha256(f"{rollout_id}:{device_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
+    return int.from_bytes(digest[:8], "big")
+
+
+def cutoffs(rollout_id: int, stages: tuple[Stage, ...], population: Iterable[str]) -> tuple[int, ...]:
+    """The cutoff of each percentage stage for the devices known at the rollout's creation (see the
+    module's text); with none known, the stage's share of the position space."""
+    known = sorted(position(d, rollout_id) for d in set(population))
+    out = []
+    for stage in stages:
+        assert stage.percent is not None
+        if not known:
+            out.append(SPACE * round(stage.percent * 100) // 10_000)  # percent: a multiple of 0.01
+            continue
+        rank = math.ceil(len(known) * stage.percent / 100 - 1e-9)
+        out.append(known[rank] if rank < len(known) else SPACE)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -47,11 +70,6 @@ class Stage:
     def __post_init__(self) -> None:
         if (self.percent is None) == (self.count is None):
             raise ValueError("a stage is a percent or a count, exactly one of them")
-
-    @property
-    def buckets(self) -> int:
-        assert self.percent is not None
-        return round(self.percent * BUCKETS / 100)
 
     def describe(self) -> str:
         return f"{self.percent:g}%" if self.percent is not None else f"{self.count} devices"
@@ -91,6 +109,7 @@ class Rollout:
     state: States = "active"
     current_stage: int = 0  # the newest stage opened (0-based)
     advance_due_at: float | None = None  # when the next stage opens by itself (Unix seconds)
+    cutoffs: tuple[int, ...] = ()  # percentage stages: from :func:`cutoffs`, at creation
 
     @property
     def by_count(self) -> bool:
@@ -101,9 +120,9 @@ class Rollout:
         Stages of fixed counts: None, the registry admits devices (see the module's text)."""
         if self.by_count:
             return None
-        b = bucket(device_id, self.id)
-        for k, stage in enumerate(self.stages):
-            if b < stage.buckets:
+        pos = position(device_id, self.id)
+        for k, cut in enumerate(self.cutoffs):
+            if pos < cut:
                 return k
         return None
 

@@ -134,6 +134,7 @@ rollouts = Table(
     Column("target_group", Text),
     Column("target_devices", Text),  # JSON list of device ids
     Column("stages", Text, nullable=False),  # JSON list of {"percent": p} or {"count": n}
+    Column("cutoffs", Text, nullable=False),  # JSON: the percentage stages' cutoffs (fota_server.rollout)
     Column("success_threshold", Float, nullable=False),
     Column("soak_s", Integer, nullable=False),
     Column("failure_threshold", Float, nullable=False),

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("target_group", sa.Text()),
         sa.Column("target_devices", sa.Text()),
         sa.Column("stages", sa.Text(), nullable=False),
+        sa.Column("cutoffs", sa.Text(), nullable=False),
         sa.Column("success_threshold", sa.Float(), nullable=False),
         sa.Column("soak_s", sa.Integer(), nullable=False),
         sa.Column("failure_threshold", sa.Float(), nullable=False),
