@@ -326,10 +326,11 @@ def test_registry_at_the_previous_head_is_upgraded_keeping_its_rows(empty_databa
     with db.write() as conn:
         conn.exec_driver_sql("INSERT INTO devices (device_id, first_seen, last_seen, checkins) "
                              f"VALUES ('{DEV}', 't', 't', 7)")
-        conn.exec_driver_sql("INSERT INTO updates (device_id, version, target_slot, file, size, sha256, downgrade, "
-                             "from_slot, from_version, status, \"offset\", created_at, updated_at) VALUES "
-                             f"('{DEV}', '1.1.0', 'B', 'slot-b.bin', 10, '{SHA}', false, 'A', '1.0.0', 'reverted', "
-                             "0, 't', 't')")
+        conn.exec_driver_sql(
+            "INSERT INTO updates (device_id, version, target_slot, file, size, sha256, downgrade, from_slot, "
+            "from_version, status, \"offset\", created_at, updated_at) VALUES "
+            f"('{DEV}', '1.1.0', 'B', 'slot-b.bin', 10, '{SHA}', false, 'A', '1.0.0', 'reverted', 0, "
+            "'t', 't')")
     db.close()
     reg = Registry(empty_database)
     assert current(reg.db) == head() == "0004_fleet"
