@@ -44,7 +44,7 @@ from fota_server.db.schema import (
 )
 from fota_server.fleet_store import EPOCH, SERVER_ACTOR, advance, bump_epoch, needed, transition
 from fota_server.registry import Registry, RegistryError, now_iso
-from fota_server.rollout import TERMINAL, Rollout, Stage, Target, Window, cutoffs, hhmm
+from fota_server.rollout import TERMINAL, Rollout, Stage, Target, Window, cutoffs, hhmm, shares
 
 _R = rollouts.c
 _S = rollout_stages.c
@@ -200,12 +200,15 @@ class Fleet:
                 stages=json.dumps(stages), cutoffs="[]", state="active", current_stage=0, stage_opened_at=now,
                 advance_due_at=None, admitted=0, consecutive_failures=0, created_at=ts, created_by=actor,
                 updated_at=ts, **values)).inserted_primary_key[0])
+            expected: list[int | None] = [s.get("count") for s in stages]
             if "percent" in stages[0]:
-                cuts = cutoffs(rid, tuple(Stage(**s) for s in stages), self._population(conn, kind, target))
+                known = self._population(conn, kind, target)
+                cuts = cutoffs(rid, tuple(Stage(**s) for s in stages), known)
                 conn.execute(update(rollouts).where(_R.id == rid).values(cutoffs=json.dumps(cuts)))
+                expected = shares([s["percent"] for s in stages], len(known))
             conn.execute(rollout_stages.insert(), [
-                {"rollout_id": rid, "stage": k, "devices": 0, "confirmed": 0, "failed": 0,
-                 "opened_at": now if k == 0 else None} for k in range(len(stages))])
+                {"rollout_id": rid, "stage": k, "expected": expected[k], "devices": 0, "confirmed": 0,
+                 "failed": 0, "opened_at": now if k == 0 else None} for k in range(len(stages))])
             transition(conn, rid, ts, actor, "create", None, "active", 0, spec.get("reason") or "created")
             bump_epoch(conn)
         self.invalidate()
@@ -268,7 +271,7 @@ class Fleet:
             "created_at": r.created_at, "created_by": r.created_by, "updated_at": r.updated_at,
             "stages": [{**specs[s.stage], "stage": int(s.stage), "devices": s.devices,
                         "confirmed": s.confirmed, "failed": s.failed, "opened_at": _iso(s.opened_at),
-                        "needed": needed(r.success_threshold, s.devices),
+                        "expected": s.expected, "needed": needed(r.success_threshold, s.devices, s.expected),
                         "failure_rate": round(s.failed / (s.confirmed + s.failed), 4)
                         if s.confirmed + s.failed else None} for s in stages],
         }

@@ -114,6 +114,8 @@ class StageStatus(BaseModel):
     confirmed: int
     failed: int = Field(description="reverted, failed or refused by the STM32")
     failure_rate: float | None
+    expected: int | None = Field(description=(
+        "devices the stage is for: its count, or its share of the target's devices known at creation"))
     needed: int = Field(description="confirmed devices that open the next stage")
     opened_at: str | None
 

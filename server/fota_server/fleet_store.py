@@ -46,7 +46,7 @@ def transition(conn: Connection, rollout_id: int, ts: str, actor: str, action: s
 
 
 def _stage_counts(conn: Connection, rollout_id: int, stage: int) -> Any:
-    return conn.execute(select(_S.devices, _S.confirmed, _S.failed).where(
+    return conn.execute(select(_S.devices, _S.confirmed, _S.failed, _S.expected).where(
         _S.rollout_id == rollout_id, _S.stage == stage)).one()
 
 
@@ -110,17 +110,20 @@ def account(conn: Connection, rollout_id: int, device_id: str, update_id: int, o
         bump_epoch(conn)
         return reason
     if row.stage == r.current_stage and r.advance_due_at is None:
-        devices, confirmed, _failed = _stage_counts(conn, rollout_id, r.current_stage)
-        if confirmed >= needed(r.success_threshold, devices):
+        devices, confirmed, _failed, expected = _stage_counts(conn, rollout_id, r.current_stage)
+        if confirmed >= needed(r.success_threshold, devices, expected):
             conn.execute(update(rollouts).where(_R.id == rollout_id).values(
                 advance_due_at=max(now, r.stage_opened_at + r.soak_s), updated_at=ts))
             bump_epoch(conn)
     return None
 
 
-def needed(success_threshold: float, devices: int) -> int:
-    """Confirmed devices that open the next stage: the share of the stage's devices, at least one."""
-    return max(1, math.ceil(success_threshold * devices - 1e-9))
+def needed(success_threshold: float, devices: int, expected: int | None) -> int:
+    """Confirmed devices that open the next stage: the share of the devices the stage is for (its
+    count, or its share of the devices known at the rollout's creation; when none were known, of
+    the devices offered so far), at least one."""
+    base = expected if expected else devices
+    return max(1, math.ceil(success_threshold * base - 1e-9))
 
 
 def failure_reason(r: Any, counts: Any, stage: int) -> str | None:
@@ -128,7 +131,7 @@ def failure_reason(r: Any, counts: Any, stage: int) -> str | None:
     limit = r.max_consecutive_failures
     if limit and r.consecutive_failures >= limit:
         return f"{r.consecutive_failures} failures in a row (limit {limit})"
-    _devices, confirmed, failed = counts
+    _devices, confirmed, failed, _expected = counts
     finished = confirmed + failed
     if finished >= r.min_sample and failed / finished > r.failure_threshold:
         return (f"stage {stage + 1}: {failed} of {finished} finished devices failed "

@@ -172,5 +172,13 @@ def parse_hhmm(text: str) -> int:
     return int(hh) * 60 + int(mm)
 
 
+def shares(percents: list[float], known: int) -> list[int | None]:
+    """How many of ``known`` devices each percentage stage holds (None each when none are known)."""
+    if not known:
+        return [None] * len(percents)
+    ranks = [min(known, math.ceil(known * p / 100 - 1e-9)) for p in percents]
+    return [r - (ranks[k - 1] if k else 0) for k, r in enumerate(ranks)]
+
+
 def minute_of_day(unix_s: float) -> int:
     return int(unix_s // 60) % MINUTES_PER_DAY

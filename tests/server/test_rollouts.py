@@ -92,7 +92,7 @@ def test_percentage_stages_open_after_confirmations_and_soak(fleet: Fleet):
         fleet.result(i, offers[i], "confirmed")
     shown = fleet.show(r["id"])
     assert shown["stages"][0] | {"opened_at": None} == {
-        "stage": 0, "percent": 10, "count": None, "devices": 2, "confirmed": 2, "failed": 0,
+        "stage": 0, "percent": 10, "count": None, "expected": 2, "devices": 2, "confirmed": 2, "failed": 0,
         "failure_rate": 0.0, "needed": 2, "opened_at": None}
     assert shown["current_stage"] == 0 and shown["next_stage_at"] is not None  # soaking
     assert not any(fleet.checkin(i)["update"] for i in range(20) if i not in first)

@@ -157,6 +157,7 @@ rollout_stages = Table(
     "rollout_stages", metadata,
     Column("rollout_id", _ID, ForeignKey("rollouts.id"), nullable=False),
     Column("stage", Integer, nullable=False),
+    Column("expected", Integer),  # devices the stage is for: its count, or its share of those known
     Column("devices", Integer, nullable=False),
     Column("confirmed", Integer, nullable=False),
     Column("failed", Integer, nullable=False),

@@ -73,6 +73,7 @@ def upgrade() -> None:
         "rollout_stages",
         sa.Column("rollout_id", _ID, sa.ForeignKey("rollouts.id"), nullable=False),
         sa.Column("stage", sa.Integer(), nullable=False),
+        sa.Column("expected", sa.Integer()),
         sa.Column("devices", sa.Integer(), nullable=False),
         sa.Column("confirmed", sa.Integer(), nullable=False),
         sa.Column("failed", sa.Integer(), nullable=False),
