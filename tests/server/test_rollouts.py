@@ -108,6 +108,15 @@ def test_percentage_stages_open_after_confirmations_and_soak(fleet: Fleet):
     for i in first:
         assert "up to date" in fleet.checkin(i, version="1.1.0", slot="B")["reason"]
     assert fleet.show(r["id"])["devices"] == 10
+    # the stage is for 8 devices: one confirmation does not open the last stage
+    fleet.result(second[0], fleet.checkin(second[0]), "confirmed")
+    fleet.clock[0] += 601
+    shown = fleet.show(r["id"])
+    assert (shown["current_stage"], shown["next_stage_at"], shown["stages"][1]["needed"]) == (1, None, 8)
+    for i in second[1:]:
+        fleet.result(i, fleet.checkin(i), "confirmed")
+    shown = fleet.show(r["id"])  # the soak time is over already: the last stage opens at once
+    assert shown["current_stage"] == 2 and shown["transitions"][-1]["reason"].startswith("stage 2 succeeded")
 
 
 def test_the_rollout_pauses_itself_at_the_failure_threshold(fleet: Fleet):
