@@ -3,6 +3,7 @@ operator actions, groups, pins, windows, retries, and the rule for devices outsi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
+from fota_server.fleet import Fleet as FleetStore
+from fota_server.fleet_store import StageFull
+from fota_server.registry import Enrolment, Registry
 from fota_testkit.server import install_release
 
 OP = {"Authorization": "Bearer op-token"}
@@ -306,3 +310,43 @@ def test_the_fleet_routes_are_documented(fleet: Fleet):
     assert create["examples"][0]["stages"] == [{"percent": 10}, {"percent": 50}, {"percent": 100}]
     assert "RolloutReply" in schema["components"]["schemas"]
     assert "group" in schema["components"]["schemas"]["CheckIn"]["properties"]
+
+
+def test_a_count_stage_admits_its_count_and_no_more_across_server_processes(database: str):
+    """Six registries (server processes, here threads with their own connections) offer a stage of
+    five devices to 24 devices at once: exactly five are admitted, each counted once."""
+    regs = [Registry(database) for _ in range(6)]
+    made = FleetStore(regs[0]).create_rollout(
+        {"version": "1.1.0", "target": {"all": True}, "stages": [{"count": 5}, {"count": 50}]}, "ana")
+    enrolment = Enrolment(made["id"], None, 0, 5)
+    slots = {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "empty", "version": None}}
+    barrier = threading.Barrier(len(regs))
+    admitted: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker(k: int, reg: Registry) -> None:
+        try:
+            barrier.wait(10)
+            for i in range(k, 24, len(regs)):
+                reg.record_checkin(dev(i), "A", "1.0.0", slots)
+                try:
+                    reg.open_update(dev(i), "1.1.0", "B", "slot-b.bin", 10, "ab" * 32, False, "A", "1.0.0",
+                                    enrolment)
+                    admitted.append(dev(i))
+                except StageFull:
+                    pass
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k, r)) for k, r in enumerate(regs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(admitted) == 5
+    shown = FleetStore(regs[0]).rollout(made["id"])
+    assert shown["devices"] == 5 and shown["stages"][0]["devices"] == 5
+    assert sum(regs[0].count_updates(d) for d in admitted) == 5 and regs[0].count_updates() == 5
+    for r in regs:
+        r.close()
