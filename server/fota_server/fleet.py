@@ -37,6 +37,7 @@ from fota_server.db.schema import (
     fleet_epoch,
     group_settings,
     retries,
+    rollout_devices,
     rollout_stages,
     rollout_transitions,
     rollouts,
@@ -281,6 +282,21 @@ class Fleet:
                                    "reason": t.reason}
                                   for t in trans]
         return out
+
+    def devices(self, rollout_id: int, status: str | None, offset: int, limit: int) -> dict[str, Any]:
+        """The devices a rollout offered its release to, by stage and device id, one page."""
+        rd = rollout_devices.c
+        where = [rd.rollout_id == rollout_id] + ([rd.status == status] if status else [])
+        with self._read() as conn:
+            if conn.execute(select(_R.id).where(_R.id == rollout_id)).first() is None:
+                raise RegistryError(404, f"rollout {rollout_id} does not exist")
+            count = select(func.count()).select_from(rollout_devices).where(*where)
+            total = int(conn.execute(count).scalar_one())
+            rows = conn.execute(select(rollout_devices).where(*where).order_by(rd.stage, rd.device_id)
+                                .limit(limit).offset(offset)).all()
+        items = [{"device_id": r.device_id, "stage": int(r.stage), "status": r.status,
+                  "update_id": int(r.update_id), "updated_at": r.updated_at} for r in rows]
+        return {"items": items, "total": total, "offset": offset, "limit": limit}
 
     def act(self, rollout_id: int, action: str, actor: str, reason: str) -> dict[str, Any]:
         """An operator's pause, resume, abort or advance, recorded with who and why."""

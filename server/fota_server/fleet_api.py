@@ -2,6 +2,7 @@
 
     POST /rollouts                     create (201)          GET /rollouts[?state=]   list
     GET  /rollouts/{id}                one, with its transitions
+    GET  /rollouts/{id}/devices        its devices: stage, latest outcome (paged; ?status=)
     POST /rollouts/{id}/pause|resume|abort|advance           body: reason (and by)
     GET  /groups, /groups/{group}      devices per group, pin, window
     PUT|DELETE /groups/{group}/pin     hold a group at a version
@@ -32,12 +33,19 @@ from fota_server.fleet_models import (
     RetrySet,
     RolloutAction,
     RolloutCreate,
+    RolloutDevicePage,
     RolloutList,
     RolloutReply,
     RolloutState,
     WindowSet,
 )
-from fota_server.models import DEVICE_ID_PATTERN, GROUP_PATTERN, ErrorReply
+from fota_server.models import (
+    DEVICE_ID_PATTERN,
+    GROUP_PATTERN,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+    ErrorReply,
+)
 from fota_server.rollout import parse_hhmm
 
 RolloutId = Annotated[int, PathParam(ge=1, le=2**62)]
@@ -65,6 +73,16 @@ def fleet_router(fleet: Callable[[], Fleet], prefix: str, responses: dict[int | 
              summary="One rollout: stages, counts and every transition")
     async def rollout(rollout_id: RolloutId) -> dict[str, Any]:
         return fleet().rollout(rollout_id)
+
+    @api.get("/rollouts/{rollout_id}/devices", response_model=RolloutDevicePage, responses=_NOT_FOUND,
+             summary="The devices a rollout offered its release to: stage and latest outcome")
+    async def rollout_devices(rollout_id: RolloutId,
+                              status: Annotated[Literal["offered", "confirmed", "failed", "reverted"] | None,
+                                                Query(description="only devices with this outcome")] = None,
+                              offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+                              limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = PAGE_LIMIT_DEFAULT,
+                              ) -> dict[str, Any]:
+        return fleet().devices(rollout_id, status, offset, limit)
 
     def add_action(action: Literal["pause", "resume", "abort", "advance"], summary: str) -> None:
         async def act(rollout_id: RolloutId, body: RolloutAction) -> dict[str, Any]:

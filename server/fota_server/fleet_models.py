@@ -159,6 +159,21 @@ class RolloutList(BaseModel):
     items: list[RolloutReply]
 
 
+class RolloutDevice(BaseModel):
+    device_id: str
+    stage: int = Field(description="0-based")
+    status: Literal["offered", "confirmed", "failed", "reverted"] = Field(description="its latest outcome")
+    update_id: int
+    updated_at: str
+
+
+class RolloutDevicePage(BaseModel):
+    items: list[RolloutDevice]
+    total: int
+    offset: int
+    limit: int
+
+
 class GroupSet(_Body):
     group: GroupName
     by: Actor = "operator"

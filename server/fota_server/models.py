@@ -117,6 +117,7 @@ class UpdateRecord(BaseModel):
     finished_at: str | None
     result_slot: str | None
     result_version: str | None
+    rollout_id: int | None = Field(default=None, description="the rollout that made the offer, if one did")
 
 
 class ReportReply(BaseModel):
@@ -137,6 +138,7 @@ class DeviceRecord(BaseModel):
     running_slot: str | None
     running_version: str | None
     slots: dict[str, SlotRecord]
+    reported_group: str | None = Field(default=None, description="the group its bridge reports, if any")
 
 
 class DeviceDetail(DeviceRecord):

@@ -146,6 +146,12 @@ def test_the_rollout_pauses_itself_at_the_failure_threshold(fleet: Fleet):
     resumed = fleet.act(r["id"], "resume", reason="sensor batch replaced")
     assert resumed["state"] == "active" and resumed["transitions"][-1]["actor"] == "ana"
     assert fleet.checkin(4)["update"]
+    devices = fleet.c.get(f"/api/v1/rollouts/{r['id']}/devices?status=reverted", headers=OP).json()
+    assert [(d["device_id"], d["stage"], d["status"]) for d in devices["items"]] == [(dev(1), 0, "reverted")]
+    assert fleet.c.get(f"/api/v1/rollouts/{r['id']}/devices", headers=OP).json()["total"] == 6
+    history = fleet.c.get(f"/api/v1/devices/{dev(3)}", headers=OP).json()["updates"]
+    assert history[0]["rollout_id"] == r["id"] and history[0]["status"] == "failed"
+    assert fleet.c.get("/api/v1/rollouts/9/devices", headers=OP).status_code == 404
     aborted = fleet.act(r["id"], "abort", reason="enough")
     assert aborted["state"] == "aborted"
     assert [t["action"] for t in aborted["transitions"]] == ["create", "pause", "resume", "abort"]
