@@ -160,23 +160,29 @@ def _config() -> FotaConfig:
     "build_dir": f"directory of the build to publish (default {BUILD_DIR}/)",
     "force": "publish even if the version is not higher than the bucket's (overwrites it)",
     "downgrade": "publish a lower version, marked as a downgrade that devices will accept",
+    "key": "the release key, an Ed25519 PEM (default: FOTA_SIGNING_KEY); it signs manifest.json",
 })
-def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False) -> None:
-    """Publish the build (images, manifest, version) to S3."""
+def release(c: Context, build_dir: str = BUILD_DIR, force: bool = False, downgrade: bool = False,
+            key: str | None = None) -> None:
+    """Publish the build (images, manifest and its signature, version) to S3."""
     from fota_lab.locals3 import describe_start, lost_on_stop, open_store, start
     from stm32_fota.errors import FotaError
     from stm32_fota.release import ConsoleReporter
     from stm32_fota.release import release as do_release
+    from stm32_fota.signing import load_signing_key
 
     try:
         cfg = _config()
+        key_path = key or os.environ.get("FOTA_SIGNING_KEY") or None
+        signing_key = load_signing_key(Path(key_path)) if key_path else None
         if cfg.s3.embedded:
             info = start(cfg)
             if not info.already_running:
                 print(describe_start(cfg, info))
         store = open_store(cfg)
         print(f"release: {ROOT / build_dir} -> {cfg.s3.describe()}")
-        result = do_release(store, ROOT / build_dir, force=force, downgrade=downgrade, root=ROOT,
+        result = do_release(store, ROOT / build_dir, signing_key=signing_key, force=force,
+                            downgrade=downgrade, root=ROOT,
                             reporter=ConsoleReporter(sys.stdout.write, sys.stdout.isatty()))
     except FotaError as e:
         raise _fail(e) from None

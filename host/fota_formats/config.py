@@ -35,7 +35,8 @@ DEFAULT_DOWNLOAD_URL_EXPIRY_S = 600
 MAX_DOWNLOAD_URL_EXPIRY_S = 7 * 24 * 3600   # the longest a SigV4 presigned URL may live
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list of strings"}
 
 
 class ConfigError(FotaError):
@@ -82,6 +83,9 @@ class ServerConfig:
     # The registry database: None for the SQLite file at [paths] db; a URL names another one,
     # postgresql://user@host/db (may hold a password: printed only through redact_url).
     database_url: str | None = field(default=None, repr=False)
+    # The public keys a release must be signed with: each a PEM file (resolved path) or 64 hex digits
+    # (a raw Ed25519 public key); fota_server.trust reads them. Empty: the sync accepts no release.
+    trusted_keys: tuple[str, ...] = ()
 
     @property
     def loopback_only(self) -> bool:
@@ -192,6 +196,7 @@ _ENV: dict[str, tuple[str, str, type]] = {
     "FOTA_DIRECT_DOWNLOADS": ("server", "direct_downloads", bool),
     "FOTA_DOWNLOAD_URL_EXPIRY": ("server", "download_url_expiry_s", int),
     "FOTA_DATABASE_URL": ("server", "database_url", str),
+    "FOTA_SERVER_TRUSTED_KEYS": ("server", "trusted_keys", list),  # comma-separated
     "FOTA_STATE_DIR": ("paths", "state_dir", str),
     "FOTA_FIRMWARE_DIR": ("paths", "firmware_dir", str),
     "FOTA_DB": ("paths", "db", str),
@@ -202,7 +207,7 @@ _KNOWN: dict[str, dict[str, type]] = {
     "s3": {"bucket": str, "prefix": str, "region": str, "endpoint_url": str},
     "server": {"host": str, "port": int, "token": str, "operator_token": str, "sync_interval_s": float,
                "tls_cert": str, "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int,
-               "database_url": str},
+               "database_url": str, "trusted_keys": list},
     "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
 }
 
@@ -220,6 +225,8 @@ def _check_file(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
                                   f"(known: {', '.join(_KNOWN[section])})")
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if want is list and isinstance(value, list) and not all(isinstance(v, str) for v in value):
+                value = None  # refused below
             if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
                 raise ConfigError(f"Failed to read {path}: [{section}] {key} must be {_TYPE_NAMES[want]}, "
                                   f"not {value!r}")
@@ -234,12 +241,21 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         if raw is None or raw == "":
             continue
         try:
-            value: Any = _parse_bool(raw) if typ is bool else typ(raw)
+            value: Any = (_parse_bool(raw) if typ is bool else
+                          [v.strip() for v in raw.split(",") if v.strip()] if typ is list else typ(raw))
         except ValueError:
             raise ConfigError(f"Failed to read the environment: {var}={raw!r} is not "
                               f"{_TYPE_NAMES[typ]}") from None
         out.setdefault(section, {})[key] = value
     return out
+
+
+def _key_spec(spec: str, rel: Any) -> str:
+    """A trusted key as given: 64 hex digits stay as they are, anything else is a path."""
+    spec = spec.strip()
+    if len(spec) == 64 and all(c in "0123456789abcdefABCDEF" for c in spec):
+        return spec.lower()
+    return str(rel(Path(spec)))
 
 
 def _parse_bool(raw: str) -> bool:
@@ -323,7 +339,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
                           tls_cert=_rel(Path(cert)) if cert else None,
                           tls_key=_rel(Path(key)) if key else None,
                           direct_downloads=bool(sv.get("direct_downloads", False)),
-                          download_url_expiry_s=expiry, database_url=database_url)
+                          download_url_expiry_s=expiry, database_url=database_url,
+                          trusted_keys=tuple(_key_spec(k, _rel) for k in sv.get("trusted_keys", [])))
 
     pv = merged.get("paths", {})
 

@@ -16,7 +16,6 @@ server's sync installs.
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from fota_formats.semver import Version
 from fota_formats.spec import IMAGE, LAYOUT
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from fota_server.firmware import FirmwareFolder
 
 _C = IMAGE.constants
@@ -96,13 +96,16 @@ def write_build(build_dir: Path, version: str, *, version_a: str | None = None, 
 
 
 def install_release(folder: FirmwareFolder, tmp: Path, version: str, downgrade: bool = False,
-                    body: int = 4096) -> None:
+                    body: int = 4096, key: Ed25519PrivateKey | None = None) -> None:
     """Put a verified release of fake-but-valid images into a server's firmware folder, as a sync
-    would; ``tmp``: where to write its build first."""
-    from stm32_fota.release import check_build, make_manifest
+    would; ``tmp``: where to write its build first; ``key`` signs the manifest (default: a fresh
+    throwaway key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from stm32_fota.release import check_build, make_manifest, signed_manifest
+    from stm32_fota.signing import public_key_hash
 
     build = write_build(tmp / f"build-{version}-{secrets.token_hex(3)}", version, body=body)
     files = check_build(build)
-    manifest = make_manifest(files, "test", downgrade)
-    folder.install(files.version, {**files.images, "version.txt": files.version_text},
-                   json.dumps(manifest).encode())
+    key = key or Ed25519PrivateKey.generate()
+    raw, signature = signed_manifest(make_manifest(files, "test", downgrade, public_key_hash(key)), key)
+    folder.install(files.version, {**files.images, "version.txt": files.version_text}, raw, signature)

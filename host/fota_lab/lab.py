@@ -34,12 +34,14 @@ from fota_formats.config import FotaConfig, ServerConfig
 from stm32_fota.esp32 import UpdateOutcome, deploy, run_update
 from stm32_fota.project import current
 from stm32_fota.release import ReleaseResult, Reporter, SilentReporter, release
+from stm32_fota.signing import load_signing_key
 
 from . import labtls, locals3
 from .devices import WIFI_PASSWORD, WIFI_SSID, Devices, Journal
 from .errors import LabError
 from .flashing import flash_sim
 from .processes import ServerProcess
+from .releasekey import KeyFiles, throwaway_key
 from .server_api import ServerApi
 
 WIFI = {"wifi_ssid": WIFI_SSID, "wifi_password": WIFI_PASSWORD}
@@ -58,6 +60,7 @@ class Lab:
     server_env: dict[str, str] = field(default_factory=dict)   # more environment for the server
     cfg: FotaConfig = field(init=False)
     server: ServerProcess = field(init=False)
+    release_key: KeyFiles = field(init=False)
     devices: Devices = field(init=False)
     s3: locals3.LocalS3Info | None = None
 
@@ -65,8 +68,11 @@ class Lab:
         self.root = self.root.resolve()
         state = self.root / "state"
         # both roles' tokens, fresh for each lab: the bridge gets the device token, api() the operator's
+        # a throwaway release key: releases are signed with it, the server trusts its public half
+        self.release_key = throwaway_key(self.root / "keys")
         server = ServerConfig(port=locals3.free_port(), sync_interval_s=3600.0,
-                              token=secrets.token_urlsafe(18), operator_token=secrets.token_urlsafe(18))
+                              token=secrets.token_urlsafe(18), operator_token=secrets.token_urlsafe(18),
+                              trusted_keys=(str(self.release_key.public),))
         self.cfg = FotaConfig(root=self.root, state_dir=state, firmware_dir=state / "firmware",
                               db_path=state / "server.db", server=server)
         self.server = ServerProcess(self.cfg, self.server_log_level)
@@ -182,6 +188,7 @@ class Lab:
     def release(self, build_dir: Path, reporter: Reporter | None = None,
                 force: bool = False) -> ReleaseResult:
         return release(self.store(), build_dir, force=force, root=current().root,
+                       signing_key=load_signing_key(self.release_key.private),
                        reporter=reporter or SilentReporter())
 
     def sync(self) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def server_env(cfg: FotaConfig, extra: dict[str, str] | None = None) -> dict[str
                FOTA_DB=str(cfg.db_path), FOTA_SERVER_HOST=cfg.server.host,
                FOTA_SERVER_PORT=str(cfg.server.port),
                FOTA_SYNC_INTERVAL=str(cfg.server.sync_interval_s), PYTHONUNBUFFERED="1",
-               FOTA_SERVER_TOKEN=cfg.server.token or "", FOTA_OPERATOR_TOKEN=cfg.server.operator_token or "")
+               FOTA_SERVER_TOKEN=cfg.server.token or "", FOTA_OPERATOR_TOKEN=cfg.server.operator_token or "",
+               FOTA_SERVER_TRUSTED_KEYS=",".join(cfg.server.trusted_keys))
     env.update(extra or {})
     return env
 

@@ -8,9 +8,14 @@
 
 The bucket layout is :mod:`fota_formats.release`'s.
 
-Every check runs before the first upload, so a refused release uploads nothing. The versioned
-copy goes first, then the top-level files, and ``version.txt`` last: a reader that sees a new
-version finds its files complete (the update server reads them from ``releases/<version>/``).
+Every check runs before the first upload, so a refused release uploads nothing: the build's
+images and ELF checks, each image signed by the release key, and the release key itself (an
+Ed25519 PEM, :mod:`stm32_fota.signing`), which also signs ``manifest.json`` (the detached signature
+``manifest.json.sig``). In each folder the images go first and the manifest with its signature
+after them; the versioned copy goes first, then the top-level files, and ``version.txt`` last: a
+reader that sees a new version finds its files complete (the update server reads them from
+``releases/<version>/``), and an upload that fails half-way leaves ``version.txt`` on the previous
+release.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fota_formats.errors import FotaError, ImageError
 from fota_formats.image import SLOTS, ImageInfo, validate_image
 from fota_formats.release import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
     RELEASES_DIR,
+    SIGNATURE_FILE,
     SLOT_FILES,
     VERSION_FILE,
 )
@@ -38,6 +45,10 @@ from fota_formats.semver import Version, VersionError
 from fota_s3.store import S3Error, S3Store
 
 from stm32_fota.elfcheck import TARGETS, check_elf
+from stm32_fota.signing import public_key_hash, sign
+
+# The image format carries an imgtool signature (checked by check_signed) or not yet.
+IMAGE_SIGNATURES = False
 
 
 class ReleaseError(FotaError):
@@ -70,6 +81,17 @@ class ReleaseFiles:
     infos: dict[str, ImageInfo]
     version_text: bytes
     build_time: str
+    facts: dict[str, ImageFacts] = field(default_factory=dict)  # slot file name -> what it says
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the manifest says of an image beyond its size and hash."""
+
+    version: str
+    build: int
+    security_counter: int
+    key_hash: str | None            # the public key hash the image names (None: unsigned)
 
 
 @dataclass
@@ -127,7 +149,43 @@ def check_build(build_dir: Path) -> ReleaseFiles:
     _check_elves(build_dir, version, infos)
     mtime = max((build_dir / n).stat().st_mtime for n in SLOT_FILES)
     build_time = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return ReleaseFiles(version, images, infos, version_text.strip() + b"\n", build_time)
+    facts = {name: image_facts(info, build_dir) for name, info in infos.items()}
+    return ReleaseFiles(version, images, infos, version_text.strip() + b"\n", build_time, facts)
+
+
+def image_facts(info: ImageInfo, build_dir: Path) -> ImageFacts:
+    """Version, build number, security counter and signing key of a validated image.
+
+    The image format without signatures carries no security counter: it comes from the build's
+    stamp (``build.stamp``, ``security_counter``), 0 when absent, and the image names no key."""
+    counter = getattr(info, "security_counter", None)
+    if counter is None:
+        counter = _stamp_counter(build_dir)
+    return ImageFacts(info.version_str, info.build, counter, getattr(info, "key_hash", None))
+
+
+def _stamp_counter(build_dir: Path) -> int:
+    try:
+        stamp = json.loads((build_dir / "build.stamp").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    value = stamp.get("security_counter", 0) if isinstance(stamp, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def check_signed(files: ReleaseFiles, key_hash: str, image_signatures: bool) -> None:
+    """Refuse images that the release key did not sign. ``image_signatures`` False: the image
+    format carries no signature, and the manifest's signature is the only one."""
+    if not image_signatures:
+        return
+    for name, facts in files.facts.items():
+        if facts.key_hash is None:
+            raise ReleaseError(f"Failed to release: {name} is not signed; build it with the signing key "
+                               "(invoke build)")
+        if facts.key_hash != key_hash:
+            raise ReleaseError(f"Failed to release: {name} is signed by key {facts.key_hash[:16]}..., not by "
+                               f"the release key {key_hash[:16]}...; rebuild with the release key, or "
+                               "release with the key that built it")
 
 
 def _check_elves(build_dir: Path, version: Version, infos: dict[str, ImageInfo]) -> None:
@@ -157,18 +215,28 @@ def git_revision(root: Path) -> str:
     return rev + ("-dirty" if dirty else "")
 
 
-def make_manifest(files: ReleaseFiles, revision: str, downgrade: bool) -> dict[str, Any]:
+def make_manifest(files: ReleaseFiles, revision: str, downgrade: bool, key_hash: str) -> dict[str, Any]:
+    """The manifest (fota_formats.release): ``key_hash`` names the key that signs it."""
     entries: dict[str, Any] = {}
     for name, data in files.images.items():
         info = files.infos[name]
+        facts = files.facts.get(name) or ImageFacts(info.version_str, info.build, 0, None)
         entries[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                         "slot": info.slot_name, "load_addr": f"0x{info.load_addr:08X}", "build": info.build}
+                         "slot": info.slot_name, "load_addr": f"0x{info.load_addr:08X}",
+                         "version": facts.version, "build": facts.build,
+                         "security_counter": facts.security_counter}
     entries[VERSION_FILE] = {"size": len(files.version_text),
                              "sha256": hashlib.sha256(files.version_text).hexdigest()}
     return {"format": MANIFEST_FORMAT, "version": str(files.version), "downgrade": downgrade,
             "build_time": files.build_time,
             "released_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "git_revision": revision, "files": entries}
+            "git_revision": revision, "signing_key": key_hash, "files": entries}
+
+
+def signed_manifest(manifest: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    """The manifest's bytes as uploaded and their detached signature (64 raw bytes)."""
+    raw = (json.dumps(manifest, indent=2) + "\n").encode()
+    return raw, sign(key, raw)
 
 
 def read_bucket_version(store: S3Store, key: str = VERSION_FILE) -> Version | None:
@@ -179,18 +247,25 @@ def read_bucket_version(store: S3Store, key: str = VERSION_FILE) -> Version | No
     return Version.parse(text, store.url(key))
 
 
-def release(store: S3Store, build_dir: Path, *, force: bool = False, downgrade: bool = False,
-            reporter: Reporter | None = None, revision: str | None = None,
+def release(store: S3Store, build_dir: Path, *, signing_key: Ed25519PrivateKey | None, force: bool = False,
+            downgrade: bool = False, reporter: Reporter | None = None, revision: str | None = None,
             root: Path | None = None) -> ReleaseResult:
     """Check the build in ``build_dir`` and upload it; see the module docstring for the layout.
 
-    ``force`` accepts a version that is not higher than the bucket's (a re-release or a
+    ``signing_key``: the release key (:func:`stm32_fota.signing.load_signing_key`); None is
+    refused. ``force`` accepts a version that is not higher than the bucket's (a re-release or a
     correction); ``downgrade`` publishes a lower version marked as a downgrade, which the update
     server then offers to devices running a higher one.
     """
     reporter = reporter or SilentReporter()
     started = time.monotonic()
+    if signing_key is None:
+        raise ReleaseError("Failed to release: no signing key; the server and the devices refuse an unsigned "
+                           "release (set FOTA_SIGNING_KEY or fota.toml signing_key; `invoke keygen` makes "
+                           "one)")
+    key_hash = public_key_hash(signing_key)
     files = check_build(build_dir)
+    check_signed(files, key_hash, IMAGE_SIGNATURES)
     try:
         current = read_bucket_version(store)
     except VersionError as e:
@@ -207,21 +282,28 @@ def release(store: S3Store, build_dir: Path, *, force: bool = False, downgrade: 
             raise ReleaseError(f"Failed to release: version {files.version} is not higher than {current} in "
                                f"{store.url(VERSION_FILE)}; bump the version (invoke build --version X.Y.Z), "
                                "use --force to overwrite, or --downgrade to publish an older version")
-    manifest = make_manifest(files, revision or git_revision(root or build_dir.parent), downgrade)
-    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
+    manifest = make_manifest(files, revision or git_revision(root or build_dir.parent), downgrade, key_hash)
+    manifest_bytes, signature = signed_manifest(manifest, signing_key)
+    result = ReleaseResult(files.version, current, store.url(""), manifest)
+    for key, data, ctype in upload_plan(files, manifest_bytes, signature):
+        _upload(store, key, data, ctype, reporter)
+        result.uploaded.append((key, len(data)))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def upload_plan(files: ReleaseFiles, manifest: bytes, signature: bytes) -> list[tuple[str, bytes, str]]:
+    """(key, bytes, content type) in upload order: in each folder the images, then the signature and
+    the manifest; ``releases/<version>/`` whole before the top level; ``version.txt`` last."""
     ver_dir = f"{RELEASES_DIR}/{files.version}"
     plan: list[tuple[str, bytes, str]] = []
     for prefix in (ver_dir, ""):
         for name, data in files.images.items():
             plan.append((f"{prefix}/{name}".lstrip("/"), data, "application/octet-stream"))
-        plan.append((f"{prefix}/{MANIFEST_FILE}".lstrip("/"), manifest_bytes, "application/json"))
+        plan.append((f"{prefix}/{SIGNATURE_FILE}".lstrip("/"), signature, "application/octet-stream"))
+        plan.append((f"{prefix}/{MANIFEST_FILE}".lstrip("/"), manifest, "application/json"))
         plan.append((f"{prefix}/{VERSION_FILE}".lstrip("/"), files.version_text, "text/plain"))
-    result = ReleaseResult(files.version, current, store.url(""), manifest)
-    for key, data, ctype in plan:
-        _upload(store, key, data, ctype, reporter)
-        result.uploaded.append((key, len(data)))
-    result.seconds = time.monotonic() - started
-    return result
+    return plan
 
 
 def _upload(store: S3Store, key: str, data: bytes, ctype: str, reporter: Reporter) -> None:

@@ -78,6 +78,7 @@ from fota_server.ranges import RangeError, parse_range
 from fota_server.ratelimit import DEFAULT_DEVICE_RATE, DeviceLimiter, parse_rate
 from fota_server.registry import Enrolment, Registry, RegistryError
 from fota_server.rollout import minute_of_day
+from fota_server.trust import KeyRing
 
 log = logging.getLogger("fota_server")
 API = "/api/v1"
@@ -96,6 +97,7 @@ class ServerSettings:
     download_url: DownloadUrl = local_url  # the image URL a check-in answers (fota_server.downloads)
     device_rate: str = DEFAULT_DEVICE_RATE  # check-ins and reports per device ("30/minute")
     max_body: int = MAX_BODY_BYTES
+    trusted_keys: KeyRing = field(default_factory=KeyRing)  # release keys (fota_server.trust); none: no sync
     clock: Callable[[], float] = time.time  # the fleet's clock: soak times, windows (tests: a virtual one)
 
 
@@ -171,7 +173,7 @@ class ServerState:
             if self._store is None:
                 self._store = factory()
             with self.registry.sync_lock(self.folder.root):  # one sync at a time, across processes
-                result = sync_once(self._store, self.folder)
+                result = sync_once(self._store, self.folder, self.settings.trusted_keys)
             if result.status == "error":
                 # Connect afresh next time: the embedded endpoint may have been restarted on another port.
                 self._store = None

@@ -9,10 +9,11 @@
 Layout::
 
     <firmware_dir>/current -> releases/1.1.0-3f2a9c1e      (a relative symbolic link)
-    <firmware_dir>/releases/1.1.0-3f2a9c1e/{slot-a.bin,slot-b.bin,manifest.json,version.txt}
+    <firmware_dir>/releases/1.1.0-3f2a9c1e/{slot-a.bin,slot-b.bin,manifest.json,manifest.json.sig,version.txt}
     <firmware_dir>/.lock                                    (one writer at a time)
 
-A release is checked whole before it is installed (:func:`check_release`): the manifest's fields,
+A release is checked whole before it is installed: the manifest's detached signature with the
+trusted keys (:mod:`fota_server.trust`; nothing of the manifest is believed before), its fields,
 each file's size and SHA-256, ``version.txt`` parsed and equal to the release version, each image
 valid for its slot, of that version, at the manifest's load address. Installing (every step made
 durable, :mod:`fota_server.durable`): write the files into ``.incoming-<random>/``, rename it to
@@ -37,19 +38,29 @@ from pathlib import Path
 from typing import Any
 
 from fota_formats.errors import FotaError
-from fota_formats.release import MANIFEST_FILE, MAX_MANIFEST_SIZE, RELEASES_DIR, SLOT_FILES, VERSION_FILE
+from fota_formats.release import (
+    MANIFEST_FILE,
+    MAX_MANIFEST_SIZE,
+    RELEASES_DIR,
+    SIGNATURE_FILE,
+    SIGNATURE_SIZE,
+    SLOT_FILES,
+    VERSION_FILE,
+)
 from fota_formats.semver import Version, VersionError
 from fota_formats.spec import LAYOUT
 from fota_s3.store import S3Error, S3Store
 
 from fota_server import durable
 from fota_server.release_check import ReleaseError, check_files, parse_manifest
+from fota_server.trust import KeyRing
 
 log = logging.getLogger("fota_server")
 
 CURRENT_LINK = "current"
 KEEP_RELEASES = 2  # the current one and the one before it
 RELEASE_NAME = re.compile(r"(?P<version>[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5})-[0-9a-f]{8}")
+MAX_SIGNATURE_OBJECT = 16 * SIGNATURE_SIZE  # read whole up to this size, so its size can be named
 ORPHAN_PREFIXES = (".incoming-", ".current-", ".trash-")  # leftovers of an interrupted install/prune
 
 
@@ -204,8 +215,10 @@ class FirmwareFolder:
             log.error("%s, and no other valid release is installed", problem)
         return None
 
-    def install(self, version: Version, files: dict[str, bytes], manifest_raw: bytes) -> Path:
-        """Write a verified release and switch ``current`` to it atomically; prune old ones."""
+    def install(self, version: Version, files: dict[str, bytes], manifest_raw: bytes,
+                signature: bytes | None = None) -> Path:
+        """Write a verified release (with the manifest's signature, kept for audit) and switch
+        ``current`` to it atomically; prune old ones."""
         try:
             if not self.root.is_dir():
                 self.root.mkdir(parents=True)
@@ -216,7 +229,8 @@ class FirmwareFolder:
                 previous = self.current_target()
                 tmp = self._orphan(".incoming-")
                 os.mkdir(tmp)
-                for name, data in {**files, MANIFEST_FILE: manifest_raw}.items():
+                extra = {SIGNATURE_FILE: signature} if signature is not None else {}
+                for name, data in {**files, MANIFEST_FILE: manifest_raw, **extra}.items():
                     durable.write_file(tmp / name, data)
                 durable.fsync_dir(tmp)
                 final = self.releases_dir / f"{version}-{secrets.token_hex(4)}"
@@ -293,18 +307,39 @@ class SyncResult:
                 "duration_ms": self.duration_ms}
 
 
-def _fetch_manifest(store: S3Store, remote: Version) -> tuple[str, bytes, dict[str, Any]]:
-    """The manifest of ``remote``: from releases/<v>/ (immutable), else the top-level one."""
+@dataclass(frozen=True)
+class SignedManifest:
+    base: str                # the folder in the bucket: releases/<v> or "" (the top level)
+    raw: bytes
+    signature: bytes
+    manifest: dict[str, Any]
+    key_hash: str            # the trusted key that signed it
+
+
+def _fetch_manifest(store: S3Store, remote: Version, keys: KeyRing) -> SignedManifest:
+    """The manifest of ``remote`` (from releases/<v>/, immutable, else the top-level one) and its
+    signature from the same folder, verified with ``keys`` before anything in it is read."""
     for base in (f"{RELEASES_DIR}/{remote}", ""):
         key = f"{base}/{MANIFEST_FILE}".lstrip("/")
         raw = store.get_bytes(key, MAX_MANIFEST_SIZE)
-        if raw is not None:
-            return base, raw, parse_manifest(raw, store.url(key), remote)
+        if raw is None:
+            continue
+        where = store.url(base).rstrip("/")
+        # a signature of another size is refused by verify_manifest, which names the size
+        signature = store.get_bytes(f"{base}/{SIGNATURE_FILE}".lstrip("/"), MAX_SIGNATURE_OBJECT)
+        signer = keys.verify_manifest(raw, signature, where)
+        manifest = parse_manifest(raw, store.url(key), remote)
+        if manifest["signing_key"] != signer:
+            raise ReleaseError(f"Refused the release in {where}: {MANIFEST_FILE} names signing key "
+                               f"{manifest['signing_key'][:16]}..., but key {signer[:16]}... signed it")
+        assert signature is not None  # verify_manifest refuses a missing one
+        return SignedManifest(base, raw, signature, manifest, signer)
     raise SyncError(f"Failed to sync: no {MANIFEST_FILE} for {remote} in {store.url('')}")
 
 
-def sync_once(store: S3Store, folder: FirmwareFolder) -> SyncResult:
-    """Bring the local folder to the bucket's release if that is newer (or a marked downgrade)."""
+def sync_once(store: S3Store, folder: FirmwareFolder, keys: KeyRing) -> SyncResult:
+    """Bring the local folder to the bucket's release if that is newer (or a marked downgrade),
+    once its manifest's signature verifies with one of ``keys`` and every file matches it."""
     t0 = time.monotonic()
     local: Version | None = None
 
@@ -321,7 +356,8 @@ def sync_once(store: S3Store, folder: FirmwareFolder) -> SyncResult:
         remote = Version.parse(text, store.url(VERSION_FILE))
         if local is not None and remote == local:
             return result("up-to-date", f"local release {local} is the bucket's", remote)
-        base, manifest_raw, manifest = _fetch_manifest(store, remote)
+        signed = _fetch_manifest(store, remote, keys)
+        base, manifest = signed.base, signed.manifest
         if local is not None and remote < local and not manifest.get("downgrade", False):
             return result("older", f"the bucket's {remote} is older than the local {local} and not marked as "
                           "a downgrade: keeping the local release", remote)
@@ -333,11 +369,12 @@ def sync_once(store: S3Store, folder: FirmwareFolder) -> SyncResult:
                 raise SyncError(f"Failed to sync: {store.url(key)} is missing")
             files[name] = data
         check_files(files, manifest, remote, store.url(base).rstrip("/"))
-        folder.install(remote, files, manifest_raw)
+        folder.install(remote, files, signed.raw, signed.signature)
     except (S3Error, ReleaseError, SyncError, VersionError) as e:
         return result("error", str(e), remote)
     what = "downgraded" if local is not None and remote < local else "updated"
-    return result("updated", f"{what} the local release from {local or 'none'} to {remote}", remote)
+    return result("updated", f"{what} the local release from {local or 'none'} to {remote} (signed by key "
+                  f"{signed.key_hash[:16]}...)", remote)
 
 
 __all__ = ["FirmwareFolder", "LocalRelease", "SyncError", "SyncResult", "check_files", "parse_manifest",

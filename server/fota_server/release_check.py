@@ -6,27 +6,31 @@
     ...
     fota_server.release_check.ReleaseError: Failed to read manifest.json: no 'files' table
 
-:func:`parse_manifest`: the manifest's format, version, downgrade flag, and for each file a size in
-range and a SHA-256 (for an image also its slot and load address). :func:`check_files`: each file's
-size and hash against it, ``version.txt`` parsed and equal to the release version, each image valid
-for its slot, of that version, with the manifest's build number. The sync runs both before anything
-reaches the disk, and loading a local release runs them again.
+:func:`parse_manifest`: the manifest's format, version, downgrade flag, signing key hash, and for
+each file a size in range and a SHA-256 (for an image also its slot, load address, version and
+security counter); its signature is checked before (:mod:`fota_server.trust`).
+:func:`check_files`: each file's size and hash against it, ``version.txt`` parsed and equal to
+the release version, each image valid for its slot, of that version, with the manifest's build
+number. The sync runs both before anything reaches the disk, and loading a local release runs them
+again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from typing import Any
 
 from fota_formats.errors import FotaError, ImageError
 from fota_formats.image import SLOTS, validate_image
-from fota_formats.release import MANIFEST_FORMAT, SLOT_FILES, VERSION_FILE
+from fota_formats.release import KEY_HASH, MANIFEST_FORMAT, SLOT_FILES, VERSION_FILE
 from fota_formats.semver import Version, VersionError
 from fota_formats.spec import LAYOUT
 
 MAX_VERSION_FILE = 64
+MAX_SECURITY_COUNTER = 0xFFFF_FFFF  # MCUboot's IMAGE_TLV_SEC_CNT is a u32
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -47,7 +51,13 @@ def parse_manifest(raw: bytes, where: str, expect: Version) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise bad("no 'files' table")
     if manifest.get("format") != MANIFEST_FORMAT:
-        raise bad(f"format {manifest.get('format')!r} is not {MANIFEST_FORMAT}, the one this server reads")
+        old = (" (an unsigned manifest of an older release tool: release it again)"
+               if manifest.get("format") == 1 else "")
+        raise bad(f"format {manifest.get('format')!r} is not {MANIFEST_FORMAT}, the one this server "
+                  f"reads{old}")
+    signer = manifest.get("signing_key")
+    if not isinstance(signer, str) or KEY_HASH.fullmatch(signer) is None:
+        raise bad(f"'signing_key' {signer!r} is not a key hash (64 lower-case hex digits)")
     try:
         mver = Version.parse(str(manifest.get("version", "")), f"{where} (version)")
     except VersionError as e:
@@ -73,6 +83,13 @@ def parse_manifest(raw: bytes, where: str, expect: Version) -> dict[str, Any]:
             raise bad(f"{name} load address {entry.get('load_addr')!r} is not Slot {SLOTS[slot]}'s {base}")
         if "build" in entry and (not isinstance(entry["build"], int) or isinstance(entry["build"], bool)):
             raise bad(f"{name} build {entry['build']!r} is not an integer")
+        if entry.get("version") != str(mver):
+            raise bad(f"{name} version {entry.get('version')!r} is not the release's {str(mver)!r}")
+        counter = entry.get("security_counter")
+        if (not isinstance(counter, int) or isinstance(counter, bool)
+                or not 0 <= counter <= MAX_SECURITY_COUNTER):
+            raise bad(f"{name} security_counter {counter!r} is not an integer within "
+                      f"0..{MAX_SECURITY_COUNTER}")
     if not isinstance(manifest.get("downgrade", False), bool):
         raise bad("'downgrade' must be true or false")
     return manifest
@@ -91,7 +108,7 @@ def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Vers
             raise ReleaseError(f"Failed to check {where}/{name}: {len(data)} bytes, the manifest says "
                             f"{entry['size']}")
         digest = hashlib.sha256(data).hexdigest()
-        if digest != entry["sha256"].lower():
+        if not hmac.compare_digest(digest, entry["sha256"].lower()):
             raise ReleaseError(f"Failed to check {where}/{name}: SHA-256 {digest} differs from the "
                                f"manifest's {entry['sha256']}")
     text = files[VERSION_FILE].decode("utf-8", errors="replace")

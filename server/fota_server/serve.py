@@ -26,6 +26,7 @@ from fota_server.app import ServerSettings, create_app
 from fota_server.downloads import download_urls
 from fota_server.protocol import uvicorn_options
 from fota_server.tls import check_transport, tls_options
+from fota_server.trust import KeyRing
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 SYNC_ENV = "FOTA_SERVER_SYNC"  # read by fota_server.workers
@@ -60,7 +61,8 @@ def settings_from_config(cfg: FotaConfig, sync: bool = True) -> ServerSettings:
                           sync_interval_s=cfg.server.sync_interval_s if sync else None,
                           store_factory=factory if sync else None,
                           source=cfg.s3.describe() if sync else "sync disabled",
-                          download_url=download_urls(cfg, factory))
+                          download_url=download_urls(cfg, factory),
+                          trusted_keys=KeyRing.load(cfg.server.trusted_keys))
 
 
 def build_app(cfg: FotaConfig, sync: bool = True) -> FastAPI:
@@ -98,6 +100,9 @@ def serve(cfg: FotaConfig, sync: bool = True, log_level: str = "info", insecure_
              cfg.server.scheme, cfg.server.host, cfg.server.port, auth, workers, "s" if workers > 1 else "",
              cfg.firmware_dir, cfg.describe_database(),
              cfg.s3.describe() if sync else "nowhere (sync disabled)", downloads)
+    if sync and not cfg.server.trusted_keys:
+        log.warning("no trusted release key ([server] trusted_keys, FOTA_SERVER_TRUSTED_KEYS): every release "
+                    "in S3 will be refused")
     uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=log_level, access_log=True,
                 log_config=None, workers=workers if workers > 1 else None, factory=workers > 1,
                 **uvicorn_options(), **tls)

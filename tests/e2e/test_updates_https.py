@@ -18,6 +18,7 @@ from fota_testkit.relay import Relay
 from fota_testkit.tls import https_moto, make_pki
 from stm32_fota.project import current
 from stm32_fota.release import SilentReporter, release
+from stm32_fota.signing import load_signing_key
 
 
 def test_the_lab_serves_https_and_the_bridge_holds_its_ca(lab: Lab) -> None:
@@ -68,7 +69,8 @@ def test_direct_download_from_s3_over_https_resumes_with_range(
             s3 = S3Config(bucket=f"fw-{secrets.token_hex(4)}", prefix="lab", endpoint_url=relay.url)
             store = S3Store.connect(s3)
             store.client.create_bucket(Bucket=s3.bucket)
-            release(store, folder, root=current().root, reporter=SilentReporter())
+            release(store, folder, root=current().root, reporter=SilentReporter(),
+                    signing_key=load_signing_key(lab.release_key.private))
             lab.stop_server()
             lab.server_env.update(aws_credentials, AWS_CA_BUNDLE=str(pki.ca), FOTA_S3_BUCKET=s3.bucket_name,
                                   FOTA_S3_PREFIX=s3.prefix, FOTA_S3_ENDPOINT_URL=relay.url,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fota_formats.config import FotaConfig
+from fota_lab.releasekey import throwaway_key
 from fota_testkit.server import write_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,14 +41,20 @@ def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path,
 @pytest.mark.slow
 def test_release_task_uploads_then_refuses_the_same_version(cfg: FotaConfig, tmp_path: Path):
     build = write_build(tmp_path / "build", "2.3.4")
-    first = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
+    unsigned = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
+    assert unsigned.returncode == 1 and "Traceback" not in unsigned.stderr
+    assert "no signing key; the server and the devices refuse an unsigned release" in unsigned.stderr
+    key = throwaway_key(tmp_path / "keys")
+    first = invoke(["release", "--build-dir", str(build), "--key", str(key.private)], cfg, tmp_path)
     assert first.returncode == 0, first.stderr
+    assert "uploaded  manifest.json.sig" in first.stdout
     assert "uploaded  version.txt" in first.stdout and "Released 2.3.4" in first.stdout
     assert first.stdout.index("uploaded  slot-a.bin") < first.stdout.index("uploaded  version.txt")
-    again = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
+    with_env = {"FOTA_SIGNING_KEY": str(key.private)}     # the key from the environment
+    again = invoke(["release", "--build-dir", str(build)], cfg, tmp_path, with_env)
     assert again.returncode == 1
     assert "version 2.3.4 is not higher than 2.3.4" in again.stderr and "Traceback" not in again.stderr
-    forced = invoke(["release", "--build-dir", str(build), "--force"], cfg, tmp_path)
+    forced = invoke(["release", "--build-dir", str(build), "--force"], cfg, tmp_path, with_env)
     assert forced.returncode == 0, forced.stderr
 
 

@@ -13,6 +13,7 @@ from fota_formats.config import FotaConfig, load_config
 from fota_lab import locals3
 from fota_s3.endpoint import STATE_FILE
 from fota_server.serve import build_app
+from fota_testkit.keys import RELEASE_KEY, TRUSTED_HEX
 from fota_testkit.server import write_build
 from stm32_fota.release import release
 
@@ -41,7 +42,7 @@ def test_start_release_stop_start_restores_the_bucket(
     assert "AWS_ACCESS_KEY_ID" not in os.environ  # dummy credentials went to the client only
 
     store = locals3.open_store(embedded)
-    release(store, write_build(tmp_path / "b", "1.0.0"), revision="r")
+    release(store, write_build(tmp_path / "b", "1.0.0"), signing_key=RELEASE_KEY, revision="r")
     mirror = embedded.mirror_dir / "stm32-fota"
     assert (mirror / "version.txt").read_text() == "1.0.0\n"
     assert (mirror / "releases" / "1.0.0" / "slot-a.bin").is_file()
@@ -53,14 +54,14 @@ def test_start_release_stop_start_restores_the_bucket(
         os.kill(info.pid, 0)
 
     restarted = locals3.start(embedded)
-    assert restarted.restored == 8 and restarted.port != 0
+    assert restarted.restored == 10 and restarted.port != 0
     store = locals3.open_store(embedded, start_embedded=False)
     assert store.get_text("version.txt") == "1.0.0\n"
     assert json.loads(store.get_bytes("manifest.json") or b"")["version"] == "1.0.0"
     assert store.get_bytes("slot-b.bin") == (tmp_path / "b" / "slot-b.bin").read_bytes()
 
     # `invoke serve` with no bucket configured syncs from this same endpoint
-    with TestClient(build_app(embedded)) as c:
+    with TestClient(build_app(embedded.with_server(trusted_keys=(TRUSTED_HEX,)))) as c:
         r = c.post("/api/v1/sync").json()
         assert r["status"] in ("updated", "up-to-date"), r  # the sync on start may have won the race
         status = c.get("/api/v1/status").json()

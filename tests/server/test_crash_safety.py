@@ -21,6 +21,7 @@ from pathlib import Path
 from fota_formats.semver import Version
 from fota_server.app import ServerSettings, ServerState
 from fota_server.firmware import ORPHAN_PREFIXES, FirmwareFolder, release_version
+from fota_testkit.keys import RELEASE_HASH
 from fota_testkit.server import install_release, write_build
 from stm32_fota.release import check_build, make_manifest
 
@@ -82,10 +83,10 @@ def test_install_killed_at_every_step(tmp_path: Path):
     staging = tmp_path / "staging"
     built = check_build(write_build(tmp_path / "b130", "1.3.0"))
     files = {**built.images, "version.txt": built.version_text}
-    manifest = json.dumps(make_manifest(built, "r", False)).encode()
+    manifest = json.dumps(make_manifest(built, "r", False, RELEASE_HASH)).encode()
     built_140 = check_build(write_build(tmp_path / "b140", "1.4.0"))
     files_140 = {**built_140.images, "version.txt": built_140.version_text}
-    manifest_140 = json.dumps(make_manifest(built_140, "r", False)).encode()
+    manifest_140 = json.dumps(make_manifest(built_140, "r", False, RELEASE_HASH)).encode()
     staging.mkdir()
     for name, data in {**files, "manifest.json": manifest}.items():
         (staging / name).write_bytes(data)

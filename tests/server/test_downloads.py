@@ -20,6 +20,7 @@ from fota_formats.config import ConfigError, FotaConfig, S3Config, ServerConfig
 from fota_s3.store import S3Error, S3Store
 from fota_server.downloads import PresignedUrls, download_urls, local_url
 from fota_server.serve import build_app
+from fota_testkit.keys import RELEASE_KEY, TRUSTED_HEX
 from fota_testkit.relay import Relay
 from fota_testkit.server import write_build
 from fota_testkit.tls import Pki, https_moto, make_pki
@@ -56,14 +57,15 @@ def direct_config(tmp_path: Path, endpoint: str, expiry: int = 120, direct: bool
     s3 = S3Config(bucket=f"fw-{secrets.token_hex(5)}", prefix="boards/x", endpoint_url=endpoint)
     return FotaConfig(root=tmp_path, s3=s3, state_dir=tmp_path / ".fota", firmware_dir=tmp_path / "fw",
                       db_path=tmp_path / "db",
-                      server=ServerConfig(direct_downloads=direct, download_url_expiry_s=expiry))
+                      server=ServerConfig(direct_downloads=direct, download_url_expiry_s=expiry,
+                                          trusted_keys=(TRUSTED_HEX,)))
 
 
 def released(cfg: FotaConfig, tmp_path: Path, version: str = "1.1.0") -> tuple[S3Store, bytes]:
     store = S3Store.connect(cfg.s3)
     store.client.create_bucket(Bucket=cfg.s3.bucket_name)
     build = write_build(tmp_path / "build", version, body=40_000)
-    release(store, build, reporter=SilentReporter(), revision="test")
+    release(store, build, reporter=SilentReporter(), signing_key=RELEASE_KEY, revision="test")
     return store, (build / "slot-b.bin").read_bytes()
 
 

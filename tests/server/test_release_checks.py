@@ -20,13 +20,14 @@ from fota_s3.store import S3Store
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder, sync_once
 from fota_server.release_check import ReleaseError, check_files, parse_manifest
+from fota_testkit.keys import RELEASE_HASH, RELEASE_KEY, TRUSTED, put_signed_manifest
 from fota_testkit.server import install_release, make_image, write_build
 from stm32_fota.release import check_build, make_manifest, release
 
 
 def tamper(store: S3Store, version: str, name: str, data: bytes) -> None:
-    """Replace a file of ``releases/<version>/`` and make the manifest's size and hash match it, as
-    a careless hand edit of the bucket would."""
+    """Replace a file of ``releases/<version>/`` and make the manifest's size and hash match it, signed
+    again, as a careless hand edit of the bucket by a holder of the release key would."""
     key = store.config.key(f"releases/{version}/manifest.json")
     manifest = json.loads(store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read())
     manifest["files"][name] = {
@@ -34,7 +35,7 @@ def tamper(store: S3Store, version: str, name: str, data: bytes) -> None:
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-    store.client.put_object(Bucket=store.bucket, Key=key, Body=json.dumps(manifest).encode())
+    put_signed_manifest(store, f"releases/{version}", manifest)
     store.client.put_object(
         Bucket=store.bucket, Key=store.config.key(f"releases/{version}/{name}"), Body=data
     )
@@ -52,30 +53,30 @@ def test_bad_version_txt_with_a_matching_hash_is_refused_and_later_syncs_work(
     store: S3Store, tmp_path: Path, text: bytes, message: str
 ):
     folder = FirmwareFolder(tmp_path / "fw")
-    release(store, write_build(tmp_path / "b1", "1.1.0"), revision="r")
-    assert sync_once(store, folder).status == "updated"
-    release(store, write_build(tmp_path / "b2", "1.2.0"), revision="r")
+    release(store, write_build(tmp_path / "b1", "1.1.0"), signing_key=RELEASE_KEY, revision="r")
+    assert sync_once(store, folder, TRUSTED).status == "updated"
+    release(store, write_build(tmp_path / "b2", "1.2.0"), signing_key=RELEASE_KEY, revision="r")
     tamper(store, "1.2.0", "version.txt", text)
-    r = sync_once(store, folder)
+    r = sync_once(store, folder, TRUSTED)
     assert r.status == "error" and message in r.message, r.message
     assert str(folder.local_version()) == "1.1.0" and str(folder.recover()) == "1.1.0"  # the served one stays
     assert [p.name.split("-")[0] for p in folder.releases()] == ["1.1.0"]  # nothing of 1.2.0 on disk
-    release(store, write_build(tmp_path / "b3", "1.3.0"), revision="r")
-    r = sync_once(store, folder)  # the next good release goes through
+    release(store, write_build(tmp_path / "b3", "1.3.0"), signing_key=RELEASE_KEY, revision="r")
+    r = sync_once(store, folder, TRUSTED)  # the next good release goes through
     assert r.status == "updated" and str(folder.local_version()) == "1.3.0"
 
 
 def test_image_for_the_wrong_slot_with_matching_manifest_is_refused(store: S3Store, tmp_path: Path):
     folder = FirmwareFolder(tmp_path / "fw")
-    release(store, write_build(tmp_path / "b", "1.2.0"), revision="r")
+    release(store, write_build(tmp_path / "b", "1.2.0"), signing_key=RELEASE_KEY, revision="r")
     tamper(store, "1.2.0", "slot-a.bin", make_image(1, "1.2.0"))  # a Slot-B image under slot-a.bin
-    r = sync_once(store, folder)
+    r = sync_once(store, folder, TRUSTED)
     assert r.status == "error" and "slot-a.bin" in r.message and not folder.current.exists()
 
 
 def manifest_for(tmp_path: Path, version: str = "1.2.0") -> tuple[dict[str, Any], dict[str, bytes]]:
     files = check_build(write_build(tmp_path / f"m-{version}", version))
-    return make_manifest(files, "r", False), {**files.images, "version.txt": files.version_text}
+    return make_manifest(files, "r", False, RELEASE_HASH), {**files.images, "version.txt": files.version_text}
 
 
 def broken(manifest: dict[str, Any], path: tuple[str, ...], value: Any) -> bytes:
@@ -93,8 +94,14 @@ def broken(manifest: dict[str, Any], path: tuple[str, ...], value: Any) -> bytes
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("format",), 2, "format 2 is not 1"),
-        (("format",), KeyError, "format None is not 1"),
+        (("format",), 1, "format 1 is not 2, the one this server reads (an unsigned manifest of an older"),
+        (("format",), KeyError, "format None is not 2"),
+        (("signing_key",), "AB" * 32, "'signing_key' 'ABAB"),
+        (("signing_key",), KeyError, "'signing_key' None is not a key hash"),
+        (("files", "slot-a.bin", "version"), "1.2.1", "slot-a.bin version '1.2.1' is not the release's"),
+        (("files", "slot-b.bin", "security_counter"), -1, "slot-b.bin security_counter -1 is not an integer"),
+        (("files", "slot-b.bin", "security_counter"), 2**32, "slot-b.bin security_counter 4294967296"),
+        (("files", "slot-a.bin", "security_counter"), KeyError, "slot-a.bin security_counter None"),
         (("version",), "1.2.1", "it describes version 1.2.1"),
         (("downgrade",), "yes", "'downgrade' must be true or false"),
         (("files", "slot-a.bin", "slot"), "B", "slot-a.bin is marked for slot 'B'"),
@@ -146,9 +153,10 @@ def test_broken_current_with_nothing_else_is_replaced_by_the_next_sync(store: S3
     folder = FirmwareFolder(tmp_path / "fw")
     install_release(folder, tmp_path, "1.2.0")
     (folder.current / "slot-b.bin").write_bytes(b"\0" * 100)  # not even the right size
-    release(store, write_build(tmp_path / "b", "1.2.0"), revision="r")  # the same version
+    release(store, write_build(tmp_path / "b", "1.2.0"),
+            signing_key=RELEASE_KEY, revision="r")  # the same version
     assert folder.recover() is None
-    r = sync_once(store, folder)
+    r = sync_once(store, folder, TRUSTED)
     assert r.status == "updated" and folder.load() is not None and str(folder.local_version()) == "1.2.0"
 
 

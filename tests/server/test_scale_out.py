@@ -18,6 +18,7 @@ from fota_formats.config import FotaConfig
 from fota_lab.locals3 import free_port
 from fota_s3.store import S3Store
 from fota_server.registry import Registry
+from fota_testkit.keys import RELEASE_KEY, TRUSTED_HEX
 from fota_testkit.server import write_build
 from stm32_fota.release import release
 
@@ -36,7 +37,7 @@ def write_config(cfg: FotaConfig, tmp: Path, database: str) -> Path:
     path.write_text(
         f'[s3]\nbucket = "{cfg.s3.bucket}"\nprefix = "{cfg.s3.prefix}"\nregion = "{cfg.s3.region}"\n'
         f'endpoint_url = "{cfg.s3.endpoint_url}"\n'
-        f'[server]\nsync_interval_s = 3600\ndatabase_url = "{database}"\n'
+        f'[server]\nsync_interval_s = 3600\ndatabase_url = "{database}"\ntrusted_keys = ["{TRUSTED_HEX}"]\n'
         f'[paths]\nstate_dir = "{tmp / "state"}"\nfirmware_dir = "{tmp / "fw"}"\n'
     )
     return path
@@ -97,7 +98,7 @@ def test_two_processes_sync_one_at_a_time_and_serve_the_same_release(
 ):
     fw = tmp_path / "fw"
     config = write_config(cfg, tmp_path, database)
-    release(store, write_build(tmp_path / "b1", "1.1.0"), revision="r")
+    release(store, write_build(tmp_path / "b1", "1.1.0"), signing_key=RELEASE_KEY, revision="r")
     holder = Registry(database)  # stands for a third process holding the sync lock
     with ExitStack() as servers, ExitStack() as lock:
         # 1. both processes start (and sync on start) while the lock is held: neither installs
@@ -119,7 +120,7 @@ def test_two_processes_sync_one_at_a_time_and_serve_the_same_release(
         assert [status(u)["version"] for u in urls] == ["1.1.0", "1.1.0"]
 
         # 2. a sync requested from both at once, while the lock is held: both wait, then one installs
-        release(store, write_build(tmp_path / "b2", "1.2.0"), revision="r")
+        release(store, write_build(tmp_path / "b2", "1.2.0"), signing_key=RELEASE_KEY, revision="r")
         replies: dict[str, dict[str, Any]] = {}
         with holder.sync_lock(fw, timeout_s=5):
             threads = [threading.Thread(target=lambda u=u: replies.update(

@@ -14,6 +14,7 @@ from fota_lab.locals3 import free_port
 from fota_s3.store import S3Store
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
+from fota_testkit.keys import RELEASE_KEY, TRUSTED
 from fota_testkit.server import LiveServer, install_release, write_build
 from stm32_fota.release import release
 
@@ -38,11 +39,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 def test_sync_on_start_periodically_and_on_request(
     cfg: FotaConfig, store: S3Store, tmp_path: Path, database: str
 ):
-    release(store, write_build(tmp_path / "b1", "1.1.0"), revision="r")
+    release(store, write_build(tmp_path / "b1", "1.1.0"), signing_key=RELEASE_KEY, revision="r")
     settings = ServerSettings(
         firmware_dir=tmp_path / "fw",
         db_path=database,
         sync_interval_s=0.2,
+        trusted_keys=TRUSTED,
         store_factory=lambda: S3Store.connect(cfg.s3),
         source=cfg.s3.describe(),
     )
@@ -54,7 +56,7 @@ def test_sync_on_start_periodically_and_on_request(
         assert wait_for(lambda: version() == "1.1.0")  # the sync on start
         offer = httpx.post(f"{srv.url}/api/v1/checkin", json=CHECKIN).json()
         assert offer["version"] == "1.1.0" and offer["target_slot"] == "B"
-        release(store, write_build(tmp_path / "b2", "1.2.0"), revision="r")
+        release(store, write_build(tmp_path / "b2", "1.2.0"), signing_key=RELEASE_KEY, revision="r")
         assert wait_for(lambda: version() == "1.2.0")  # the periodic sync
         assert httpx.post(f"{srv.url}/api/v1/checkin", json=CHECKIN).json()["version"] == "1.2.0"
         # the previous release stays downloadable for a bridge that started on it
@@ -74,6 +76,7 @@ def test_s3_down_keeps_serving_and_reports(cfg: FotaConfig, tmp_path: Path, data
         firmware_dir=folder.root,
         db_path=database,
         sync_on_start=False,
+        trusted_keys=TRUSTED,
         store_factory=lambda: S3Store.connect(dead.s3),
     )
     with TestClient(create_app(settings)) as c:
