@@ -3,12 +3,12 @@ real server; a rollout that some boards cannot confirm pauses itself."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from fota_lab.fleet import DeviceClient, FleetDevice
 from fota_server.app import ServerSettings, create_app
@@ -16,7 +16,8 @@ from fota_server.firmware import FirmwareFolder
 from fota_testkit.e2e import make_release
 from fota_testkit.server import LiveServer
 from stm32_fota.build import BuildResult
-from stm32_fota.release import check_build, make_manifest
+from stm32_fota.release import check_build, make_manifest, signed_manifest
+from stm32_fota.signing import public_key_hash
 
 DEVICE_TOKEN, OPERATOR_TOKEN = "fleet-device-token", "fleet-operator-token"
 OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -26,8 +27,9 @@ OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 def server(fw_build: BuildResult, tmp_path: Path) -> Iterator[LiveServer]:
     folder = FirmwareFolder(tmp_path / "firmware")
     files = check_build(make_release(fw_build.build_dir, tmp_path / "r1.2.0", "1.2.0"))
-    folder.install(files.version, {**files.images, "version.txt": files.version_text},
-                   json.dumps(make_manifest(files, "test", False)).encode())
+    key = Ed25519PrivateKey.generate()
+    raw, signature = signed_manifest(make_manifest(files, "test", False, public_key_hash(key)), key)
+    folder.install(files.version, {**files.images, "version.txt": files.version_text}, raw, signature)
     app = create_app(ServerSettings(firmware_dir=folder.root, db_path=tmp_path / "server.db",
                                     token=DEVICE_TOKEN, operator_token=OPERATOR_TOKEN, sync_on_start=False))
     with LiveServer(app) as live:
