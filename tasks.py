@@ -279,6 +279,53 @@ def serve(c: Context, host: str = "", port: int = 0, lan: bool = False, no_sync:
         raise _fail(e) from None
 
 
+@task(positional=["action"], help={
+    "action": "create, list, show, pause, resume, abort or advance",
+    "id": "the rollout (show, pause, resume, abort, advance)",
+    "version": "create: the release to roll out, e.g. 1.2.0",
+    "stages": "create: percentages 1,10,50,100 (default 100) or device counts 5n,20n",
+    "all": "create: target every device", "group": "create: target one group",
+    "devices": "create: target these device IDs (comma-separated)", "name": "create: a name",
+    "soak": "create: seconds a stage stays open at least (server default 0)",
+    "success": "create: share of a stage's devices confirmed to open the next (default 0.9)",
+    "failure": "create: pause when a stage's failed share passes this (default 0.2)",
+    "min_sample": "create: finished devices before the failure rate counts (default 5)",
+    "consecutive": "create: pause after this many failures in a row (default 3; 0: none)",
+    "reason": "why (required by pause, resume, abort, advance; recorded)",
+    "by": "who (recorded; default $USER)", "state": "list: only rollouts in this state",
+    "server": "the server's URL (default from config: [server] host/port)",
+})
+def rollout(c: Context, action: str, id: int = 0, version: str = "", stages: str = "100", all: bool = False,
+            group: str = "", devices: str = "", name: str = "", soak: int = -1, success: float = 0.0,
+            failure: float = -1.0, min_sample: int = 0, consecutive: int = -1, reason: str = "", by: str = "",
+            state: str = "", server: str = "") -> None:
+    """Staged rollouts on the update server: create, list, show, pause, resume, abort, advance."""
+    from fota_formats.errors import FotaError
+    from stm32_fota import rollouts as ro
+
+    who = by or os.environ.get("USER") or "operator"
+    try:
+        api = ro.OperatorClient.from_config(_config(), server)
+        if action == "create":
+            body = ro.create_body(version, stages, all, group, devices, name, soak if soak >= 0 else None,
+                                  success or None, failure if failure >= 0 else None, min_sample or None,
+                                  consecutive if consecutive >= 0 else None, who, reason)
+            print(ro.describe(api.create(body)))
+        elif action == "list":
+            print(ro.describe_list(api.list(state or None)))
+        elif action in ("show", *ro.ACTIONS):
+            if id < 1:
+                raise Exit(f"invoke: rollout {action} needs --id N (see `invoke rollout list`)", code=1)
+            if action != "show" and not reason:
+                raise Exit(f"invoke: rollout {action} needs --reason TEXT (it is recorded)", code=1)
+            print(ro.describe(api.show(id) if action == "show" else api.act(id, action, reason, who)))
+        else:
+            raise Exit(f"invoke: unknown rollout action {action!r}: create, list, show, "
+                       f"{', '.join(ro.ACTIONS)}", code=1)
+    except FotaError as e:
+        raise _fail(e) from None
+
+
 @task(name="db-upgrade")
 def db_upgrade(c: Context) -> None:
     """Bring the server's registry database (SQLite file or [server] database_url) to the newest

@@ -17,6 +17,12 @@ in this process, so that the figures measure the server rather than a heavy clie
    Prints check-ins per second and the latency percentiles (p50, p99, max).
 2. Downloads: ``--downloads`` concurrent downloads of a whole slot image, ``--rounds`` each.
    Prints the aggregate throughput.
+3. A fleet (``--fleet``, default 10,000 devices, 0: skipped): every device checks in once, so the
+   registry holds the fleet; then ``--rollouts`` rollouts of the release are created through the
+   operator API (default 3: a group's 10% -> 50% -> 100%, 1% -> 10% -> 100% of everyone, and a list
+   of 100 devices; 0 measures the server without rollouts, which offers the release to every
+   device), and the bridges check in as random devices of the fleet (keep-alive). The issue's
+   target: with 3 active rollouts, within 10% of the rate without rollouts.
 
 Goal: >= 1000 check-ins/s and p99 <= 20 ms on 2 cores. Every loop is bounded; the
 server listens on 127.0.0.1 only.
@@ -29,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -37,6 +44,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fota_lab.benchjson import Figure
 from fota_lab.images import install_release
 from fota_lab.locals3 import free_port
 from fota_server.firmware import FirmwareFolder
@@ -142,20 +150,66 @@ def latencies(r: Result) -> str:
             f"max {max(r.latencies_ms):.2f} ms, errors {r.errors}")
 
 
-def checkin_body(i: int) -> bytes:
+FLEET_GROUPS = 4  # fleet devices report a group ("g0".."g3") when rollouts are measured
+
+
+def checkin_body(i: int, group: bool = False) -> bytes:
     slot = "AB"[i % 2]
     other = "BA"[i % 2]
-    return json.dumps(
-        {
-            "device_id": f"{i:024x}",
-            "running_slot": slot,
-            "running_version": "1.0.0",
-            "slots": {
-                slot: {"state": "valid", "version": "1.0.0"},
-                other: {"state": "empty", "version": None},
-            },
-        }
-    ).encode()
+    body = {
+        "device_id": f"{i:024x}",
+        "running_slot": slot,
+        "running_version": "1.0.0",
+        "slots": {
+            slot: {"state": "valid", "version": "1.0.0"},
+            other: {"state": "empty", "version": None},
+        },
+    }
+    if group:
+        body["group"] = f"g{i % FLEET_GROUPS}"
+    return json.dumps(body).encode()
+
+
+def fleet_rollouts(count: int) -> list[dict[str, object]]:
+    """The rollouts of the fleet case (cycled when more than three are asked for)."""
+    kinds: list[dict[str, object]] = [
+        {"target": {"group": "g1"}, "stages": [{"percent": 10}, {"percent": 50}, {"percent": 100}]},
+        {"target": {"all": True}, "stages": [{"percent": 1}, {"percent": 10}, {"percent": 100}]},
+        {"target": {"devices": [f"{i:024x}" for i in range(0, 1000, 10)]}, "stages": [{"percent": 100}]},
+    ]
+    return [{"version": VERSION, "name": f"bench {k}", **kinds[k % len(kinds)]} for k in range(count)]
+
+
+async def fleet_bridge(port: int, ids: list[int], group: bool, latencies: list[float],
+                       errors: list[int]) -> None:
+    http = Http(port, keep_alive=True)
+    try:
+        for i in ids:
+            t0 = time.perf_counter()
+            status, _data = await asyncio.wait_for(
+                http.request("POST", "/api/v1/checkin", checkin_body(i, group)), REQUEST_TIMEOUT_S)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                errors.append(status)
+    finally:
+        await http.close()
+
+
+async def run_fleet(port: int, bridges: int, ids: list[int], group: bool) -> Result:
+    latencies: list[float] = []
+    errors: list[int] = []
+    t0 = time.perf_counter()
+    await asyncio.gather(*(fleet_bridge(port, ids[b::bridges], group, latencies, errors)
+                           for b in range(bridges)))
+    return Result(len(latencies), time.perf_counter() - t0, latencies, len(errors))
+
+
+def create_rollouts(port: int, count: int) -> None:
+    for body in fleet_rollouts(count):
+        status, data = asyncio.run(Http(port, False, OPERATOR_TOKEN).request(
+            "POST", "/api/v1/rollouts", json.dumps(body).encode()))
+        if status != 201:
+            raise SystemExit(f"bench: creating a rollout failed: HTTP {status}: {data[:300]!r}")
 
 
 async def bridge(
@@ -262,6 +316,22 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     raise SystemExit("bench: the server did not start")
 
 
+def fleet_case(port: int, pid: int, args: argparse.Namespace) -> Figure:
+    group = args.rollouts > 0
+    asyncio.run(run_fleet(port, args.bridges, list(range(args.fleet)), group))  # the registry holds the fleet
+    if args.rollouts:
+        create_rollouts(port, args.rollouts)
+    ids = random.Random(1).choices(range(args.fleet), k=args.fleet_checkins)
+    cpu0 = cpu_seconds(pid)
+    r = asyncio.run(run_fleet(port, args.bridges, ids, group))
+    cpu_ms = (cpu_seconds(pid) - cpu0) / r.requests * 1000
+    label = f"{args.fleet} devices, {args.rollouts} active rollouts"
+    print(describe(f"{label}, {args.bridges} bridges keep-alive", r, cpu_ms))
+    return Figure(group="server", name=f"check-ins, {label}", value=round(r.requests / r.seconds),
+                  unit="check-ins/s", notes=f"{latencies(r)}, {args.bridges} bridges keep-alive, "
+                                            f"server CPU {cpu_ms:.3f} ms per request")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bridges", type=int, default=200, help="concurrent simulated bridges (default 200)")
@@ -274,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--downloads", type=int, default=50, help="concurrent image downloads (default 50)")
     ap.add_argument("--rounds", type=int, default=4, help="downloads per downloader (default 4)")
+    ap.add_argument("--fleet", type=int, default=10_000, help="devices of the fleet case (0: skipped)")
+    ap.add_argument("--fleet-checkins", type=int, default=20_000,
+                    help="check-ins measured in the fleet case (default 20000)")
+    ap.add_argument("--rollouts", type=int, default=3, help="active rollouts in the fleet case (default 3)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file (fota_lab.benchjson)")
     args = ap.parse_args(argv)
     try:
@@ -283,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
 
-    from fota_lab.benchjson import Figure, write
+    from fota_lab.benchjson import write
 
     load = os.getloadavg()[0]
     figures: list[Figure] = []
@@ -327,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"downloads, {args.downloads} concurrent x {args.rounds} of {offer['size']} bytes: "
                 f"{total / 1e6:.1f} MB in {secs:.2f} s = {mbps:.1f} MB/s; errors {errors}"
             )
+            if args.fleet:
+                figures.append(fleet_case(port, proc.pid, args))
         finally:
             proc.terminate()
             try:

@@ -5,7 +5,9 @@
 Builds 1.0.0, flashes bootloader + Slot A into the STM32 twin (flash-stm32 --sim), starts a private
 local S3 endpoint and the update server on free loopback ports, starts the virtual ESP32 wired to
 the twin and deploys the bridge with mpremote, releases 1.1.0 (server syncs, bridge updates the
-STM32 to Slot B: orange LED), then 1.2.0 (back to Slot A: green LED). Every file lives under the
+STM32 to Slot B: orange LED), then 1.2.0 (back to Slot A: green LED) through a staged rollout
+to a fleet: nine more STM32 twins behind the reference master (fota_lab.fleet) in two groups, three
+of which cannot confirm 1.2.0, so that the rollout pauses itself. Every file lives under the
 demo folder (default build/demo/), which is wiped at the start: a user's .fota/ and build/ stay
 as they are. Nothing is left running on exit, on failure or on Ctrl-C, unless ``keep``: then the
 lab stays up until Ctrl-C, and how to reach each part is printed.
@@ -21,19 +23,30 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from fota_formats.errors import FotaError
 from stm32_fota.build import build
 from stm32_fota.esp32 import UpdateOutcome, parse_line
 
 from .devices import Journal
+from .fleet import Cycle, DeviceClient, FleetDevice
 from .lab import Lab
+from .labtls import client_context
 from .timing import flash_lower_bound_s
 
 FIRST, SECOND, THIRD = "1.0.0", "1.1.0", "1.2.0"
 EXPECTED = {SECOND: ("B", "orange"), THIRD: ("A", "green")}
 _TEMP = re.compile(r"^app: slot \S+ \S+ temp ")
+# The fleet act: the ESP32's STM32 and twin-1..4 in "east", twin-5..9 in "west"; 6, 7 and 8 are
+# boards whose temperature sensor fails under the new image. Stage 1: three devices; stage 2: ten;
+# a stage opens when every device of the previous one confirmed; the rollout pauses when more than
+# 30 % of a stage's finished devices failed, from four finished devices on.
+FLEET = {n: ("east" if n <= 4 else "west", n in (6, 7, 8)) for n in range(1, 10)}
+ROLLOUT = {"version": THIRD, "name": f"{THIRD} to the fleet", "target": {"all": True},
+           "stages": [{"count": 3}, {"count": 10}], "success_threshold": 1.0, "soak_s": 0,
+           "failure_threshold": 0.3, "min_sample": 4, "max_consecutive_failures": 3, "by": "demo",
+           "reason": "1.2.0 passed the bench; staged because of the new sensor driver"}
 
 
 SUMMARY_NOTE = ("\nSummary (twin virtual time; link = BEGIN sent to ACTIVATE answered OK; "
@@ -150,6 +163,8 @@ class Demo:
         self.lab = Lab(root, on_uart=self.console.uart, on_led=self.console.led)
         self.n = 0
         self.rows: list[UpdateRow] = []
+        self.fleet: list[FleetDevice] = []
+        self.rollout: dict[str, Any] | None = None
         self.t0 = time.monotonic()
 
     @contextmanager
@@ -224,10 +239,81 @@ class Demo:
             self.release(SECOND)
         with self.step(f"Update the STM32 to {SECOND} (invoke update --device)"):
             self.update(FIRST, SECOND)
+        with self.step(f"Start nine more STM32 twins on {FIRST} behind the reference master, in two groups"):
+            self.fleet = [FleetDevice.start(n, first, group, faulty) for n, (group, faulty) in FLEET.items()]
+            for group in ("east", "west"):
+                names = ", ".join(d.name + (" (its sensor fails under the new image)" if d.faulty else "")
+                                  for d in self.fleet if d.group == group)
+                self.console.line(f"      {group}: {names}")
+        with self.step(f"Create a staged rollout of {THIRD} before releasing it (operator API)"):
+            self.create_rollout()
         with self.step(f"Release {THIRD} to S3; the server syncs"):
             self.release(THIRD)
-        with self.step(f"Update the STM32 to {THIRD}"):
+        with self.step(f"Update the STM32 to {THIRD} (the ESP32's device: first in stage 1)"):
             self.update(SECOND, THIRD)
+        with self.step("The fleet checks in, one twin after the other"):
+            self.run_fleet()
+
+    def create_rollout(self) -> None:
+        api = self.lab.api
+        esp_device = self.lab.device_id()
+        api.request("PUT", f"/devices/{esp_device}/group", {"group": "east", "by": "demo"})
+        self.console.line(f"      the ESP32's STM32 ({esp_device}) put in group east by the operator; the "
+                          "twins' bridges report their groups")
+        r: dict[str, Any] = api.request("POST", "/rollouts", ROLLOUT)
+        self.rollout = r
+        self.console.line(f"      rollout {r['id']}: {THIRD} to all devices; stage 1: 3 devices, stage 2: "
+                          "10; the next stage when all of a stage confirmed; pause over 30% failed (from 4)")
+
+    def run_fleet(self) -> None:
+        lab = self.lab
+        ca = lab.ca_cert
+        client = DeviceClient(lab.server_url, lab.cfg.server.token, client_context(ca) if ca else None)
+        for d in self.fleet:
+            self.console.line(f"      {d.cycle(client).line()}")
+        assert self.rollout is not None
+        r: dict[str, Any] = lab.api.request("GET", f"/rollouts/{self.rollout['id']}")
+        self.rollout = r
+        last = r["transitions"][-1]
+        self.console.line(f"      rollout {r['id']}: {r['state']} at stage {r['current_stage'] + 1}; "
+                          f"last step by {last['actor']}: {last['action']} ({last['reason']})")
+        offered = [d for d in self.fleet if d.last is not None and d.last.offered]
+        reverted = [d for d in offered if d.last is not None and d.last.outcome == "reverted"]
+        paused_itself = r["state"] == "paused" and last["actor"] == "server"
+        if not paused_itself or not reverted or len(reverted) == len(offered):
+            raise DemoError(f"Failed to see the rollout pause itself: it is {r['state']}, last step "
+                            f"{last['action']} by {last['actor']} ({last['reason']})")
+        if any(d.faulty != (d in reverted) for d in offered):
+            raise DemoError("Failed: a twin with a working sensor reverted, or one with a failing sensor "
+                            "confirmed")
+
+    def fleet_summary(self) -> str:
+        """The fleet act's table: each device's group, versions and outcome; the rollout's stages."""
+        r = self.rollout
+        assert r is not None
+        lines = [["device", "group", "before", "offered", "outcome", "runs now"]]
+        esp = self.rows[-1] if self.rows and self.rows[-1].version_to == THIRD else None
+        if esp is not None:
+            lines.append(["ESP32's STM32", "east", esp.version_from, esp.version_to, esp.outcome.outcome,
+                          f"{esp.outcome.version} slot {esp.outcome.slot}"])
+        for d in self.fleet:
+            c: Cycle | None = d.last
+            if c is None:
+                continue
+            outcome = (c.outcome + (f" ({c.reason})" if c.reason else "")) if c.offered else "not offered"
+            lines.append([d.name, d.group or "-", c.before, c.offered_version, outcome,
+                          f"{c.after} slot {c.slot}"])
+        widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+        text = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
+        text.insert(1, "-+-".join("-" * w for w in widths))
+        stages = [f"  stage {s['stage'] + 1} ({s['count']} devices): offered {s['devices']}, confirmed "
+                  f"{s['confirmed']}, failed {s['failed']}"
+                  + (f" ({100 * s['failure_rate']:.0f}%)" if s["failure_rate"] is not None else "")
+                  for s in r["stages"]]
+        last = r["transitions"][-1]
+        head = (f"\nFleet: rollout {r['id']} of {r['version']} is {r['state']} (by {last['actor']}: "
+                f"{last['reason']})")
+        return "\n".join([head, *text, *stages])
 
     def access(self) -> str:
         lab = self.lab
@@ -239,7 +325,11 @@ class Demo:
             f"  S3 endpoint:               {lab.s3.endpoint_url if lab.s3 else '-'}   bucket "
             f"{lab.cfg.s3.bucket_name}",
             f"  STM32 twin flash file:     {lab.flash_file}  (UART lines and LEDs are printed here)",
-            f"  update again:              invoke update --device {lab.esp.port}"])
+            f"  update again:              invoke update --device {lab.esp.port}",
+            f"  console (operator):        {lab.server_url}/   operator token: "
+            f"{lab.cfg.server.operator_token}",
+            f"  the rollout:               FOTA_OPERATOR_TOKEN=<the token> invoke rollout show --id 1 "
+            f"--server {lab.server_url}"])
 
 
 def run_demo(root: Path, keep: bool = False, out: IO[str] = sys.stdout,
@@ -260,6 +350,8 @@ def run_demo(root: Path, keep: bool = False, out: IO[str] = sys.stdout,
         if demo.rows:
             demo.console.line(SUMMARY_NOTE)
             demo.console.line(summary_table(demo.rows))
+        if demo.rollout is not None and demo.fleet and demo.fleet[-1].last is not None:
+            demo.console.line(demo.fleet_summary())
         demo.console.line(f"demo: {'PASS' if code == 0 else 'FAIL'} in {time.monotonic() - demo.t0:.0f} s")
         if keep and code == 0:
             demo.console.line(demo.access())

@@ -17,6 +17,7 @@ Errors are :class:`LinkError` ("Failed to <operation>: <reason>"), with the STM3
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,14 +166,15 @@ class Master:
 
     def update(self, image: bytes, *, target: int | None = None, downgrade: bool = False,
                reset: bool = True, confirm_timeout_ms: float = 30_000, stop_at: int | None = None,
-               ) -> UpdateResult:
+               before_reset: Callable[[], None] | None = None) -> UpdateResult:
         """INFO, BEGIN, WRITE..., VERIFY, ACTIVATE, then (``reset``) RESET and INFO polls until the
         new image confirmed itself or the bootloader reverted. After the reset INFO is retried
         until the device answers, for at most ``ANSWER_TIMEOUT_MS`` (a new image that hangs
         answers nothing until the bootloader has gone back); from the first answer on, the
         confirmation is awaited for at most ``confirm_timeout_ms``. ``target`` defaults to the
         slot the image is linked for. ``stop_at``: stop streaming at that offset and return (as a
-        bridge that lost power would), outcome "stopped"."""
+        bridge that lost power would), outcome "stopped". ``before_reset``: called after ACTIVATE,
+        before the RESET (a fault that only the new image meets, in the demo's fleet)."""
         link = self.link
         ii = unpack_info(image)
         version = (ii["ver_major"], ii["ver_minor"], ii["ver_patch"], ii["build"])
@@ -204,6 +206,8 @@ class Master:
         self._finish(result, wire0, tr0, re0)
         if not reset:
             return result
+        if before_reset is not None:
+            before_reset()
         start = self._now()
         self._do("RESET", link.reset)
         result.info_after = self._first_answer(ANSWER_TIMEOUT_MS)

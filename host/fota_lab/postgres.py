@@ -37,7 +37,10 @@ from fota_lab.locals3 import free_port
 
 SUPERUSER = "fota"
 REGISTRY = "fota_registry"
-TABLES = ("updates", "devices", "sync_state", "device_hits")  # every table of fota_server.db.schema
+# every table of fota_server.db.schema
+TABLES = ("updates", "devices", "sync_state", "device_hits", "fleet_epoch", "device_settings",
+          "group_settings", "rollouts", "rollout_stages", "rollout_devices", "rollout_transitions",
+          "retries")
 START_TIMEOUT_S = 60
 UNPRIVILEGED = "nobody"
 PREFIX = "fota-pg-"

@@ -10,6 +10,7 @@ Routes (all under /api/v1, documented in /openapi.json):
     operator: GET /devices, /devices/{id}, /updates   the registry and the update history (paged)
               POST /sync                           sync from S3 now (502 / 503 when it fails)
               GET /status                          local release and last sync
+              /rollouts, /groups, /devices/{id}/... the fleet (fota_server.fleet_api)
 
 Before any route runs, :class:`~fota_server.limits.GuardMiddleware` checks the URL and header
 sizes, the role's token (:mod:`fota_server.auth`) and the body size; check-ins and reports are
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +43,7 @@ from fota_s3.store import S3Store
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fota_server.auth import Tokens, document_roles
-from fota_server.decision import decide
+from fota_server.decision import Device, decide
 from fota_server.downloads import DownloadUrl, local_url
 from fota_server.firmware import (
     FirmwareFolder,
@@ -50,6 +53,9 @@ from fota_server.firmware import (
     release_version,
     sync_once,
 )
+from fota_server.fleet import Fleet
+from fota_server.fleet_api import fleet_router
+from fota_server.fleet_store import StageFull
 from fota_server.limits import MAX_BODY_BYTES, GuardMiddleware
 from fota_server.models import (
     DEVICE_HISTORY,
@@ -70,7 +76,8 @@ from fota_server.models import (
 )
 from fota_server.ranges import RangeError, parse_range
 from fota_server.ratelimit import DEFAULT_DEVICE_RATE, DeviceLimiter, parse_rate
-from fota_server.registry import Registry, RegistryError
+from fota_server.registry import Enrolment, Registry, RegistryError
+from fota_server.rollout import minute_of_day
 from fota_server.trust import KeyRing
 
 log = logging.getLogger("fota_server")
@@ -91,6 +98,7 @@ class ServerSettings:
     device_rate: str = DEFAULT_DEVICE_RATE  # check-ins and reports per device ("30/minute")
     max_body: int = MAX_BODY_BYTES
     trusted_keys: KeyRing = field(default_factory=KeyRing)  # release keys (fota_server.trust); none: no sync
+    clock: Callable[[], float] = time.time  # the fleet's clock: soak times, windows (tests: a virtual one)
 
 
 class ServerState:
@@ -102,6 +110,7 @@ class ServerState:
         self.folder = FirmwareFolder(settings.firmware_dir)
         self.registry = Registry(settings.db_path)
         self.limiter = DeviceLimiter(settings.device_rate, self.registry)
+        self.fleet = Fleet(self.registry, settings.clock)
         self._release: LocalRelease | None = None
         self._loaded_link: str | None = None  # where `current` pointed when _release was loaded
         self.by_version: dict[str, LocalRelease] = {}
@@ -311,17 +320,49 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def _checkin(body: CheckIn) -> dict[str, Any]:
         s = st()
         slots = {k: v.model_dump() for k, v in (("A", body.slots.A), ("B", body.slots.B))}
-        s.registry.record_checkin(body.device_id, body.running_slot, body.running_version, slots)
-        running = Version.parse(body.running_version)
+        epoch = s.registry.record_checkin(body.device_id, body.running_slot, body.running_version, slots,
+                                          body.group)
+        fleet = s.fleet
+        cfg = fleet.config(epoch)
+        now = fleet.clock()
+        if cfg.next_due is not None and now >= cfg.next_due:  # a stage's soak time is over: open the next
+            fleet.tick()
+            cfg = fleet.config(fleet.epoch())
+        device = Device(body.device_id, body.running_slot, Version.parse(body.running_version), body.group,
+                        minute=minute_of_day(now))
         rel = s.release
-        d = decide(body.running_slot, running, rel)
+        rollout = None
+        gated = False
+        if not cfg.empty:  # without any rollout, group, pin or window: the newest release for all
+            plan = cfg.plan(body.device_id, body.group, str(rel.version) if rel is not None else None)
+            rollout, gated = plan.rollout, plan.gated
+            if plan.version is None:
+                rel = None
+            elif rel is None or str(rel.version) != plan.version:
+                rel = s.release_for(plan.version)
+            stage = None
+            if rollout is not None:
+                stage = rollout.current_stage if rollout.by_count else rollout.stage_of(body.device_id)
+            device = dataclasses.replace(device, group=plan.group, pin=plan.pin, window=plan.window,
+                                         stage=stage)
+        d = decide(device, rel, rollout, gated)
         if d.update and s.registry.was_reverted(body.device_id, d.version or "", d.sha256 or ""):
-            d = decide(body.running_slot, running, rel, reverted_before=True)
+            d = decide(dataclasses.replace(device, reverted_before=True), rel, rollout, gated)
         if not d.update:
             return {"update": False, "reason": d.reason}
         assert d.version and d.target_slot and d.file and d.size is not None and d.sha256
-        uid, created = s.registry.open_update(body.device_id, d.version, d.target_slot, d.file, d.size,
-                                              d.sha256, d.downgrade, body.running_slot, body.running_version)
+        enrolment = None
+        if rollout is not None:
+            enrolment = Enrolment(rollout.id, None if rollout.by_count else d.stage, rollout.current_stage,
+                                  rollout.count_cap() if rollout.by_count else None)
+        try:
+            uid, created = s.registry.open_update(body.device_id, d.version, d.target_slot, d.file, d.size,
+                                                  d.sha256, d.downgrade, body.running_slot,
+                                                  body.running_version, enrolment)
+        except StageFull:
+            assert rollout is not None
+            return {"update": False, "reason": f"{rollout.describe_stage()} of rollout {rollout.id} of "
+                                               f"{rollout.version} has all its devices"}
         if created:
             log.info("device %s (slot %s, %s): update %d -> %s into slot %s%s", body.device_id,
                      body.running_slot, body.running_version, uid, d.version, d.target_slot,
@@ -374,7 +415,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def report(body: Report) -> dict[str, Any]:
         rate_limit(body.device_id)
         upd = st().registry.report(body.device_id, body.update_id, body.stage, body.offset, body.outcome,
-                                   body.reason, body.duration_ms, body.running_slot, body.running_version)
+                                   body.reason, body.duration_ms, body.running_slot, body.running_version,
+                                   now=settings.clock())
         if body.stage == "result":
             log.info("device %s: update %d %s%s%s", body.device_id, body.update_id, body.outcome,
                      f" ({body.reason})" if body.reason else "",
@@ -434,6 +476,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app.include_router(device)
     app.include_router(operator)
+    app.include_router(fleet_router(lambda: st().fleet, API, _ERRORS, settings.max_body))
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -35,6 +35,9 @@ VersionStr = Annotated[str, Field(pattern=VERSION_PATTERN, max_length=17, exampl
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, examples=["0123456789abcdef01234567"]),
                      AfterValidator(_lower)]
 SlotName = Literal["A", "B"]
+GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+GroupName = Annotated[str, Field(pattern=GROUP_PATTERN, examples=["lab-east"],
+                                 description="a group: letters, digits, '.', '_', '-' (at most 64)")]
 
 
 def _unknown_slot(value: object) -> object:
@@ -65,6 +68,8 @@ class CheckIn(_Body):
     running_slot: SlotName
     running_version: VersionStr
     slots: Slots
+    group: GroupName | None = Field(default=None, description=(
+        "the device's group as the bridge knows it (an operator's setting wins)"))
 
 
 class CheckInReply(BaseModel):
@@ -112,6 +117,7 @@ class UpdateRecord(BaseModel):
     finished_at: str | None
     result_slot: str | None
     result_version: str | None
+    rollout_id: int | None = Field(default=None, description="the rollout that made the offer, if one did")
 
 
 class ReportReply(BaseModel):
@@ -132,6 +138,7 @@ class DeviceRecord(BaseModel):
     running_slot: str | None
     running_version: str | None
     slots: dict[str, SlotRecord]
+    reported_group: str | None = Field(default=None, description="the group its bridge reports, if any")
 
 
 class DeviceDetail(DeviceRecord):

@@ -28,6 +28,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ from fota_server.db.engine import Database, DatabaseUnavailable, open_database
 from fota_server.db.locks import sync_lock
 from fota_server.db.migrate import upgrade
 from fota_server.db.prepared import Prepared
-from fota_server.db.schema import device_hits, devices, sync_state, updates
+from fota_server.db.schema import device_hits, devices, fleet_epoch, retries, sync_state, updates
+from fota_server.fleet_store import EPOCH, account, enrol
 
 OPEN_STATES = ("offered", "in_progress")
 OUTCOMES = ("confirmed", "reverted", "failed")
@@ -51,6 +53,17 @@ log = logging.getLogger("fota_server")
 _IS_OPEN = or_(*(_U.status == s for s in OPEN_STATES))  # not IN (...): that is expanded per execution
 
 
+@dataclass(frozen=True)
+class Enrolment:
+    """The rollout an offer belongs to: its id, the device's stage (None: stages of fixed counts,
+    admitted into ``current_stage`` while fewer than ``cap`` devices are)."""
+
+    rollout_id: int
+    stage: int | None
+    current_stage: int
+    cap: int | None
+
+
 class RegistryError(Exception):
     """A report that does not fit the registry; ``status`` is the HTTP status to answer with."""
 
@@ -59,8 +72,9 @@ class RegistryError(Exception):
         self.status = status
 
 
-def now_iso() -> str:
-    t = time.time()
+def now_iso(t: float | None = None) -> str:
+    if t is None:
+        t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
@@ -71,6 +85,7 @@ def _device(row: Row[Any]) -> dict[str, Any]:
         "checkins": d["checkins"], "running_slot": d["running_slot"], "running_version": d["running_version"],
         "slots": {"A": {"state": d["slot_a_state"], "version": d["slot_a_version"]},
                   "B": {"state": d["slot_b_state"], "version": d["slot_b_version"]}},
+        "reported_group": d["reported_group"],
     }
 
 
@@ -81,11 +96,15 @@ def _update(row: Row[Any]) -> dict[str, Any]:
 
 
 def _upsert_checkin(dialect_insert: Any) -> Insert:
+    """The device row of a check-in, RETURNING the fleet's epoch (fota_server.fleet: whether this
+    process's copy of the rollouts is still current) in the same round trip."""
     stmt = dialect_insert(devices)
+    epoch = select(fleet_epoch.c.value).where(fleet_epoch.c.name == EPOCH).scalar_subquery()
     return stmt.on_conflict_do_update(index_elements=[_D.device_id], set_={
         "last_seen": stmt.excluded.last_seen, "checkins": _D.checkins + 1,
         **{c: stmt.excluded[c] for c in ("running_slot", "running_version", "slot_a_state", "slot_a_version",
-                                         "slot_b_state", "slot_b_version")}})
+                                         "slot_b_state", "slot_b_version", "reported_group")},
+    }).returning(epoch)
 
 
 def _upsert_hit(dialect_insert: Any) -> Insert:
@@ -108,10 +127,14 @@ def _upsert_hit(dialect_insert: Any) -> Insert:
 _SELECT_UPDATE = select(updates).where(_U.id == bindparam("p_id"))
 _SELECT_UPDATE_LOCKED = _SELECT_UPDATE.with_for_update()  # PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
 _LOCK_DEVICE = select(_D.device_id).where(_D.device_id == bindparam("p_device")).with_for_update()
+# A reverted update counts unless an operator allowed a retry after it (fota_server.fleet.allow_retry).
+_RETRY_AFTER = select(func.coalesce(func.max(retries.c.after_update_id), 0)).where(
+    retries.c.device_id == bindparam("p_device"), retries.c.version == bindparam("p_version"),
+).scalar_subquery()
 _WAS_REVERTED = select(literal(1)).where(
     _U.device_id == bindparam("p_device"), _U.version == bindparam("p_version"),
-    _U.sha256 == bindparam("p_sha256"), _U.status == "reverted").limit(1)
-_OPEN_UPDATE = select(_U.id).where(
+    _U.sha256 == bindparam("p_sha256"), _U.status == "reverted", _U.id > _RETRY_AFTER).limit(1)
+_OPEN_UPDATE = select(_U.id, _U.rollout_id).where(
     _U.device_id == bindparam("p_device"), _U.version == bindparam("p_version"),
     _U.target_slot == bindparam("p_target"), _U.sha256 == bindparam("p_sha256"),
     _IS_OPEN).order_by(_U.id.desc()).limit(1)
@@ -188,15 +211,18 @@ class Registry:
 
     # -- check-in ---------------------------------------------------------------------------------
     def record_checkin(self, device_id: str, running_slot: str, running_version: str,
-                       slots: dict[str, dict[str, Any]]) -> None:
+                       slots: dict[str, dict[str, Any]], group: str | None = None) -> int:
+        """Record the check-in; the fleet's epoch (fota_server.fleet)."""
         ts = now_iso()
         a, b = slots["A"], slots["B"]
         with self._auto() as conn:  # one statement: atomic on its own
-            self._checkin.execute(conn, {
+            row = self._checkin.execute(conn, {
                 "device_id": device_id, "first_seen": ts, "last_seen": ts, "checkins": 1,
                 "running_slot": running_slot, "running_version": running_version,
                 "slot_a_state": a["state"], "slot_a_version": a.get("version"),
-                "slot_b_state": b["state"], "slot_b_version": b.get("version")})
+                "slot_b_state": b["state"], "slot_b_version": b.get("version"),
+                "reported_group": group}).fetchone()
+        return int(row[0] or 0)
 
     def count_hit(self, device_id: str, window_start: int, limit: int) -> tuple[int, int]:
         """Count one request of ``device_id`` (fota_server.ratelimit): its count in the current window
@@ -213,20 +239,25 @@ class Registry:
         return row is not None
 
     def open_update(self, device_id: str, version: str, target_slot: str, file: str, size: int, sha256: str,
-                    downgrade: bool, from_slot: str, from_version: str) -> tuple[int, bool]:
+                    downgrade: bool, from_slot: str, from_version: str,
+                    rollout: Enrolment | None = None) -> tuple[int, bool]:
         """The id of the open update for this device and image (created if there is none), and
-        whether it was created now."""
+        whether it was created now. A new offer of a rollout enrols the device in it
+        (:func:`fota_server.fleet_store.enrol`; :class:`~fota_server.fleet_store.StageFull` when a
+        stage of fixed counts has no room left: nothing is written)."""
         key = {"p_device": device_id, "p_version": version, "p_target": target_slot, "p_sha256": sha256}
+        wanted = rollout.rollout_id if rollout is not None else None
         with self._auto() as conn:  # the usual case, a bridge checking in again: one query
             row = self._open_update.execute(conn, key).fetchone()
-        if row is not None:
+        # an open offer made outside the rollout that now holds the device is superseded by the rollout's
+        if row is not None and (rollout is None or row[1] == wanted):
             return int(row[0]), False
         with self._write() as conn:
             if self._row_locks:  # one offer at a time per device (SQLite: BEGIN IMMEDIATE did it)
                 conn.execute(_LOCK_DEVICE, {"p_device": device_id})
-            uid = conn.execute(_OPEN_UPDATE, key).scalar()  # again: another process may have made it
-            if uid is not None:
-                return int(uid), False
+            found = conn.execute(_OPEN_UPDATE, key).first()  # again: another process may have made it
+            if found is not None and (rollout is None or found.rollout_id == wanted):
+                return int(found.id), False
             ts = now_iso()
             # Any other open update of this device is superseded by this one.
             conn.execute(_SUPERSEDE, {"p_device": device_id, "p_ts": ts})
@@ -234,13 +265,19 @@ class Registry:
                 "device_id": device_id, "version": version, "target_slot": target_slot, "file": file,
                 "size": size, "sha256": sha256, "downgrade": downgrade, "from_slot": from_slot,
                 "from_version": from_version, "status": "offered", "offset": 0, "created_at": ts,
-                "updated_at": ts})
-            return int(res.inserted_primary_key[0]), True
+                "updated_at": ts, "rollout_id": rollout.rollout_id if rollout else None})
+            uid = int(res.inserted_primary_key[0])
+            if rollout is not None:
+                enrol(conn, rollout.rollout_id, device_id, rollout.stage, rollout.current_stage, rollout.cap,
+                      uid, ts)
+            return uid, True
 
     # -- reports ----------------------------------------------------------------------------------
     def report(self, device_id: str, update_id: int, stage: str, offset: int, outcome: str | None,
                reason: str | None, duration_ms: int | None, running_slot: str | None,
-               running_version: str | None) -> dict[str, Any]:
+               running_version: str | None, now: float | None = None) -> dict[str, Any]:
+        """Record a report; a result of a rollout's offer counts into the rollout (which may pause
+        itself: :func:`fota_server.fleet_store.account`). ``now``: the fleet's clock."""
         if reason is not None and "\x00" in reason:  # PostgreSQL text cannot hold it; refused on both
             raise RegistryError(422, "invalid request: reason: NUL characters are not allowed")
         ts = now_iso()
@@ -268,6 +305,13 @@ class Registry:
                     "p_id": update_id, "p_outcome": outcome, "p_reason": reason, "p_duration": duration_ms,
                     "p_offset": max(offset, upd["offset"]), "p_ts": ts, "p_slot": running_slot,
                     "p_version": running_version})
+                if upd["rollout_id"] is not None:
+                    now = time.time() if now is None else now
+                    paused = account(conn, upd["rollout_id"], device_id, update_id, outcome, now_iso(now),
+                                     now)
+                    if paused:
+                        log.warning("rollout %d of %s paused itself: %s", upd["rollout_id"], upd["version"],
+                                    paused)
             if running_slot is not None and running_version is not None:
                 conn.execute(_RUNNING, {"p_device": device_id, "p_slot": running_slot,
                                         "p_version": running_version, "p_ts": ts})

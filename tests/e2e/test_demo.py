@@ -30,11 +30,15 @@ class Seen:
     def __init__(self) -> None:
         self.pids: list[int] = []
         self.port = ""
+        self.url = ""
+        self.operator_token: str | None = None
 
     def note(self, lab: Lab) -> None:
         assert lab.server.proc is not None and lab.s3 is not None and lab.esp is not None
         self.pids = [lab.server.proc.pid, lab.s3.pid, lab.esp._proc.pid]
         self.port = lab.esp.port
+        self.url = lab.server_url
+        self.operator_token = lab.cfg.server.operator_token
 
     def all_gone(self) -> bool:
         return not any(alive(p) for p in self.pids)
@@ -62,6 +66,13 @@ def test_demo_tells_the_whole_story_and_keep_leaves_it_reachable(node_runtime: N
     assert rows[0].startswith("1.0.0 -> 1.1.0 | B ") and "orange" in rows[0]
     assert rows[1].startswith("1.1.0 -> 1.2.0 | A ") and "green" in rows[1]
     assert [r.rstrip().rsplit("|", 1)[1].strip() for r in rows] == ["PASS", "PASS"]
+    # the fleet act: a staged rollout of 1.2.0 that three boards cannot confirm pauses itself
+    assert ("Fleet: rollout 1 of 1.2.0 is paused (by server: stage 2: 2 of 5 finished devices failed "
+            "(40%)") in text
+    assert "twin-6        | west  | 1.0.0  | 1.2.0   | reverted (REVERTED_WATCHDOG) | 1.0.0 slot A" in text
+    assert "twin-9        | west  | 1.0.0  | -       | not offered" in text
+    assert "  stage 2 (10 devices): offered 5, confirmed 3, failed 2 (40%)" in text
+    assert f"operator token: {seen.operator_token}" in text and f"{seen.url}/ " in text
     assert "The lab keeps running until Ctrl-C" in text and seen.port in text
     assert seen.all_gone(), "a process of the demo outlived it"
 

@@ -25,6 +25,9 @@ MODULES = [
     "fota_server.release_check",
     "fota_server.auth",
     "fota_server.ratelimit",
+    "fota_server.rollout",
+    "fota_server.fleet",
+    "stm32_fota.rollouts",
 ]
 
 

@@ -3,7 +3,7 @@
     >>> from fota_server.db.engine import open_database
     >>> db = open_database(":memory:")
     >>> upgrade(db)
-    (None, '0003_device_hits')
+    (None, '0004_fleet')
     >>> current(db) == head()
     True
 

@@ -260,6 +260,7 @@ class Adc(Peripheral):
     its 3 V regulator output through a diode). ``factory_calibration`` is what ST measured at
     3.3 V and stored in system memory (chip.VREFIN_CAL, TS_CAL1, TS_CAL2). ADC2/ADC3 are not
     modeled. The analog world: ``temperature_c`` (the die), ``inputs`` (volts by channel), ``vdda``.
+    A broken converter: ``stuck`` (a started conversion never ends, EOC never comes).
     """
 
     name = "ADC"
@@ -280,6 +281,7 @@ class Adc(Peripheral):
         self.inputs: dict[int, float] = {}
         self.vdda = vdda
         self.v25 = v25
+        self.stuck = False
         super().__init__(faults)
 
     def sensor_volts(self, celsius: float) -> float:
@@ -311,8 +313,8 @@ class Adc(Peripheral):
         return max(0, min(4095, round(v / self.vdda * 4095)))
 
     def _start(self) -> None:
-        if not self.r[self.CR2] & 1:
-            return  # ADON off
+        if not self.r[self.CR2] & 1 or self.stuck:
+            return  # ADON off, or a broken converter
         channel = self.r[self.SQR3] & 0x1F
         smpr = self.SMPR1 if channel >= 10 else self.SMPR2
         smp = (self.r[smpr] >> (3 * (channel % 10))) & 7
