@@ -104,8 +104,8 @@ FuzzBuilder = Callable[[str, Sequence[Path]], Path]
 @pytest.fixture(scope="session")
 def fuzz_driver(tmp_path_factory: pytest.TempPathFactory, monocypher_obj: Path) -> FuzzBuilder:
     """build(target, sources) -> the driver fuzz/fuzz_main.c + fuzz/target_<target>.c + sources,
-    under ASan + UBSan, the target and sources with gcc's -fsanitize-coverage=trace-pc (the
-    engine's feedback); Monocypher is linked uninstrumented. Built once per target."""
+    under ASan + UBSan, the target and sources with gcc's -fsanitize-coverage=trace-pc,trace-cmp
+    (the engine's feedback); Monocypher is linked uninstrumented. Built once per target."""
     out = tmp_path_factory.mktemp("fuzz")
     built: dict[str, Path] = {}
     flags = [flag for flag in CFLAGS if flag != "-Werror"] + ["-Werror", f"-I{HERE / 'fuzz'}"]
@@ -124,7 +124,7 @@ def fuzz_driver(tmp_path_factory: pytest.TempPathFactory, monocypher_obj: Path) 
         if target not in built:
             engine = compile_(f"{target}-engine", [HERE / "fuzz" / "fuzz_main.c"], [])
             code = compile_(target, [HERE / "fuzz" / f"target_{target}.c", *sources],
-                            ["-fsanitize-coverage=trace-pc"])
+                            ["-fsanitize-coverage=trace-pc,trace-cmp"])
             exe = out / f"fuzz_{target}"
             proc = subprocess.run(["gcc", *SANITIZE, *engine, *code, str(monocypher_obj), "-o", str(exe)],
                                   capture_output=True, text=True)

@@ -1,5 +1,5 @@
 """Host fuzzing of the firmware's parsers under ASan + UBSan: the coverage-guided mutation engine
-tests/c/fuzz/fuzz_main.c (gcc's -fsanitize-coverage=trace-pc; clang's libFuzzer is not needed)
+tests/c/fuzz/fuzz_main.c (gcc's -fsanitize-coverage=trace-pc,trace-cmp; no clang, no libFuzzer)
 driving one target per parser (fuzz/target_<name>.c):
 
 - image: the bootloader's image checks (stm32/lib/image.c, image_validate over the RAM flash),
@@ -25,7 +25,8 @@ import pytest
 
 HERE = Path(__file__).parent
 LIB = HERE.parents[1] / "stm32" / "lib"
-RESULT = re.compile(r"fuzz: (\d+) runs, seed (\d+), corpus (\d+) \((\d+) seeds\), (\d+) edges")
+RESULT = re.compile(r"fuzz: (\d+) runs, seed (\d+), corpus (\d+) \((\d+) seeds\), (\d+) edges, "
+                    r"(\d+) constants")
 
 
 @dataclass(frozen=True)

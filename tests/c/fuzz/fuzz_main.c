@@ -1,11 +1,13 @@
 /* The engine of the host fuzzer (fuzz.h).
  *   fuzz_<target> RUNS SEED [CORPUS_FILE...]
- * runs RUNS inputs, deterministic for a SEED: each a corpus entry with 1 to 4 mutations (bit flips,
- * bytes, "interesting" 8/16/32-bit values such as lengths 0, 0xFFFF, 0x80000000 and the input's own
- * size, inserted, deleted or repeated ranges, a splice with another entry, truncation). An input that
- * reaches a new edge of the code under test (a pair of consecutive coverage points, hashed into
- * a 64 K-entry map) joins the corpus. The target gets a heap copy of exactly the input's size. Prints "fuzz: RUNS runs, ..." at the end, exit 0. A sanitizer
- * report or fuzz_fail prints the input as hex and writes it to fuzz-crash-<SEED>.bin. */
+ * runs RUNS inputs, deterministic for a SEED: each is a corpus entry with 1 to 4 mutations: bit
+ * flips, bytes, "interesting" 8/16/32-bit values (0, 0xFFFF, 0x80000000, the input's own length
+ * plus or minus one), constants the code under test compares with (trace-cmp), inserted, deleted
+ * or repeated ranges, a splice with another entry, truncation. An input that reaches a new edge of
+ * the code under test (a pair of consecutive coverage points, hashed into a 64 K-entry map) joins
+ * the corpus. The target gets a heap copy of exactly the input's size. Prints "fuzz: RUNS runs, ..."
+ * at the end, exit 0. A sanitizer report or fuzz_fail prints the input as hex and writes it to
+ * fuzz-crash-<SEED>.bin (exit status 3 for fuzz_fail, the sanitizer's otherwise). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,63 @@ static size_t new_edges(void)
     prev_pc = 0;
     edges += n;
     return n;
+}
+
+/* --- comparison operands: gcc -fsanitize-coverage=trace-cmp reports every comparison of the code
+ * under test; the constants it compares with (magic numbers, types, limits) and the cases of its
+ * switches become a dictionary the mutations write into inputs. */
+#define DICT_SIZE 512u
+static struct {
+    uint64_t value;
+    uint8_t width;
+} dict[DICT_SIZE];
+static size_t dict_len;
+static uint8_t dict_seen[4096];
+
+static void remember(uint64_t value, uint8_t width)
+{
+    size_t h = (size_t)((value * 0x9E3779B97F4A7C15ull) >> 52) ^ width;
+    if (dict_seen[h & 4095u] != 0u || value == 0u) {
+        return;
+    }
+    dict_seen[h & 4095u] = 1;
+    if (dict_len < DICT_SIZE) {
+        dict[dict_len].value = value;
+        dict[dict_len].width = width;
+        dict_len++;
+    }
+}
+
+void __sanitizer_cov_trace_const_cmp1(uint8_t c, uint8_t v);
+void __sanitizer_cov_trace_const_cmp2(uint16_t c, uint16_t v);
+void __sanitizer_cov_trace_const_cmp4(uint32_t c, uint32_t v);
+void __sanitizer_cov_trace_const_cmp8(uint64_t c, uint64_t v);
+void __sanitizer_cov_trace_cmp1(uint8_t a, uint8_t b);
+void __sanitizer_cov_trace_cmp2(uint16_t a, uint16_t b);
+void __sanitizer_cov_trace_cmp4(uint32_t a, uint32_t b);
+void __sanitizer_cov_trace_cmp8(uint64_t a, uint64_t b);
+void __sanitizer_cov_trace_cmpf(float a, float b);
+void __sanitizer_cov_trace_cmpd(double a, double b);
+void __sanitizer_cov_trace_switch(uint64_t value, uint64_t *cases);
+
+void __sanitizer_cov_trace_const_cmp1(uint8_t c, uint8_t v) { (void)c, (void)v; }
+void __sanitizer_cov_trace_const_cmp2(uint16_t c, uint16_t v) { (void)v, remember(c, 2); }
+void __sanitizer_cov_trace_const_cmp4(uint32_t c, uint32_t v) { (void)v, remember(c, 4); }
+void __sanitizer_cov_trace_const_cmp8(uint64_t c, uint64_t v) { (void)v, remember(c, 8); }
+void __sanitizer_cov_trace_cmp1(uint8_t a, uint8_t b) { (void)a, (void)b; }
+void __sanitizer_cov_trace_cmp2(uint16_t a, uint16_t b) { (void)a, (void)b; }
+void __sanitizer_cov_trace_cmp4(uint32_t a, uint32_t b) { (void)a, (void)b; }
+void __sanitizer_cov_trace_cmp8(uint64_t a, uint64_t b) { (void)a, (void)b; }
+void __sanitizer_cov_trace_cmpf(float a, float b) { (void)a, (void)b; }
+void __sanitizer_cov_trace_cmpd(double a, double b) { (void)a, (void)b; }
+
+/* cases[0]: the number of cases, cases[1]: the width in bits, then the case values. */
+void __sanitizer_cov_trace_switch(uint64_t value, uint64_t *cases)
+{
+    (void)value;
+    for (uint64_t i = 0; i < cases[0]; i++) {
+        remember(cases[2 + i], (uint8_t)(cases[1] / 8u));
+    }
 }
 
 /* --- deterministic random numbers: xorshift64* */
@@ -147,7 +206,7 @@ static void mutate(void)
     unsigned steps = 1u + (unsigned)below(4);
     for (unsigned s = 0; s < steps; s++) {
         size_t len = input_len;
-        switch (below(9)) {
+        switch (below(10)) {
         case 0: /* flip a bit */
             if (len > 0u) {
                 input[below(len)] ^= (uint8_t)(1u << below(8));
@@ -207,6 +266,17 @@ static void mutate(void)
             input_len = at + n;
             break;
         }
+        case 8: /* a compared constant, where it could be read */
+            if (dict_len > 0u) {
+                size_t pick = below(dict_len), n = dict[pick].width;
+                if (n == 0u || n > 8u) {
+                    n = 1u;
+                }
+                if (len >= n) {
+                    put_le(input + below(len - n + 1u), dict[pick].value, n);
+                }
+            }
+            break;
         default: /* truncate */
             input_len = below(len + 1u);
             break;
@@ -291,7 +361,7 @@ int main(int argc, char **argv)
             add_entry(input, input_len);
         }
     }
-    printf("fuzz: %llu runs, seed %llu, corpus %zu (%zu seeds), %zu edges\n", runs,
-           (unsigned long long)seed_arg, corpus_len, seeds, edges);
+    printf("fuzz: %llu runs, seed %llu, corpus %zu (%zu seeds), %zu edges, %zu constants\n", runs,
+           (unsigned long long)seed_arg, corpus_len, seeds, edges, dict_len);
     return 0;
 }
