@@ -153,10 +153,10 @@ def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "
     "seed": "the engine's seed (default 12, the suite's)",
 })
 def fuzz(c: Context, runs: int = 0, seed: int = 12) -> None:
-    """Fuzz the firmware's parsers on the host under ASan + UBSan (tests/c/test_fuzz.py)."""
+    """Fuzz the firmware's parsers on the host under ASan + UBSan (tests/c/test_fw_fuzz.py)."""
     env = {"FOTA_FUZZ_SEED": str(seed), **({"FOTA_FUZZ_RUNS": str(runs)} if runs else {})}
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "-k", "survives",
-            str(ROOT / "tests" / "c" / "test_fuzz.py")]
+            str(ROOT / "tests" / "c" / "test_fw_fuzz.py")]
     result = c.run(" ".join(_quote(a) for a in args), env=env, warn=True, pty=False)
     if result is None or result.failed:
         raise Exit("invoke: fuzzing found a problem (see above)", code=1)

@@ -1,7 +1,7 @@
 /* SHA-512 against the FIPS 180-4 example vectors (NIST "SHA512.pdf" examples and the FIPS 180-2
  * appendix C messages), Ed25519 verification against RFC 8032 section 7.1 (TEST 1, 2, 3 and
  * SHA(abc); TEST 1024 and 10,000 random cases against Python's cryptography are in
- * test_crypto.py) and the refusals docs/security.md decides: S >= L, small-order keys,
+ * test_fw_crypto.py) and the refusals docs/security.md decides: S >= L, small-order keys,
  * non-canonical encodings of A and R, keys off the curve. */
 #include <string.h>
 #include "ed25519.h"
@@ -207,7 +207,7 @@ TEST(ed25519_s_just_below_order_is_checked)
 }
 
 /* The 8 points of small order, canonical encodings (generated from the order-8 point in
- * test_crypto.py too, which checks this list). */
+ * test_fw_crypto.py too, which checks this list). */
 static const char *const small_order_hex[8] = {
     "0100000000000000000000000000000000000000000000000000000000000000",
     "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",

@@ -1,7 +1,7 @@
 /* A small coverage-guided mutation fuzzer for the firmware's parsers on the host (fuzz_main.c), for
  * when libFuzzer (clang) is not there: gcc's -fsanitize-coverage=trace-pc,trace-cmp on the code under
  * test (edges, and the constants it compares with), ASan + UBSan on everything. A target file defines the three functions below and is linked with
- * fuzz_main.c into one driver per target (tests/c/test_fuzz.py builds and runs them). */
+ * fuzz_main.c into one driver per target (tests/c/test_fw_fuzz.py builds and runs them). */
 #ifndef FW_FUZZ_H
 #define FW_FUZZ_H
 

@@ -1,4 +1,4 @@
-/* Fuzz target with a planted bug, to show the engine and the sanitizers find one (tests/c/test_fuzz.py):
+/* Fuzz target with a planted bug, to show the engine and the sanitizers find one (tests/c/test_fw_fuzz.py):
  * after a 32-bit magic (MCUboot's image magic), a TLV walker (type 1 byte, flags 1 byte, length 2
  * bytes little-endian, value) that checks each length against the input, except for type 0x7E, whose
  * last value byte it reads unchecked. The seed holds a well-formed entry of that type but a wrong

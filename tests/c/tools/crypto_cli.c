@@ -1,4 +1,4 @@
-/* Batch driver of the firmware's SHA-512 and Ed25519 verifier for tests/c/test_crypto.py (one
+/* Batch driver of the firmware's SHA-512 and Ed25519 verifier for tests/c/test_fw_crypto.py (one
  * process for thousands of cases). Built by that test with the host gcc under ASan + UBSan.
  *   crypto_cli sha512   stdin: one message per line, hex ("-" for the empty message);
  *                       stdout: its SHA-512, hex, fed in uneven pieces
