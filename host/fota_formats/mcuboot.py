@@ -170,6 +170,8 @@ class _Parse:
 
     def area(self, off: int, end: int, magic: int, what: str) -> tuple[int, int]:
         """Check a TLV area's info header at ``off`` (area must end by ``end``); return (start, stop)."""
+        if end - off < TLV_INFO.size:
+            raise self.fail(f"no room for the {what} TLV info at {off} (the area ends at {end})", "bad-size")
         self.need(off + TLV_INFO.size, f"the {what} TLV info")
         info = TLV_INFO.unpack(self.data, off)
         if info["magic"] != magic:
@@ -255,17 +257,17 @@ def validate_image(data: bytes | bytearray | memoryview, slot: int | None = None
         raise p.fail(f"{len(d) - end} unexpected bytes after the TLVs (file is {len(d)} bytes, "
                      f"image {end})", "trailing")
     _check_vectors(p, LAYOUT.slot_region(img_slot), img)
+    # The bootloader's order: the key is looked up before the hash, the signature checked after it.
+    # The signature covers the SHA256 TLV's value, so it can be checked first and reported last.
+    fault = verify(found[TLV_KEYHASH], found[TLV_SHA256], found[TLV_ED25519]) if verify else None
+    if fault == "unknown-key":
+        raise p.fail(f"signed by key {found[TLV_KEYHASH].hex()[:8]}..., which is not trusted", fault)
     digest = hashlib.sha256(d[:signed]).digest()
     if digest != found[TLV_SHA256]:
         raise p.fail(f"SHA-256 of bytes [0, {signed}) is {digest.hex()}, the SHA256 TLV says "
                      f"{found[TLV_SHA256].hex()}", "bad-hash")
-    if verify is not None:
-        fault = verify(found[TLV_KEYHASH], digest, found[TLV_ED25519])
-        if fault == "unknown-key":
-            raise p.fail(f"signed by key {found[TLV_KEYHASH].hex()[:8]}..., which is not trusted", fault)
-        if fault is not None:
-            raise p.fail(f"the Ed25519 signature does not match (key {found[TLV_KEYHASH].hex()[:8]})",
-                         fault)
+    if fault is not None:
+        raise p.fail(f"the Ed25519 signature does not match (key {found[TLV_KEYHASH].hex()[:8]})", fault)
     return ImageInfo(
         slot=img_slot, version=(hdr["ver_major"], hdr["ver_minor"], hdr["ver_revision"]),
         build=hdr["ver_build"], img_size=img, protect_tlv_size=prot, size=end,
