@@ -50,17 +50,21 @@ def _shown(path: Path) -> str:
     "variant": "extra application variant to build as slot-a-<name>/slot-b-<name> (repeatable)",
     "jobs": "parallel make jobs (default 2)",
     "verbose": "show make's own output",
+    "key": "image signing key, an Ed25519 PEM (default: FOTA_SIGNING_KEY, fota.toml [signing] signing_key)",
+    "security_counter": "security counter signed into both images (default: fota.toml [signing], else 1)",
 })
 def build(c: Context, version: str = "1.0.0", build_number: int = 0, build_dir: str = BUILD_DIR,
-          variant: list[str] | None = None, jobs: int = 2, verbose: bool = False) -> None:
-    """Build bootloader and slot images, check them, print sizes."""
+          variant: list[str] | None = None, jobs: int = 2, verbose: bool = False, key: str = "",
+          security_counter: int = -1) -> None:
+    """Build bootloader and slot images (signed with imgtool), check them, print sizes."""
     from stm32_fota.build import build as do_build
     from stm32_fota.errors import FotaError
     from stm32_fota.sizes import format_size_table
 
     try:
         result = do_build(version, build_number, ROOT / build_dir, variant or (), jobs=jobs, verbose=verbose,
-                          log=print)
+                          log=print, signing_key=key or None,
+                          security_counter=None if security_counter < 0 else security_counter)
     except FotaError as e:
         raise _fail(e) from None
     print(format_size_table(result.reports))

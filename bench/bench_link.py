@@ -25,16 +25,16 @@ The images are the real v1.1.0 slot-B application padded with pseudo-random byte
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fota_formats.image import INFO_OFFSET, TRAILER_SIZE, finish_image, unpack_info
-from fota_formats.spec import IMAGE, LAYOUT
+from fota_formats.image import validate_image
+from fota_formats.spec import LAYOUT
 from fota_lab.benchjson import Figure, write
+from fota_lab.images import restamp
 from fota_lab.master import Master, TwinPort
 from stm32_fota.build import build
 from stm32_twin.board import Stm32Twin
@@ -42,19 +42,15 @@ from stm32_twin.flash import ERASE_MS, PROGRAM_US
 from unicorn import UC_HOOK_CODE
 
 KB = 1024
-SIZE_FIELD = INFO_OFFSET + next(f.offset for f in IMAGE.structs["image_info"].fields
-                                if f.name == "image_size")
 PSIZE_X32 = 2
 UPDATE = "update (BEGIN..ACTIVATE, virtual time)"
 BOOT = "boot time (reset to application)"
 
 
-def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
-    """The image file grown to ``file_size`` bytes (trailer included) with pseudo-random filler."""
-    body = bytearray(image[:unpack_info(image)["image_size"]])
-    body[SIZE_FIELD:SIZE_FIELD + 4] = IMAGE.constants["IMAGE_SIZE_UNSET"].to_bytes(4, "little")
-    body += random.Random(seed).randbytes(file_size - TRAILER_SIZE - len(body))
-    return finish_image(bytes(body))
+def padded_image(image: bytes, file_size: int) -> bytes:
+    """The image grown to at most ``file_size`` bytes (TLVs included) with pseudo-random filler,
+    re-signed with the lab key (FOTA_SIGNING_KEY: the key the firmware was built with)."""
+    return restamp(image, validate_image(image).version, size=file_size)
 
 
 def lower_bound_ms(slot: int, size: int) -> tuple[float, int]:

@@ -54,6 +54,10 @@ ST_ERR_FLASH = const(14)
 ST_ERR_IMAGE = const(15)
 ST_ERR_BUSY = const(16)
 ST_ERR_NO_RESPONSE = const(17)
+ST_ERR_UNSIGNED = const(18)
+ST_ERR_UNKNOWN_KEY = const(19)
+ST_ERR_SIGNATURE = const(20)
+ST_ERR_TLV = const(21)
 
 SESSION_IDLE = const(0)
 SESSION_RECEIVING = const(1)
@@ -80,19 +84,15 @@ STATUS_NAMES = {
     15: 'ERR_IMAGE',
     16: 'ERR_BUSY',
     17: 'ERR_NO_RESPONSE',
+    18: 'ERR_UNSIGNED',
+    19: 'ERR_UNKNOWN_KEY',
+    20: 'ERR_SIGNATURE',
+    21: 'ERR_TLV',
 }
 
-IMAGE_INFO_OFFSET = const(512)
-IMAGE_INFO_MAGIC = const(1096044358)
-IMAGE_TRAILER_MAGIC = const(1381257030)
-IMAGE_FORMAT_VERSION = const(1)
-IMAGE_SIZE_UNSET = const(4294967295)
-IMAGE_ALIGN = const(8)
 SLOT_A = const(0)
 SLOT_B = const(1)
-SIG_NONE = const(0)
-SIG_ED25519 = const(1)
-IMAGE_INVALIDATED_MAGIC = const(0)
+IMAGE_WITHDRAWN_MAGIC = const(0)
 IMAGE_MAGIC = const(2532554813)
 IMAGE_HDR_SIZE = const(512)
 IMAGE_TLV_PROT_INFO_MAGIC = const(26888)
@@ -104,7 +104,7 @@ IMAGE_TLV_SEC_CNT = const(80)
 IMAGE_TLV_SLOT = const(160)
 IMAGE_PROT_TLV_SIZE = const(20)
 IMAGE_TLV_AREA_SIZE = const(164)
-IMAGE_BODY_ALIGN = const(8)
+IMAGE_BODY_ALIGN = const(4)
 KEYRING_SLOTS = const(2)
 META_RECORD_MAGIC = const(1380601158)
 META_STATE_CONFIRMED = const(1)
@@ -139,19 +139,13 @@ INFO_RESP_SIZE = const(64)
 INFO_RESP_FIELDS = ('proto_version', 'running_slot', 'max_chunk', 'run_major', 'run_minor', 'run_patch', 'run_build', 'a_state', 'a_major', 'a_minor', 'b_state', 'a_patch', 'b_patch', 'a_build', 'b_major', 'b_minor', 'meta_active', 'meta_state', 'b_build', 'meta_seq', 'meta_attempts', 'last_result', 'session_state', 'session_status', 'session_next', 'uid', 'temp_centi', 'reserved', 'uptime_ms')
 BEGIN_REQ_FMT = '<BBHBBHII32s32s'
 BEGIN_REQ_SIZE = const(80)
-BEGIN_REQ_FIELDS = ('target_slot', 'flags', 'ver_patch', 'ver_major', 'ver_minor', 'reserved', 'build', 'image_size', 'sha256', 'info')
+BEGIN_REQ_FIELDS = ('target_slot', 'flags', 'ver_patch', 'ver_major', 'ver_minor', 'reserved', 'build', 'image_size', 'sha256', 'header')
 OFFSET_RESP_FMT = '<II'
 OFFSET_RESP_SIZE = const(8)
 OFFSET_RESP_FIELDS = ('next_offset', 'image_size')
 WRITE_REQ_FMT = '<I'
 WRITE_REQ_SIZE = const(4)
 WRITE_REQ_FIELDS = ('offset',)
-IMAGE_INFO_FMT = '<IHBBIBBHII8s'
-IMAGE_INFO_SIZE = const(32)
-IMAGE_INFO_FIELDS = ('magic', 'format', 'slot', 'flags', 'load_addr', 'ver_major', 'ver_minor', 'ver_patch', 'build', 'image_size', 'reserved')
-IMAGE_TRAILER_FMT = '<IHHII32s64s16s'
-IMAGE_TRAILER_SIZE = const(128)
-IMAGE_TRAILER_FIELDS = ('magic', 'format', 'sig_type', 'trailer_size', 'reserved0', 'sha256', 'signature', 'reserved1')
 IMAGE_HEADER_FMT = '<IIHHIIBBHII'
 IMAGE_HEADER_SIZE = const(32)
 IMAGE_HEADER_FIELDS = ('magic', 'load_addr', 'hdr_size', 'protect_tlv_size', 'img_size', 'flags', 'ver_major', 'ver_minor', 'ver_revision', 'ver_build', 'pad1')

@@ -325,7 +325,7 @@ class Link:
 
     def begin(self, target_slot, flags, version, size, sha256, info_block):
         """BEGIN; version = (major, minor, patch, build), info_block = the image's 32-byte
-        information block (file bytes IMAGE_INFO_OFFSET..). Returns the device's next_offset."""
+        header (file bytes 0..32). Returns the device's next_offset."""
         struct.pack_into(BEGIN_REQ_FMT, self._req, _HDR, target_slot, flags, version[2],
                          version[0], version[1], 0, version[3], size, sha256, info_block)
         st = self.call(CMD_BEGIN, BEGIN_REQ_SIZE, erase_timeout_ms(target_slot, size), "BEGIN")

@@ -20,12 +20,10 @@ import struct
 
 from fota_const import (
     BEGIN_FLAG_DOWNGRADE,
-    IMAGE_FORMAT_VERSION,
-    IMAGE_INFO_FMT,
-    IMAGE_INFO_MAGIC,
-    IMAGE_INFO_OFFSET,
-    IMAGE_INFO_SIZE,
-    IMAGE_TRAILER_SIZE,
+    IMAGE_HDR_SIZE,
+    IMAGE_HEADER_FMT,
+    IMAGE_HEADER_SIZE,
+    IMAGE_MAGIC,
     META_STATE_CONFIRMED,
     META_STATE_TRIAL,
     RESULT_CONFIRMED,
@@ -36,8 +34,6 @@ from fota_const import (
     RETRIES,
     SESSION_ACTIVATED,
     SESSION_VERIFIED,
-    SLOT_A_BASE,
-    SLOT_B_BASE,
     SLOT_STATE_EMPTY,
     SLOT_STATE_VALID,
     ST_ERR_FLASH,
@@ -124,26 +120,22 @@ def _settled(info, target, new_version):
     return None
 
 
-def _check_block(ii, target, size, new_version):
-    """The image's information block against the server's offer, before BEGIN. The STM32 answers
-    a block whose slot or load address is not the target's with ERR_WRONG_SLOT, whatever the
-    cause: it has no checksum over the block before VERIFY's SHA-256, so a flipped byte and an
-    image linked for the other slot look alike there. The offer says which slot and version the
-    file was released as: a block that disagrees is a damaged or mislabelled file."""
+def _check_header(h, size, new_version):
+    """The image's header against the server's offer, before BEGIN. The STM32 refuses a header it
+    would not boot (ERR_IMAGE) and checks the slot and the signature at
+    VERIFY; a header that disagrees with the offer is a damaged or mislabelled file, sent nowhere."""
     bad = []
-    if ii[1] != IMAGE_FORMAT_VERSION:
-        bad.append("format %d, not %d" % (ii[1], IMAGE_FORMAT_VERSION))  # noqa: UP031
-    base = SLOT_B_BASE if target else SLOT_A_BASE
-    if ii[2] != target or ii[4] != base:
-        bad.append("slot %d at 0x%08x, not slot %s at 0x%08x" % (ii[2], ii[4], "AB"[target], base))  # noqa: UP031
-    if "%d.%d.%d" % (ii[5], ii[6], ii[7]) != new_version:  # noqa: UP031
-        bad.append("version %d.%d.%d, not %s" % (ii[5], ii[6], ii[7], new_version))  # noqa: UP031
-    if ii[9] + IMAGE_TRAILER_SIZE != size:
-        bad.append("image size %d, not %d" % (ii[9] + IMAGE_TRAILER_SIZE, size))  # noqa: UP031
+    if h[0] != IMAGE_MAGIC or h[2] != IMAGE_HDR_SIZE or h[1] != 0 or h[5] != 0:
+        bad.append("not an MCUboot header (magic 0x%08x, header size %d)" % (h[0], h[2]))  # noqa: UP031
+    if "%d.%d.%d" % (h[6], h[7], h[8]) != new_version:  # noqa: UP031
+        bad.append("version %d.%d.%d, not %s" % (h[6], h[7], h[8], new_version))  # noqa: UP031
+    if h[2] + h[4] + h[3] >= size:
+        bad.append("header, image and protected TLVs of %d bytes leave no room for the signature"  # noqa: UP031
+                   " in %d" % (h[2] + h[4] + h[3], size))
     if bad:
-        raise BridgeError("Failed to check the image: its information block does not match the server's "
-                          "offer (" + "; ".join(bad) + "): a damaged file, or not the one released for "
-                          "this slot; nothing was written")
+        raise BridgeError("Failed to check the image: its header does not match the server's offer ("
+                          + "; ".join(bad) + "): a damaged file, or not the one released; "
+                          "nothing was written")
 
 
 class HttpSource:
@@ -375,15 +367,13 @@ class Updater:
         it stands and the cycle goes on from there (next_phase), at most _RESTARTS times. Returns
         "reset" (the new image is activated) or "boot" (it runs already)."""
         link = self.link
-        if size < IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE:
-            raise BridgeError(f"Failed to check the image: {size} bytes cannot hold its information block")
+        if size < IMAGE_HDR_SIZE:
+            raise BridgeError(f"Failed to check the image: {size} bytes cannot hold its header")
         head = link.load(src, 0, min(link.max_chunk, size))
-        ii = struct.unpack_from(IMAGE_INFO_FMT, head, IMAGE_INFO_OFFSET)
-        if ii[0] != IMAGE_INFO_MAGIC:
-            raise BridgeError("Failed to check the image: no information block at its offset")
-        _check_block(ii, target, size, new_version)
-        version = (ii[5], ii[6], ii[7], ii[8])
-        block = bytes(head[IMAGE_INFO_OFFSET:IMAGE_INFO_OFFSET + IMAGE_INFO_SIZE])
+        h = struct.unpack_from(IMAGE_HEADER_FMT, head, 0)
+        _check_header(h, size, new_version)
+        version = (h[6], h[7], h[8], h[9])
+        block = bytes(head[:IMAGE_HEADER_SIZE])
         phase = "begin"
         restarts = 0
         while True:

@@ -23,12 +23,12 @@ _VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 
 
 def _field_max(name: str) -> int:
-    field = next(f for f in IMAGE.structs["image_info"].fields if f.name == name)
+    field = next(f for f in IMAGE.structs["image_header"].fields if f.name == name)
     return (1 << (8 * field.size)) - 1
 
 
 _LIMITS = (("major", _field_max("ver_major")), ("minor", _field_max("ver_minor")),
-           ("patch", _field_max("ver_patch")))
+           ("patch", _field_max("ver_revision")))
 
 
 class VersionError(FotaError, ValueError):

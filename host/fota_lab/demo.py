@@ -177,7 +177,7 @@ class Demo:
 
     def build(self, version: str) -> Path:
         d = self.root / f"v{version}"
-        result = build(version, 0, d, jobs=self.jobs)
+        result = build(version, 0, d, jobs=self.jobs, signing_key=self.lab.release_key.private)
         sizes = ", ".join(f"{t.target.name} {t.bin.stat().st_size} B" for t in result.targets)
         self.console.line(f"      built v{version} in {result.seconds:.1f} s: {sizes}")
         return d

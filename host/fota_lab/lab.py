@@ -21,8 +21,10 @@ server's JSON API); ``timing`` has the flash lower bound the demo compares the l
 
 from __future__ import annotations
 
+import atexit
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -41,7 +43,7 @@ from .devices import WIFI_PASSWORD, WIFI_SSID, Devices, Journal
 from .errors import LabError
 from .flashing import flash_sim
 from .processes import ServerProcess
-from .releasekey import KeyFiles, throwaway_key
+from .releasekey import KeyFiles, throwaway_key, write_key
 from .server_api import ServerApi
 
 WIFI = {"wifi_ssid": WIFI_SSID, "wifi_password": WIFI_PASSWORD}
@@ -58,6 +60,7 @@ class Lab:
     server_log_level: str = "warning"
     tls: bool = True           # the server serves HTTPS with a throwaway CA, which the bridge gets
     server_env: dict[str, str] = field(default_factory=dict)   # more environment for the server
+    signing_key: Path | None = None   # the firmware's signing key (default: a throwaway one per lab)
     cfg: FotaConfig = field(init=False)
     server: ServerProcess = field(init=False)
     release_key: KeyFiles = field(init=False)
@@ -68,8 +71,14 @@ class Lab:
         self.root = self.root.resolve()
         state = self.root / "state"
         # both roles' tokens, fresh for each lab: the bridge gets the device token, api() the operator's
-        # a throwaway release key: releases are signed with it, the server trusts its public half
-        self.release_key = throwaway_key(self.root / "keys")
+        # a throwaway signing key, outside the lab folder (which may lie in the checkout's build/):
+        # the firmware's images and the releases are signed with it, the firmware's key ring and the
+        # server trust its public half; removed when this process ends
+        # (``signing_key``: the key the firmware under test was built with, copied there instead)
+        keys = Path(tempfile.mkdtemp(prefix="fota-lab-key-"))
+        atexit.register(shutil.rmtree, keys, True)
+        self.release_key = (throwaway_key(keys) if self.signing_key is None
+                            else write_key(load_signing_key(self.signing_key), keys))
         server = ServerConfig(port=locals3.free_port(), sync_interval_s=3600.0,
                               token=secrets.token_urlsafe(18), operator_token=secrets.token_urlsafe(18),
                               trusted_keys=(str(self.release_key.public),))

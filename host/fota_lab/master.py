@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fota_formats.errors import FotaError
-from fota_formats.image import INFO_OFFSET, INFO_SIZE, SLOTS, unpack_info
+from fota_formats.image import HEADER, SLOTS, header_version, image_slot
 from fota_formats.spec import IMAGE, PROTOCOL
 from stm32_fota.project import current
 
 from .bridge_modules import BridgeModules, for_folder
 
+HEADER_SIZE = HEADER.size   # BEGIN carries the image header, file bytes [0, 32)
 SPI_HZ = 10_500_000          # the STM32's SPI2 slave limit, fPCLK1 / 4 (docs/protocol.md, Wires)
 _C = IMAGE.constants
 _ACTIVATED = PROTOCOL.tables["session"]["ACTIVATED"]
@@ -176,9 +177,10 @@ class Master:
         bridge that lost power would), outcome "stopped". ``before_reset``: called after ACTIVATE,
         before the RESET (a fault that only the new image meets, in the demo's fleet)."""
         link = self.link
-        ii = unpack_info(image)
-        version = (ii["ver_major"], ii["ver_minor"], ii["ver_patch"], ii["build"])
-        slot = ii["slot"] if target is None else target
+        version = header_version(image)
+        slot = image_slot(image) if target is None else target
+        if slot is None:
+            raise LinkError("Failed to update: the image names no slot (SLOT TLV); give the target")
         t = self._now()
         before = self.info()
         phases: dict[str, float] = {"info": self._now() - t}
@@ -190,7 +192,7 @@ class Master:
             phases[name] = self._now() - start
             return out
 
-        block = image[INFO_OFFSET:INFO_OFFSET + INFO_SIZE]
+        block = image[:HEADER_SIZE]
         flags = PROTOCOL.constants["BEGIN_FLAG_DOWNGRADE"] if downgrade else 0
         nxt = phase("begin", "BEGIN", link.begin, slot, flags, version, len(image),
                     hashlib.sha256(image).digest(), block)

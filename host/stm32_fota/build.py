@@ -14,9 +14,13 @@ Steps, in order:
    it (the Makefile keeps a stamp of the version flags per target);
 3. every ELF is checked (:mod:`stm32_fota.elfcheck`) before anything is derived from it: a bad
    link never becomes an image file;
-4. the post-link step (:mod:`stm32_fota.postlink`) writes .bin and .hex when the ELF is newer
-   than them, or when the version differs from the last build in that directory (``build.stamp``);
-5. every slot .bin is validated as the bootloader would, and must carry the requested version;
+4. the post-link step (:mod:`stm32_fota.postlink`) signs each slot image with imgtool and writes
+   .bin and .hex when the ELF is newer than them, or when the version, security counter or keys
+   differ from the last build in that directory (``build.stamp``). The signing key (``signing_key``,
+   FOTA_SIGNING_KEY, fota.toml ``[signing]``) stays where it is, outside the build folder; the
+   build folder gets only the trusted public keys (``gen/fota_keyring.h``, made before make runs);
+5. every slot .bin is validated as the bootloader would, and must carry the requested version and
+   security counter;
 6. ``version.txt`` holds the version (``1.1.0``), rewritten only when it changes.
 """
 
@@ -34,13 +38,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fota_formats.config import load_config
 from fota_formats.image import ImageInfo, check_build_number, parse_version, read_image
 
 from .elfcheck import TARGETS, ElfReport, Target, check_elf
 from .errors import BuildError, FotaError
+from .imgsign import check_security_counter
+from .keyring import key_ids, keyring_header, trusted_keys
 from .mpy import compile_bridge
-from .postlink import is_stale, postlink
+from .postlink import Signing, is_stale, postlink
 from .project import current
+from .signing import load_signing_key, public_key_hash
 from .toolchain import check_toolchain
 
 STAMP = "build.stamp"
@@ -131,6 +140,7 @@ def _write_if_changed(path: Path, text: str) -> None:
             return
     except OSError:
         pass
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -144,27 +154,40 @@ def targets_for(variants: Iterable[str]) -> list[Target]:
     return out
 
 
-def _finish_target(target: Target, elf: Path, version: tuple[int, int, int], build_number: int,
-                   force: bool) -> TargetResult:
-    report = check_elf(elf, target, version=version if target.slot is not None else None,
-                       build=build_number if target.slot is not None else None)
+def _finish_target(target: Target, elf: Path, signing: Signing, force: bool) -> TargetResult:
+    report = check_elf(elf, target)
     done = False
     if force or is_stale(elf):
-        postlink(elf, target)
+        postlink(elf, target, signing)
         done = True
     image = None
     if target.slot is not None:
         image = read_image(elf.with_suffix(".bin"), target.slot)
-        if image.version != version or image.build != build_number:
+        want = (signing.version, signing.build, signing.security_counter)
+        if (image.version, image.build, image.security_counter) != want:
             raise BuildError(f"Failed to post-link {elf.name}: {elf.with_suffix('.bin').name} carries "
-                             f"v{image.version_str}+{image.build}, expected "
-                             f"v{'.'.join(map(str, version))}+{build_number}")
+                             f"v{image.version_str}+{image.build} counter {image.security_counter}, expected "
+                             f"v{'.'.join(map(str, signing.version))}+{signing.build} counter "
+                             f"{signing.security_counter}")
     return TargetResult(target, elf, report, image, done)
+
+
+def signing_key_path(given: str | Path | None = None) -> Path:
+    """The image signing key: ``given``, else FOTA_SIGNING_KEY, else fota.toml [signing] signing_key
+    (default ~/.config/stm32-fota/signing-key.pem)."""
+    if given:
+        return Path(given).expanduser()
+    env = os.environ.get("FOTA_SIGNING_KEY")
+    if env:
+        return Path(env).expanduser()
+    return load_config(cwd=current().root).signing.signing_key.expanduser()
 
 
 def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path = "build",
           variants: Iterable[str] = (), *, jobs: int = 2, verbose: bool = False,
-          source_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> BuildResult:
+          source_dir: str | Path | None = None, log: Callable[[str], None] | None = None,
+          signing_key: str | Path | None = None, security_counter: int | None = None,
+          trusted: Iterable[str | Path] | None = None) -> BuildResult:
     """Build, check and post-link every target into ``build_dir``; see the module docstring.
 
     Raises :class:`~stm32_fota.errors.FotaError` (ToolchainError, BuildError, ElfCheckError,
@@ -174,6 +197,14 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
     say = log or (lambda _msg: None)
     ver = parse_version(version)
     check_build_number(build_number)
+    config = load_config(cwd=current().root)
+    key_path = signing_key_path(signing_key)
+    counter = check_security_counter(config.signing.security_counter if security_counter is None
+                                     else security_counter)
+    ring = trusted_keys(key_path, tuple(Path(p) for p in trusted) if trusted is not None
+                        else config.signing.trusted_keys)
+    load_signing_key(key_path)   # a missing or unusable key is named before make runs
+    signing = Signing(key_path, ver, build_number, counter)
     variants = tuple(variants)
     for v in variants:
         if not _VARIANT_RE.match(v):
@@ -188,7 +219,7 @@ def build(version: str = "1.0.0", build_number: int = 0, build_dir: str | Path =
     except OSError as e:
         raise BuildError(f"Failed to create the build directory {out}: {e.strerror or e}") from None
     with _locked(out, say):
-        result = _build_in(out, src, toolchain.make, ver, build_number, variants, jobs, verbose, say)
+        result = _build_in(out, src, toolchain.make, signing, ring, variants, jobs, verbose, say)
     result.seconds = time.monotonic() - started
     return result
 
@@ -218,10 +249,13 @@ def _locked(out: Path, say: Callable[[str], None]) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _build_in(out: Path, src: Path, make: Path, ver: tuple[int, int, int], build_number: int,
+def _build_in(out: Path, src: Path, make: Path, signing: Signing, ring: list[Ed25519PublicKey],
               variants: tuple[str, ...], jobs: int, verbose: bool, say: Callable[[str], None]) -> BuildResult:
-    version_str = ".".join(map(str, ver))
-    config = {"version": version_str, "build_number": build_number}
+    build_number = signing.build
+    version_str = ".".join(map(str, signing.version))
+    config = {"version": version_str, "build_number": build_number,
+              "security_counter": signing.security_counter,
+              "signing_key": public_key_hash(load_signing_key(signing.key_path)), "trusted": key_ids(ring)}
     stamp = out / STAMP
     last = _read_stamp(stamp)
     force = last != config
@@ -232,6 +266,8 @@ def _build_in(out: Path, src: Path, make: Path, ver: tuple[int, int, int], build
             say(f"build: version {version_str}+{build_number} replaces {last.get('version')}+"
                 f"{last.get('build_number')} in {out}")
     result = BuildResult(out, version_str, build_number, version_changed=force)
+    # The trusted public keys, compiled into the bootloader and the agent (stm32/keys/keyring.c).
+    _write_if_changed(out / "gen" / "fota_keyring.h", keyring_header(ring))
     for variant in ("", *variants):
         _run_make(make, src, out, version_str, build_number, variant, jobs, verbose)
     for target in targets_for(variants):
@@ -239,7 +275,7 @@ def _build_in(out: Path, src: Path, make: Path, ver: tuple[int, int, int], build
         if not elf.is_file():
             raise BuildError(f"Failed to build {target.name}: make did not produce {elf.name} in {out}")
         try:
-            result.targets.append(_finish_target(target, elf, ver, build_number, force))
+            result.targets.append(_finish_target(target, elf, signing, force))
         except FotaError:
             # Leave nothing that a later build or a release could take for a good image.
             for p in (elf.with_suffix(".bin"), elf.with_suffix(".hex")):

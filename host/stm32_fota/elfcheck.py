@@ -1,16 +1,17 @@
 """Check a linked firmware ELF against the flash layout before it becomes an image.
 
     >>> from stm32_fota.elfcheck import TARGETS, check_elf
-    >>> r = check_elf("build/slot-b.elf", TARGETS["slot-b"], version=(1, 0, 0), build=0)  # doctest: +SKIP
+    >>> r = check_elf("build/slot-b.elf", TARGETS["slot-b"])                          # doctest: +SKIP
     >>> r.flash_used                                                                    # doctest: +SKIP
     9824
 
-The checks: the vector table sits at the region base; the initial stack pointer lies in
-SRAM; the reset handler lies inside the region with the Thumb bit set; every loadable section is
-stored inside its flash region and runs there or in RAM (SRAM, CCM); nothing touches the metadata
-sector; the image information block sits at ``IMAGE_INFO_OFFSET`` and names the expected slot,
-link address and version; the image plus trailer fits the slot and 256 KB. Checking a Slot-A ELF
-as Slot-B fails on the base, the vectors and the information block alike.
+The checks: a slot image starts with IMAGE_HDR_SIZE zero bytes (section ``.image_header``, the
+room for the MCUboot header that post-link signing writes) and its vector table follows them; the
+bootloader's vector table sits at its region base. The initial stack pointer lies in SRAM; the
+reset handler lies inside the region with the Thumb bit set; every loadable section is stored
+inside its flash region and runs there or in RAM (SRAM, CCM); nothing touches the metadata sector;
+the image plus its TLV areas fits the slot and 256 KB. Checking a Slot-A ELF as Slot-B fails on
+the base and the vectors alike. The version is not in the ELF: imgtool writes it into the header.
 
 Every problem found is collected; :class:`ElfCheckError` lists them all, each prefixed with the
 file name, e.g. ``slot-b.elf: section .text at 0x08020000 is outside slot_b (0x08060000-0x080E0000)``.
@@ -20,26 +21,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
-from fota_formats.image import (
-    INFO,
-    INFO_OFFSET,
-    INFO_SIZE,
-    SLOTS,
-    TRAILER_SIZE,
-    slot_limit,
-    stack_pointer_problem,
-)
+from fota_formats.image import BODY_ALIGN, HDR_SIZE, TLV_AREA_SIZE, slot_limit, stack_pointer_problem
 from fota_formats.spec import IMAGE, LAYOUT, Region
 
 from .errors import ElfCheckError
 
 _C = IMAGE.constants
-INFO_SECTION = ".image_info"
+HEADER_SECTION = ".image_header"
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ class Target:
 
     @property
     def limit(self) -> int:
-        """Largest flash footprint allowed: image + trailer for a slot, the region for the bootloader."""
+        """Largest flash footprint allowed: image + TLVs for a slot, the region for the bootloader."""
         return self.region.size if self.slot is None else slot_limit(self.slot)
 
     def variant(self, variant: str) -> Target:
@@ -154,14 +146,13 @@ class ElfImage:
 
 @dataclass
 class ElfReport:
-    """What a passing ELF uses: flash bytes (with the trailer for a slot image) and RAM bytes."""
+    """What a passing ELF uses: flash bytes (with the TLV areas for a slot image) and RAM bytes."""
 
     path: Path
     target: Target
     flash_used: int
     sram_used: int
     ccm_used: int
-    info: dict[str, Any] | None
 
     @property
     def flash_limit(self) -> int:
@@ -193,60 +184,35 @@ def _check_sections(img: ElfImage, region: Region, problems: list[str]) -> None:
                             f"{_span(_SRAM)}, {_span(_CCM)}")
 
 
-def _check_vectors(img: ElfImage, flash: bytes, region: Region, problems: list[str]) -> None:
+def _check_vectors(img: ElfImage, flash: bytes, region: Region, at: int, problems: list[str]) -> None:
+    """The vector table at ``at`` bytes from the region's base (the header's size for a slot)."""
     stored = [s.lma for s in img.stored() if s.lma is not None and region.contains(s.lma, s.size)]
-    if len(flash) < 8 or min(stored) != region.base:
+    if len(flash) < at + 8 or min(stored) != region.base:
         why = f"the lowest address stored there is 0x{min(stored):08X}" if stored else "nothing is there"
-        problems.append(f"no vector table at the base of {_span(region)}: {why}")
+        problems.append(f"no vector table at 0x{region.base + at:08X} in {_span(region)}: {why}")
         return
-    sp = int.from_bytes(flash[0:4], "little")
-    reset = int.from_bytes(flash[4:8], "little")
+    sp = int.from_bytes(flash[at:at + 4], "little")
+    reset = int.from_bytes(flash[at + 4:at + 8], "little")
     problem = stack_pointer_problem(sp)
     if problem:
-        problems.append(f"{problem} (vector 0 at 0x{region.base:08X})")
+        problems.append(f"{problem} (vector 0 at 0x{region.base + at:08X})")
     if not reset & 1:
         problems.append(f"reset handler 0x{reset:08X} has the Thumb bit clear")
     if not region.contains(reset & ~1):
         problems.append(f"reset handler 0x{reset:08X} is outside {_span(region)}")
 
 
-def _check_info(img: ElfImage, flash: bytes, target: Target, version: tuple[int, int, int] | None,
-                build: int | None, problems: list[str]) -> dict[str, Any] | None:
+def _check_header_room(img: ElfImage, flash: bytes, target: Target, problems: list[str]) -> None:
+    """The IMAGE_HDR_SIZE zero bytes at the slot base that imgtool writes the header into."""
     region = target.region
-    slot = target.slot
-    assert slot is not None, "only slot images carry an information block"
-    want = region.base + INFO_OFFSET
-    sec = next((s for s in img.sections if s.name == INFO_SECTION), None)
-    if sec is not None and sec.lma != want:
-        at = "not stored in flash" if sec.lma is None else f"at 0x{sec.lma:08X}"
-        problems.append(f"section {INFO_SECTION} is {at}, expected 0x{want:08X} "
-                        f"(slot base + 0x{INFO_OFFSET:X})")
-    if len(flash) < INFO_OFFSET + INFO_SIZE:
-        problems.append(f"image information block missing: nothing stored at 0x{want:08X}")
-        return None
-    info = INFO.unpack(flash, INFO_OFFSET)
-    if info["magic"] != _C["IMAGE_INFO_MAGIC"]:
-        problems.append(f"image information block missing at 0x{want:08X}: ii_magic is "
-                        f"0x{info['magic']:08X}, expected 0x{_C['IMAGE_INFO_MAGIC']:08X}")
-        return info
-    checks: list[tuple[str, int, int, str]] = [
-        ("format", info["format"], _C["IMAGE_FORMAT_VERSION"], ""),
-        ("slot", info["slot"], slot, f" (slot {SLOTS[slot]})"),
-        ("load_addr", info["load_addr"], region.base, f" (base of {region.name})"),
-        ("image_size", info["image_size"], _C["IMAGE_SIZE_UNSET"], " (the post-link step fills it)"),
-    ]
-    if build is not None:
-        checks.append(("build", info["build"], build, ""))
-    got_version = (info["ver_major"], info["ver_minor"], info["ver_patch"])
-    if version is not None and got_version != tuple(version):
-        problems.append(f"ii_ver_major.minor.patch is {'.'.join(map(str, got_version))}, "
-                        f"expected {'.'.join(map(str, version))}")
-    for name, got, expected, note in checks:
-        if got != expected:
-            hexa = name in ("load_addr", "image_size")
-            fmt = (lambda v: f"0x{v:08X}") if hexa else str
-            problems.append(f"ii_{name} is {fmt(got)}, expected {fmt(expected)}{note}")
-    return info
+    sec = next((s for s in img.sections if s.name == HEADER_SECTION), None)
+    if sec is None or sec.lma != region.base or sec.size != HDR_SIZE:
+        at = "missing" if sec is None else f"at 0x{sec.lma or 0:08X} (+0x{sec.size:X})"
+        problems.append(f"section {HEADER_SECTION} is {at}, expected 0x{region.base:08X} (+0x{HDR_SIZE:X}): "
+                        "the room for the image header")
+        return
+    if any(flash[:HDR_SIZE]):
+        problems.append(f"the image header room at 0x{region.base:08X} is not all zero bytes")
 
 
 def _linked_for(img: ElfImage, region: Region) -> Region | None:
@@ -262,12 +228,8 @@ def _ram_used(img: ElfImage, ram: Region) -> int:
     return sum(s.size for s in img.sections if ram.contains(s.vma, s.size))
 
 
-def check_elf(path: str | Path, target: Target, *, version: tuple[int, int, int] | None = None,
-              build: int | None = None) -> ElfReport:
-    """Check one ELF for ``target``; return its usage or raise ElfCheckError listing every problem.
-
-    ``version`` and ``build`` (slot images only) must match the information block when given.
-    """
+def check_elf(path: str | Path, target: Target) -> ElfReport:
+    """Check one ELF for ``target``; return its usage or raise ElfCheckError listing every problem."""
     img = ElfImage.load(path)
     name = img.path.name
     if img.machine != "EM_ARM":
@@ -276,15 +238,13 @@ def check_elf(path: str | Path, target: Target, *, version: tuple[int, int, int]
     problems: list[str] = []
     _check_sections(img, region, problems)
     flash = img.flash_bytes(region)
-    _check_vectors(img, flash, region, problems)
-    info = None
+    _check_vectors(img, flash, region, 0 if target.slot is None else HDR_SIZE, problems)
     flash_used = len(flash)
     if target.slot is not None:
-        info = _check_info(img, flash, target, version, build, problems)
-        # The post-link step pads to IMAGE_ALIGN and appends the trailer: count both.
-        align = _C["IMAGE_ALIGN"]
-        flash_used = len(flash) + (-len(flash) % align) + TRAILER_SIZE
-        what = f"image {len(flash)} bytes + trailer {TRAILER_SIZE}"
+        _check_header_room(img, flash, target, problems)
+        # The post-link step pads to IMAGE_BODY_ALIGN and appends the TLV areas: count both.
+        flash_used = len(flash) + (-(len(flash) - HDR_SIZE) % BODY_ALIGN) + TLV_AREA_SIZE
+        what = f"image {len(flash)} bytes + TLV areas {TLV_AREA_SIZE}"
     else:
         what = f"bootloader {len(flash)} bytes"
     if flash_used > target.limit:
@@ -295,4 +255,4 @@ def check_elf(path: str | Path, target: Target, *, version: tuple[int, int, int]
         if other is not None:
             problems.append(f"it looks linked for {other.name} (0x{other.base:08X}), not {region.name}")
         raise ElfCheckError(name, problems)
-    return ElfReport(img.path, target, flash_used, _ram_used(img, _SRAM), _ram_used(img, _CCM), info)
+    return ElfReport(img.path, target, flash_used, _ram_used(img, _SRAM), _ram_used(img, _CCM))

@@ -106,8 +106,8 @@ def memory_ld(region: str) -> str:
         f"__region_size = 0x{r.size:X};",
         f"__max_image_size = 0x{min(r.size, L.max_image_size):X};",
         f"__metadata_base = 0x{meta.base:08X};",
-        f"__image_info_offset = 0x{IMAGE.constants['IMAGE_INFO_OFFSET']:X};",
-        f"__image_trailer_size = 0x{IMAGE.structs['image_trailer'].size:X};",
+        f"__image_hdr_size = 0x{IMAGE.constants['IMAGE_HDR_SIZE']:X};",
+        f"__image_tlv_area_size = 0x{IMAGE.constants['IMAGE_TLV_AREA_SIZE']:X};",
         "",
     ])
 

@@ -9,7 +9,7 @@
 --custom-tlv 0xA0 <slot base> --key K`` does (imgtool's Python API, the same code): the header into
 the 0x200 zero bytes the linker reserved, the protected TLVs (security counter, slot), the SHA-256,
 the key hash and the Ed25519 signature of the SHA-256. The result is checked with
-:func:`fota_formats.mcuboot.validate_image` and the key's public half before it is returned.
+:func:`fota_formats.image.validate_image` and the key's public half before it is returned.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 from fota_formats.errors import ImageError
-from fota_formats.mcuboot import BODY_ALIGN, HDR_SIZE, TLV_SLOT, validate_image
+from fota_formats.image import BODY_ALIGN, HDR_SIZE, TLV_SLOT, validate_image
 from fota_formats.spec import LAYOUT
 from imgtool import image as imgtool_image
 from imgtool import keys as imgtool_keys

@@ -6,8 +6,11 @@
     >>> out.bin_path.name, out.image.version_str                # doctest: +SKIP
     ('slot-b.bin', '1.0.0')
 
-For a slot image the binary gets its size, SHA-256 and trailer (:func:`fota_formats.image.finish_image`);
-the bootloader's .bin/.hex are the plain flash contents. Gaps between sections read 0xFF, as erased
+A slot image is signed with imgtool (:func:`stm32_fota.imgsign.sign_image`): the MCUboot header goes
+into the 0x200 zero bytes at the slot base, the TLV areas (security counter, slot, SHA-256, key hash,
+Ed25519 signature) after the image. The .hex holds the same signed bytes at the slot's addresses:
+what a debugger loads (with the .elf beside it for the symbols). The bootloader's .bin/.hex are the
+plain flash contents. Gaps between sections read 0xFF, as erased
 flash does. Run :func:`stm32_fota.elfcheck.check_elf` first: only sections inside the target's flash
 region are copied.
 """
@@ -18,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fota_formats.files import write_atomic
-from fota_formats.image import ImageInfo, finish_image, validate_image
+from fota_formats.image import ImageInfo, validate_image
 
 from .elfcheck import ElfImage, Target
 from .errors import BuildError
+from .imgsign import sign_image
 
 HEX_RECORD = 16  # data bytes per Intel HEX record, as objcopy writes them
 
@@ -52,6 +56,17 @@ def ihex(data: bytes, base: int, start: int | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class Signing:
+    """How post-link signs a slot image: the key file (outside the repository) and what goes into
+    the header and the protected TLVs."""
+
+    key_path: Path
+    version: tuple[int, int, int]
+    build: int
+    security_counter: int
+
+
+@dataclass(frozen=True)
 class PostlinkResult:
     target: Target
     bin_path: Path
@@ -71,8 +86,9 @@ def is_stale(elf: str | Path) -> bool:
     return any(not p.exists() or p.stat().st_mtime_ns < mtime for p in outputs(elf))
 
 
-def postlink(elf: str | Path, target: Target) -> PostlinkResult:
-    """Write <elf stem>.bin and .hex beside the ELF; return what was written."""
+def postlink(elf: str | Path, target: Target, signing: Signing | None = None) -> PostlinkResult:
+    """Write <elf stem>.bin and .hex beside the ELF (a slot image signed per ``signing``); return
+    what was written."""
     elf = Path(elf)
     bin_path, hex_path = outputs(elf)
     raw = ElfImage.load(elf).flash_bytes(target.region)
@@ -81,10 +97,15 @@ def postlink(elf: str | Path, target: Target) -> PostlinkResult:
                          f"{target.region.name} (0x{target.region.base:08X})")
     image = None
     data = raw
+    vectors = 0
     if target.slot is not None:
-        data = finish_image(raw, target.slot, name=elf.name)
+        if signing is None:
+            raise BuildError(f"Failed to post-link {elf.name}: a slot image must be signed (no signing key)")
+        data = sign_image(raw, slot=target.slot, version=signing.version, build=signing.build,
+                          security_counter=signing.security_counter, key_path=signing.key_path, name=elf.name)
         image = validate_image(data, target.slot, name=bin_path.name)
-    start = int.from_bytes(data[4:8], "little")
+        vectors = image.signed_size - image.img_size - image.protect_tlv_size   # the header's size
+    start = int.from_bytes(data[vectors + 4:vectors + 8], "little")
     write_atomic(bin_path, data)
     write_atomic(hex_path, ihex(data, target.region.base, start).encode("ascii"))
     return PostlinkResult(target, bin_path, hex_path, len(data), image)

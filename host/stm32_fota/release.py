@@ -45,10 +45,10 @@ from fota_formats.semver import Version, VersionError
 from fota_s3.store import S3Error, S3Store
 
 from stm32_fota.elfcheck import TARGETS, check_elf
-from stm32_fota.signing import public_key_hash, sign
+from stm32_fota.signing import public_key_hash, ring_verifier, sign
 
-# The image format carries an imgtool signature (checked by check_signed) or not yet.
-IMAGE_SIGNATURES = False
+# The image format carries an imgtool signature (checked by check_signed).
+IMAGE_SIGNATURES = True
 
 
 class ReleaseError(FotaError):
@@ -154,23 +154,9 @@ def check_build(build_dir: Path) -> ReleaseFiles:
 
 
 def image_facts(info: ImageInfo, build_dir: Path) -> ImageFacts:
-    """Version, build number, security counter and signing key of a validated image.
-
-    The image format without signatures carries no security counter: it comes from the build's
-    stamp (``build.stamp``, ``security_counter``), 0 when absent, and the image names no key."""
-    counter = getattr(info, "security_counter", None)
-    if counter is None:
-        counter = _stamp_counter(build_dir)
-    return ImageFacts(info.version_str, info.build, counter, getattr(info, "key_hash", None))
-
-
-def _stamp_counter(build_dir: Path) -> int:
-    try:
-        stamp = json.loads((build_dir / "build.stamp").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0
-    value = stamp.get("security_counter", 0) if isinstance(stamp, dict) else 0
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    """Version, build number, security counter (SEC_CNT TLV) and signing key (KEYHASH TLV) of a
+    validated image."""
+    return ImageFacts(info.version_str, info.build, info.security_counter, info.key_hash.hex())
 
 
 def check_signed(files: ReleaseFiles, key_hash: str, image_signatures: bool) -> None:
@@ -197,8 +183,7 @@ def _check_elves(build_dir: Path, version: Version, infos: dict[str, ImageInfo])
         if not elf.is_file():
             continue
         try:
-            check_elf(elf, TARGETS[stem], version=(version.major, version.minor, version.patch),
-                      build=infos[name].build)
+            check_elf(elf, TARGETS[stem])
         except FotaError as e:
             raise ReleaseError(f"Failed to release: ELF check failed:\n{e}") from None
 
@@ -266,6 +251,12 @@ def release(store: S3Store, build_dir: Path, *, signing_key: Ed25519PrivateKey |
     key_hash = public_key_hash(signing_key)
     files = check_build(build_dir)
     check_signed(files, key_hash, IMAGE_SIGNATURES)
+    verify = ring_verifier([signing_key.public_key()])
+    for name, data in files.images.items():
+        try:
+            validate_image(data, SLOT_FILES[name], name=name, verify=verify)
+        except ImageError as e:
+            raise ReleaseError(f"Failed to release: {e}") from None
     try:
         current = read_bucket_version(store)
     except VersionError as e:

@@ -86,7 +86,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 def ring_verifier(keys: list[Ed25519PublicKey]) -> Callable[[bytes, bytes, bytes], str | None]:
-    """The signature check of fota_formats.mcuboot.validate_image over ``keys``: None when the key
+    """The signature check of fota_formats.image.validate_image over ``keys``: None when the key
     named by the image's key hash signed the digest, else "unknown-key" or "bad-signature"."""
     ring = {bytes.fromhex(public_key_hash(k)): k for k in keys}
 

@@ -368,7 +368,7 @@ def sync_once(store: S3Store, folder: FirmwareFolder, keys: KeyRing) -> SyncResu
             if data is None:
                 raise SyncError(f"Failed to sync: {store.url(key)} is missing")
             files[name] = data
-        check_files(files, manifest, remote, store.url(base).rstrip("/"))
+        check_files(files, manifest, remote, store.url(base).rstrip("/"), verify=keys.verify_image)
         folder.install(remote, files, signed.raw, signed.signature)
     except (S3Error, ReleaseError, SyncError, VersionError) as e:
         return result("error", str(e), remote)

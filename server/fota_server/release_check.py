@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from fota_formats.errors import FotaError, ImageError
-from fota_formats.image import SLOTS, validate_image
+from fota_formats.image import SLOTS, Verifier, validate_image
 from fota_formats.release import KEY_HASH, MANIFEST_FORMAT, SLOT_FILES, VERSION_FILE
 from fota_formats.semver import Version, VersionError
 from fota_formats.spec import LAYOUT
@@ -95,10 +95,12 @@ def parse_manifest(raw: bytes, where: str, expect: Version) -> dict[str, Any]:
     return manifest
 
 
-def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Version, where: str) -> None:
+def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Version, where: str,
+                verify: Verifier | None = None) -> None:
     """Every file of a release, for content and not only hash: sizes and SHA-256 against the
     manifest, ``version.txt`` parsed and equal to ``version``, each image valid for its slot, of
-    ``version``, with the manifest's build number."""
+    ``version``, with the manifest's build number and security counter, and (``verify``: the trusted
+    keys' check, :meth:`fota_server.trust.KeyRing.verify_image`) signed by a trusted key."""
     for name in (*SLOT_FILES, VERSION_FILE):
         if name not in files:
             raise ReleaseError(f"Failed to check {where}: {name} is missing")
@@ -121,12 +123,16 @@ def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Vers
                            f"{version}")
     for name, slot in SLOT_FILES.items():
         try:
-            info = validate_image(files[name], slot, name=f"{where}/{name}")
+            info = validate_image(files[name], slot, name=f"{where}/{name}", verify=verify)
         except ImageError as e:
             raise ReleaseError(f"Failed to check {e}") from None
         if Version(*info.version) != version:
             raise ReleaseError(f"Failed to check {where}/{name}: image version {info.version_str}, "
                             f"release {version}")
+        counter = manifest["files"][name].get("security_counter")
+        if counter is not None and counter != info.security_counter:
+            raise ReleaseError(f"Failed to check {where}/{name}: image security counter "
+                               f"{info.security_counter}, the manifest says {counter}")
         build = manifest["files"][name].get("build")
         if build is not None and build != info.build:
             raise ReleaseError(f"Failed to check {where}/{name}: image build {info.build}, the manifest says "

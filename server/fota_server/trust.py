@@ -92,6 +92,19 @@ class KeyRing:
     def get(self, hash_hex: str) -> TrustedKey | None:
         return self.keys.get(hash_hex.lower())
 
+    def verify_image(self, key_hash: bytes, digest: bytes, signature: bytes) -> str | None:
+        """The signature check of fota_formats.image.validate_image: None when the trusted key the
+        image's KEYHASH names signed its SHA-256 (imgtool's Ed25519 over the 32-byte digest), else
+        "unknown-key" or "bad-signature"."""
+        key = self.keys.get(bytes(key_hash).hex())
+        if key is None:
+            return "unknown-key"
+        try:
+            key.public.verify(bytes(signature), bytes(digest))
+        except InvalidSignature:
+            return "bad-signature"
+        return None
+
     def verify_manifest(self, raw: bytes, signature: bytes | None, where: str) -> str:
         """Check the detached signature of a manifest's exact bytes; return the signing key's hash.
         Refused (ReleaseError): no trusted key configured, no signature, a signature of the wrong

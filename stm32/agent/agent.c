@@ -25,7 +25,14 @@
  * and the hosts the tests run on. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "agent.c assumes a little-endian CPU");
 
-#define INFO_END (FOTA_IMAGE_INFO_OFFSET + sizeof(struct fota_image_info))
+#define HEADER_END ((uint32_t)sizeof(struct fota_image_header)) /* the header: file bytes [0, 32) */
+
+/* End of the signed part (header + image + protected TLVs): where the image digest forks off. The
+ * header's sizes were checked against the announced size by BEGIN. */
+static uint32_t signed_end(const struct fota_image_header *h)
+{
+    return FOTA_IMAGE_HDR_SIZE + h->ih_img_size + h->ih_protect_tlv_size;
+}
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -120,7 +127,7 @@ static void slot_refresh(struct agent *ag, uint8_t slot)
 }
 
 enum agent_err agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
-                          const struct fota_image_info *running)
+                          const struct fota_image_header *running)
 {
     memset(ag, 0, sizeof(*ag));
     ag->port = port;
@@ -180,10 +187,10 @@ static void cmd_info(struct agent *ag, struct reply *r)
     ir->ir_proto_version = FOTA_PROTOCOL_VERSION;
     ir->ir_running_slot = ag->running_slot;
     ir->ir_max_chunk = FOTA_MAX_CHUNK;
-    ir->ir_run_major = ag->running.ii_ver_major;
-    ir->ir_run_minor = ag->running.ii_ver_minor;
-    ir->ir_run_patch = ag->running.ii_ver_patch;
-    ir->ir_run_build = ag->running.ii_build;
+    ir->ir_run_major = ag->running.ih_ver_major;
+    ir->ir_run_minor = ag->running.ih_ver_minor;
+    ir->ir_run_patch = ag->running.ih_ver_revision;
+    ir->ir_run_build = ag->running.ih_ver_build;
     ir->ir_a_state = a->state;
     ir->ir_a_major = a->ver.major;
     ir->ir_a_minor = a->ver.minor;
@@ -219,7 +226,7 @@ static void cmd_info(struct agent *ag, struct reply *r)
 /* The BEGIN checks that need no flash access, in the order docs/protocol.md lists them. */
 static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *br)
 {
-    struct fota_image_info ii;
+    struct fota_image_header h;
 
     if (br->br_target_slot != FOTA_SLOT_A && br->br_target_slot != FOTA_SLOT_B) {
         return FOTA_ST_ERR_RANGE;
@@ -233,19 +240,18 @@ static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *
     if (br->br_image_size == 0 || br->br_image_size > slot_limit(br->br_target_slot)) {
         return FOTA_ST_ERR_TOO_LARGE;
     }
-    memcpy(&ii, br->br_info, sizeof(ii));
-    if (br->br_image_size < INFO_END + sizeof(struct fota_image_trailer) ||
-        ii.ii_magic != FOTA_IMAGE_INFO_MAGIC || ii.ii_format != FOTA_IMAGE_FORMAT_VERSION ||
-        ii.ii_ver_major != br->br_ver_major || ii.ii_ver_minor != br->br_ver_minor ||
-        ii.ii_ver_patch != br->br_ver_patch || ii.ii_build != br->br_build ||
-        ii.ii_image_size > br->br_image_size ||
-        ii.ii_image_size + sizeof(struct fota_image_trailer) != br->br_image_size) {
+    /* The header as the bootloader reads it, and its sizes inside the announced file. The slot the
+     * image is for is in its protected TLVs, which VERIFY checks with the signature. */
+    memcpy(&h, br->br_header, sizeof(h));
+    if (h.ih_magic != FOTA_IMAGE_MAGIC || h.ih_hdr_size != FOTA_IMAGE_HDR_SIZE || h.ih_load_addr != 0u ||
+        h.ih_flags != 0u || h.ih_ver_major != br->br_ver_major || h.ih_ver_minor != br->br_ver_minor ||
+        h.ih_ver_revision != br->br_ver_patch || h.ih_ver_build != br->br_build ||
+        (h.ih_img_size % FOTA_IMAGE_BODY_ALIGN) != 0u || h.ih_img_size > br->br_image_size ||
+        br->br_image_size - h.ih_img_size <
+            FOTA_IMAGE_HDR_SIZE + (uint32_t)h.ih_protect_tlv_size + sizeof(struct fota_image_tlv_info)) {
         return FOTA_ST_ERR_IMAGE;
     }
-    if (ii.ii_slot != br->br_target_slot || ii.ii_load_addr != fa_slot(br->br_target_slot)->base) {
-        return FOTA_ST_ERR_WRONG_SLOT;
-    }
-    struct fw_version offered = version_of(&ii);
+    struct fw_version offered = version_of(&h);
     struct fw_version running = version_of(&ag->running);
     if (!(br->br_flags & FOTA_BEGIN_FLAG_DOWNGRADE) && version_cmp(&offered, &running) <= 0) {
         return FOTA_ST_ERR_VERSION;
@@ -294,7 +300,7 @@ static int erase_for(struct agent *ag, const struct flash_area *fa, uint32_t siz
 
 /* BEGIN, once the target slot is erased: when fewer than JOURNAL_UPDATE_RESERVE positions are
  * free, compact the journal now, with a CONFIRMED record for the running slot. The target slot's
- * first sector (with the information block) has just been erased, so the running image is the only
+ * first sector (with the image header) has just been erased, so the running image is the only
  * valid one: a power cut inside the compaction leaves an empty (or half-erased) journal that boots
  * it, and the update's TRIAL records later find room without compacting (journal.c, step 0). */
 static int journal_make_room(struct agent *ag)
@@ -342,7 +348,7 @@ static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct 
     if ((s->state == FOTA_SESSION_RECEIVING || s->state == FOTA_SESSION_VERIFIED) &&
         s->target == br.br_target_slot && s->size == br.br_image_size &&
         memcmp(s->sha256, br.br_sha256, sizeof(s->sha256)) == 0 &&
-        memcmp(&s->info, br.br_info, sizeof(s->info)) == 0) {
+        memcmp(&s->header, br.br_header, sizeof(s->header)) == 0) {
         reply_offset(ag, r); /* resume: same image, nothing erased */
         return;
     }
@@ -353,7 +359,7 @@ static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct 
     s->flags = br.br_flags;
     s->size = br.br_image_size;
     memcpy(s->sha256, br.br_sha256, sizeof(s->sha256));
-    memcpy(&s->info, br.br_info, sizeof(s->info));
+    memcpy(&s->header, br.br_header, sizeof(s->header));
     sha256_init(&s->file_sha);
     s->rx_crc = CRC32_WORDS_INIT;
     fail(ag, FOTA_ST_ERR_FLASH);
@@ -427,12 +433,12 @@ static void cmd_write(struct agent *ag, const uint8_t *p, uint16_t plen, uint16_
         r->status = FOTA_ST_ERR_LENGTH;
         return;
     }
-    if (off < INFO_END && off + len > FOTA_IMAGE_INFO_OFFSET) {
-        if (off > FOTA_IMAGE_INFO_OFFSET || off + len < INFO_END) {
-            r->status = FOTA_ST_ERR_LENGTH; /* the information block must arrive whole */
+    if (off < HEADER_END) {
+        if (off != 0u || len < HEADER_END) {
+            r->status = FOTA_ST_ERR_LENGTH; /* the header must arrive whole */
             return;
         }
-        if (memcmp(data + (FOTA_IMAGE_INFO_OFFSET - off), &s->info, sizeof(s->info)) != 0) {
+        if (memcmp(data, &s->header, sizeof(s->header)) != 0) {
             fail(ag, FOTA_ST_ERR_IMAGE);
             r->status = FOTA_ST_ERR_IMAGE;
             return;
@@ -465,7 +471,7 @@ int agent_pending(const struct agent *ag) { return ag->pend; }
 
 /* Digest of the received stream. Every accepted WRITE's data, in order (WRITE takes only the next
  * offset; a repeated chunk is compared with flash, not hashed again), goes into file_sha (forked
- * into image_sha at ii_image_size) and rx_crc. Most of the work runs while the flash programs the
+ * into image_sha at the end of the signed part) and rx_crc. Most of the work runs while the flash programs the
  * same chunk: digest_idle, called by the flash port once per word started (fa_idle), hashes one
  * 64-byte block and one CRC word per call, about 1 900 cycles against the 2 688 of a word's
  * programming, from SRAM. digest_catch_up does the rest after fa_write (the fork, a partial block,
@@ -481,10 +487,10 @@ LIB_RAMFUNC static void digest_idle(void *ctx)
                                                    ((uint32_t)p[3] << 24));
         s->crc_off += 4u;
     }
-    /* A quarter of a block per call (about 1 500 cycles); never across ii_image_size: the fork
-     * is digest_catch_up's. */
+    /* A quarter of a block per call (about 1 500 cycles); never across the signed part's end: the
+     * fork is digest_catch_up's. */
     if (!ag->job_active && s->sha_off + 64u <= end &&
-        (s->image_sha_taken || s->sha_off + 64u <= s->info.ii_image_size)) {
+        (s->image_sha_taken || s->sha_off + 64u <= signed_end(&s->header))) {
         ag->job_active = (uint8_t)sha256_job_start(&s->file_sha, &ag->job, ag->dig_data + (s->sha_off - ag->dig_off));
     } else if (ag->job_active && sha256_job_step(&s->file_sha, &ag->job, 16u)) {
         ag->job_active = 0;
@@ -496,7 +502,7 @@ static void digest_catch_up(struct agent *ag)
 {
     struct agent_session *s = &ag->s;
     uint32_t end = ag->dig_off + ag->dig_len;
-    uint32_t isz = s->info.ii_image_size;
+    uint32_t isz = signed_end(&s->header);
     if (ag->job_active) {
         (void)sha256_job_step(&s->file_sha, &ag->job, 64u);
         ag->job_active = 0;
@@ -550,7 +556,7 @@ void agent_work(struct agent *ag)
         rc = fa_write(fa, ag->pend_off + whole, last, sizeof(last));
     }
     ag->slot[ag->s.target].state = FOTA_SLOT_STATE_INVALID; /* partly written */
-    ag->slot[ag->s.target].fault = IMAGE_BAD_TRAILER;
+    ag->slot[ag->s.target].fault = IMAGE_NOT_CHECKED;
     if (rc == FOTA_OK) {
         digest_catch_up(ag);
     }
@@ -562,25 +568,47 @@ void agent_work(struct agent *ag)
     ag->stats.chunks++;
 }
 
+/* The link's status for an image the checks refused: one per kind of refusal. */
 static uint8_t fault_status(uint8_t fault)
 {
-    return (fault == IMAGE_WRONG_SLOT || fault == IMAGE_BAD_LOAD_ADDR) ? FOTA_ST_ERR_WRONG_SLOT
-                                                                       : FOTA_ST_ERR_IMAGE;
+    switch (fault) {
+    case IMAGE_WRONG_SLOT:
+        return FOTA_ST_ERR_WRONG_SLOT;
+    case IMAGE_UNSIGNED:
+        return FOTA_ST_ERR_UNSIGNED;
+    case IMAGE_UNKNOWN_KEY:
+        return FOTA_ST_ERR_UNKNOWN_KEY;
+    case IMAGE_BAD_HASH:
+    case IMAGE_BAD_SIGNATURE:
+        return FOTA_ST_ERR_SIGNATURE;
+    case IMAGE_BAD_TLV_INFO:
+    case IMAGE_BAD_TLV:
+    case IMAGE_UNKNOWN_TLV:
+    case IMAGE_MISPLACED_TLV:
+    case IMAGE_DUPLICATE_TLV:
+    case IMAGE_MISSING_TLV:
+        return FOTA_ST_ERR_TLV;
+    default:
+        return FOTA_ST_ERR_IMAGE;
+    }
 }
 
-/* VERIFY: the received stream's digests against BEGIN's hash and the trailer's, and a read-back
- * that proves flash holds that stream.
+/* VERIFY: the received stream's digests against BEGIN's hash, a read-back that proves flash holds
+ * that stream, then the bootloader's checks and the signature.
  * - file_digest (SHA-256 of every byte accepted, in order) equal to BEGIN's hash: what arrived is
- *   the announced file; image_digest equal to the trailer's it_sha256: the image is whole.
+ *   the announced file.
  * - The CRC-unit CRC of the slot's [0, size) read back from flash equal to rx_crc, the CRC of the
  *   same received bytes: flash holds exactly them. Flash damage is not an adversary: a word
  *   programmed wrong, torn or disturbed changes a CRC-32 (every error burst up to 32 bits, other
- *   damage missed with probability 2^-32); whoever could forge a collision by writing the slot
- *   could rewrite the unsigned trailer as well. The port's program also reads back every word.
- * - The cheap checks of the bootloader on the flash copy (information block, trailer, vectors).
- * The bootloader's trial boot still runs the full SHA-256 over flash before the image first runs.
- * Cost: the read-back at about flash speed (CRC unit: 256 KB in about 1.6 ms), instead of a
- * SHA-256 pass over the slot (about 100 ms for 256 KB). A mismatch of a hash or of the CRC is
+ *   damage missed with probability 2^-32); the signature below is over what arrived, and flash
+ *   holds what arrived. The port's program also reads back every word.
+ * - image_validate_digest on the flash copy: header, TLV areas, slot, vectors, key (the cheap
+ *   checks, from flash), then image_digest (the SHA-256 of the signed part, taken as it arrived)
+ *   against the SHA256 TLV, and the Ed25519 signature of it under the ring's key.
+ * Nothing is written before all of this passed: ACTIVATE needs VERIFIED. The bootloader's trial
+ * boot checks the image from flash again, in full, before it first runs.
+ * Cost: the read-back at about flash speed (CRC unit: 256 KB in about 1.6 ms) and one signature
+ * check, instead of a SHA-256 pass over the slot. A mismatch of BEGIN's hash or of the CRC is
  * ERR_HASH (flash does not hold what was announced), whatever else is wrong. */
 static void cmd_verify(struct agent *ag, struct reply *r)
 {
@@ -607,31 +635,27 @@ static void cmd_verify(struct agent *ag, struct reply *r)
         s->digests_final = 1;
     }
     kick(ag);
-    (void)image_inspect(s->target, sum);
     uint32_t crc = 0;
     int rc = fa_crc(fa_slot(s->target), 0, (s->size + 3u) & ~3u, &crc);
-    struct fota_image_trailer tr;
-    memset(&tr, 0, sizeof(tr));
-    int have_tr = sum->fault == IMAGE_NOT_CHECKED &&
-                  fa_read(fa_slot(s->target), sum->image_size, &tr, sizeof(tr)) == FOTA_OK;
     kick(ag);
     if (rc != FOTA_OK || crc != s->rx_crc || memcmp(s->file_digest, s->sha256, sizeof(s->sha256)) != 0) {
+        (void)image_inspect(s->target, sum);
         r->status = FOTA_ST_ERR_HASH;
-    } else if (sum->fault != IMAGE_NOT_CHECKED) {
+    } else if (image_inspect(s->target, sum) != FOTA_E_IMAGE || sum->fault != IMAGE_NOT_CHECKED) {
         r->status = fault_status(sum->fault);
-    } else if (!have_tr || !s->image_sha_taken || sum->image_size != s->info.ii_image_size ||
-               memcmp(s->image_digest, tr.it_sha256, sizeof(tr.it_sha256)) != 0) {
-        sum->state = FOTA_SLOT_STATE_INVALID;
-        sum->fault = IMAGE_BAD_HASH;
-        r->status = FOTA_ST_ERR_IMAGE;
+    } else if (!s->image_sha_taken || sum->image_size != s->size) {
+        sum->fault = IMAGE_BAD_TLV; /* the TLV areas end before or after the announced file */
+        r->status = FOTA_ST_ERR_TLV;
+    } else if (image_validate_digest(s->target, s->image_digest, sum) != FOTA_OK) {
+        r->status = fault_status(sum->fault);
     } else {
-        sum->state = FOTA_SLOT_STATE_VALID;
-        sum->fault = IMAGE_OK;
+        kick(ag);
         s->state = FOTA_SESSION_VERIFIED;
         s->status = FOTA_ST_OK;
         r->status = FOTA_ST_OK;
         return;
     }
+    kick(ag);
     fail(ag, r->status);
 }
 
@@ -676,7 +700,7 @@ static void cmd_activate(struct agent *ag, struct reply *r)
         r->status = FOTA_ST_ERR_FLASH;
         return;
     }
-    struct fw_version ver = version_of(&s->info);
+    struct fw_version ver = version_of(&s->header);
     journal_record(&rec, s->target, FOTA_META_STATE_TRIAL, FOTA_META_TRIAL_ATTEMPTS, FOTA_RESULT_NONE,
                    ag->running_slot, &ver);
     r->status = journal_add(ag, &rec) == FOTA_OK ? FOTA_ST_OK : FOTA_ST_ERR_FLASH;

@@ -55,15 +55,16 @@ struct agent_session {
     uint8_t status;   /* FOTA_ST_* of the step that failed, else OK */
     uint8_t target;   /* SLOT_A / SLOT_B */
     uint8_t flags;    /* BEGIN_FLAG_* */
-    uint32_t size;    /* whole image file: image + trailer */
+    uint32_t size;    /* whole image file: header, image, both TLV areas */
     uint32_t next;    /* next offset expected (bytes accepted so far) */
     uint8_t sha256[32];
-    struct fota_image_info info;  /* BEGIN's copy of the information block */
+    struct fota_image_header header;  /* BEGIN's copy of the image header */
     /* Digests of the received stream, in order (agent.c, "digest"): SHA-256 of the whole file
-     * and, forked at ii_image_size, of the image; the CRC-unit CRC of the file's words. */
+     * and, forked at the end of the protected TLVs, of the signed part; the CRC-unit CRC of the
+     * file's words. */
     struct sha256_ctx file_sha;
     struct sha256_ctx image_sha;
-    uint8_t image_sha_taken;      /* image_sha holds [0, ii_image_size) */
+    uint8_t image_sha_taken;      /* image_sha holds the signed part: [0, header + image + protected TLVs) */
     uint8_t digests_final;        /* file_digest and image_digest are set */
     uint32_t sha_off;             /* bytes hashed into file_sha */
     uint32_t crc_off;             /* bytes in rx_crc */
@@ -96,7 +97,7 @@ struct agent_stats {
 struct agent {
     const struct agent_port *port;
     uint8_t running_slot;
-    struct fota_image_info running;   /* the running image's own information block */
+    struct fota_image_header running; /* the running image's own header */
     uint32_t start_ms;
     struct journal_state journal;     /* as of the last scan */
     int journal_rc;                   /* result of that scan */
@@ -127,7 +128,7 @@ struct agent {
  * Scans the journal and validates both slots (for INFO). Returns AGENT_OK, or AGENT_E_FLASH when
  * the journal cannot be read; the agent serves the link either way. */
 enum agent_err agent_init(struct agent *ag, const struct agent_port *port, uint8_t running_slot,
-                          const struct fota_image_info *running);
+                          const struct fota_image_header *running);
 
 /* Handle one received transaction: rx holds the n bytes clocked in (the request frame and fill).
  * Writes the response frame to tx (cap >= AGENT_RESP_MAX) and returns its length. */

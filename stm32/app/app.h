@@ -5,8 +5,10 @@
 #include <stdint.h>
 #include "fota_image.h"
 
-/* This build's image information block (slot, version): app/image_info.c. */
-extern const struct fota_image_info app_image_info;
+/* This build's slot (FOTA_SLOT_A / _B, from the Makefile) and its image header at the slot base,
+ * written by the post-link signing (version): app/image_info.c. */
+extern const uint8_t app_slot;
+extern const struct fota_image_header *const app_header;
 
 /* Update-agent hooks: weak no-ops in app/main.c, overridden by app/link.c. link_init runs once
  * before the main loop, link_poll on every iteration of it. */

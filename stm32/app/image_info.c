@@ -1,7 +1,6 @@
-/* The image information block of this build (docs/image-format.md), placed by the linker at
- * IMAGE_INFO_OFFSET from the slot base (.image_info, stm32/ld/app_sections.ld). Slot identity and
- * version come from the Makefile (-DFW_SLOT, -DFW_VER_*, -DFW_BUILD) and only this file sees them;
- * the rest of the application reads them from here. ii_image_size is filled in after linking. */
+/* The identity of this build (app.h): the slot it is linked for comes from the Makefile (-DFW_SLOT)
+ * and only this file sees it; the version is read from the MCUboot image header at the slot base,
+ * which the post-link step (imgtool) writes into the zero bytes the linker reserves there. */
 #include "app.h"
 #include "fota_layout.h"
 
@@ -13,16 +12,5 @@
 #error "FW_SLOT must be 0 (slot A) or 1 (slot B)"
 #endif
 
-__attribute__((section(".image_info"), used)) const struct fota_image_info app_image_info = {
-    .ii_magic = FOTA_IMAGE_INFO_MAGIC,
-    .ii_format = FOTA_IMAGE_FORMAT_VERSION,
-    .ii_slot = FW_SLOT,
-    .ii_flags = 0,
-    .ii_load_addr = FW_LOAD_ADDR,
-    .ii_ver_major = FW_VER_MAJOR,
-    .ii_ver_minor = FW_VER_MINOR,
-    .ii_ver_patch = FW_VER_PATCH,
-    .ii_build = FW_BUILD,
-    .ii_image_size = FOTA_IMAGE_SIZE_UNSET,
-    .ii_reserved = {0},
-};
+const uint8_t app_slot = FW_SLOT;
+const struct fota_image_header *const app_header = (const struct fota_image_header *)FW_LOAD_ADDR;

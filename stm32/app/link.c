@@ -26,6 +26,8 @@
 #include "cpu.h"
 #include "flash_area.h"
 #include "gpio.h"
+#include "image.h"
+#include "keyring.h"
 #include "stm32f407_regs.h"
 #include "log.h"
 #include "wait.h"
@@ -171,7 +173,8 @@ void link_init(void)
                         (GPIO_PULL_UP << (2u * NSS_PIN)) | (GPIO_PULL_DOWN << (2u * SCK_PIN));
 
     /* The agent reads the journal and validates both slots for INFO (two SHA-256 passes). */
-    (void)agent_init(&agent, &agent_port_stm32, app_image_info.ii_slot, &app_image_info);
+    image_set_keyring(&fota_keyring);
+    (void)agent_init(&agent, &agent_port_stm32, app_slot, app_header);
 
     /* NSS edges on EXTI12 (port B), both directions; the handler runs from SRAM. */
     cpu_vector_t *vectors = cpu_vectors_to_sram();

@@ -1,4 +1,4 @@
-/* The application, one source for both slots (the slot and version come from app_image_info):
+/* The application, one source for both slots (the slot from app_slot, the version from the image header):
  * blinks its slot's LED (A green PD12, B orange PD13) 500 ms on / 500 ms off, logs the die
  * temperature once a second, confirms itself on a trial boot, refreshes the watchdog, and gives
  * the update agent (link_init / link_poll) a place in the main loop. */
@@ -55,10 +55,10 @@ int app_temperature(int32_t *centi_c)
 static void log_identity(void)
 {
     log_str("slot ");
-    log_slot(app_image_info.ii_slot);
+    log_slot(app_slot);
     log_str(" ");
-    log_version(app_image_info.ii_ver_major, app_image_info.ii_ver_minor, app_image_info.ii_ver_patch,
-                app_image_info.ii_build);
+    log_version(app_header->ih_ver_major, app_header->ih_ver_minor, app_header->ih_ver_revision,
+                app_header->ih_ver_build);
 }
 
 static void task_blink(uint32_t now_ms)
@@ -104,7 +104,7 @@ int main(void)
     adc_temp_init();
     cpu_irq_enable(); /* the bootloader jumps here with PRIMASK set */
 
-    slot_led = app_image_info.ii_slot == FOTA_SLOT_A ? LED_GREEN : LED_ORANGE;
+    slot_led = app_slot == FOTA_SLOT_A ? LED_GREEN : LED_ORANGE;
     log_begin();
     log_str("start ");
     log_identity();

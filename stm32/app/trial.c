@@ -21,7 +21,7 @@ void trial_init(void)
     struct journal_state js;
     (void)journal_scan(fa_get(FOTA_REGION_METADATA_ID), &js);
     on_trial = js.have_record && js.latest.mr_state == FOTA_META_STATE_TRIAL &&
-               js.latest.mr_active_slot == app_image_info.ii_slot;
+               js.latest.mr_active_slot == app_slot;
     if (on_trial) {
         log_begin();
         log_str("trial boot, ");
@@ -49,10 +49,10 @@ static int confirm(void)
     on_trial = 0;
     log_begin();
     log_str("confirmed slot ");
-    log_slot(app_image_info.ii_slot);
+    log_slot(app_slot);
     log_str(" ");
-    log_version(app_image_info.ii_ver_major, app_image_info.ii_ver_minor, app_image_info.ii_ver_patch,
-                app_image_info.ii_build);
+    log_version(app_header->ih_ver_major, app_header->ih_ver_minor, app_header->ih_ver_revision,
+                app_header->ih_ver_build);
     log_end();
     return 1;
 }

@@ -10,6 +10,7 @@
 #include "image.h"
 #include "iwdg.h"
 #include "journal.h"
+#include "keyring.h"
 #include "log.h"
 #include "option_bytes.h"
 #include "reset_cause.h"
@@ -30,6 +31,10 @@ static void log_slot_state(uint8_t slot, const struct image_summary *s, int by_c
     if (s->state == FOTA_SLOT_STATE_VALID) {
         log_str(" valid ");
         log_version(s->ver.major, s->ver.minor, s->ver.patch, s->ver.build);
+        log_str(" counter ");
+        log_u32(s->security_counter);
+        log_str(" key ");
+        log_hex(s->key_id, sizeof(s->key_id));
         if (by_crc) {
             log_str(" (crc)");
         }
@@ -130,14 +135,16 @@ static void __attribute__((noreturn)) stay(const struct image_summary slot[2])
 static void __attribute__((noreturn)) jump(uint8_t slot)
 {
     const struct flash_area *fa = fa_slot(slot);
-    const uint32_t *vectors = (const uint32_t *)(uintptr_t)fa->base;
+    /* The vector table follows the image header (IMAGE_HDR_SIZE, 512-byte aligned for VTOR). */
+    const uint32_t vtor = fa->base + FOTA_IMAGE_HDR_SIZE;
+    const uint32_t *vectors = (const uint32_t *)(uintptr_t)vtor;
     uint32_t sp = vectors[0];
     uint32_t entry = vectors[1];
 
     uart_handoff(); /* the application sends the lines still in the log ring */
     systick_stop();
     cpu_irq_disable();
-    SCB_VTOR = fa->base;
+    SCB_VTOR = vtor;
     cpu_dsb();
     cpu_isb();
     /* PRIMASK stays set: the application enables interrupts once its own handlers are ready.
@@ -187,6 +194,7 @@ int main(void)
     }
 
     fa_init(&flash_stm32_port);
+    image_set_keyring(&fota_keyring);
     struct boot_input in;
     memset(&in, 0, sizeof(in));
     const struct flash_area *meta = fa_get(FOTA_REGION_METADATA_ID);

@@ -47,6 +47,15 @@ void log_hex32(uint32_t v)
     }
 }
 
+void log_hex(const uint8_t *bytes, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        uart_putc(digits[bytes[i] >> 4]);
+        uart_putc(digits[bytes[i] & 0xFu]);
+    }
+}
+
 void log_centi(int32_t centi)
 {
     uint32_t mag = centi < 0 ? 0u - (uint32_t)centi : (uint32_t)centi;

@@ -6,17 +6,9 @@
 #include <stdint.h>
 
 /* Constants. */
-#define FOTA_IMAGE_INFO_OFFSET 0x200u
-#define FOTA_IMAGE_INFO_MAGIC 0x41544F46u
-#define FOTA_IMAGE_TRAILER_MAGIC 0x52544F46u
-#define FOTA_IMAGE_FORMAT_VERSION 1u
-#define FOTA_IMAGE_SIZE_UNSET 0xFFFFFFFFu
-#define FOTA_IMAGE_ALIGN 8u
 #define FOTA_SLOT_A 0u
 #define FOTA_SLOT_B 1u
-#define FOTA_SIG_NONE 0u
-#define FOTA_SIG_ED25519 1u
-#define FOTA_IMAGE_INVALIDATED_MAGIC 0u
+#define FOTA_IMAGE_WITHDRAWN_MAGIC 0u
 #define FOTA_IMAGE_MAGIC 0x96F3B83Du
 #define FOTA_IMAGE_HDR_SIZE 0x200u
 #define FOTA_IMAGE_TLV_PROT_INFO_MAGIC 0x6908u
@@ -28,7 +20,7 @@
 #define FOTA_IMAGE_TLV_SLOT 0xA0u
 #define FOTA_IMAGE_PROT_TLV_SIZE 0x14u
 #define FOTA_IMAGE_TLV_AREA_SIZE 0xA4u
-#define FOTA_IMAGE_BODY_ALIGN 8u
+#define FOTA_IMAGE_BODY_ALIGN 4u
 #define FOTA_KEYRING_SLOTS 2u
 #define FOTA_META_RECORD_MAGIC 0x524A4D46u
 #define FOTA_META_STATE_CONFIRMED 1u
@@ -42,54 +34,6 @@
 #define FOTA_SLOT_STATE_EMPTY 0u
 #define FOTA_SLOT_STATE_VALID 1u
 #define FOTA_SLOT_STATE_INVALID 2u
-
-/* 32 bytes, little-endian, no padding. */
-struct fota_image_info {
-    uint32_t ii_magic; /* IMAGE_INFO_MAGIC */
-    uint16_t ii_format; /* IMAGE_FORMAT_VERSION */
-    uint8_t ii_slot; /* SLOT_A or SLOT_B: the slot this image is linked for */
-    uint8_t ii_flags; /* reserved, 0 */
-    uint32_t ii_load_addr; /* link address: the slot base */
-    uint8_t ii_ver_major; /* firmware version major */
-    uint8_t ii_ver_minor; /* firmware version minor */
-    uint16_t ii_ver_patch; /* firmware version patch */
-    uint32_t ii_build; /* build number */
-    uint32_t ii_image_size; /* bytes from the slot base to the trailer (IMAGE_ALIGN multiple) */
-    uint8_t ii_reserved[8]; /* 0 */
-};
-_Static_assert(sizeof(struct fota_image_info) == 32u, "fota_image_info size");
-_Static_assert(offsetof(struct fota_image_info, ii_magic) == 0u, "fota_image_info.magic offset");
-_Static_assert(offsetof(struct fota_image_info, ii_format) == 4u, "fota_image_info.format offset");
-_Static_assert(offsetof(struct fota_image_info, ii_slot) == 6u, "fota_image_info.slot offset");
-_Static_assert(offsetof(struct fota_image_info, ii_flags) == 7u, "fota_image_info.flags offset");
-_Static_assert(offsetof(struct fota_image_info, ii_load_addr) == 8u, "fota_image_info.load_addr offset");
-_Static_assert(offsetof(struct fota_image_info, ii_ver_major) == 12u, "fota_image_info.ver_major offset");
-_Static_assert(offsetof(struct fota_image_info, ii_ver_minor) == 13u, "fota_image_info.ver_minor offset");
-_Static_assert(offsetof(struct fota_image_info, ii_ver_patch) == 14u, "fota_image_info.ver_patch offset");
-_Static_assert(offsetof(struct fota_image_info, ii_build) == 16u, "fota_image_info.build offset");
-_Static_assert(offsetof(struct fota_image_info, ii_image_size) == 20u, "fota_image_info.image_size offset");
-_Static_assert(offsetof(struct fota_image_info, ii_reserved) == 24u, "fota_image_info.reserved offset");
-
-/* 128 bytes, little-endian, no padding. */
-struct fota_image_trailer {
-    uint32_t it_magic; /* IMAGE_TRAILER_MAGIC */
-    uint16_t it_format; /* IMAGE_FORMAT_VERSION */
-    uint16_t it_sig_type; /* SIG_NONE; SIG_ED25519 reserved for signed images */
-    uint32_t it_trailer_size; /* sizeof(struct fota_image_trailer) */
-    uint32_t it_reserved0; /* 0 */
-    uint8_t it_sha256[32]; /* SHA-256 of the image bytes [0, ii_image_size) */
-    uint8_t it_signature[64]; /* reserved for an Ed25519 signature over it_sha256; 0xFF when unsigned */
-    uint8_t it_reserved1[16]; /* 0xFF */
-};
-_Static_assert(sizeof(struct fota_image_trailer) == 128u, "fota_image_trailer size");
-_Static_assert(offsetof(struct fota_image_trailer, it_magic) == 0u, "fota_image_trailer.magic offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_format) == 4u, "fota_image_trailer.format offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_sig_type) == 6u, "fota_image_trailer.sig_type offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_trailer_size) == 8u, "fota_image_trailer.trailer_size offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_reserved0) == 12u, "fota_image_trailer.reserved0 offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_sha256) == 16u, "fota_image_trailer.sha256 offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_signature) == 48u, "fota_image_trailer.signature offset");
-_Static_assert(offsetof(struct fota_image_trailer, it_reserved1) == 112u, "fota_image_trailer.reserved1 offset");
 
 /* 32 bytes, little-endian, no padding. */
 struct fota_image_header {
@@ -150,7 +94,7 @@ struct fota_meta_record {
     uint8_t mr_ver_minor;
     uint16_t mr_ver_patch;
     uint32_t mr_build;
-    uint32_t mr_image_crc; /* CONFIRMED records: CRC of the active slot's image and trailer by the STM32 CRC unit (CRC-32/MPEG-2 of the little-endian words), taken after a full validation; 0 = none */
+    uint32_t mr_image_crc; /* CONFIRMED records: CRC of the active slot's whole image (header to the last TLV) by the STM32 CRC unit (CRC-32/MPEG-2 of the little-endian words), taken after a full validation; 0 = none */
     uint32_t mr_crc32; /* CRC-32 (IEEE 802.3, as zlib) of the 28 bytes before it */
 };
 _Static_assert(sizeof(struct fota_meta_record) == 32u, "fota_meta_record size");

@@ -55,6 +55,10 @@
 #define FOTA_ST_ERR_IMAGE 0xFu
 #define FOTA_ST_ERR_BUSY 0x10u
 #define FOTA_ST_ERR_NO_RESPONSE 0x11u
+#define FOTA_ST_ERR_UNSIGNED 0x12u
+#define FOTA_ST_ERR_UNKNOWN_KEY 0x13u
+#define FOTA_ST_ERR_SIGNATURE 0x14u
+#define FOTA_ST_ERR_TLV 0x15u
 
 /* session */
 #define FOTA_SESSION_IDLE 0u
@@ -150,9 +154,9 @@ struct fota_begin_req {
     uint8_t br_ver_minor;
     uint16_t br_reserved; /* 0 */
     uint32_t br_build;
-    uint32_t br_image_size; /* bytes to be written: the whole image file (image + trailer) */
+    uint32_t br_image_size; /* bytes to be written: the whole image file (header, image, both TLV areas) */
     uint8_t br_sha256[32]; /* SHA-256 of the whole image file */
-    uint8_t br_info[32]; /* copy of the image's information block (file bytes IMAGE_INFO_OFFSET..+32), checked before any erase */
+    uint8_t br_header[32]; /* copy of the image header (file bytes 0..32), checked before any erase */
 };
 _Static_assert(sizeof(struct fota_begin_req) == 80u, "fota_begin_req size");
 _Static_assert(offsetof(struct fota_begin_req, br_target_slot) == 0u, "fota_begin_req.target_slot offset");
@@ -164,7 +168,7 @@ _Static_assert(offsetof(struct fota_begin_req, br_reserved) == 6u, "fota_begin_r
 _Static_assert(offsetof(struct fota_begin_req, br_build) == 8u, "fota_begin_req.build offset");
 _Static_assert(offsetof(struct fota_begin_req, br_image_size) == 12u, "fota_begin_req.image_size offset");
 _Static_assert(offsetof(struct fota_begin_req, br_sha256) == 16u, "fota_begin_req.sha256 offset");
-_Static_assert(offsetof(struct fota_begin_req, br_info) == 48u, "fota_begin_req.info offset");
+_Static_assert(offsetof(struct fota_begin_req, br_header) == 48u, "fota_begin_req.header offset");
 
 /* 8 bytes, little-endian, no padding. */
 struct fota_offset_resp {

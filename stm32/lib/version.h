@@ -13,10 +13,10 @@ struct fw_version {
     uint32_t build; /* build number: carried, recorded and logged, but not ordered (version_cmp) */
 };
 
-/* The version of the image an information block describes. */
-static inline struct fw_version version_of(const struct fota_image_info *ii)
+/* The version of the image a header describes (MCUboot's revision is our patch). */
+static inline struct fw_version version_of(const struct fota_image_header *h)
 {
-    struct fw_version v = {ii->ii_ver_major, ii->ii_ver_minor, ii->ii_ver_patch, ii->ii_build};
+    struct fw_version v = {h->ih_ver_major, h->ih_ver_minor, h->ih_ver_revision, h->ih_ver_build};
     return v;
 }
 

@@ -268,22 +268,22 @@ def test_main_waits_after_boot_then_backs_off(monkeypatch: pytest.MonkeyPatch, t
     assert slept == [10, 10, 10] + [10] * 6 + [10] * 12 + [10] * 60
 
 
-# -- a damaged image information block ------------------------------------------------------------
+# -- a damaged image header -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("offset", "xor", "detail"), [
-    (6, 0x01, "slot 0 at 0x08060000, not slot B at 0x08060000"),      # the slot byte
-    (10, 0x04, "slot 1 at 0x08020000, not slot B at 0x08060000"),     # a load address byte
-    (13, 0x02, "version 1.3.0, not 1.1.0"),                           # ver_minor
+    (0, 0x01, "not an MCUboot header (magic 0x96f3b83c, header size 512)"),   # ih_magic
+    (8, 0x01, "not an MCUboot header (magic 0x96f3b83d, header size 513)"),   # ih_hdr_size
+    (21, 0x02, "version 1.3.0, not 1.1.0"),                                    # ih_ver_minor
 ])
-def test_a_byte_flipped_in_the_information_block_is_named(dev: FakeSTM32, tmp_path: Path, offset: int,
-                                                          xor: int, detail: str) -> None:
+def test_a_byte_flipped_in_the_image_header_is_named(dev: FakeSTM32, tmp_path: Path, offset: int,
+                                                     xor: int, detail: str) -> None:
     damaged = bytearray(NEW)
-    damaged[512 + offset] ^= xor
+    damaged[offset] ^= xor
     with FakeServer(bytes(damaged), "1.1.0", "B") as srv:
         run = Run(dev, srv.url, tmp_path, None)
         assert run.updater.cycle() == "failed"
     reason = run.result()[4]
-    assert reason == ("Failed to check the image: its information block does not match the server's "
-                      f"offer ({detail}): a damaged file, or not the one released for this slot; nothing "
+    assert reason == ("Failed to check the image: its header does not match the server's "
+                      f"offer ({detail}): a damaged file, or not the one released; nothing "
                       "was written")
     assert dev.erases == 0

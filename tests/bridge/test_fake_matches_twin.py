@@ -21,7 +21,7 @@ ST = PROTOCOL.tables["status"]
 BEGIN = PROTOCOL.structs["begin_req"]
 HDR = PROTOCOL.structs["frame_header"]
 CHUNK = P["MAX_CHUNK"]
-INFO_AT = IMAGE.constants["IMAGE_INFO_OFFSET"]
+HEADER_END = IMAGE.structs["image_header"].size   # BEGIN carries the image header
 
 
 class Script:
@@ -53,7 +53,7 @@ class Script:
         payload = BEGIN.pack(target_slot=slot, flags=flags, ver_major=version[0], ver_minor=version[1],
                              ver_patch=version[2], build=version[3],
                              image_size=len(image) if size is None else size,
-                             sha256=hashlib.sha256(image).digest(), info=image[INFO_AT:INFO_AT + 32])
+                             sha256=hashlib.sha256(image).digest(), header=image[:HEADER_END])
         return self.send(label, CMD["BEGIN"], payload)
 
     def write(self, label: str, image: bytes, offset: int, n: int = CHUNK,
@@ -109,7 +109,7 @@ def _update(s: Script, image: bytes) -> None:
     s.begin("BEGIN again, same image: resume at 0", image)
     s.write("WRITE past next_offset", image, CHUNK)
     s.write("WRITE of a length not a multiple of 4", image, 0, n=CHUNK - 1)
-    s.write("WRITE that cuts the information block", image, 0, n=INFO_AT + 16)
+    s.write("WRITE that cuts the image header", image, 0, n=HEADER_END - 16)
     first = s.write("WRITE chunk 0", image, 0)
     again = s.raw("the same frame again (lost response)", frame(CMD["WRITE"], 0, s.seq,
                                                                 struct.pack("<I", 0) + image[:CHUNK]))
@@ -174,9 +174,10 @@ def test_every_response_frame_is_the_same(fw_build: BuildResult, script: str) ->
             # a NOP takes that loss before the script starts.
             exchange(s.port, frame(CMD["NOP"], 0, 0))
             # larger than the real application, so both devices send images of the same size
-            images = {"b": device.image(1, (1, 1, 0), 5 * CHUNK + 100, build=7),
-                      "a": device.image(0, (1, 1, 0), 16 * 1024, build=1),
-                      "old_b": device.image(1, (1, 0, 0), 16 * 1024, build=7)}
+            # Larger than the real application (about 26 KB), so that both devices send the same size.
+            images = {"b": device.image(1, (1, 1, 0), 8 * CHUNK + 100, build=7),
+                      "a": device.image(0, (1, 1, 0), 32 * 1024, build=1),
+                      "old_b": device.image(1, (1, 0, 0), 32 * 1024, build=7)}
             SCRIPTS[script](s, images)
             logs.append(s.log)
         finally:

@@ -1,5 +1,6 @@
 /* Fixture of the update agent's host tests (agent_fixture.h). */
 #include "agent_fixture.h"
+#include "mcuboot_fixture.h"
 #include <stdlib.h>
 #include <string.h>
 #include "crc32.h"
@@ -33,49 +34,33 @@ struct image running_img;
 void make_image_build(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t build,
                       uint32_t body_size, uint32_t seed)
 {
-    uint32_t base = fa_slot(slot)->base;
-    struct fota_image_info ii;
-    struct fota_image_trailer tr;
     struct sha256_ctx ctx;
-    uint32_t x = seed * 2654435761u + 1u;
-
-    body_size = (body_size + FOTA_IMAGE_ALIGN - 1) & ~(FOTA_IMAGE_ALIGN - 1);
     memset(im, 0, sizeof(*im));
-    for (uint32_t i = 0; i < body_size; i++) {
-        x = x * 1103515245u + 12345u;
-        im->data[i] = (uint8_t)(x >> 16);
-    }
-    uint32_t sp = FOTA_SRAM_BASE + FOTA_SRAM_SIZE;
-    uint32_t reset = base + 0x301u; /* Thumb */
-    memcpy(im->data, &sp, 4);
-    memcpy(im->data + 4, &reset, 4);
-    memset(&ii, 0, sizeof(ii));
-    ii.ii_magic = FOTA_IMAGE_INFO_MAGIC;
-    ii.ii_format = FOTA_IMAGE_FORMAT_VERSION;
-    ii.ii_slot = slot;
-    ii.ii_load_addr = base;
-    ii.ii_ver_major = maj;
-    ii.ii_ver_minor = min;
-    ii.ii_ver_patch = pat;
-    ii.ii_build = build;
-    ii.ii_image_size = body_size;
-    memcpy(im->data + FOTA_IMAGE_INFO_OFFSET, &ii, sizeof(ii));
-    memset(&tr, 0, sizeof(tr));
-    tr.it_magic = FOTA_IMAGE_TRAILER_MAGIC;
-    tr.it_format = FOTA_IMAGE_FORMAT_VERSION;
-    tr.it_sig_type = FOTA_SIG_NONE;
-    tr.it_trailer_size = sizeof(tr);
-    memset(tr.it_signature, 0xFF, sizeof(tr.it_signature));
-    memset(tr.it_reserved1, 0xFF, sizeof(tr.it_reserved1));
-    sha256_init(&ctx);
-    sha256_update(&ctx, im->data, body_size);
-    sha256_final(&ctx, tr.it_sha256);
-    memcpy(im->data + body_size, &tr, sizeof(tr));
-    im->size = body_size + (uint32_t)sizeof(tr);
+    struct signed_spec spec = {slot, {maj, min, (uint8_t)pat}, build, 1u, body_size > 8u ? body_size - 8u : 0u,
+                               0, seed + 1u};
+    im->size = fw_make_signed(im->data, &spec);
+    memcpy(&im->header, im->data, sizeof(im->header));
+    im->header.ih_ver_revision = pat;
+    memcpy(im->data, &im->header, sizeof(im->header));
+    fw_resign_buf(im->data, 0);
     sha256_init(&ctx);
     sha256_update(&ctx, im->data, im->size);
     sha256_final(&ctx, im->sha);
-    im->info = ii;
+}
+
+void image_rehash(struct image *im)
+{
+    struct sha256_ctx ctx;
+    memcpy(&im->header, im->data, sizeof(im->header));
+    sha256_init(&ctx);
+    sha256_update(&ctx, im->data, im->size);
+    sha256_final(&ctx, im->sha);
+}
+
+void image_resign(struct image *im)
+{
+    fw_resign_buf(im->data, 0);
+    image_rehash(im);
 }
 
 void make_image(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t body_size,
@@ -124,9 +109,9 @@ void setup(void)
 
 void start_agent(void)
 {
-    struct fota_image_info ii;
-    memcpy(&ii, running_img.data + FOTA_IMAGE_INFO_OFFSET, sizeof(ii));
-    (void)agent_init(&ag, &port, FOTA_SLOT_A, &ii);
+    struct fota_image_header h;
+    memcpy(&h, running_img.data, sizeof(h));
+    (void)agent_init(&ag, &port, FOTA_SLOT_A, &h);
     flash_ram_power_on();
 }
 
@@ -204,13 +189,13 @@ struct fota_begin_req begin_of(const struct image *im, uint8_t target)
     struct fota_begin_req br;
     memset(&br, 0, sizeof(br));
     br.br_target_slot = target;
-    br.br_ver_major = im->info.ii_ver_major;
-    br.br_ver_minor = im->info.ii_ver_minor;
-    br.br_ver_patch = im->info.ii_ver_patch;
-    br.br_build = im->info.ii_build;
+    br.br_ver_major = im->header.ih_ver_major;
+    br.br_ver_minor = im->header.ih_ver_minor;
+    br.br_ver_patch = im->header.ih_ver_revision;
+    br.br_build = im->header.ih_ver_build;
     br.br_image_size = im->size;
     memcpy(br.br_sha256, im->sha, 32);
-    memcpy(br.br_info, im->data + FOTA_IMAGE_INFO_OFFSET, sizeof(br.br_info));
+    memcpy(br.br_header, im->data, sizeof(br.br_header));
     return br;
 }
 

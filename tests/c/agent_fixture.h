@@ -19,21 +19,26 @@ extern unsigned kicks;
 /* An image file as the master sends it. */
 struct image {
     uint8_t data[FOTA_MAX_IMAGE_SIZE];
-    uint32_t size; /* file size: image + trailer */
+    uint32_t size; /* file size: header, image, both TLV areas */
     uint8_t sha[32];
-    struct fota_image_info info;
+    struct fota_image_header header;
 };
 
 extern struct image img;
 extern struct image img2;
 extern struct image running_img; /* the image in slot A, running */
 
-/* A valid image file for `slot` (vector table, information block, pattern, trailer) of version
- * maj.min.pat, build 7 (make_image) or `build`. */
+/* A valid image file for `slot` (header, vectors, pseudo-random body, TLVs signed by test key 0,
+ * security counter 1) of version maj.min.pat, build 7 (make_image) or `build`; body_size bytes of
+ * body rounded up to 8. */
 void make_image(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t body_size,
                 uint32_t seed);
 void make_image_build(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t build,
                       uint32_t body_size, uint32_t seed);
+/* After editing im->data: the header copy and the file hash again (image_rehash), and also the
+ * SHA256 TLV and the signature (image_resign, so that only the edited field is wrong). */
+void image_rehash(struct image *im);
+void image_resign(struct image *im);
 /* Put an image straight into a slot (as a previous update would have). */
 void install(const struct image *im, uint8_t slot);
 /* Append a record for version 1.0.0 to the journal. */

@@ -15,18 +15,20 @@ struct img_spec {
     uint8_t slot;          /* slot the image is linked for */
     uint8_t ver[3];        /* major minor patch */
     uint32_t build;
-    uint32_t payload;      /* bytes of code after the information block */
+    uint32_t payload;      /* bytes of code after the vector words */
 };
 
 /* Power-on RAM flash, installed as the flash_area backend. */
 void fw_flash_fresh(void);
-/* Write a valid image for spec into slot `where` (normally spec->slot); returns ii_image_size. */
+/* Write a valid image (signed by test key 0, security counter 1) for spec into slot `where`
+ * (normally spec->slot); returns its total size (header to the last TLV). */
 uint32_t fw_put_image(uint8_t where, const struct img_spec *spec);
 /* Pointer to the bytes of slot `slot` in the RAM flash. */
 uint8_t *fw_slot_mem(uint8_t slot);
 /* Pointer to the metadata sector in the RAM flash. */
 uint8_t *fw_meta_mem(void);
-/* Recompute the trailer's SHA-256 after editing an image in RAM (so only the edited field is wrong). */
+/* Recompute the SHA256 TLV and the signature after editing the signed part of an image in RAM (so
+ * only the edited field is wrong). */
 void fw_rehash(uint8_t slot);
 /* A record for the journal (seq, magic and CRC are set by journal_append). */
 struct fota_meta_record fw_record(uint8_t slot, uint8_t state, uint8_t attempts, uint8_t prev);

@@ -90,9 +90,9 @@ TEST(agent_confirm_command)
  * self-test, app/trial.c): the record it appends, and the error it keeps for the log. */
 TEST(agent_confirm_record_and_journal_error)
 {
-    struct fota_image_info ii;
+    struct fota_image_header ii;
     setup();
-    memcpy(&ii, running_img.data + FOTA_IMAGE_INFO_OFFSET, sizeof(ii));
+    memcpy(&ii, running_img.data, sizeof(ii));
     journal_put(FOTA_SLOT_A, FOTA_META_STATE_TRIAL, 1, FOTA_SLOT_B);
     start_agent();
     flash_ram_fail_program_at(0); /* the record's first word */
@@ -109,9 +109,9 @@ TEST(agent_confirm_record_and_journal_error)
     CHECK_EQ(r->mr_attempts_left, 0);
     CHECK_EQ(r->mr_last_result, FOTA_RESULT_CONFIRMED);
     CHECK_EQ(r->mr_prev_slot, FOTA_SLOT_A);
-    CHECK_EQ(r->mr_ver_major, ii.ii_ver_major);
-    CHECK_EQ(r->mr_ver_minor, ii.ii_ver_minor);
-    CHECK_EQ(r->mr_ver_patch, ii.ii_ver_patch);
-    CHECK_EQ(r->mr_build, ii.ii_build);
+    CHECK_EQ(r->mr_ver_major, ii.ih_ver_major);
+    CHECK_EQ(r->mr_ver_minor, ii.ih_ver_minor);
+    CHECK_EQ(r->mr_ver_patch, ii.ih_ver_revision);
+    CHECK_EQ(r->mr_build, ii.ih_ver_build);
     CHECK(!agent_on_trial(&ag));
 }

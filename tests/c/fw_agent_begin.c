@@ -7,7 +7,7 @@
 TEST(agent_begin_refusals_touch_nothing)
 {
     struct fota_begin_req br;
-    struct fota_image_info ii;
+    struct fota_image_header h;
     setup();
     install(&running_img, FOTA_SLOT_A);
     make_image(&img2, FOTA_SLOT_B, 0, 9, 0, 50000, 9); /* an old image in slot B */
@@ -33,27 +33,25 @@ TEST(agent_begin_refusals_touch_nothing)
     CHECK_EQ(begin(&br), FOTA_ST_ERR_TOO_LARGE);
 
     br = begin_of(&img, FOTA_SLOT_B);
-    br.br_info[0] ^= 1; /* magic */
+    br.br_header[0] ^= 1; /* magic */
     CHECK_EQ(begin(&br), FOTA_ST_ERR_IMAGE);
     br = begin_of(&img, FOTA_SLOT_B);
-    br.br_ver_minor = 2; /* BEGIN's version differs from the information block's */
+    br.br_ver_minor = 2; /* BEGIN's version differs from the header's */
     CHECK_EQ(begin(&br), FOTA_ST_ERR_IMAGE);
     br = begin_of(&img, FOTA_SLOT_B);
-    br.br_image_size += 8; /* size differs from ii_image_size + trailer */
+    br.br_image_size = FOTA_IMAGE_HDR_SIZE + img.header.ih_img_size + 8u; /* no room for the TLVs */
     CHECK_EQ(begin(&br), FOTA_ST_ERR_IMAGE);
-
-    /* linked for slot A, sent to slot B */
-    make_image(&img, FOTA_SLOT_A, 1, 1, 0, 30000, 2);
-    br = begin_of(&img, FOTA_SLOT_A);
-    br.br_target_slot = FOTA_SLOT_B;
-    CHECK_EQ(begin(&br), FOTA_ST_ERR_WRONG_SLOT);
-    /* right slot number, wrong load address */
-    make_image(&img, FOTA_SLOT_B, 1, 1, 0, 30000, 2);
+    /* a header MCUboot would execute from elsewhere (load address), or encrypted (flags) */
     br = begin_of(&img, FOTA_SLOT_B);
-    memcpy(&ii, br.br_info, sizeof(ii));
-    ii.ii_load_addr = FOTA_REGION_SLOT_A_BASE;
-    memcpy(br.br_info, &ii, sizeof(ii));
-    CHECK_EQ(begin(&br), FOTA_ST_ERR_WRONG_SLOT);
+    memcpy(&h, br.br_header, sizeof(h));
+    h.ih_load_addr = FOTA_REGION_SLOT_B_BASE;
+    memcpy(br.br_header, &h, sizeof(h));
+    CHECK_EQ(begin(&br), FOTA_ST_ERR_IMAGE);
+    br = begin_of(&img, FOTA_SLOT_B);
+    memcpy(&h, br.br_header, sizeof(h));
+    h.ih_flags = 4u;
+    memcpy(br.br_header, &h, sizeof(h));
+    CHECK_EQ(begin(&br), FOTA_ST_ERR_IMAGE);
 
     /* same version as the running one, and older ones */
     make_image(&img, FOTA_SLOT_B, 1, 0, 0, 30000, 2);
@@ -84,7 +82,7 @@ TEST(agent_begin_refuses_a_rebuild_of_the_running_release)
     setup();
     start_agent();
     CHECK_EQ(req(FOTA_CMD_INFO, NULL, 0), FOTA_ST_OK);
-    make_image_build(&img, FOTA_SLOT_B, 1, 0, 0, running_img.info.ii_build + 1u, 30000, 2);
+    make_image_build(&img, FOTA_SLOT_B, 1, 0, 0, running_img.header.ih_ver_build + 1u, 30000, 2);
     br = begin_of(&img, FOTA_SLOT_B);
     CHECK_EQ(begin(&br), FOTA_ST_ERR_VERSION);
     CHECK_EQ(flash_ram_erases() + flash_ram_programs(), 0);

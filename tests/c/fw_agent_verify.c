@@ -36,14 +36,14 @@ TEST(agent_verify_validates_as_the_bootloader)
     start_agent();
     CHECK_EQ(req(FOTA_CMD_INFO, NULL, 0), FOTA_ST_OK);
     make_image(&img, FOTA_SLOT_B, 1, 1, 0, 50000, 11);
-    img.data[1000] ^= 0x55; /* the trailer's hash no longer matches the image */
+    img.data[1000] ^= 0x55; /* a signed byte changed: the SHA256 TLV no longer matches */
     sha256_init(&ctx);
     sha256_update(&ctx, img.data, img.size);
     sha256_final(&ctx, img.sha);
     br = begin_of(&img, FOTA_SLOT_B);
     CHECK_EQ(begin(&br), FOTA_ST_OK);
     CHECK_EQ(write_range(&img, 0, img.size, FOTA_MAX_CHUNK), FOTA_ST_OK);
-    CHECK_EQ(req(FOTA_CMD_VERIFY, NULL, 0), FOTA_ST_ERR_IMAGE);
+    CHECK_EQ(req(FOTA_CMD_VERIFY, NULL, 0), FOTA_ST_ERR_SIGNATURE);
     CHECK_EQ(req(FOTA_CMD_ACTIVATE, NULL, 0), FOTA_ST_ERR_NOT_VERIFIED);
     CHECK_EQ(info().ir_b_state, FOTA_SLOT_STATE_INVALID);
 }

@@ -7,7 +7,7 @@
 #include "mcuboot_fixture.h"
 #include "sha256.h"
 
-static const struct signed_spec SPEC = {FOTA_SLOT_B, {1, 2, 3}, 9, 4, 1000, 0};
+static const struct signed_spec SPEC = {FOTA_SLOT_B, {1, 2, 3}, 9, 4, 1000, 0, 0};
 
 static uint8_t check(uint8_t slot, struct mcuboot_image *img)
 {
@@ -61,7 +61,7 @@ TEST(mcuboot_each_refusal_has_its_own_fault)
         {"load address", 4, {1}, 1, 0, MCUBOOT_BAD_HEADER},
         {"flags", 16, {0x20}, 1, 0, MCUBOOT_BAD_HEADER},
         {"image size past the slot", 12, {0, 0, 0x08, 0}, 4, 0, MCUBOOT_BAD_SIZE},
-        {"image size misaligned", 12, {0xEC, 0x03}, 2, 0, MCUBOOT_BAD_SIZE},
+        {"image size misaligned", 12, {0xEE, 0x03}, 2, 0, MCUBOOT_BAD_SIZE},
         {"protected size differs", 10, {24}, 1, 0, MCUBOOT_BAD_TLV_INFO},
         {"protected magic", 0, {0x34, 0x12}, 2, 0, MCUBOOT_BAD_TLV_INFO},
         {"unprotected magic", 1, {0x08, 0x69}, 2, 0, MCUBOOT_BAD_TLV_INFO},
@@ -149,7 +149,7 @@ TEST(mcuboot_lengths_never_reach_past_the_slot)
     uint8_t *m = fw_slot_mem(FOTA_SLOT_A);
     /* The largest image size whose protected area still fits: the unprotected info falls at the
      * slot's end, where the slot B image begins; its bytes are not this slot's. */
-    put32(m + 12, FOTA_REGION_SLOT_A_SIZE - FOTA_IMAGE_HDR_SIZE - FOTA_IMAGE_PROT_TLV_SIZE - 8u);
+    put32(m + 12, FOTA_REGION_SLOT_A_SIZE - FOTA_IMAGE_HDR_SIZE - FOTA_IMAGE_PROT_TLV_SIZE);
     CHECK_EQ(check(FOTA_SLOT_A, &img), MCUBOOT_BAD_SIZE);
     put32(m + 12, 0xFFFFFFF8u);
     CHECK_EQ(check(FOTA_SLOT_A, &img), MCUBOOT_BAD_SIZE);

@@ -67,23 +67,22 @@ static uint32_t file_size;
 
 static void make_file(void)
 {
-    uint32_t size = fw_put_image(B, &new_b);
-    file_size = size + (uint32_t)sizeof(struct fota_image_trailer);
+    file_size = fw_put_image(B, &new_b);
     memcpy(file, fw_slot_mem(B), file_size);
 }
 
-static struct fota_image_info info_of(uint8_t slot)
+static struct fota_image_header info_of(uint8_t slot)
 {
-    struct fota_image_info ii;
-    memcpy(&ii, fw_slot_mem(slot) + FOTA_IMAGE_INFO_OFFSET, sizeof(ii));
-    return ii;
+    struct fota_image_header h;
+    memcpy(&h, fw_slot_mem(slot), sizeof(h));
+    return h;
 }
 
 /* The master's update from the image running in A: INFO, BEGIN, WRITE..., VERIFY. Returns 0 when
  * every step answered OK. */
 static int update_until_verify(void)
 {
-    struct fota_image_info run = info_of(A);
+    struct fota_image_header run = info_of(A);
     struct fota_begin_req br;
     static uint8_t chunk[4 + CHUNK];
 
@@ -102,7 +101,7 @@ static int update_until_verify(void)
     sha256_init(&ctx);
     sha256_update(&ctx, file, file_size);
     sha256_final(&ctx, br.br_sha256);
-    memcpy(br.br_info, file + FOTA_IMAGE_INFO_OFFSET, sizeof(br.br_info));
+    memcpy(br.br_header, file, sizeof(br.br_header));
     if (request(FOTA_CMD_BEGIN, &br, sizeof(br)) != FOTA_ST_OK) {
         return -1;
     }
@@ -154,7 +153,7 @@ static int boot(struct boot_decision *d)
 /* The new image's self-test passed (app/trial.c): agent_confirm. */
 static int confirm_in_b(void)
 {
-    struct fota_image_info run = info_of(B);
+    struct fota_image_header run = info_of(B);
     (void)agent_init(&ag, &port, B, &run);
     return agent_confirm(&ag) == AGENT_OK ? 0 : -1;
 }
@@ -167,7 +166,7 @@ static int prepare(uint32_t room)
 {
     fw_flash_fresh();
     make_file();
-    memset(fw_slot_mem(B), 0, FOTA_IMAGE_INFO_OFFSET + 64u); /* old data: B must be erased */
+    memset(fw_slot_mem(B), 0, FOTA_IMAGE_HDR_SIZE + 64u); /* old data: B must be erased */
     fw_put_image(A, &old_a);
     struct journal_state js;
     (void)journal_scan(fw_meta(), &js);

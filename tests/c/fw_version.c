@@ -25,7 +25,7 @@ TEST(version_build_number_is_not_ordered)
 
 TEST(version_of_information_block)
 {
-    struct fota_image_info ii = {.ii_ver_major = 3, .ii_ver_minor = 4, .ii_ver_patch = 500, .ii_build = 6};
+    struct fota_image_header ii = {.ih_ver_major = 3, .ih_ver_minor = 4, .ih_ver_revision = 500, .ih_ver_build = 6};
     struct fw_version v = version_of(&ii);
     CHECK(v.major == 3 && v.minor == 4 && v.patch == 500 && v.build == 6, "%u.%u.%u+%u", v.major, v.minor, v.patch,
           v.build);

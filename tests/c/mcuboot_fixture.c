@@ -90,19 +90,20 @@ static uint8_t *put_tlv(uint8_t *p, uint16_t type, const void *value, uint16_t l
     return p + sizeof(t) + len;
 }
 
-uint32_t fw_put_signed(uint8_t where, const struct signed_spec *spec)
+uint32_t fw_make_signed(uint8_t *m, const struct signed_spec *spec)
 {
-    uint8_t *m = fw_slot_mem(where);
     uint32_t base = fa_slot(spec->slot)->base;
     uint32_t body = (8u + spec->payload + 7u) & ~7u;
     memset(m, 0, FOTA_IMAGE_HDR_SIZE);
     uint32_t sp = FOTA_SRAM_BASE + FOTA_SRAM_SIZE;
     uint32_t entry = base + FOTA_IMAGE_HDR_SIZE + 0x41u; /* inside the body, Thumb bit set */
+    uint32_t x = spec->seed * 2654435761u + 1u;
+    for (uint32_t i = 8; i < body; i++) {
+        x = x * 1103515245u + 12345u;
+        m[FOTA_IMAGE_HDR_SIZE + i] = spec->seed != 0u ? (uint8_t)(x >> 16) : (uint8_t)(i * 7u + spec->build);
+    }
     memcpy(m + FOTA_IMAGE_HDR_SIZE, &sp, 4);
     memcpy(m + FOTA_IMAGE_HDR_SIZE + 4, &entry, 4);
-    for (uint32_t i = 8; i < body; i++) {
-        m[FOTA_IMAGE_HDR_SIZE + i] = (uint8_t)(i * 7u + spec->build);
-    }
     uint8_t *p = m + FOTA_IMAGE_HDR_SIZE + body;
     struct fota_image_tlv_info prot = {.ti_magic = FOTA_IMAGE_TLV_PROT_INFO_MAGIC, .ti_tlv_tot = FOTA_IMAGE_PROT_TLV_SIZE};
     memcpy(p, &prot, sizeof(prot));
@@ -127,21 +128,29 @@ uint32_t fw_put_signed(uint8_t where, const struct signed_spec *spec)
     p = put_tlv(p, FOTA_IMAGE_TLV_SHA256, zero, 32);
     p = put_tlv(p, FOTA_IMAGE_TLV_KEYHASH, fw_test_key(spec->key)->hash, 32);
     p = put_tlv(p, FOTA_IMAGE_TLV_ED25519, zero, 64);
-    slot_key[where & 1u] = spec->key & 1u;
-    fw_resign(where);
+    fw_resign_buf(m, spec->key);
     return (uint32_t)(p - m);
+}
+
+uint32_t fw_put_signed(uint8_t where, const struct signed_spec *spec)
+{
+    slot_key[where & 1u] = spec->key & 1u;
+    return fw_make_signed(fw_slot_mem(where), spec);
 }
 
 void fw_resign(uint8_t slot)
 {
-    uint8_t *m = fw_slot_mem(slot);
+    fw_resign_buf(fw_slot_mem(slot), slot_key[slot & 1u]);
+}
+
+void fw_resign_buf(uint8_t *m, uint8_t key)
+{
     struct fota_image_header h;
     memcpy(&h, m, sizeof(h));
     uint32_t signed_size = FOTA_IMAGE_HDR_SIZE + h.ih_img_size + h.ih_protect_tlv_size;
     uint8_t *tlvs = m + signed_size + sizeof(struct fota_image_tlv_info);
     uint8_t *sha = tlvs + sizeof(struct fota_image_tlv);
     uint8_t *sig = sha + 32 + sizeof(struct fota_image_tlv) + 32 + sizeof(struct fota_image_tlv);
-    uint8_t key = slot_key[slot & 1u];
     struct sha256_ctx c;
     sha256_init(&c);
     sha256_update(&c, m, signed_size);

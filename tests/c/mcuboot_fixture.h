@@ -14,6 +14,7 @@ struct signed_spec {
     uint32_t counter;      /* SEC_CNT */
     uint32_t payload;      /* bytes of the image body after the vector words; rounded to 8 */
     uint8_t key;           /* test key 0 (trusted) or 1 (not in the ring) */
+    uint32_t seed;         /* body filler: 0 a fixed pattern, else pseudo-random from the seed */
 };
 
 /* The ring of the tests: test key 0 only. */
@@ -24,6 +25,10 @@ const struct keyring_key *fw_test_key(uint8_t key);
 void fw_sign(uint8_t key, const uint8_t *msg, size_t len, uint8_t sig[64]);
 /* Write a signed image for spec at the base of slot `where`; returns its total size. */
 uint32_t fw_put_signed(uint8_t where, const struct signed_spec *spec);
+/* The same into the buffer m (header to the last TLV); returns its size. */
+uint32_t fw_make_signed(uint8_t *m, const struct signed_spec *spec);
+/* fw_resign for an image in a buffer, signed by test key `key`. */
+void fw_resign_buf(uint8_t *m, uint8_t key);
 /* After editing the signed part of the image in slot `slot` in RAM: recompute the SHA256 TLV and
  * the signature, so that only the edited field is wrong. */
 void fw_resign(uint8_t slot);

@@ -1,4 +1,4 @@
-"""The Python MCUboot check (fota_formats.mcuboot) and the bootloader's C check (stm32/lib/mcuboot.c)
+"""The Python MCUboot check (fota_formats.image) and the bootloader's C check (stm32/lib/mcuboot.c)
 give the same verdict, rule for rule: on hand-made bad images that name the rule that must refuse
 each, and on random corruptions of header and TLV areas, which both must refuse (or accept) for the
 same reason. The C ring trusts test key 0 of tests/c/mcuboot_fixture.c (seed 0x5A * 32)."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fota_formats.errors import ImageError
-from fota_formats.mcuboot import HDR_SIZE, TLV_SLOT, build_image, validate_image
+from fota_formats.image import HDR_SIZE, TLV_SLOT, build_image, validate_image
 from fota_formats.spec import IMAGE, LAYOUT
 from stm32_fota.signing import public_key_hash, ring_verifier
 

@@ -7,7 +7,7 @@ import struct
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fota_formats.errors import ImageError
-from fota_formats.mcuboot import (
+from fota_formats.image import (
     HDR_SIZE,
     PROT_INFO_MAGIC,
     TLV_ED25519,

@@ -40,11 +40,13 @@ def invoke(args: list[str], cfg: FotaConfig, tmp_path: Path,
 
 @pytest.mark.slow
 def test_release_task_uploads_then_refuses_the_same_version(cfg: FotaConfig, tmp_path: Path):
-    build = write_build(tmp_path / "build", "2.3.4")
+    from stm32_fota.signing import load_signing_key
+
+    key = throwaway_key(tmp_path / "keys")
+    build = write_build(tmp_path / "build", "2.3.4", key=load_signing_key(key.private))
     unsigned = invoke(["release", "--build-dir", str(build)], cfg, tmp_path)
     assert unsigned.returncode == 1 and "Traceback" not in unsigned.stderr
     assert "no signing key; the server and the devices refuse an unsigned release" in unsigned.stderr
-    key = throwaway_key(tmp_path / "keys")
     first = invoke(["release", "--build-dir", str(build), "--key", str(key.private)], cfg, tmp_path)
     assert first.returncode == 0, first.stderr
     assert "uploaded  manifest.json.sig" in first.stdout

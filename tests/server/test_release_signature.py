@@ -168,7 +168,7 @@ def test_a_server_without_trusted_keys_accepts_no_release(store: S3Store, served
 def test_a_release_by_the_next_key_of_the_ring_is_accepted(store: S3Store, served: FirmwareFolder,
                                                           tmp_path: Path):
     """Rotation: the ring holds the current key and the next one; a release by either syncs."""
-    release(store, write_build(tmp_path / "b4", "1.4.0"), signing_key=OTHER_KEY, revision="r")
+    release(store, write_build(tmp_path / "b4", "1.4.0", key=OTHER_KEY), signing_key=OTHER_KEY, revision="r")
     assert sync_once(store, served, TRUSTED).status == "error"
     ring = KeyRing([*TRUSTED.keys.values(), load_key(raw_public(OTHER_KEY).hex())])
     r = sync_once(store, served, ring)
@@ -244,3 +244,28 @@ def test_the_served_config_refuses_an_unusable_key_at_start(tmp_path: Path):
     (tmp_path / "fota.toml").write_text('[server]\ntrusted_keys = ["missing.pem"]\n')
     with pytest.raises(TrustError, match=r"cannot read the trusted key .*missing\.pem"):
         build_app(load_config(tmp_path / "fota.toml", env={}), sync=False)
+
+
+def test_an_image_signed_by_an_untrusted_key_is_refused_by_the_server(store: S3Store, served: FirmwareFolder,
+                                                                      tmp_path: Path):
+    """The manifest's signature checks out, but an image inside is signed by another key (a
+    bucket writer who holds an old or stolen build key): the server refuses the release, names the
+    image and its key, and keeps serving the release it has."""
+    from fota_lab.images import make_image
+    from stm32_fota.release import ReleaseError, check_build, make_manifest, signed_manifest
+
+    build = write_build(tmp_path / "b5", "1.5.0")
+    (build / "slot-b.bin").write_bytes(make_image(1, "1.5.0", key=OTHER_KEY))
+    with pytest.raises(ReleaseError, match="signed by key"):   # invoke release refuses it first
+        release(store, build, signing_key=RELEASE_KEY, revision="r")
+    files = check_build(build)
+    raw, _ = signed_manifest(make_manifest(files, "r", False, RELEASE_HASH), RELEASE_KEY)
+    for name, data in files.images.items():
+        put(store, f"releases/1.5.0/{name}", data)
+    put(store, "releases/1.5.0/version.txt", files.version_text)
+    put_signed_manifest(store, "releases/1.5.0", raw)
+    put(store, "version.txt", b"1.5.0\n")
+    before = served.current_target()
+    r = sync_once(store, served, TRUSTED)
+    assert r.status == "error" and "slot-b.bin" in r.message and "not trusted" in r.message, r.message
+    assert served.current_target() == before

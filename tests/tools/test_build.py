@@ -72,7 +72,7 @@ def test_version_change_rebuilds(fw_build_copy: Path) -> None:
     for name in ("slot-a", "slot-b"):
         assert read_image(fw_build_copy / f"{name}.bin").version_str == "1.1.0"
         assert read_image(fw_build_copy / f"{name}.bin").build == 7
-        check_elf(fw_build_copy / f"{name}.elf", TARGETS[name], version=(1, 1, 0), build=7)
+        check_elf(fw_build_copy / f"{name}.elf", TARGETS[name])
     assert (fw_build_copy / "version.txt").read_text(encoding="utf-8") == "1.1.0\n"
     assert make_is_up_to_date(fw_build_copy, "1.1.0", 7)
     # And back: nothing of 1.1.0 survives.
@@ -111,11 +111,11 @@ def test_bad_variant_name(tmp_path: Path) -> None:
 def fake_elves(arm_toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Good small ELF files for every target, plus a slot-b ELF linked for slot A."""
     d = tmp_path_factory.mktemp("fake-elves")
-    ElfRecipe(region="bootloader", info=False).link(d, "bootloader")
-    ElfRecipe(region="slot_a", slot=SLOT_A).link(d, "slot-a")
+    ElfRecipe(region="bootloader", header=0).link(d, "bootloader")
+    ElfRecipe(region="slot_a").link(d, "slot-a")
     ElfRecipe().link(d, "slot-b")
-    ElfRecipe(region="slot_a", slot=SLOT_A).link(d / "bad", "slot-b")
-    ElfRecipe(region="slot_a", slot=SLOT_A).link(d, "slot-a-hang")
+    ElfRecipe(region="slot_a").link(d / "bad", "slot-b")
+    ElfRecipe(region="slot_a").link(d, "slot-a-hang")
     ElfRecipe().link(d, "slot-b-hang")
     return d
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from fota_formats.image import TRAILER_SIZE
+from fota_formats.image import BODY_ALIGN, HDR_SIZE, TLV_AREA_SIZE
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_testkit.elf import ElfRecipe
 from stm32_fota.build import BuildResult
@@ -21,7 +21,6 @@ from stm32_fota.errors import ElfCheckError
 from stm32_fota.sizes import format_size_table, size_rows
 
 SLOT_A, SLOT_B = IMAGE.constants["SLOT_A"], IMAGE.constants["SLOT_B"]
-V100 = (1, 0, 0)
 
 
 @pytest.fixture(scope="module")
@@ -54,22 +53,18 @@ def patched_copy(src: Path, dst: Path, section: str, offset: int, data: bytes) -
 @pytest.mark.parametrize("name", ["bootloader", "slot-a", "slot-b"])
 def test_real_build_passes(fw_build: BuildResult, name: str) -> None:
     elf = fw_build.build_dir / f"{name}.elf"
-    slot = TARGETS[name].slot is not None
-    report = check_elf(elf, TARGETS[name], version=V100 if slot else None, build=0 if slot else None)
+    report = check_elf(elf, TARGETS[name])
     assert 0 < report.flash_used <= report.flash_limit
     assert 0 < report.sram_used <= LAYOUT.sram_size
-    if slot:
-        assert report.info is not None and report.info["slot"] == TARGETS[name].slot
-        assert report.flash_used == fw_build.target(name).bin.stat().st_size
-    else:
-        assert report.flash_used == fw_build.target(name).bin.stat().st_size
+    # The slot images count their TLV areas, signed by post-link: the .bin is exactly that long.
+    assert report.flash_used == fw_build.target(name).bin.stat().st_size
 
 
 def test_real_slot_a_is_not_usable_as_slot_b(fw_build: BuildResult) -> None:
-    problems = problems_of(fw_build.build_dir / "slot-a.elf", "slot-b", version=V100, build=0)
+    problems = problems_of(fw_build.build_dir / "slot-a.elf", "slot-b")
     text = "\n".join(problems)
     assert "is outside slot_b (0x08060000-0x080E0000)" in text
-    assert "no vector table at the base of slot_b" in text
+    assert "no vector table at 0x08060200 in slot_b" in text
     assert problems[-1] == "it looks linked for slot_a (0x08020000), not slot_b"
 
 
@@ -84,16 +79,11 @@ def test_real_slot_image_is_not_a_bootloader(fw_build: BuildResult) -> None:
     assert any("is outside bootloader (0x08000000-0x08020000)" in p for p in problems)
 
 
-def test_real_build_with_other_version_fails(fw_build: BuildResult) -> None:
-    problems = problems_of(fw_build.build_dir / "slot-b.elf", "slot-b", version=(1, 0, 1), build=3)
-    assert problems == ["ii_ver_major.minor.patch is 1.0.0, expected 1.0.1", "ii_build is 0, expected 3"]
-
-
 def test_real_elf_with_sp_outside_sram_fails(fw_build: BuildResult, tmp_path: Path) -> None:
     bad = patched_copy(fw_build.build_dir / "slot-b.elf", tmp_path / "slot-b.elf", ".isr_vector", 0,
                        (0x10008000).to_bytes(4, "little"))
     assert problems_of(bad, "slot-b") == [
-        "initial stack pointer 0x10008000 is outside SRAM (0x20000000-0x20020000) (vector 0 at 0x08060000)"]
+        "initial stack pointer 0x10008000 is outside SRAM (0x20000000-0x20020000) (vector 0 at 0x08060200)"]
 
 
 def test_real_elf_with_arm_mode_reset_handler_fails(fw_build: BuildResult, tmp_path: Path) -> None:
@@ -105,11 +95,10 @@ def test_real_elf_with_arm_mode_reset_handler_fails(fw_build: BuildResult, tmp_p
     assert problems_of(bad, "bootloader") == [f"reset handler 0x{reset & ~1:08X} has the Thumb bit clear"]
 
 
-def test_real_elf_with_wrong_info_slot_fails(fw_build: BuildResult, tmp_path: Path) -> None:
-    at = next(f.offset for f in IMAGE.structs["image_info"].fields if f.name == "slot")
-    bad = patched_copy(fw_build.build_dir / "slot-b.elf", tmp_path / "slot-b.elf", ".image_info", at,
-                       bytes([SLOT_A]))
-    assert problems_of(bad, "slot-b") == ["ii_slot is 0, expected 1 (slot B)"]
+def test_real_elf_with_a_filled_header_room_fails(fw_build: BuildResult, tmp_path: Path) -> None:
+    bad = patched_copy(fw_build.build_dir / "slot-b.elf", tmp_path / "slot-b.elf", ".image_header", 0,
+                       b"\x3d\xb8\xf3\x96")
+    assert problems_of(bad, "slot-b") == ["the image header room at 0x08060000 is not all zero bytes"]
 
 
 def test_size_table_of_the_real_build(fw_build: BuildResult) -> None:
@@ -130,23 +119,24 @@ def test_size_table_of_the_real_build(fw_build: BuildResult) -> None:
 
 def test_small_good_elf_passes(elf_dir: Path) -> None:
     elf = ElfRecipe().link(elf_dir, "good")
-    report = check_elf(elf, TARGETS["slot-b"], version=V100, build=0)
-    assert report.info is not None and report.info["load_addr"] == LAYOUT.region("slot_b").base
+    report = check_elf(elf, TARGETS["slot-b"])
+    assert report.flash_used > HDR_SIZE + TLV_AREA_SIZE
 
 
 def test_wrong_base(elf_dir: Path) -> None:
     elf = ElfRecipe(base_offset=0x20000).link(elf_dir, "wrong-base")
     problems = problems_of(elf, "slot-b")
-    assert problems[0] == ("no vector table at the base of slot_b (0x08060000-0x080E0000): "
+    assert problems[0] == ("no vector table at 0x08060200 in slot_b (0x08060000-0x080E0000): "
                            "the lowest address stored there is 0x08080000")
-    assert "section .image_info is at 0x08080200, expected 0x08060200 (slot base + 0x200)" in problems
+    assert ("section .image_header is at 0x08080000 (+0x200), expected 0x08060000 (+0x200): the room for "
+            "the image header") in problems
 
 
 def test_slot_a_elf_checked_as_slot_b(elf_dir: Path) -> None:
-    elf = ElfRecipe(region="slot_a", slot=SLOT_A).link(elf_dir, "slot-a")
+    elf = ElfRecipe(region="slot_a").link(elf_dir, "slot-a")
     check_elf(elf, TARGETS["slot-a"])
     problems = problems_of(elf, "slot-b")
-    assert "section .isr_vector at 0x08020000 (+0x8) is outside slot_b (0x08060000-0x080E0000)" in problems
+    assert "section .isr_vector at 0x08020200 (+0x8) is outside slot_b (0x08060000-0x080E0000)" in problems
     assert problems[-1] == "it looks linked for slot_a (0x08020000), not slot_b"
 
 
@@ -161,20 +151,25 @@ def test_oversize(elf_dir: Path) -> None:
 
 def test_just_fits(elf_dir: Path) -> None:
     base = check_elf(ElfRecipe().link(elf_dir, "base"), TARGETS["slot-b"]).flash_used
-    # flash_used counts image + padding + trailer; grow the image to exactly the limit.
+    # flash_used counts image + padding + TLV areas; grow the image to exactly the limit.
     elf = ElfRecipe(pad=LAYOUT.max_image_size - base).link(elf_dir, "fits")
     assert check_elf(elf, TARGETS["slot-b"]).flash_used == LAYOUT.max_image_size
+    elf = ElfRecipe(pad=LAYOUT.max_image_size - base + 4).link(elf_dir, "just-over")
+    (problem,) = problems_of(elf, "slot-b")
+    assert problem.endswith("(MAX_IMAGE_SIZE: either slot)")
 
 
-def test_missing_image_information_block(elf_dir: Path) -> None:
-    elf = ElfRecipe(info=False).link(elf_dir, "no-info")
-    assert problems_of(elf, "slot-b") == ["image information block missing: nothing stored at 0x08060200"]
+def test_missing_header_room(elf_dir: Path) -> None:
+    elf = ElfRecipe(header=0).link(elf_dir, "no-header")
+    problems = problems_of(elf, "slot-b")
+    assert problems[0].startswith("no vector table at 0x08060200 in slot_b")
+    assert ("section .image_header is missing, expected 0x08060000 (+0x200): the room for the image "
+            "header") in problems
 
 
-def test_image_information_block_of_the_wrong_slot(elf_dir: Path) -> None:
-    elf = ElfRecipe(slot=SLOT_A, load_addr=LAYOUT.region("slot_a").base).link(elf_dir, "info-slot-a")
-    assert problems_of(elf, "slot-b") == ["ii_slot is 0, expected 1 (slot B)",
-                                          "ii_load_addr is 0x08020000, expected 0x08060000 (base of slot_b)"]
+def test_header_room_not_zero(elf_dir: Path) -> None:
+    elf = ElfRecipe(header_fill=0xFF).link(elf_dir, "header-ff")
+    assert problems_of(elf, "slot-b") == ["the image header room at 0x08060000 is not all zero bytes"]
 
 
 def test_section_in_the_metadata_sector(elf_dir: Path) -> None:
@@ -198,20 +193,13 @@ def test_ram_sections_in_ccm_pass(elf_dir: Path) -> None:
     assert (report.sram_used, report.ccm_used) == (0, 8)
 
 
-def test_version_and_build_must_match(elf_dir: Path) -> None:
-    elf = ElfRecipe(version=(1, 2, 3), build=9).link(elf_dir, "v123")
-    assert check_elf(elf, TARGETS["slot-b"], version=(1, 2, 3), build=9).info is not None
-    assert problems_of(elf, "slot-b", version=V100, build=9) == [
-        "ii_ver_major.minor.patch is 1.2.3, expected 1.0.0"]
-
-
-def test_trailer_and_padding_counted_in_the_size(elf_dir: Path) -> None:
+def test_tlv_areas_and_padding_counted_in_the_size(elf_dir: Path) -> None:
     elf = ElfRecipe().link(elf_dir, "count")
     raw = elf_dir / "count.raw"
     subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(raw)], check=True, timeout=30)
-    n = raw.stat().st_size
-    align = IMAGE.constants["IMAGE_ALIGN"]
-    assert check_elf(elf, TARGETS["slot-b"]).flash_used == (n + align - 1) // align * align + TRAILER_SIZE
+    n = raw.stat().st_size - HDR_SIZE
+    body = (n + BODY_ALIGN - 1) // BODY_ALIGN * BODY_ALIGN
+    assert check_elf(elf, TARGETS["slot-b"]).flash_used == HDR_SIZE + body + TLV_AREA_SIZE
 
 
 def test_not_an_elf(tmp_path: Path) -> None:

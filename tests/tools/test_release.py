@@ -60,7 +60,7 @@ def test_release_uploads_layout_manifest_and_versioned_copy(cfg: FotaConfig, sto
             "sha256": hashlib.sha256(data).hexdigest(),
             "slot": slot,
             "version": "1.2.0",
-            "security_counter": 0,  # the image format without signatures carries none
+            "security_counter": 1,  # the images' SEC_CNT TLV
         }
     assert objs[pre + "releases/1.2.0/manifest.json"] == objs[pre + "manifest.json"]
     # version.txt (the top-level one) is the very last upload; every upload reported its bytes
@@ -112,7 +112,7 @@ def test_downgrade_release_is_marked_and_must_be_lower(store: S3Store, tmp_path:
 def test_corrupted_image_is_refused_before_any_upload(store: S3Store, tmp_path: Path):
     build = write_build(tmp_path / "b", "1.0.0")
     data = bytearray((build / "slot-a.bin").read_bytes())
-    data[0x300] ^= 0xFF  # a code byte: the trailer's SHA-256 no longer matches
+    data[0x300] ^= 0xFF  # a code byte: the SHA256 TLV no longer matches
     (build / "slot-a.bin").write_bytes(bytes(data))
     with pytest.raises(ReleaseError, match=r"image check failed: slot-a.bin: SHA-256"):
         release(store, build, signing_key=RELEASE_KEY, revision="r")
@@ -122,7 +122,7 @@ def test_corrupted_image_is_refused_before_any_upload(store: S3Store, tmp_path: 
 def test_image_linked_for_the_wrong_slot_is_refused(store: S3Store, tmp_path: Path):
     build = write_build(tmp_path / "b", "1.0.0")
     (build / "slot-a.bin").write_bytes(make_image(SLOT_B, "1.0.0"))
-    with pytest.raises(ReleaseError, match="linked for the other slot"):
+    with pytest.raises(ReleaseError, match=r"the image is for slot B \(0x08060000\), expected slot A"):
         release(store, build, signing_key=RELEASE_KEY, revision="r")
     assert bucket_objects(store) == {}
 
@@ -233,7 +233,7 @@ def test_a_key_written_as_imgtool_writes_it_signs_the_release(store: S3Store, tm
 
     files = throwaway_key(tmp_path / "keys")
     assert (files.private.stat().st_mode & 0o777) == 0o600
-    release(store, write_build(tmp_path / "b", "1.0.0"), signing_key=load_signing_key(files.private),
-            revision="r")
+    key = load_signing_key(files.private)
+    release(store, write_build(tmp_path / "b", "1.0.0", key=key), signing_key=key, revision="r")
     manifest = json.loads(store.get_bytes("manifest.json") or b"")
     assert manifest["signing_key"] == files.hash

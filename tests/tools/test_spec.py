@@ -97,7 +97,8 @@ def test_linker_memory_regions_match_layout(region: str) -> None:
     assert mem["CCM"] == (LAYOUT.ccm_base, LAYOUT.ccm_size)
     symbols = dict(re.findall(r"^(\w+)\s*=\s*(0x[0-9A-Fa-f]+);", text, re.MULTILINE))
     assert int(symbols["__metadata_base"], 16) == LAYOUT.region("metadata").base
-    assert int(symbols["__image_info_offset"], 16) == IMAGE.constants["IMAGE_INFO_OFFSET"]
+    assert int(symbols["__image_hdr_size"], 16) == IMAGE.constants["IMAGE_HDR_SIZE"]
+    assert int(symbols["__image_tlv_area_size"], 16) == IMAGE.constants["IMAGE_TLV_AREA_SIZE"]
     assert int(symbols["__max_image_size"], 16) == min(r.size, LAYOUT.max_image_size)
 
 
@@ -138,5 +139,13 @@ def test_sectors_tile_each_region_and_regions_tile_the_flash() -> None:
 def test_an_image_fits_either_slot() -> None:
     for name in ("slot_a", "slot_b"):
         assert LAYOUT.region(name).size >= LAYOUT.max_image_size, name
-    info_end = IMAGE.constants["IMAGE_INFO_OFFSET"] + IMAGE.structs["image_info"].size
-    assert info_end + IMAGE.structs["image_trailer"].size < LAYOUT.max_image_size
+    c = IMAGE.constants
+    assert c["IMAGE_HDR_SIZE"] + c["IMAGE_TLV_AREA_SIZE"] < LAYOUT.max_image_size
+    assert c["IMAGE_HDR_SIZE"] % 512 == 0, "the vector table after the header must be VTOR-aligned"
+
+
+def test_tlv_area_sizes_add_up() -> None:
+    """IMAGE_TLV_AREA_SIZE (what the linker keeps free) is what imgtool writes for our TLVs."""
+    c, tlv, info = IMAGE.constants, IMAGE.structs["image_tlv"].size, IMAGE.structs["image_tlv_info"].size
+    assert c["IMAGE_PROT_TLV_SIZE"] == info + 2 * (tlv + 4)             # SEC_CNT, SLOT
+    assert c["IMAGE_TLV_AREA_SIZE"] == c["IMAGE_PROT_TLV_SIZE"] + info + (tlv + 32) * 2 + tlv + 64

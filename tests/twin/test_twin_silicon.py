@@ -63,7 +63,7 @@ def test_the_application_starts_with_control_at_its_reset_value(fw_build) -> Non
     twin = Stm32Twin()
     with twin:
         twin.load_build(fw_build.build_dir, slot_b=False)
-        base = LAYOUT.region("slot_a").base
+        base = LAYOUT.region("slot_a").base + IMAGE.constants["IMAGE_HDR_SIZE"]   # the vector table
         sp, entry = (int.from_bytes(twin.flash_bytes(base + 4 * i, 4), "little") for i in range(2))
         seen: list[tuple[int, int]] = []
 

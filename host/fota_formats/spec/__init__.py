@@ -3,7 +3,7 @@
     >>> from fota_formats.spec import LAYOUT, IMAGE, PROTOCOL
     >>> hex(LAYOUT.region("slot_b").base)
     '0x8060000'
-    >>> IMAGE.structs["image_info"].size
+    >>> IMAGE.structs["image_header"].size
     32
 
 The TOML files beside this module are the source of truth. C headers, linker-script memory

@@ -28,7 +28,9 @@ def flashed_lab(root: Path, build_dir: Path) -> Lab:
     """A lab whose STM32 holds the build's bootloader and Slot A (1.0.0), everything started."""
     if root.exists():
         shutil.rmtree(root)
-    lab = Lab(root)
+    from fota_testkit.keys import SIGNING_KEY_FILE
+
+    lab = Lab(root, signing_key=SIGNING_KEY_FILE)   # the key the session's firmware build trusts
     try:
         lab.flash(build_dir, log=lambda _: None)
         lab.start()

@@ -1,9 +1,9 @@
 """Small, real ARM ELF files for the ELF-check and post-link tests.
 
-A tiny Cortex-M4 program (a vector table, the image information block from stm32/gen/fota_image.h,
-code, .data and .bss) is compiled with arm-none-eabi-gcc and linked with a linker script written
-here, so that each test can break exactly one thing: the link address, the information block, the
-size, a section in the metadata sector.
+A tiny Cortex-M4 program (the room for the image header, a vector table, code, .data and .bss) is
+compiled with arm-none-eabi-gcc and linked with a linker script written here, so that each test can
+break exactly one thing: the link address, the header room, the size, a section in the metadata
+sector.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fota_formats.image import INFO_OFFSET
-from fota_formats.spec import IMAGE, LAYOUT
+from fota_formats.image import HDR_SIZE
+from fota_formats.spec import LAYOUT
 
 ROOT = Path(__file__).resolve().parents[3]
 GEN = ROOT / "stm32" / "gen"
@@ -22,26 +22,12 @@ CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
 
 SOURCE = r"""
 #include <stdint.h>
-#include "fota_image.h"
 
 extern uint32_t _estack;
 void Reset_Handler(void);
 
 __attribute__((section(".isr_vector"), used))
 const uintptr_t vectors[2] = { (uintptr_t)&_estack, (uintptr_t)Reset_Handler };
-
-#ifdef WITH_INFO
-__attribute__((section(".image_info"), used))
-const struct fota_image_info image_info = {
-    .ii_magic = FOTA_IMAGE_INFO_MAGIC,
-    .ii_format = FOTA_IMAGE_FORMAT_VERSION,
-    .ii_slot = SLOT,
-    .ii_load_addr = LOAD_ADDR,
-    .ii_ver_major = VER_MAJOR, .ii_ver_minor = VER_MINOR, .ii_ver_patch = VER_PATCH,
-    .ii_build = BUILD_NUMBER,
-    .ii_image_size = FOTA_IMAGE_SIZE_UNSET,
-};
-#endif
 
 volatile uint32_t counter = 5;
 volatile uint32_t zeroed;
@@ -61,12 +47,9 @@ class ElfRecipe:
     """How to link one test ELF; each field can be set wrong on purpose."""
 
     region: str = "slot_b"           # the flash region it is linked into
-    slot: int = IMAGE.constants["SLOT_B"]
-    load_addr: int | None = None     # ii_load_addr; default: the region base
     base_offset: int = 0             # link the whole image this far above the region base
-    version: tuple[int, int, int] = (1, 0, 0)
-    build: int = 0
-    info: bool = True                # include the image information block
+    header: int = HDR_SIZE           # zero bytes reserved for the image header (0: none)
+    header_fill: int = 0             # the value of those bytes
     pad: int = 0                     # extra bytes of constant data (to make it oversize)
     meta: bool = False               # put one byte in the metadata sector
     ram_base: int | None = None      # where .data/.bss run; default: the SRAM base
@@ -85,8 +68,10 @@ class ElfRecipe:
             "ENTRY(Reset_Handler)",
             "SECTIONS",
             "{",
-            "    .isr_vector ORIGIN(FLASH) : { KEEP(*(.isr_vector)) } > FLASH",
-            f"    .image_info ORIGIN(FLASH) + 0x{INFO_OFFSET:X} : {{ KEEP(*(.image_info)) }} > FLASH",
+            *([f"    .image_header ORIGIN(FLASH) : {{ LONG(0x{self.header_fill * 0x01010101:08X}) "
+               f". = ORIGIN(FLASH) + 0x{self.header:X}; }} > FLASH =0x{self.header_fill:02X}"]
+              if self.header else []),
+            f"    .isr_vector ORIGIN(FLASH) + 0x{self.header:X} : {{ KEEP(*(.isr_vector)) }} > FLASH",
             "    .text : { *(.text*) *(.rodata*) } > FLASH",
         ]
         if self.pad:
@@ -101,16 +86,6 @@ class ElfRecipe:
         lines += [f"    _estack = 0x{LAYOUT.sram_base + LAYOUT.sram_size:08X};", "}", ""]
         return "\n".join(lines)
 
-    def defines(self) -> list[str]:
-        r = LAYOUT.region(self.region)
-        load = r.base if self.load_addr is None else self.load_addr
-        major, minor, patch = self.version
-        out = [f"-DSLOT={self.slot}u", f"-DLOAD_ADDR=0x{load:08X}u", f"-DVER_MAJOR={major}u",
-               f"-DVER_MINOR={minor}u", f"-DVER_PATCH={patch}u", f"-DBUILD_NUMBER={self.build}u"]
-        if self.info:
-            out.append("-DWITH_INFO")
-        return out
-
     def link(self, out_dir: Path, name: str) -> Path:
         """Compile and link into ``out_dir/name.elf``; return its path."""
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +94,7 @@ class ElfRecipe:
         elf = out_dir / f"{name}.elf"
         src.write_text(SOURCE, encoding="utf-8")
         ld.write_text(self.linker_script(), encoding="utf-8")
-        argv = ["arm-none-eabi-gcc", *CFLAGS, f"-I{GEN}", *self.defines(), "-T", str(ld), str(src),
+        argv = ["arm-none-eabi-gcc", *CFLAGS, f"-I{GEN}", "-T", str(ld), str(src),
                 "-o", str(elf)]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, f"linking test ELF {name} failed:\n{proc.stderr}"

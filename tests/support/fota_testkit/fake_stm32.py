@@ -20,8 +20,10 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from fota_formats.image import ImageError, validate_image
+from fota_formats.image import HDR_SIZE, HEADER, ImageError, validate_image
 from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL
+from fota_lab.images import lab_key
+from stm32_fota.signing import ring_verifier
 
 P = PROTOCOL.constants
 CMD = PROTOCOL.tables["commands"]
@@ -33,10 +35,12 @@ INFO = PROTOCOL.structs["info_resp"]
 BEGIN = PROTOCOL.structs["begin_req"]
 OFFSET = PROTOCOL.structs["offset_resp"]
 WRITE_REQ_SIZE = PROTOCOL.structs["write_req"].size
-II = IMAGE.structs["image_info"]
-TRAILER_SIZE = IMAGE.structs["image_trailer"].size
-II_OFF = IC["IMAGE_INFO_OFFSET"]
-INFO_END = II_OFF + II.size
+HEADER_END = HEADER.size      # BEGIN carries the image header: file bytes [0, 32)
+# The fake's status per image fault, as agent.c maps them (fault_status).
+FAULT_STATUS = {"wrong-slot": "ERR_WRONG_SLOT", "unsigned": "ERR_UNSIGNED", "unknown-key": "ERR_UNKNOWN_KEY",
+                "bad-hash": "ERR_SIGNATURE", "bad-signature": "ERR_SIGNATURE", "bad-tlv-info": "ERR_TLV",
+                "bad-tlv": "ERR_TLV", "unknown-tlv": "ERR_TLV", "misplaced-tlv": "ERR_TLV",
+                "duplicate-tlv": "ERR_TLV", "missing-tlv": "ERR_TLV", "truncated": "ERR_TLV"}
 NO_RECORD = 0xFF             # INFO's meta_active when the journal holds no valid record
 
 WORD_PROGRAM_MS = 0.016      # DS8626 typical, x32
@@ -124,6 +128,7 @@ class FakeSTM32:
 
     def __init__(self, clock: Clock, images: dict[int, bytes], running: int = 0) -> None:
         self.clock = clock
+        self.verify = ring_verifier([lab_key().public_key()])    # the key ring: the lab key
         self.faults = Faults()
         self.flash = {s: bytearray(b"\xff" * LAYOUT.slot_region(s).size) for s in (0, 1)}
         for slot, img in images.items():
@@ -222,29 +227,28 @@ class FakeSTM32:
 
     # -- slots (image.c) ----------------------------------------------------------------------------
 
-    def _summary(self, slot: int) -> Slot:
+    def _check(self, slot: int) -> tuple[Slot, str | None, int]:
+        """The slot's summary, the fault that refused it (None: valid) and the image's size."""
         f = self.flash[slot]
-        if f[II_OFF:INFO_END].count(0xFF) == II.size:
-            return Slot(IC["SLOT_STATE_EMPTY"])
-        ii = II.unpack(f, II_OFF)
-        if ii["magic"] != IC["IMAGE_INFO_MAGIC"]:
-            return Slot(IC["SLOT_STATE_INVALID"])
-        version = (ii["ver_major"], ii["ver_minor"], ii["ver_patch"], ii["build"])
-        size = ii["image_size"]
+        if f[:HEADER_END].count(0xFF) == HEADER_END:
+            return Slot(IC["SLOT_STATE_EMPTY"]), "erased", 0
+        h = HEADER.unpack(f)
+        if h["magic"] != IC["IMAGE_MAGIC"]:
+            return Slot(IC["SLOT_STATE_INVALID"]), "bad-magic", 0
+        version = (h["ver_major"], h["ver_minor"], h["ver_revision"], h["ver_build"])
         try:
-            if size > len(f) - TRAILER_SIZE:
-                raise ImageError("too large")
-            validate_image(bytes(f[: size + TRAILER_SIZE]), slot)
-        except ImageError:
-            return Slot(IC["SLOT_STATE_INVALID"], version)
-        return Slot(IC["SLOT_STATE_VALID"], version)
+            info = validate_image(bytes(f), slot, allow_trailing=True, verify=self.verify)
+        except ImageError as e:
+            return Slot(IC["SLOT_STATE_INVALID"], version), e.fault, 0
+        return Slot(IC["SLOT_STATE_VALID"], version), None, info.size
+
+    def _summary(self, slot: int) -> Slot:
+        return self._check(slot)[0]
 
     def slot_image(self, slot: int) -> bytes | None:
-        """The image file in ``slot`` as the flash holds it, or None when its block is not valid."""
-        ii = II.unpack(self.flash[slot], II_OFF)
-        if ii["magic"] != IC["IMAGE_INFO_MAGIC"] or ii["image_size"] > len(self.flash[slot]) - TRAILER_SIZE:
-            return None
-        return bytes(self.flash[slot][: ii["image_size"] + TRAILER_SIZE])
+        """The image file in ``slot`` as the flash holds it, or None when it is not valid."""
+        _, fault, size = self._check(slot)
+        return None if fault else bytes(self.flash[slot][:size])
 
     # -- the link (agent.c) -------------------------------------------------------------------------
 
@@ -354,7 +358,7 @@ class FakeSTM32:
     def _begin_check(self, b: dict[str, int | bytes]) -> int:
         t, size = b["target_slot"], b["image_size"]
         r, s = self.record, self.session
-        assert isinstance(t, int) and isinstance(size, int) and isinstance(b["info"], bytes)
+        assert isinstance(t, int) and isinstance(size, int) and isinstance(b["header"], bytes)
         if t not in (0, 1):
             return ST["ERR_RANGE"]
         on_trial = r is not None and r.state == IC["META_STATE_TRIAL"] and r.active == self.running
@@ -364,15 +368,13 @@ class FakeSTM32:
             return ST["ERR_TARGET_RUNNING"]
         if size == 0 or size > min(LAYOUT.slot_region(t).size, LAYOUT.max_image_size):
             return ST["ERR_TOO_LARGE"]
-        ii = II.unpack(b["info"])
+        h = HEADER.unpack(b["header"])
         ver = (b["ver_major"], b["ver_minor"], b["ver_patch"], b["build"])
-        if size < INFO_END + TRAILER_SIZE or ii["magic"] != IC["IMAGE_INFO_MAGIC"] \
-                or ii["format"] != IC["IMAGE_FORMAT_VERSION"] \
-                or (ii["ver_major"], ii["ver_minor"], ii["ver_patch"], ii["build"]) != ver \
-                or ii["image_size"] + TRAILER_SIZE != size:
+        if h["magic"] != IC["IMAGE_MAGIC"] or h["hdr_size"] != HDR_SIZE or h["load_addr"] or h["flags"] \
+                or (h["ver_major"], h["ver_minor"], h["ver_revision"], h["ver_build"]) != ver \
+                or h["img_size"] % IC["IMAGE_BODY_ALIGN"] or h["img_size"] > size \
+                or size - h["img_size"] < HDR_SIZE + h["protect_tlv_size"] + 4:
             return ST["ERR_IMAGE"]
-        if ii["slot"] != t or ii["load_addr"] != LAYOUT.slot_region(t).base:
-            return ST["ERR_WRONG_SLOT"]
         running = self._summary(self.running).version if self.running is not None else (0, 0, 0, 0)
         if ver[:3] <= running[:3] and not int(b["flags"]) & P["BEGIN_FLAG_DOWNGRADE"]:
             return ST["ERR_VERSION"]
@@ -387,7 +389,7 @@ class FakeSTM32:
             return st, b"", 0.02
         t, size, s = b["target_slot"], b["image_size"], self.session
         if s.state in (SES["RECEIVING"], SES["VERIFIED"]) \
-                and (s.target, s.size, s.sha, s.info) == (t, size, b["sha256"], b["info"]):
+                and (s.target, s.size, s.sha, s.info) == (t, size, b["sha256"], b["header"]):
             return ST["OK"], self._offset(), 0.02        # resume: same image, nothing erased
         busy = 0.02
         for off, sector_size, need in _touched(t, size):
@@ -397,7 +399,7 @@ class FakeSTM32:
             self.erases += 1
             busy += SECTOR_ERASE_MS * sector_size / (128 * 1024)
         self.slots[t] = Slot(IC["SLOT_STATE_EMPTY"])
-        self.session = Session(t, size, b["sha256"], b["info"], SES["RECEIVING"])
+        self.session = Session(t, size, b["sha256"], b["header"], SES["RECEIVING"])
         return ST["OK"], self._offset(), busy
 
     def _write(self, p: bytes) -> tuple[int, bytes, float]:
@@ -417,10 +419,10 @@ class FakeSTM32:
             return ST["ERR_RANGE"], self._offset(), 0.02
         if len(data) % 4 and off + len(data) != s.size:
             return ST["ERR_LENGTH"], self._offset(), 0.02
-        if off < INFO_END and off + len(data) > II_OFF:
-            if off > II_OFF or off + len(data) < INFO_END:
-                return ST["ERR_LENGTH"], self._offset(), 0.02   # the information block arrives whole
-            if data[II_OFF - off:INFO_END - off] != s.info:
+        if off < HEADER_END:
+            if off != 0 or len(data) < HEADER_END:
+                return ST["ERR_LENGTH"], self._offset(), 0.02   # the header arrives whole
+            if data[:HEADER_END] != s.info:
                 s.state, s.status = SES["FAILED"], ST["ERR_IMAGE"]
                 return ST["ERR_IMAGE"], self._offset(), 0.02
         self.writes += 1
@@ -436,13 +438,12 @@ class FakeSTM32:
             return s.status, b"", 0.02
         if not (s.state == SES["VERIFIED"] or (s.state == SES["RECEIVING"] and s.next == s.size)):
             return ST["ERR_STATE"], b"", 0.02
-        summary = self.slots[s.target] = self._summary(s.target)
+        summary, fault, size = self._check(s.target)
+        self.slots[s.target] = summary
         if hashlib.sha256(self.flash[s.target][: s.size]).digest() != s.sha:
             st = ST["ERR_HASH"]
-        elif summary.state != IC["SLOT_STATE_VALID"]:
-            ii = II.unpack(self.flash[s.target], II_OFF)
-            wrong = ii["slot"] != s.target or ii["load_addr"] != LAYOUT.slot_region(s.target).base
-            st = ST["ERR_WRONG_SLOT"] if wrong else ST["ERR_IMAGE"]
+        elif summary.state != IC["SLOT_STATE_VALID"] or size != s.size:
+            st = ST[FAULT_STATUS.get(fault or "bad-tlv", "ERR_IMAGE")]
         else:
             s.state, s.status = SES["VERIFIED"], ST["OK"]
             return ST["OK"], b"", 25.0

@@ -48,6 +48,8 @@ TRUSTED = KeyRing([TrustedKey(RELEASE_HASH, RELEASE_KEY.public_key(), "the tests
 
 
 SIGNING_KEY_FILE = Path(os.environ[KEY_ENV])   # RELEASE_KEY as a PEM file: what imgtool and builds take
+# Builds in the tests (and the processes they start: demo, benchmarks) sign with it unless told otherwise.
+os.environ.setdefault("FOTA_SIGNING_KEY", str(SIGNING_KEY_FILE))
 
 
 def put_signed_manifest(store: S3Store, folder: str, manifest: dict[str, Any] | bytes,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fota_formats.image import INFO_OFFSET, INFO_SIZE
+from fota_formats.image import HEADER, unpack_header, validate_image
 from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL
 from fota_lab.master import BridgeError, LinkError, Master, TwinPort, fotalink
 from stm32_twin.board import Stm32Twin
@@ -69,8 +69,9 @@ def master(twin: Stm32Twin, port: Any = None) -> Master:
     return Master(port if port is not None else TwinPort(twin))
 
 
-def info_block(image: bytes) -> bytes:
-    return image[INFO_OFFSET:INFO_OFFSET + INFO_SIZE]
+def header_block(image: bytes) -> bytes:
+    """The image header: what BEGIN carries."""
+    return image[:HEADER.size]
 
 
 def raw_call(link: Any, cmd: int, payload: bytes = b"", timeout_ms: int = C["READY_TIMEOUT_MS"]) -> int:
@@ -92,11 +93,11 @@ def status_of(fn: Callable[[], Any]) -> int:
 def begin_payload(image: bytes, target: int, flags: int = 0, size: int | None = None) -> bytes:
     import hashlib
 
-    info = IMAGE.structs["image_info"].unpack(image, INFO_OFFSET)
+    h = unpack_header(image)
     return PROTOCOL.structs["begin_req"].pack(
-        target_slot=target, flags=flags, ver_patch=info["ver_patch"], ver_major=info["ver_major"],
-        ver_minor=info["ver_minor"], build=info["build"], image_size=len(image) if size is None else size,
-        sha256=hashlib.sha256(image).digest(), info=info_block(image))
+        target_slot=target, flags=flags, ver_patch=h["ver_revision"], ver_major=h["ver_major"],
+        ver_minor=h["ver_minor"], build=h["ver_build"], image_size=len(image) if size is None else size,
+        sha256=hashlib.sha256(image).digest(), header=header_block(image))
 
 
 def write_payload(offset: int, data: bytes) -> bytes:
@@ -115,19 +116,13 @@ def led_toggles(twin: Stm32Twin, since: int) -> dict[str, int]:
 __all__ = ["CMD", "SESSION", "SLOT_A", "SLOT_B", "ST", "BridgeError", "fotalink"]
 
 
-def padded_image(image: bytes, file_size: int, seed: int = 1) -> bytes:
-    """The image file grown to ``file_size`` bytes (trailer included) with pseudo-random filler,
-    re-finished by the post-link step (as bench/bench_link.py does)."""
-    import random
+def padded_image(image: bytes, file_size: int) -> bytes:
+    """The image grown to at most ``file_size`` bytes (TLVs included; less by the 8-byte alignment of
+    its body) with pseudo-random filler after its code, re-signed with the lab key (as
+    bench/bench_link.py does)."""
+    from fota_lab.images import restamp
 
-    from fota_formats.image import TRAILER_SIZE, finish_image, unpack_info
-
-    field = next(f for f in IMAGE.structs["image_info"].fields if f.name == "image_size")
-    body = bytearray(image[:unpack_info(image)["image_size"]])
-    at = INFO_OFFSET + field.offset
-    body[at:at + 4] = IC["IMAGE_SIZE_UNSET"].to_bytes(4, "little")
-    body += random.Random(seed).randbytes(file_size - TRAILER_SIZE - len(body))
-    return finish_image(bytes(body))
+    return restamp(image, validate_image(image).version, size=file_size)
 
 
 @dataclass(frozen=True)
