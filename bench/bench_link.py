@@ -16,7 +16,8 @@ timings, SPI at 10.5 MHz), with the reference master (fota_lab.master) driving t
    which appends nothing) and the first trial boot after ACTIVATE (the bootloader validates both
    slots and appends a journal record on a trial boot); and the confirmed boot of a slot A image
    padded to 252 KB (target <= 5 ms for any size: the bootloader checks a confirmed image by the
-   CRC unit, not by its SHA-256).
+   CRC unit, not by its SHA-256); and the first trial boot of a full 256 KB signed image (target
+   <= 150 ms: SHA-256 of the image and Ed25519 verification before it first runs).
 
 The images are the real v1.1.0 slot-B application padded with pseudo-random bytes to the size
 (0xFF padding would be skipped by the flash layer and flatter the figures).
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fota_formats.image import validate_image
+from fota_formats.image import HDR_SIZE, validate_image
 from fota_formats.spec import LAYOUT
 from fota_lab.benchjson import Figure, write
 from fota_lab.images import restamp
@@ -101,8 +102,8 @@ def bench_update(build_dir: Path, image: bytes) -> UpdateFigures:
 def _first_instruction_ms(twin: Stm32Twin, slot: int, start: Callable[[], None]) -> float:
     """Virtual time from start() to the first instruction of the application in ``slot``.
     Resolution: one Unicorn slice of the twin (10 000 instructions, 60 us)."""
-    base = LAYOUT.slot_region(slot).base
-    entry = int.from_bytes(twin.flash_bytes(base + 4, 4), "little") & ~1
+    vectors = LAYOUT.slot_region(slot).base + HDR_SIZE     # after the image header
+    entry = int.from_bytes(twin.flash_bytes(vectors + 4, 4), "little") & ~1
     hit: list[int] = []
     hook = twin.uc.hook_add(UC_HOOK_CODE, lambda *_: hit.append(twin.now_ps) if not hit else None,
                             begin=entry, end=entry)
@@ -216,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         big_kb = 252
         big_ms = bench_boot_big(base, big_kb * KB)
         print(f"confirmed boot of a {big_kb} KB image: {big_ms:.1f} ms (target <= 5 ms)")
+        full = bench_boot(base, padded_image(app, 256 * KB))
+        print(f"first trial boot of a 256 KB image (SHA-256 and Ed25519 signature of slot B, both slots "
+              f"checked): {full.trial_ms:.1f} ms (target <= 150 ms)")
+        figures.append(Figure(group=BOOT, name="first trial boot of a 256 KB image",
+                              value=round(full.trial_ms, 1), unit="ms",
+                              notes="+-0.06 ms, target <= 150 ms (full check: SHA-256 + Ed25519)"))
         figures += [Figure(group=BOOT, name=name, value=round(ms, 1), unit="ms", notes="+-0.06 ms")
                     for name, ms in (("confirmed image", b.confirmed_ms), ("first trial boot", b.trial_ms),
                                      ("first boot of a fresh device", b.first_ms))]
