@@ -175,6 +175,36 @@ def test_stm32_refuses_the_image(device: Device) -> None:
     assert device.flash() == before
 
 
+@pytest.mark.parametrize(("tamper", "status"), [
+    ("code", "ERR_SIGNATURE"),          # a byte of the signed image changed after signing
+    ("key", "ERR_UNKNOWN_KEY"),         # re-signed by someone else's key
+])
+def test_a_tampered_image_that_bypassed_the_server_is_refused_by_the_stm32(device: Device, tamper: str,
+                                                                           status: str) -> None:
+    """The server's signature check is bypassed (a compromised server, or a bridge pointed at
+    another one): the bridge, which holds no key, streams the image; the STM32 refuses it at VERIFY
+    on its own, the running slot and the journal stay as they were, and the refusal reaches the
+    server's report verbatim."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from fota_lab.images import restamp
+
+    good = device.image(1, (1, 1, 0), 40_000, build=3)
+    if tamper == "code":
+        bad = bytearray(good)
+        bad[0x200 + 0x800] ^= 0x01
+        image = bytes(bad)
+    else:
+        image = restamp(good, (1, 1, 0), key=Ed25519PrivateKey.generate())
+    before = info(device)
+    with FakeServer(image, "1.1.0", "B") as srv:
+        run = Run(device, srv.url)
+        assert run.cycle() == "failed"
+        assert run.result()[4] == f"STM32 refused VERIFY: {status}"
+        assert srv.reports[-1]["reason"] == f"STM32 refused VERIFY: {status}"
+    now = info(device)
+    assert (now["running_slot"], now["meta_active"], now["meta_seq"]) == (0, 0, before["meta_seq"])
+
+
 def test_downgrade_flag_lets_an_older_image_in(device: Device) -> None:
     older = device.image(1, (0, 9, 0), 20_000)
     with FakeServer(older, "0.9.0", "B", downgrade=True) as srv:
