@@ -117,7 +117,7 @@ class Stm32Twin:
         self.adc = Adc(faults, time, rcc, temperature_c, vdda=vdda, v25=sensor_v25)
         for address, code in self.adc.factory_calibration().items():
             memory.write(address, code.to_bytes(2, "little"))
-        self.dma = Dma(faults, nvic, memory)
+        self.dma = Dma(faults, time, nvic, memory, rcc)
         self.spi2 = Spi2(faults, time, nvic, self.dma, self.gpio["B"])
         self.dwt = Dwt(faults, time, rcc)
         self.dbgmcu = Dbgmcu(faults)
