@@ -150,6 +150,25 @@ def test_no_handler_returns_right_after_a_store(fw_build, elf: str, handler: str
             raise AssertionError(f"{handler}: no DSB right before the return:\n{out}")
 
 
+def _ready_ms(build_dir: Path, **board: object) -> float:
+    with Stm32Twin(**board) as twin:
+        twin.load_build(build_dir, slot_b=False)
+        twin.power_on()
+        assert twin.wait_pin("READY", 1, timeout_ms=3000), twin.uart_lines
+        return twin.now_ms
+
+
+def test_without_a_crystal_each_clock_set_up_gives_up_on_the_hse_after_10_ms(fw_build) -> None:
+    """The HSERDY wait is bounded by a time, 10 ms (five times DS8626's 2 ms typical start-up),
+    counted by the DWT cycle counter: the bootloader and then the application each wait that long
+    without a crystal, where a crystal is ready after 2 ms (the twin's start-up) in the bootloader
+    and already running in the application."""
+    with_crystal = _ready_ms(fw_build.build_dir)
+    without = _ready_ms(fw_build.build_dir, hse_hz=0)
+    extra = without - with_crystal
+    assert 2 * 10 - 2 <= extra <= 2 * 10 - 2 + 2 * 0.8, f"{extra:.2f} ms longer without the crystal"
+
+
 def test_the_twin_flags_a_store_right_before_a_return_that_tail_chains(boot) -> None:
     """Erratum 838869 on the twin: IRQ 0's handler ends with a store and IRQ 1 tail-chains after it:
     reported (a warning here, a fault in strict mode). SysTick's handler has a DSB between its store
