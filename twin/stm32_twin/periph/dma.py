@@ -63,7 +63,8 @@ class Stream:
         self.fcr = 0x21
         self.index = 0  # items transferred since enable
         self.initial = 0
-        self.item: Timer | None = None  # the peripheral-to-memory item in flight: done at its time
+        self.item_done_ps = 0     # the last peripheral-to-memory item is done then
+        self.item: Timer | None = None  # the timer at item_done_ps, when one is needed
         self.item_counted = True  # the item in flight is already in ndtr (NDTR reads one more)
         self.ending = False       # EN cleared by software, or the last item: ends with the item
 
@@ -111,17 +112,18 @@ class Dma(Peripheral):
     def _mem_addr(self, s: Stream) -> int:
         return s.m0ar + (s.index if s.cr & CR_MINC else 0)
 
-    def to_memory(self, s: Stream, byte: int) -> None:
-        """One peripheral-to-memory item (SPI2 RX)."""
+    def to_memory(self, s: Stream, byte: int, exact: bool = True) -> None:
+        """One peripheral-to-memory item (SPI2 RX). ``exact``: its end bounds the CPU slice (see
+        ``_in_flight``)."""
         self.memory.write(self._mem_addr(s), bytes([byte]))
         if s.ndtr == 1 and not s.cr & CR_CIRC:
             # The last item of a normal-mode transfer: the stream ends when it is done (NDTR 0, EN
             # cleared by hardware, TCIF; RM0090 10.5.5), not when the DMA takes the request.
             s.ending = True
-            self._in_flight(s, counted=False)
+            self._in_flight(s, counted=False, timer=True)
             return
         self._advance(s)
-        self._in_flight(s, counted=True)
+        self._in_flight(s, counted=True, timer=exact)
 
     def from_memory(self, s: Stream) -> int:
         """One memory-to-peripheral item (SPI2 TX)."""
@@ -133,21 +135,30 @@ class Dma(Peripheral):
         """len(data) peripheral-to-memory items at once (len(data) < NDTR, MINC set)."""
         self.memory.write(self._mem_addr(s), data)
         self._advance(s, len(data))
-        self._in_flight(s, counted=True)
+        self._in_flight(s, counted=True, timer=False)
 
-    def _in_flight(self, s: Stream, counted: bool) -> None:
+    def _in_flight(self, s: Stream, counted: bool, timer: bool) -> None:
         """The item just taken is done ``ITEM_CYCLES`` HCLK cycles from now. ``counted``: it is
         already in ``s.ndtr`` (NDTR reads one more until then); otherwise it is the last one and
-        is counted when done."""
+        is counted when done. ``timer``: end the CPU slice when it is done, so that the window is
+        exact. SPI2 asks for it on the last byte of a transaction, which an NSS edge may follow at
+        once; for the other bytes the window is only checked against the time the CPU's slice
+        started (a timer per byte would cost a slice per byte)."""
         if s.item is not None:
             s.item.cancel()
+            s.item = None
         s.item_counted = counted
-        done = self.time.now_ps + ITEM_CYCLES * PS_PER_S // self.clocks.hclk_hz()
-        s.item = self.time.at(done, lambda: self._item_done(s), "dma item")
+        s.item_done_ps = self.time.now_ps + ITEM_CYCLES * PS_PER_S // self.clocks.hclk_hz()
+        if timer:
+            self._item_timer(s)
+
+    def _item_timer(self, s: Stream) -> None:
+        s.item = self.time.at(s.item_done_ps, lambda: self._item_done(s), "dma item")
 
     def _ndtr(self, s: Stream) -> int:
         """NDTR as software reads it: an item in flight is not counted yet."""
-        return s.ndtr + 1 if s.item is not None and s.item_counted and s.ndtr < s.initial else s.ndtr
+        in_flight = self.time.now_ps < s.item_done_ps and s.item_counted
+        return s.ndtr + 1 if in_flight and s.ndtr < s.initial else s.ndtr
 
     def _item_done(self, s: Stream) -> None:
         s.item = None
@@ -252,12 +263,14 @@ class Dma(Peripheral):
         if reg == SCR:
             new = self.merge(s.cr, value, mask)
             if s.enabled:
-                if not new & CR_EN and s.item is not None:
+                if not new & CR_EN and self.time.now_ps < s.item_done_ps:
                     # RM0090 10.3.17 (stream configuration procedure, step 1) and 10.5.5 (DMA_SxCR
                     # EN): clearing EN is not immediate; the current item is transferred first and
                     # EN reads 1 until then. NDTR counts that item, and TCIF is set, at that time.
                     s.cr = (s.cr & ~0x1E) | (new & 0x1E)
                     s.ending = True
+                    if s.item is None:
+                        self._item_timer(s)
                     self._irq(s)
                 elif not new & CR_EN:
                     # Disabling a running stream with no item in flight ends it at once; TCIF is
