@@ -13,8 +13,9 @@ either (RM0090 section 10.3.17, step 1 of the stream configuration procedure: EN
 until it is 0, because the current transfer is finished first; section 10.5.5, EN of DMA_SxCR):
 with an item in flight EN keeps reading 1 until the item is done, then EN reads 0, NDTR counts
 the item and TCIF is set. Software that clears EN and takes NDTR at once, with an item in flight,
-counts one item too few. A timer at the end of each item bounds the CPU's slice, so that the
-window is measured in the instructions the CPU runs meanwhile (one per HCLK cycle), not in slices.
+counts one item too few. For the last byte of an SPI transaction a timer at the end of the item
+bounds the CPU's slice, so that the window is measured in the instructions the CPU runs meanwhile
+(one per HCLK cycle), not in slices.
 Memory-to-peripheral items (SPI2 TX) are done at once.
 """
 
