@@ -148,6 +148,20 @@ def test(c: Context, k: str = "", m: str = "", fast: bool = False, path: str = "
         raise Exit("invoke: tests failed (see above)", code=1)
 
 
+@task(help={
+    "runs": "inputs per fuzz target (default: the suite's counts, 100,000 for the parsers)",
+    "seed": "the engine's seed (default 12, the suite's)",
+})
+def fuzz(c: Context, runs: int = 0, seed: int = 12) -> None:
+    """Fuzz the firmware's parsers on the host under ASan + UBSan (tests/c/test_fw_fuzz.py)."""
+    env = {"FOTA_FUZZ_SEED": str(seed), **({"FOTA_FUZZ_RUNS": str(runs)} if runs else {})}
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "-k", "survives",
+            str(ROOT / "tests" / "c" / "test_fw_fuzz.py")]
+    result = c.run(" ".join(_quote(a) for a in args), env=env, warn=True, pty=False)
+    if result is None or result.failed:
+        raise Exit("invoke: fuzzing found a problem (see above)", code=1)
+
+
 # -- releases and the update server (host/stm32_fota/release.py, host/fota_lab/locals3.py, server/) ----
 
 def _config() -> FotaConfig:
@@ -551,7 +565,7 @@ def demo(c: Context, keep: bool = False, folder: str = f"{BUILD_DIR}/demo") -> N
 
 @task(iterable=["only"], help={
     "only": "run only this benchmark (repeatable): build, link, twin, server, server-scale, vesp32, "
-            "bridge-mem (default: all); the stored rows of the others stay in bench/results.md",
+            "bridge-mem, crypto (default: all); the stored rows of the others stay in bench/results.md",
     "suite": "also time the full test suite (pytest -n 2; several minutes)",
     "no_save": "print the table only: leave bench/results.json and results.md as they are",
 })

@@ -10,6 +10,7 @@
 #    the script names what to install and exits with status 1;
 # 2. the Python virtual environment .venv with `pip install -e '.[dev]'` (again only when
 #    pyproject.toml changed since the last run);
+# 2b. Monocypher's C sources into build/third_party (scripts/fetch_monocypher.py; skipped when there);
 # 3. `npm install` when package.json exists (again only when package.json or its lock changed).
 #
 # Environment: PYTHON (default python3) picks the interpreter for the virtual environment.
@@ -90,6 +91,9 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]] || ! .venv/bin/python -c 'i
 else
     say "Python packages up to date (.venv)"
 fi
+
+# --- 2b. third-party C sources: Monocypher for the Ed25519 verifier (pinned, SHA-256 checked) --
+.venv/bin/python scripts/fetch_monocypher.py
 
 # --- 3. Node packages --------------------------------------------------------------------------
 if [[ -f package.json ]]; then

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -93,8 +94,12 @@ def _tail(text: str, lines: int = 40) -> str:
 
 def _run_make(make: Path, source_dir: Path, build_dir: Path, version: str, build_number: int,
               variant: str, jobs: int, verbose: bool) -> None:
+    project = current()
+    # Third-party sources (Monocypher) live in the checkout's build/third_party, fetched by its script
+    # with this interpreter: the same for every build, also of a copy of stm32/.
     argv = [str(make), "-C", str(source_dir), f"-j{jobs}", f"BUILD={build_dir}", f"VERSION={version}",
-            f"BUILD_NUMBER={build_number}"]
+            f"BUILD_NUMBER={build_number}", f"THIRD_PARTY={project.build_dir / 'third_party'}",
+            f"SCRIPTS={project.root / 'scripts'}", f"PYTHON={sys.executable}"]
     if variant:
         argv.append(f"APP_VARIANT={variant}")
     what = f"build the firmware{f' (APP_VARIANT={variant})' if variant else ''}"
