@@ -244,3 +244,24 @@ def test_the_served_config_refuses_an_unusable_key_at_start(tmp_path: Path):
     (tmp_path / "fota.toml").write_text('[server]\ntrusted_keys = ["missing.pem"]\n')
     with pytest.raises(TrustError, match=r"cannot read the trusted key .*missing\.pem"):
         build_app(load_config(tmp_path / "fota.toml", env={}), sync=False)
+
+
+SMALL_ORDER_KEYS = [
+    "01" + "00" * 31,                                                      # identity
+    "ec" + "ff" * 30 + "7f",                                               # order 2
+    "00" * 32, "00" * 31 + "80",                                           # order 4
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+    "ee" + "ff" * 30 + "7f",                                               # identity, y = p + 1 (non-canonical)
+]
+
+
+@pytest.mark.parametrize("hex_key", SMALL_ORDER_KEYS)
+def test_a_small_order_trusted_key_is_refused(hex_key: str):
+    # With such a key, R = identity and S = 0 verify every message (OpenSSL takes it for the identity key).
+    with pytest.raises(TrustError, match="small order"):
+        load_key(hex_key)
+
+
+def test_a_real_key_is_not_taken_for_small_order():
+    assert load_key(TRUSTED_HEX).hash == RELEASE_HASH
