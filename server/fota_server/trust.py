@@ -86,8 +86,8 @@ def load_key(spec: str) -> TrustedKey:
 
 def _checked(raw: bytes, pub: Ed25519PublicKey, source: str) -> TrustedKey:
     if _small_order(raw):
-        raise TrustError(f"the trusted key {source} is a point of small order (a weak key that verifies forged "
-                         "signatures): not a real Ed25519 public key")
+        raise TrustError(f"the trusted key {source} is a point of small order (a weak key that verifies "
+                         "forged signatures): not a real Ed25519 public key")
     return TrustedKey(key_hash(raw), pub, source)
 
 

@@ -252,7 +252,7 @@ SMALL_ORDER_KEYS = [
     "00" * 32, "00" * 31 + "80",                                           # order 4
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
     "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
-    "ee" + "ff" * 30 + "7f",                                               # identity, y = p + 1 (non-canonical)
+    "ee" + "ff" * 30 + "7f",                                               # identity, y = p + 1
 ]
 
 
