@@ -170,6 +170,24 @@ def _config() -> FotaConfig:
     return load_config(cwd=ROOT)
 
 
+@task(help={"key": "where to write the key (default: FOTA_SIGNING_KEY, fota.toml [signing] signing_key, "
+                   "~/.config/stm32-fota/signing-key.pem); never inside the repository"})
+def keygen(c: Context, key: str = "") -> None:
+    """Make an Ed25519 image and release signing key with imgtool (refuses to overwrite one)."""
+    from stm32_fota.errors import FotaError
+    from stm32_fota.imgsign import keygen as make_key
+
+    try:
+        path = Path(key).expanduser().resolve() if key else _config().signing.signing_key.expanduser()
+        if path.is_relative_to(ROOT):
+            raise Exit(f"invoke: {path} is inside the repository; keep signing keys outside it", code=1)
+        digest = make_key(path)
+    except FotaError as e:
+        raise _fail(e) from None
+    print(f"signing key: {path} (mode 0600; back it up, never commit it)")
+    print(f"public key hash: {digest}  (images name it in their KEYHASH TLV; logs show {digest[:8]})")
+
+
 @task(help={
     "build_dir": f"directory of the build to publish (default {BUILD_DIR}/)",
     "force": "publish even if the version is not higher than the bucket's (overwrites it)",

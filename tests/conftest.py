@@ -30,6 +30,20 @@ FW_VERSION = "1.0.0"
 FW_BUILD_NUMBER = 0
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One throwaway signing key for the whole run, made before any xdist worker starts (they inherit
+    its path through the environment): fota_testkit.keys."""
+    import fota_testkit.keys  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Path:
+    """The run's throwaway Ed25519 signing key file (imgtool PEM), outside the repository."""
+    from fota_testkit.keys import SIGNING_KEY_FILE
+
+    return SIGNING_KEY_FILE
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """In CI every dependency is installed by .ci/run, so a skipped test means a broken set-up:

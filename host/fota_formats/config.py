@@ -100,6 +100,20 @@ class ServerConfig:
         return "https" if self.tls else "http"
 
 
+DEFAULT_SIGNING_KEY = Path("~/.config/stm32-fota/signing-key.pem")
+MAX_SECURITY_COUNTER = 0xFFFF_FFFF  # MCUboot's IMAGE_TLV_SEC_CNT is a u32
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    """``[signing]``: the image signing key (a private PEM, outside the repository), the public keys
+    the firmware trusts (empty: the signing key's public half) and the security counter of builds."""
+
+    signing_key: Path = DEFAULT_SIGNING_KEY
+    trusted_keys: tuple[Path, ...] = ()
+    security_counter: int = 1
+
+
 @dataclass(frozen=True)
 class FotaConfig:
     root: Path
@@ -109,6 +123,7 @@ class FotaConfig:
     firmware_dir: Path = Path(".fota/firmware")
     db_path: Path = Path(".fota/server.db")
     build_dir: Path = Path("build")
+    signing: SigningConfig = SigningConfig()
     source: str = "defaults"  # where the configuration came from, for messages
 
     @property
@@ -197,6 +212,8 @@ _ENV: dict[str, tuple[str, str, type]] = {
     "FOTA_DOWNLOAD_URL_EXPIRY": ("server", "download_url_expiry_s", int),
     "FOTA_DATABASE_URL": ("server", "database_url", str),
     "FOTA_SERVER_TRUSTED_KEYS": ("server", "trusted_keys", list),  # comma-separated
+    "FOTA_SIGNING_KEY": ("signing", "signing_key", str),
+    "FOTA_SECURITY_COUNTER": ("signing", "security_counter", int),
     "FOTA_STATE_DIR": ("paths", "state_dir", str),
     "FOTA_FIRMWARE_DIR": ("paths", "firmware_dir", str),
     "FOTA_DB": ("paths", "db", str),
@@ -209,6 +226,7 @@ _KNOWN: dict[str, dict[str, type]] = {
                "tls_cert": str, "tls_key": str, "direct_downloads": bool, "download_url_expiry_s": int,
                "database_url": str, "trusted_keys": list},
     "paths": {"state_dir": str, "firmware_dir": str, "db": str, "build_dir": str},
+    "signing": {"signing_key": str, "trusted_keys": list, "security_counter": int},
 }
 
 
@@ -347,8 +365,17 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     def _path(key: str, default: str) -> Path:
         return _rel(Path(pv.get(key, default)))
 
+    gv = merged.get("signing", {})
+    counter = gv.get("security_counter", SigningConfig.security_counter)
+    if not 0 <= counter <= MAX_SECURITY_COUNTER:
+        raise ConfigError(f"Failed to read the configuration ({source}): [signing] security_counter "
+                          f"{counter} must be within 0..{MAX_SECURITY_COUNTER}")
+    key_file = gv.get("signing_key")
+    signing = SigningConfig(
+        signing_key=_rel(Path(key_file)) if key_file else DEFAULT_SIGNING_KEY.expanduser(),
+        trusted_keys=tuple(_rel(Path(k)) for k in gv.get("trusted_keys", [])), security_counter=counter)
     state_dir = _path("state_dir", ".fota")
-    return FotaConfig(root=root, s3=s3, server=server, state_dir=state_dir,
+    return FotaConfig(root=root, s3=s3, server=server, state_dir=state_dir, signing=signing,
                       firmware_dir=_path("firmware_dir", str(state_dir / "firmware")),
                       db_path=_path("db", str(state_dir / "server.db")),
                       build_dir=_path("build_dir", "build"), source=source)

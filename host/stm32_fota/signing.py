@@ -10,9 +10,10 @@ release runs unattended. The signature is RFC 8032 Ed25519 over the exact bytes 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fota_formats.release import key_hash
@@ -63,3 +64,40 @@ def public_key_hash(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 def sign(key: Ed25519PrivateKey, data: bytes) -> bytes:
     """The detached Ed25519 signature of ``data`` (64 raw bytes)."""
     return key.sign(data)
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """A trusted key: a public PEM (SubjectPublicKeyInfo, ``imgtool getpub --encoding pem``) or the
+    public half of a private one. Raises SigningKeyError naming the file and what is wrong."""
+    what = f"the public key {path}"
+    try:
+        data = path.expanduser().read_bytes()
+    except OSError as e:
+        raise SigningKeyError(f"cannot read {what}: {e.strerror or e}") from None
+    if b"PRIVATE KEY" in data:
+        return load_signing_key(path).public_key()
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise SigningKeyError(f"{what} is not a readable PEM public key: {e}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"{what} is a {type(key).__name__.removeprefix('_')}, not an Ed25519 key")
+    return key
+
+
+def ring_verifier(keys: list[Ed25519PublicKey]) -> Callable[[bytes, bytes, bytes], str | None]:
+    """The signature check of fota_formats.mcuboot.validate_image over ``keys``: None when the key
+    named by the image's key hash signed the digest, else "unknown-key" or "bad-signature"."""
+    ring = {bytes.fromhex(public_key_hash(k)): k for k in keys}
+
+    def verify(key_hash: bytes, digest: bytes, signature: bytes) -> str | None:
+        key = ring.get(bytes(key_hash))
+        if key is None:
+            return "unknown-key"
+        try:
+            key.verify(signature, digest)
+        except InvalidSignature:
+            return "bad-signature"
+        return None
+
+    return verify

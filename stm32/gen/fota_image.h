@@ -17,6 +17,19 @@
 #define FOTA_SIG_NONE 0u
 #define FOTA_SIG_ED25519 1u
 #define FOTA_IMAGE_INVALIDATED_MAGIC 0u
+#define FOTA_IMAGE_MAGIC 0x96F3B83Du
+#define FOTA_IMAGE_HDR_SIZE 0x200u
+#define FOTA_IMAGE_TLV_PROT_INFO_MAGIC 0x6908u
+#define FOTA_IMAGE_TLV_INFO_MAGIC 0x6907u
+#define FOTA_IMAGE_TLV_KEYHASH 1u
+#define FOTA_IMAGE_TLV_SHA256 0x10u
+#define FOTA_IMAGE_TLV_ED25519 0x24u
+#define FOTA_IMAGE_TLV_SEC_CNT 0x50u
+#define FOTA_IMAGE_TLV_SLOT 0xA0u
+#define FOTA_IMAGE_PROT_TLV_SIZE 0x14u
+#define FOTA_IMAGE_TLV_AREA_SIZE 0xA4u
+#define FOTA_IMAGE_BODY_ALIGN 8u
+#define FOTA_KEYRING_SLOTS 2u
 #define FOTA_META_RECORD_MAGIC 0x524A4D46u
 #define FOTA_META_STATE_CONFIRMED 1u
 #define FOTA_META_STATE_TRIAL 2u
@@ -77,6 +90,51 @@ _Static_assert(offsetof(struct fota_image_trailer, it_reserved0) == 12u, "fota_i
 _Static_assert(offsetof(struct fota_image_trailer, it_sha256) == 16u, "fota_image_trailer.sha256 offset");
 _Static_assert(offsetof(struct fota_image_trailer, it_signature) == 48u, "fota_image_trailer.signature offset");
 _Static_assert(offsetof(struct fota_image_trailer, it_reserved1) == 112u, "fota_image_trailer.reserved1 offset");
+
+/* 32 bytes, little-endian, no padding. */
+struct fota_image_header {
+    uint32_t ih_magic; /* IMAGE_MAGIC; 0 = withdrawn (programming only clears bits) */
+    uint32_t ih_load_addr; /* 0 */
+    uint16_t ih_hdr_size; /* IMAGE_HDR_SIZE */
+    uint16_t ih_protect_tlv_size; /* bytes of the protected TLV area, its info header included */
+    uint32_t ih_img_size; /* bytes from IMAGE_HDR_SIZE to the protected TLV area */
+    uint32_t ih_flags; /* 0 */
+    uint8_t ih_ver_major; /* firmware version major */
+    uint8_t ih_ver_minor; /* firmware version minor */
+    uint16_t ih_ver_revision; /* firmware version patch */
+    uint32_t ih_ver_build; /* build number */
+    uint32_t ih_pad1; /* 0 */
+};
+_Static_assert(sizeof(struct fota_image_header) == 32u, "fota_image_header size");
+_Static_assert(offsetof(struct fota_image_header, ih_magic) == 0u, "fota_image_header.magic offset");
+_Static_assert(offsetof(struct fota_image_header, ih_load_addr) == 4u, "fota_image_header.load_addr offset");
+_Static_assert(offsetof(struct fota_image_header, ih_hdr_size) == 8u, "fota_image_header.hdr_size offset");
+_Static_assert(offsetof(struct fota_image_header, ih_protect_tlv_size) == 10u, "fota_image_header.protect_tlv_size offset");
+_Static_assert(offsetof(struct fota_image_header, ih_img_size) == 12u, "fota_image_header.img_size offset");
+_Static_assert(offsetof(struct fota_image_header, ih_flags) == 16u, "fota_image_header.flags offset");
+_Static_assert(offsetof(struct fota_image_header, ih_ver_major) == 20u, "fota_image_header.ver_major offset");
+_Static_assert(offsetof(struct fota_image_header, ih_ver_minor) == 21u, "fota_image_header.ver_minor offset");
+_Static_assert(offsetof(struct fota_image_header, ih_ver_revision) == 22u, "fota_image_header.ver_revision offset");
+_Static_assert(offsetof(struct fota_image_header, ih_ver_build) == 24u, "fota_image_header.ver_build offset");
+_Static_assert(offsetof(struct fota_image_header, ih_pad1) == 28u, "fota_image_header.pad1 offset");
+
+/* 4 bytes, little-endian, no padding. */
+struct fota_image_tlv_info {
+    uint16_t ti_magic; /* IMAGE_TLV_PROT_INFO_MAGIC or IMAGE_TLV_INFO_MAGIC */
+    uint16_t ti_tlv_tot; /* bytes of the area, this header included */
+};
+_Static_assert(sizeof(struct fota_image_tlv_info) == 4u, "fota_image_tlv_info size");
+_Static_assert(offsetof(struct fota_image_tlv_info, ti_magic) == 0u, "fota_image_tlv_info.magic offset");
+_Static_assert(offsetof(struct fota_image_tlv_info, ti_tlv_tot) == 2u, "fota_image_tlv_info.tlv_tot offset");
+
+/* 4 bytes, little-endian, no padding. */
+struct fota_image_tlv {
+    uint16_t tl_type; /* IMAGE_TLV_* */
+    uint16_t tl_len; /* bytes of the value */
+};
+_Static_assert(sizeof(struct fota_image_tlv) == 4u, "fota_image_tlv size");
+_Static_assert(offsetof(struct fota_image_tlv, tl_type) == 0u, "fota_image_tlv.type offset");
+_Static_assert(offsetof(struct fota_image_tlv, tl_len) == 2u, "fota_image_tlv.len offset");
 
 /* 32 bytes, little-endian, no padding. */
 struct fota_meta_record {

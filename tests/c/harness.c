@@ -7,7 +7,10 @@
  *                         for each FILE: write it at the base of slot SLOT (0 = A, 1 = B) of an
  *                         erased RAM flash, run image_validate and print its fault ("ok",
  *                         "bad-hash", ...), one line per file: the bootloader's verdict, compared
- *                         with the Python check by pytest */
+ *                         with the Python check by pytest
+ *   fw_tests mcuboot SLOT FILE...
+ *                         the same with mcuboot_validate and the tests' key ring (test key 0 of
+ *                         mcuboot_fixture.c): the fault's name per file */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "fota_layout.h"
 #include "harness.h"
 #include "image.h"
+#include "mcuboot_fixture.h"
 #include "sha256.h"
 
 #define MAX_TESTS 256
@@ -94,7 +98,7 @@ static int hash_file(const char *what, const char *path)
     return 0;
 }
 
-static int validate_file(const char *slot_arg, const char *path)
+static int validate_file(const char *slot_arg, const char *path, int mcuboot)
 {
     uint8_t slot = (uint8_t)atoi(slot_arg);
     const struct flash_area *fa = NULL;
@@ -114,6 +118,11 @@ static int validate_file(const char *slot_arg, const char *path)
     size_t n = fread(flash_ram_mem() + (fa->base - FOTA_FLASH_BASE), 1, fa->size, f);
     fclose(f);
     (void)n;
+    if (mcuboot) {
+        struct mcuboot_image img;
+        printf("%s\n", mcuboot_fault_str(mcuboot_validate(fa, fw_test_ring(), &img, NULL)));
+        return 0;
+    }
     struct image_summary sum;
     image_validate(slot, &sum);
     printf("%s\n", image_fault_str(sum.fault));
@@ -125,9 +134,9 @@ int main(int argc, char **argv)
     if (argc == 3 && (strcmp(argv[1], "crc32") == 0 || strcmp(argv[1], "sha256") == 0)) {
         return hash_file(argv[1], argv[2]);
     }
-    if (argc >= 4 && strcmp(argv[1], "validate") == 0) {
+    if (argc >= 4 && (strcmp(argv[1], "validate") == 0 || strcmp(argv[1], "mcuboot") == 0)) {
         for (int a = 3; a < argc; a++) {
-            int rc = validate_file(argv[2], argv[a]);
+            int rc = validate_file(argv[2], argv[a], strcmp(argv[1], "mcuboot") == 0);
             if (rc != 0) {
                 return rc;
             }

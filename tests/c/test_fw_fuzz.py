@@ -4,6 +4,8 @@ driving one target per parser (fuzz/target_<name>.c):
 
 - image: the bootloader's image checks (stm32/lib/image.c, image_validate over the RAM flash),
   100,000 runs in about a second;
+- mcuboot: the MCUboot image checks (stm32/lib/mcuboot.c: header, TLV areas, key ring, hash and
+  signature), 100,000 runs;
 - ed25519: ed25519_verify and SHA-512 on arbitrary keys, signatures and messages, a few thousand
   runs (each is a full verification);
 - planted: a TLV walker with a planted out-of-bounds read, which the engine must find and report
@@ -37,6 +39,7 @@ class Target:
 
 TARGETS = {
     "image": Target((*sorted(LIB.glob("*.c")), HERE / "flash_ram.c"), 100_000),
+    "mcuboot": Target((*sorted(LIB.glob("*.c")), HERE / "flash_ram.c"), 100_000),
     "ed25519": Target((LIB / "ed25519.c", LIB / "sha512.c"), 3_000),
 }
 
