@@ -391,16 +391,17 @@ def certs(c: Context, host: list[str] | None = None, days: int = 0, force: bool 
     "server": "update server URL written into config.json, e.g. http://192.168.1.10:8080 (settings not "
               "given keep the values the device holds)",
     "token": "device token written into config.json (sent as Authorization: Bearer)",
+    "group": "fleet group the bridge reports at check-in (an operator's setting on the server wins)",
     "ca": "CA certificate (PEM) the bridge trusts for https:// (repeatable; bundled into ca.pem on the "
           "device): the server's CA from `invoke certs`, plus S3's root CA for direct downloads",
 })
 def deploy_esp32(c: Context, device: str, firmware: str = "", wifi: str = "", password: str = "",
-                 server: str = "", token: str = "", ca: list[str] | None = None) -> None:
+                 server: str = "", token: str = "", group: str = "", ca: list[str] | None = None) -> None:
     """Deploy the bridge (and MicroPython) to an ESP32."""
     from stm32_fota.errors import FotaError
     from stm32_fota.esp32 import deploy
 
-    config = {"wifi_ssid": wifi, "wifi_password": password, "server": server, "token": token}
+    config = {"wifi_ssid": wifi, "wifi_password": password, "server": server, "token": token, "group": group}
     try:
         r = deploy(device, Path(firmware) if firmware else None, config, ca_files=[Path(p) for p in ca or ()])
     except FotaError as e:

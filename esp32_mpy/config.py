@@ -23,6 +23,7 @@ def defaults():
         "wifi_timeout_ms": 10000,
         "server": "",               # base URL of the update server, https://host:port (or http://)
         "token": "",                # device token: Authorization: Bearer <token>
+        "group": "",                # fleet group reported at check-in (an operator's setting wins); "" none
         "ca_file": "ca.pem",        # CA certificates (PEM) for https:// (deploy-esp32 --ca)
         "ntp_host": "pool.ntp.org", # sets an unset clock before TLS (certificate dates); "" disables
         "http_timeout_s": 10,

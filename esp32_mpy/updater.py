@@ -330,6 +330,8 @@ class Updater:
         doc = {"device_id": self.device_id(), "running_slot": slot_name(run),
                "running_version": running_version(info),
                "slots": {"A": _slot_doc(info, "a"), "B": _slot_doc(info, "b")}}
+        if cfg.get("group"):
+            doc["group"] = cfg["group"]
         reply = self.http.post_json("/api/v1/checkin", doc)
         if not reply.get("update"):
             return "none", running_version(info), slot_name(run), reply.get("reason") or "no update"

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from fota_formats.fleet import is_group
+
 from .certs import CertError, CertInfo, read_cert_info
 from .errors import FotaError
 from .mpy import compile_bridge
@@ -38,7 +40,7 @@ FIRMWARE_OFFSET = 0x1000         # ESP32 (not S2/S3/C3): the bootloader image st
 MPREMOTE_TIMEOUT_S = 120
 ESPTOOL_TIMEOUT_S = 300
 BRIDGE_MODULES = ("fota_const", "fotalink", "config", "net", "hw", "updater")
-CONFIG_KEYS = ("wifi_ssid", "wifi_password", "server", "token")
+CONFIG_KEYS = ("wifi_ssid", "wifi_password", "server", "token", "group")
 CA_FILE = "ca.pem"               # the bridge's default `ca_file` (esp32_mpy/config.py)
 CA_BUNDLE_MAX = 16 * 1024        # the bridge reads the whole file into RAM at each update cycle
 NEW_CONFIG = "fota_new.json"     # the settings of one deploy, merged into config.json on the device
@@ -346,6 +348,9 @@ def deploy(device: str, firmware: Path | None = None, config: dict[str, str] | N
     config = {k: v for k, v in (config or {}).items() if v}
     if "server" in config:
         config["server"] = check_server_url(str(config["server"]))
+    if "group" in config and not is_group(str(config["group"])):
+        raise Esp32Error(f"group {str(config['group'])[:70]!r} is not a group name: letters, digits, '.', "
+                         "'_', '-', starting with a letter or digit, at most 64 characters")
     try:
         ca_text, ca_infos = ca_bundle(ca_files) if ca_files else ("", [])
     except CertError as e:

@@ -6,7 +6,7 @@
 What the firmware expects (stm32/drivers/option_bytes.c reports the same on USART2 at every boot):
 - BOR level 3 (RM0090 3.7.1, BOR_LEV = 00): below 2.7 V the chip is held in reset; with BOR off it
   runs down to 1.8 V, where x32 flash programming (2.7-3.6 V, RM0090 table 7) is not specified.
-- nWRP of the bootloader's sectors cleared (RM0090 3.7.3): a firmware bug cannot erase or program
+- nWRP of the bootloader's sectors cleared (RM0090 3.7.4): a firmware bug cannot erase or program
   the bootloader; the update agent never writes there.
 - WDG_SW = 1 (software watchdog): the bootloader copes with a hardware one, but a software one is
   started only for a trial boot.

@@ -24,6 +24,7 @@ from fastapi import Path as PathParam
 
 from fota_server.fleet import Fleet
 from fota_server.fleet_models import (
+    ACTOR_PATTERN,
     DeviceSettings,
     GroupList,
     GroupReply,
@@ -51,6 +52,9 @@ from fota_server.rollout import parse_hhmm
 RolloutId = Annotated[int, PathParam(ge=1, le=2**62)]
 DevicePath = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN)]
 GroupPath = Annotated[str, PathParam(pattern=GROUP_PATTERN)]
+# Who acts, in a query: the same rule as the bodies' `by` (printable, 1-64 characters; PostgreSQL
+# text cannot hold NUL, so it is refused on both backends as 422, never a 500).
+ActorQuery = Annotated[str, Query(min_length=1, max_length=64, pattern=ACTOR_PATTERN)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorReply, "description": "No such rollout"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorReply, "description": "The action does not apply in the rollout's state"}}
@@ -110,7 +114,7 @@ def fleet_router(fleet: Callable[[], Fleet], prefix: str, responses: dict[int | 
         return fleet().set_group(group, body.by, pin_version=body.version)
 
     @api.delete("/groups/{group}/pin", response_model=GroupReply, summary="Release a group's pin")
-    async def unpin_group(group: GroupPath, by: Annotated[str, Query(max_length=64)] = "operator",
+    async def unpin_group(group: GroupPath, by: ActorQuery = "operator",
                           ) -> dict[str, Any]:
         return fleet().set_group(group, by, pin_version=None)
 
@@ -121,7 +125,7 @@ def fleet_router(fleet: Callable[[], Fleet], prefix: str, responses: dict[int | 
                                  window_end=parse_hhmm(body.end))
 
     @api.delete("/groups/{group}/window", response_model=GroupReply, summary="Remove a group's window")
-    async def delete_window(group: GroupPath, by: Annotated[str, Query(max_length=64)] = "operator",
+    async def delete_window(group: GroupPath, by: ActorQuery = "operator",
                             ) -> dict[str, Any]:
         return fleet().set_group(group, by, window_start=None, window_end=None)
 
@@ -138,7 +142,7 @@ def fleet_router(fleet: Callable[[], Fleet], prefix: str, responses: dict[int | 
     @api.delete("/devices/{device_id}/group", response_model=DeviceSettings,
                 summary="Forget the operator's group (the reported one counts again)")
     async def delete_device_group(device_id: DevicePath,
-                                  by: Annotated[str, Query(max_length=64)] = "operator") -> dict[str, Any]:
+                                  by: ActorQuery = "operator") -> dict[str, Any]:
         return fleet().set_device(device_id.lower(), by, group_name=None)
 
     @api.put("/devices/{device_id}/pin", response_model=DeviceSettings, summary="Hold a device at a version")
@@ -147,7 +151,7 @@ def fleet_router(fleet: Callable[[], Fleet], prefix: str, responses: dict[int | 
 
     @api.delete("/devices/{device_id}/pin", response_model=DeviceSettings, summary="Release a device's pin")
     async def unpin_device(device_id: DevicePath,
-                           by: Annotated[str, Query(max_length=64)] = "operator") -> dict[str, Any]:
+                           by: ActorQuery = "operator") -> dict[str, Any]:
         return fleet().set_device(device_id.lower(), by, pin_version=None)
 
     @api.post("/devices/{device_id}/retry", response_model=RetryReply,

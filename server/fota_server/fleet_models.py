@@ -13,7 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from fota_server.models import DeviceId, GroupName, VersionStr, _Body
 from fota_server.rollout import parse_hhmm
 
-Actor = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["ana"],
+ACTOR_PATTERN = r"^[^\x00-\x1f\x7f]+$"   # printable: no NUL (PostgreSQL text), no control characters
+Actor = Annotated[str, Field(min_length=1, max_length=64, pattern=ACTOR_PATTERN, examples=["ana"],
                              description="who does this (recorded with the change)")]
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]+$",
                               examples=["the self-test fails on rev-B boards"])]

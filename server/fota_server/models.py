@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fota_formats.fleet import GROUP_PATTERN
 from fota_formats.semver import Version, VersionError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -35,7 +36,6 @@ VersionStr = Annotated[str, Field(pattern=VERSION_PATTERN, max_length=17, exampl
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, examples=["0123456789abcdef01234567"]),
                      AfterValidator(_lower)]
 SlotName = Literal["A", "B"]
-GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 GroupName = Annotated[str, Field(pattern=GROUP_PATTERN, examples=["lab-east"],
                                  description="a group: letters, digits, '.', '_', '-' (at most 64)")]
 

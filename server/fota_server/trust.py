@@ -31,6 +31,19 @@ class TrustError(FotaError):
     """A configured trusted key is unusable."""
 
 
+_P = 2**255 - 19
+_Y8 = 0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7
+# The y coordinates of the eight points of small order on edwards25519 (the torsion subgroup):
+# identity (1), order 2 (-1), order 4 (0), order 8 (+-_Y8). Such a "key" verifies a forged
+# signature (R = identity, S = 0) for every message in a cofactored verifier, and OpenSSL accepts
+# that forgery for the identity key: refused here, as the firmware's ed25519_verify refuses it.
+_SMALL_ORDER_Y = frozenset({1, _P - 1, 0, _Y8, _P - _Y8})
+
+
+def _small_order(raw: bytes) -> bool:
+    return (int.from_bytes(raw, "little") & ((1 << 255) - 1)) % _P in _SMALL_ORDER_Y
+
+
 @dataclass(frozen=True)
 class TrustedKey:
     hash: str           # fota_formats.release.key_hash of the raw key
@@ -50,7 +63,7 @@ def load_key(spec: str) -> TrustedKey:
             pub = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError as e:
             raise TrustError(f"trusted key {spec[:16]}...: not an Ed25519 public key ({e})") from None
-        return TrustedKey(key_hash(raw), pub, f"hex {spec[:16]}...")
+        return _checked(raw, pub, f"hex {spec[:16]}...")
     path = Path(spec)
     try:
         data = path.read_bytes()
@@ -68,7 +81,14 @@ def load_key(spec: str) -> TrustedKey:
         raise TrustError(f"the trusted key {path} is a {type(pub).__name__.removeprefix('_')}, not an "
                          "Ed25519 public key")
     raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return TrustedKey(key_hash(raw), pub, str(path))
+    return _checked(raw, pub, str(path))
+
+
+def _checked(raw: bytes, pub: Ed25519PublicKey, source: str) -> TrustedKey:
+    if _small_order(raw):
+        raise TrustError(f"the trusted key {source} is a point of small order (a weak key that verifies "
+                         "forged signatures): not a real Ed25519 public key")
+    return TrustedKey(key_hash(raw), pub, source)
 
 
 class KeyRing:

@@ -16,9 +16,11 @@
 /* 5 wait states at 168 MHz and 2.7-3.6 V (RM0090 table 10). */
 #define FLASH_LATENCY_168MHZ 5u
 
-/* Bounds: HSE start-up as ST's own HAL (100 ms, crystal start-up is 2 ms typical, DS8626 table 37),
- * PLL lock 100 us typical per datasheet: 2 ms; clock switch within a few cycles: 1 ms. */
-#define HSE_STARTUP_US 100000u
+/* Bounds: HSE start-up 10 ms, five times the 2 ms typical of DS8626 table 37 (tSU(HSE), 8 MHz
+ * crystal; no maximum given), as a time (see hse_ready); PLL lock 100 us typical per datasheet:
+ * 2 ms; clock switch within a few cycles: 1 ms. */
+#define HSE_STARTUP_US 10000u
+#define HSE_POLL_US 100u
 #define PLL_LOCK_US 2000u
 #define SWITCH_US 1000u
 
@@ -79,6 +81,24 @@ static int pll_start(uint32_t source_bits, uint32_t pll_m)
     return FOTA_OK;
 }
 
+/* Wait for HSERDY for HSE_STARTUP_US of time, running on the HSI (16 MHz). A bound counted in poll
+ * iterations (wait_reg) lasts several times its nominal time, which without a crystal delays every
+ * start; here short iteration-counted polls run until the DWT cycle counter (ARMv7-M ARM C1.8) has
+ * counted the bound. */
+static int hse_ready(void)
+{
+    DEMCR |= DEMCR_TRCENA;
+    DWT_CTRL |= DWT_CTRL_CYCCNTENA;
+    const uint32_t start = DWT_CYCCNT;
+    const uint32_t cycles = HSE_STARTUP_US * (HSI_HZ / 1000000u);
+    do {
+        if (wait_reg(&RCC_CR, RCC_CR_HSERDY, RCC_CR_HSERDY, HSE_POLL_US)) {
+            return 1;
+        }
+    } while (DWT_CYCCNT - start < cycles);
+    return 0;
+}
+
 int clock_init(struct clock_info *ci)
 {
     /* Start from the reset state: SYSCLK = HSI, prescalers /1. */
@@ -92,7 +112,7 @@ int clock_init(struct clock_info *ci)
     ci->source = CLOCK_HSE_PLL;
     RCC_CR |= RCC_CR_HSEON;
     int rc = FOTA_E_TIMEOUT;
-    if (wait_reg(&RCC_CR, RCC_CR_HSERDY, RCC_CR_HSERDY, HSE_STARTUP_US)) {
+    if (hse_ready()) {
         rc = pll_start(RCC_PLLCFGR_PLLSRC_HSE, PLL_M_HSE);
     }
     if (rc != FOTA_OK) {

@@ -298,6 +298,13 @@
 #define SCB_CPACR MMIO32(0xE000ED88u) /* PM0214 section 4.6.1 */
 #define SCB_CPACR_CP10_CP11_FULL (0xFu << 20)
 
+/* Cycle counter (ARMv7-M ARM sections C1.6.5 DEMCR and C1.8 DWT). */
+#define DEMCR MMIO32(0xE000EDFCu)
+#define DEMCR_TRCENA (1u << 24)
+#define DWT_CTRL MMIO32(0xE0001000u)
+#define DWT_CTRL_CYCCNTENA (1u << 0)
+#define DWT_CYCCNT MMIO32(0xE0001004u)
+
 /* ---- Device identity (RM0090 section 39.1) ---- */
 #define UID_BASE 0x1FFF7A10u
 

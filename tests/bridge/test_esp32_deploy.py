@@ -49,6 +49,13 @@ def test_a_bad_server_url_is_refused_before_anything_is_copied(tmp_path: Path, u
     assert tools.calls == []
 
 
+@pytest.mark.parametrize("group", ["-east", "lab east", "x" * 65, "ost\u00e9"])
+def test_a_bad_group_is_refused_before_anything_is_copied(tmp_path: Path, group: str) -> None:
+    tools = Tools()
+    with pytest.raises(FotaError, match=r"is not a group name: letters, digits"):
+        deploy(DEVICE, None, {"group": group}, runner=tools, build_dir=tmp_path)
+    assert tools.calls == []
+
 def test_good_server_urls_pass() -> None:
     assert check_server_url("http://192.168.1.10:8080/") == "http://192.168.1.10:8080"
     assert check_server_url("https://fota.lan") == "https://fota.lan"

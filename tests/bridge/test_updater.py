@@ -113,6 +113,13 @@ def test_nothing_to_do(device: Device, server: FakeServer) -> None:
     assert server.reports == [] and device.flash() == before
 
 
+def test_the_group_in_config_json_is_reported_at_check_in(device: Device, server: FakeServer) -> None:
+    server.offer = None
+    Run(device, server.url).cycle()
+    Run(device, server.url, group="lab-east").cycle()
+    assert "group" not in server.checkins[0]                 # none configured: the field is left out
+    assert server.checkins[1]["group"] == "lab-east"
+
 def test_network_error_mid_download_resumes_with_range(device: Device, new: bytes,
                                                        server: FakeServer) -> None:
     server.drop_after = 20_001

@@ -36,6 +36,7 @@ def server(fw_build: BuildResult, tmp_path: Path) -> Iterator[LiveServer]:
         yield live
 
 
+@pytest.mark.slow   # several seconds alone: out of the fast loop
 def test_a_rollout_that_some_twins_cannot_confirm_pauses_itself(fw_build: BuildResult, server: LiveServer):
     api = TestClient(server.server.config.app)
     r = api.post("/api/v1/rollouts", headers=OP, json={

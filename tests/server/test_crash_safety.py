@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from fota_formats.semver import Version
 from fota_server.app import ServerSettings, ServerState
 from fota_server.firmware import ORPHAN_PREFIXES, FirmwareFolder, release_version
@@ -76,6 +77,7 @@ def leftovers(folder: FirmwareFolder) -> list[str]:
     return [p.name for p in folder.root.iterdir() if p.name.startswith(ORPHAN_PREFIXES)]
 
 
+@pytest.mark.slow   # several seconds alone: out of the fast loop
 def test_install_killed_at_every_step(tmp_path: Path):
     template = FirmwareFolder(tmp_path / "template")
     for version in ("1.1.0", "1.2.0"):

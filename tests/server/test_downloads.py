@@ -97,6 +97,7 @@ def test_check_in_answers_a_presigned_https_url_that_serves_ranges(tmp_path: Pat
     assert part.status_code == 206 and part.content == image[1000:]
 
 
+@pytest.mark.slow   # several seconds alone: out of the fast loop
 def test_the_bridge_resumes_a_cut_download_with_range_from_the_presigned_url(
         tmp_path: Path, s3_https: str, pki: Pki) -> None:
     relay = Relay(int(s3_https.rsplit(":", 1)[1]), scheme="https").start()

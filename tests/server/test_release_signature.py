@@ -269,3 +269,24 @@ def test_an_image_signed_by_an_untrusted_key_is_refused_by_the_server(store: S3S
     r = sync_once(store, served, TRUSTED)
     assert r.status == "error" and "slot-b.bin" in r.message and "not trusted" in r.message, r.message
     assert served.current_target() == before
+
+
+SMALL_ORDER_KEYS = [
+    "01" + "00" * 31,                                                      # identity
+    "ec" + "ff" * 30 + "7f",                                               # order 2
+    "00" * 32, "00" * 31 + "80",                                           # order 4
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+    "ee" + "ff" * 30 + "7f",                                               # identity, y = p + 1
+]
+
+
+@pytest.mark.parametrize("hex_key", SMALL_ORDER_KEYS)
+def test_a_small_order_trusted_key_is_refused(hex_key: str):
+    # With such a key, R = identity and S = 0 verify every message (OpenSSL takes it for the identity key).
+    with pytest.raises(TrustError, match="small order"):
+        load_key(hex_key)
+
+
+def test_a_real_key_is_not_taken_for_small_order():
+    assert load_key(TRUSTED_HEX).hash == RELEASE_HASH

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fota_formats.config import FotaConfig
 from fota_lab.locals3 import free_port
 from fota_s3.store import S3Store
@@ -93,6 +94,7 @@ def installed(fw: Path, version: str) -> list[str]:
     return sorted(p.name for p in (fw / "releases").glob(f"{version}-*"))
 
 
+@pytest.mark.slow   # several seconds alone: out of the fast loop
 def test_two_processes_sync_one_at_a_time_and_serve_the_same_release(
     cfg: FotaConfig, store: S3Store, tmp_path: Path, database: str
 ):
@@ -145,6 +147,7 @@ def test_two_processes_sync_one_at_a_time_and_serve_the_same_release(
 
 
 
+@pytest.mark.slow   # several seconds alone: out of the fast loop
 def test_fota_server_workers_share_one_registry(cfg: FotaConfig, tmp_path: Path, database: str):
     """`fota-server --workers 2`: two worker processes behind one port, one registry."""
     config = write_config(cfg, tmp_path, database)

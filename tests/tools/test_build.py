@@ -202,6 +202,7 @@ void app_variant_start(void)
 """
 
 
+@pytest.mark.slow   # several seconds alone: out of the fast loop
 def test_oversize_image_stops_the_link_with_the_byte_count(arm_toolchain: None, tmp_path: Path) -> None:
     """An application that does not fit MAX_IMAGE_SIZE with its trailer stops the link, and what
     speaks first is the linker's count of the bytes too many (docs/build.md)."""

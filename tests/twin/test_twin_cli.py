@@ -65,8 +65,8 @@ def test_sim_board_options_reach_the_twin(fw_build) -> None:
     """--no-hse, --vdda and --revision: the boot log shows the HSI fallback; revision A keeps the
     prefetch off, so the strict run does not fault."""
     out: list[str] = []
-    # without the crystal the bounded HSE wait alone takes 0.7 s of virtual time (bounds count
-    # poll iterations at 16 MHz, conservatively)
+    # 3 s: the boot lines drain from a RAM ring after the jump, well within that (without the
+    # crystal each clock set-up gives up on the HSE after 10 ms)
     argv = ["--build-dir", str(fw_build.build_dir), "--run-ms", "3000", "--no-hse", "--vdda", "3.3",
             "--revision", "A", "--hardware-watchdog", "--lsi-hz", "47000", "--floating-nss"]
     opts = parse_args(argv)

@@ -184,6 +184,28 @@ def test_spi_slave_with_dma_streams_and_exti_on_nss_rising_edge(boot) -> None:
     assert board.uart_lines[-1] == "rx 0123456789abcdef"
 
 
+@pytest.mark.parametrize(("n", "hold_us"), [(12, 0.0), (12, 5.0), (32, 0.0), (32, 5.0)])
+def test_a_dma_stream_disabled_with_an_item_in_flight_stops_after_it(boot, n: int, hold_us: float) -> None:
+    """RM0090 10.3.17: clearing EN finishes the current item first. NSS rising right at the end of
+    the last byte finds that byte taken by the DMA but not yet counted: EN still reads 1 and NDTR
+    one more, until the item is done; then EN reads 0, NDTR counts it and TCIF is set. When that
+    byte is the last of NDTR (32 of 32), the stream ends by itself at the same moment. Some
+    microseconds after the last byte (the program runs at 16 MHz: an item takes 34 cycles, 2.1 us),
+    the stream has nothing in flight and stops at once."""
+    board = boot("spi", config=3)
+    board.run(ms=2)
+    board.spi_transfer(bytes(range(100, 100 + n)), hz=10_500_000, hold_us=hold_us)
+    board.run(ms=2)
+    v = values(board)
+    in_flight = hold_us == 0.0
+    assert v["en_at_once"] == (1 if in_flight else 0)
+    assert v["ndtr_at_once"] == 32 - n + (1 if in_flight else 0)
+    assert (v["polls"] > 0) == in_flight
+    assert v["ndtr_stopped"] == 32 - n
+    assert v["lisr_stopped"] == (1 << 27) | ((1 << 26) if n >= 16 else 0)   # stream 3: TCIF (HTIF)
+    assert v["last"] == 100 + n - 1
+
+
 def _wait_ps(board) -> int:
     (t_on, _), (t_off, _) = led_times(board, "green")[:2]
     return t_off - t_on

@@ -150,6 +150,57 @@ def test_no_handler_returns_right_after_a_store(fw_build, elf: str, handler: str
             raise AssertionError(f"{handler}: no DSB right before the return:\n{out}")
 
 
+def _ready_ms(build_dir: Path, **board: object) -> float:
+    with Stm32Twin(**board) as twin:
+        twin.load_build(build_dir, slot_b=False)
+        twin.power_on()
+        assert twin.wait_pin("READY", 1, timeout_ms=3000), twin.uart_lines
+        return twin.now_ms
+
+
+def test_without_a_crystal_each_clock_set_up_gives_up_on_the_hse_after_10_ms(fw_build) -> None:
+    """The HSERDY wait is bounded by a time, 10 ms (five times DS8626's 2 ms typical start-up),
+    counted by the DWT cycle counter: the bootloader and then the application each wait that long
+    without a crystal, where a crystal is ready after 2 ms (the twin's start-up) in the bootloader
+    and already running in the application."""
+    with_crystal = _ready_ms(fw_build.build_dir)
+    without = _ready_ms(fw_build.build_dir, hse_hz=0)
+    extra = without - with_crystal
+    assert 2 * 10 - 2 <= extra <= 2 * 10 - 2 + 2 * 0.8, f"{extra:.2f} ms longer without the crystal"
+
+
+def test_the_twin_flags_a_store_right_before_a_return_that_tail_chains(boot) -> None:
+    """Erratum 838869 on the twin: IRQ 0's handler ends with a store and IRQ 1 tail-chains after it:
+    reported (a warning here, a fault in strict mode). SysTick's handler has a DSB between its store
+    and the return: nothing to report, although IRQ 0 tail-chains after it."""
+    board = boot("erratum", config=0, strict=False)
+    board.run(ms=5)
+    assert board.uart_lines[-1] == "order 16 17 16 17"
+    warnings = [e.data for e in board.events if e.kind == "warning" and "838869" in e.data]
+    assert len(warnings) == 2 and "exception 17 tail-chains" in warnings[0]
+    board = boot("erratum", config=1)
+    board.run(ms=5)
+    assert board.uart_lines[-1] == "order 15 16 15 16"
+    assert board.fault is None and board.erratum.checked == 2
+
+
+def test_no_handler_of_the_firmware_ends_with_a_store_when_an_interrupt_tail_chains(fw_build) -> None:
+    """Erratum 838869 while the application runs: an NSS edge raised at the very moment SysTick
+    fires, so that one handler's return tail-chains into the other, every time. A strict twin
+    stops at a store right before that return."""
+    with _app_running(fw_build.build_dir) as twin:
+        for _ in range(4):
+            twin.set_pin("NSS", 0)
+            twin.run(us=20)
+            systick = twin.sched.next_time_of(frozenset({"systick irq"}))
+            assert systick is not None
+            twin.core.run_until_ps(systick)
+            twin.set_pin("NSS", 1)
+            twin.run(ms=2)
+        assert twin.fault is None
+        assert twin.erratum.checked >= 4
+
+
 def _app_running(build_dir: Path, **board: object) -> Stm32Twin:
     twin = Stm32Twin(**board)
     twin.load_build(build_dir, slot_b=False)

@@ -24,6 +24,7 @@ from .bus import Bus
 from .chip import REV_A, REVISIONS
 from .core import Core, RunControl, cortex_m4
 from .cpu import ExceptionUnit
+from .erratum import StoreBeforeReturn
 from .errors import TwinError
 from .events import PS_PER_MS, PS_PER_S, PS_PER_US, Event, EventLog, VirtualTime
 from .faults import Faults
@@ -117,7 +118,7 @@ class Stm32Twin:
         self.adc = Adc(faults, time, rcc, temperature_c, vdda=vdda, v25=sensor_v25)
         for address, code in self.adc.factory_calibration().items():
             memory.write(address, code.to_bytes(2, "little"))
-        self.dma = Dma(faults, nvic, memory)
+        self.dma = Dma(faults, time, nvic, memory, rcc)
         self.spi2 = Spi2(faults, time, nvic, self.dma, self.gpio["B"])
         self.dwt = Dwt(faults, time, rcc)
         self.dbgmcu = Dbgmcu(faults)
@@ -136,9 +137,10 @@ class Stm32Twin:
         self.bus = Bus(uc, self.peripherals, rcc, control, faults, memory, self.flash, supply)
         self.power = Power(uc, time, log, control, faults, supply, memory, self.bus, self.flash, rcc,
                            self.peripherals, list(self.gpio.values()))
-        self.exc = ExceptionUnit(uc, nvic, self.scs, memory, self.flash, control, faults)
+        self.erratum = StoreBeforeReturn(uc, faults)
+        self.exc = ExceptionUnit(uc, nvic, self.scs, memory, self.flash, control, faults, self.erratum)
         self.core = Core(uc, time, log, control, faults, self.symbols, nvic, self.exc, rcc, memory,
-                         self.flash, self.bus, supply, self.power)
+                         self.flash, self.bus, supply, self.power, self.erratum)
         self.loader = Loader(memory, self.symbols)
         for name in floating:
             port, pin = self.pins.resolve(name)

@@ -24,6 +24,7 @@ from .regs import RegBank
 if TYPE_CHECKING:
     from .bus import Bus
     from .cpu import ExceptionUnit
+    from .erratum import StoreBeforeReturn
     from .faults import Faults
     from .flash import FlashInterface
     from .memory import Memory
@@ -103,8 +104,10 @@ class Core:
 
     def __init__(self, uc: Uc, time: VirtualTime, log: EventLog, control: RunControl, faults: Faults,
                  symbols: Symbols, nvic: Nvic, exc: ExceptionUnit, clocks: Rcc, memory: Memory,
-                 flash: FlashInterface, bus: Bus, supply: Supply, power: Power) -> None:
+                 flash: FlashInterface, bus: Bus, supply: Supply, power: Power,
+                 erratum: StoreBeforeReturn) -> None:
         self.uc = uc
+        self.erratum = erratum
         self.time = time
         self.log = log
         self.control = control
@@ -196,6 +199,8 @@ class Core:
                 continue
             if memory.flash_closing != memory.flash_closed:
                 memory.apply_flash_access()
+            if self.erratum.pending:
+                self.erratum.install()
             control.in_emu = True
             try:
                 uc.emu_start(pc | 1, 0xFFFF_FFFF, 0, n)
@@ -224,9 +229,11 @@ class Core:
         try:
             if intno == 8 and pc >= 0xFFFF_FF00:
                 self.bus.poll_addr = -1
+                self.erratum.returning()
                 self.exc.leave(pc)
                 exc = nvic.takeable()
                 if exc is not None:  # tail-chain: enter the next handler right away
+                    self.erratum.tail_chained(exc)
                     self.exc.enter(exc)
                 return
             if intno == 2:

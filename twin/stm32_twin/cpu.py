@@ -20,6 +20,7 @@ from .regs import RegBank
 
 if TYPE_CHECKING:
     from .core import RunControl
+    from .erratum import StoreBeforeReturn
     from .faults import Faults
     from .flash import FlashInterface
     from .memory import Memory
@@ -53,8 +54,9 @@ class ExceptionUnit:
     """Exception entry and return, with register banks prepared once per CPU."""
 
     def __init__(self, uc: Uc, nvic: Nvic, scs: Scs, memory: Memory, flash: FlashInterface,
-                 control: RunControl, faults: Faults) -> None:
+                 control: RunControl, faults: Faults, erratum: StoreBeforeReturn) -> None:
         self.uc = uc
+        self.erratum = erratum
         self.nvic = nvic
         self.scs = scs
         self.memory = memory
@@ -95,6 +97,7 @@ class ExceptionUnit:
         if fp:
             exc_return &= ~EXC_RETURN_NOFP
         vector = self._vector(exc)
+        self.erratum.entered(vector)
         nvic.enter(exc)
         # PC with bit 0 set: Unicorn takes bit 0 of a PC write as the Thumb state.
         self.enter_regs.write([frame, exc_return, XPSR_T | exc, control & ~CONTROL_FPCA, vector | 1])

@@ -1,17 +1,33 @@
 /* SPI2 slave. Mode 0 (config word 0x08003F00 = 0): polled echo, every byte received is answered
  * with itself + 1 in the next byte; "slow" mode (config 1) waits 40 us between polls so that
  * bytes overrun at a high clock. Mode 2: DMA1 stream 3 receives 16 bytes, stream 4 sends a
- * 16-byte pattern; the NSS rising edge (EXTI12) interrupt logs what arrived. */
+ * 16-byte pattern; the NSS rising edge (EXTI12) interrupt logs what arrived. Mode 3: stream 3
+ * receives into a 32-byte buffer; the NSS rising edge handler clears EN and reads EN and NDTR at
+ * once, then waits for EN = 0 (RM0090 10.3.17) and reads NDTR and the flags again. */
 #include "prog.h"
 
 static uint8_t rx_buf[16];
 static const char tx_pattern[16] = "twin-dma-pattern";
 static uint8_t tx_buf[16];
 static volatile uint32_t nss_edges;
+static volatile uint32_t stop_mode, en_at_once, ndtr_at_once, polls, ndtr_stopped, lisr_stopped;
+static uint8_t rx_big[32];
 
 void IRQ_Handler(void) /* only EXTI15_10 is enabled */
 {
     EXTI_PR = 1u << 12;
+    if (stop_mode) {
+        DMA1_SCR(3) &= ~1u;
+        en_at_once = DMA1_SCR(3) & 1u;
+        ndtr_at_once = DMA1_SNDTR(3);
+        uint32_t n = 0;
+        while ((DMA1_SCR(3) & 1u) != 0u && n < 1000u) {
+            n++;
+        }
+        polls = n;
+        ndtr_stopped = DMA1_SNDTR(3);
+        lisr_stopped = DMA1_LISR & (0x3Fu << 22);
+    }
     nss_edges++;
 }
 
@@ -34,6 +50,27 @@ int main(void)
     EXTI_RTSR |= 1u << 12;
     EXTI_IMR |= 1u << 12;
     NVIC_ISER(40 / 32) = 1u << (40 % 32);
+    if (mode == 3u) {
+        stop_mode = 1;
+        SPI2_CR2 = 1; /* RXDMAEN */
+        DMA1_SPAR(3) = 0x4000380Cu;
+        DMA1_SM0AR(3) = (uint32_t)rx_big;
+        DMA1_SNDTR(3) = 32;
+        DMA1_SCR(3) = (1u << 10) | 1u; /* channel 0, P->M, MINC, EN */
+        SPI2_CR1 = 1u << 6;
+        while (nss_edges == 0u) {
+            __asm volatile("wfi");
+        }
+        line("en_at_once", en_at_once);
+        line("ndtr_at_once", ndtr_at_once);
+        line("polls", polls);
+        line("ndtr_stopped", ndtr_stopped);
+        line("lisr_stopped", lisr_stopped);
+        line("last", rx_big[31u - ndtr_stopped]); /* the last byte received */
+        for (;;) {
+            __asm volatile("wfi");
+        }
+    }
     if (mode == 2u) {
         for (int i = 0; i < 16; i++) {
             tx_buf[i] = (uint8_t)tx_pattern[i];
@@ -51,6 +88,8 @@ int main(void)
         line("ndtr_tx_armed", DMA1_SNDTR(4));
         while (nss_edges == 0u) {
             __asm volatile("wfi");
+        }
+        while ((DMA1_SCR(3) & 1u) != 0u) { /* the last item is done when EN reads 0 (RM0090 10.5.5) */
         }
         line("lisr", DMA1_LISR & (0x3Fu << 22));
         line("hisr", DMA1_HISR & 0x3Fu);

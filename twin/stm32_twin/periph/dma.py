@@ -3,6 +3,20 @@
 Only the requests the firmware uses are wired: stream 3 channel 0 (SPI2_RX) and stream 4
 channel 0 (SPI2_TX). Enabling any other stream/channel pair, memory-to-memory mode, FIFO packing
 or a memory address the DMA cannot reach (CCM) is reported in strict mode.
+
+An item is not done when the peripheral's request is taken: the DMA reads the data register,
+then writes the memory, and NDTR counts the item once the write is done. For a
+peripheral-to-memory stream the twin keeps each item in flight for ``ITEM_CYCLES`` HCLK cycles
+after the DMA took it: NDTR reads one more meanwhile, and the item that ends a normal-mode
+transfer ends it (NDTR 0, EN cleared by hardware, TCIF) only then. Clearing EN is not immediate
+either (RM0090 section 10.3.17, step 1 of the stream configuration procedure: EN is read back
+until it is 0, because the current transfer is finished first; section 10.5.5, EN of DMA_SxCR):
+with an item in flight EN keeps reading 1 until the item is done, then EN reads 0, NDTR counts
+the item and TCIF is set. Software that clears EN and takes NDTR at once, with an item in flight,
+counts one item too few. For the last byte of an SPI transaction a timer at the end of the item
+bounds the CPU's slice, so that the window is measured in the instructions the CPU runs meanwhile
+(one per HCLK cycle), not in slices.
+Memory-to-peripheral items (SPI2 TX) are done at once.
 """
 
 from __future__ import annotations
@@ -10,11 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..events import PS_PER_S
 from .base import Peripheral
 
 if TYPE_CHECKING:
+    from ..events import Timer, VirtualTime
     from ..faults import Faults
     from ..memory import Memory
+    from .rcc import Rcc
     from .scs import Nvic
 
 LISR, HISR, LIFCR, HIFCR = 0x00, 0x04, 0x08, 0x0C
@@ -25,6 +42,15 @@ FLAG_SHIFT = (0, 6, 16, 22)  # stream n % 4 -> bit offset of its flags in LISR/H
 FEIF, DMEIF, TEIF, HTIF, TCIF = 1, 4, 8, 16, 32
 STREAM_IRQ = (11, 12, 13, 14, 15, 16, 17, 47)
 WIRED = {(3, 0): "SPI2_RX", (4, 0): "SPI2_TX"}
+# How long an SPI2 item stays in flight, in HCLK cycles (the DMA runs on the AHB clock), from the
+# DMA taking the request (RXNE falls) until its memory write is done and NDTR counts it. ST gives
+# no figure: it depends on the arbitration with the other stream and on the CPU's accesses to the
+# same SRAM (exception stacking). Uncontended it is some 10-20 cycles (an APB1 read through the
+# AHB/APB bridge at PCLK1 = HCLK / 4, then the SRAM write); the twin takes a pessimistic 34 cycles
+# (200 ns at 168 MHz), so that a firmware relying on the DMA being faster than its own interrupt
+# handler shows the race on the twin. At 168 MHz a master holding NSS low for a microsecond after
+# the last byte never finds an item in flight.
+ITEM_CYCLES = 34
 
 
 class Stream:
@@ -38,6 +64,10 @@ class Stream:
         self.fcr = 0x21
         self.index = 0  # items transferred since enable
         self.initial = 0
+        self.item_done_ps = 0     # the last peripheral-to-memory item is done then
+        self.item: Timer | None = None  # the timer at item_done_ps, when one is needed
+        self.item_counted = True  # the item in flight is already in ndtr (NDTR reads one more)
+        self.ending = False       # EN cleared by software, or the last item: ends with the item
 
     @property
     def enabled(self) -> bool:
@@ -54,16 +84,21 @@ class Dma(Peripheral):
 
     name = "DMA1"
     base = 0x4002_6000
-    wakers = frozenset({"spi byte"})
+    wakers = frozenset({"spi byte", "dma item"})
     clock = ("AHB1ENR", 21)
 
-    def __init__(self, faults: Faults, nvic: Nvic, memory: Memory) -> None:
+    def __init__(self, faults: Faults, time: VirtualTime, nvic: Nvic, memory: Memory, clocks: Rcc) -> None:
+        self.time = time
+        self.clocks = clocks
         self.nvic = nvic
         self.memory = memory
         self.on_change: list[Callable[[], None]] = []
         super().__init__(faults)
 
     def reset(self) -> None:
+        for s in getattr(self, "streams", ()):
+            if s.item is not None:
+                s.item.cancel()
         self.streams = [Stream(n) for n in range(8)]
         self.flags = [0] * 8
 
@@ -71,17 +106,25 @@ class Dma(Peripheral):
         """The enabled stream serving a request ('SPI2_RX' / 'SPI2_TX'), if any."""
         n = 3 if request == "SPI2_RX" else 4
         s = self.streams[n]
-        if s.enabled and WIRED.get((n, s.channel)) == request and s.ndtr > 0:
+        if s.enabled and not s.ending and WIRED.get((n, s.channel)) == request and s.ndtr > 0:
             return s
         return None
 
     def _mem_addr(self, s: Stream) -> int:
         return s.m0ar + (s.index if s.cr & CR_MINC else 0)
 
-    def to_memory(self, s: Stream, byte: int) -> None:
-        """One peripheral-to-memory item (SPI2 RX)."""
+    def to_memory(self, s: Stream, byte: int, exact: bool = True) -> None:
+        """One peripheral-to-memory item (SPI2 RX). ``exact``: its end bounds the CPU slice (see
+        ``_in_flight``)."""
         self.memory.write(self._mem_addr(s), bytes([byte]))
+        if s.ndtr == 1 and not s.cr & CR_CIRC:
+            # The last item of a normal-mode transfer: the stream ends when it is done (NDTR 0, EN
+            # cleared by hardware, TCIF; RM0090 10.5.5), not when the DMA takes the request.
+            s.ending = True
+            self._in_flight(s, counted=False, timer=True)
+            return
         self._advance(s)
+        self._in_flight(s, counted=True, timer=exact)
 
     def from_memory(self, s: Stream) -> int:
         """One memory-to-peripheral item (SPI2 TX)."""
@@ -93,6 +136,42 @@ class Dma(Peripheral):
         """len(data) peripheral-to-memory items at once (len(data) < NDTR, MINC set)."""
         self.memory.write(self._mem_addr(s), data)
         self._advance(s, len(data))
+        self._in_flight(s, counted=True, timer=False)
+
+    def _in_flight(self, s: Stream, counted: bool, timer: bool) -> None:
+        """The item just taken is done ``ITEM_CYCLES`` HCLK cycles from now. ``counted``: it is
+        already in ``s.ndtr`` (NDTR reads one more until then); otherwise it is the last one and
+        is counted when done. ``timer``: end the CPU slice when it is done, so that the window is
+        exact. SPI2 asks for it on the last byte of a transaction, which an NSS edge may follow at
+        once; for the other bytes the window is only checked against the time the CPU's slice
+        started (a timer per byte would cost a slice per byte)."""
+        if s.item is not None:
+            s.item.cancel()
+            s.item = None
+        s.item_counted = counted
+        s.item_done_ps = self.time.now_ps + ITEM_CYCLES * PS_PER_S // self.clocks.hclk_hz()
+        if timer:
+            self._item_timer(s)
+
+    def _item_timer(self, s: Stream) -> None:
+        s.item = self.time.at(s.item_done_ps, lambda: self._item_done(s), "dma item")
+
+    def _ndtr(self, s: Stream) -> int:
+        """NDTR as software reads it: an item in flight is not counted yet."""
+        in_flight = self.time.now_ps < s.item_done_ps and s.item_counted
+        return s.ndtr + 1 if in_flight and s.ndtr < s.initial else s.ndtr
+
+    def _item_done(self, s: Stream) -> None:
+        s.item = None
+        if not s.ending:
+            return
+        s.ending = False
+        if not s.item_counted:
+            self._advance(s)              # the last item: NDTR 0, EN cleared by hardware, TCIF
+        else:
+            s.cr &= ~CR_EN                # EN cleared by software: the stream stops now
+            self._flag(s, TCIF)
+        self._changed()
 
     def bulk_from_memory(self, s: Stream, n: int) -> bytes:
         """n memory-to-peripheral items at once (n < NDTR, MINC set)."""
@@ -163,7 +242,7 @@ class Dma(Peripheral):
         if STREAM_BASE <= off < STREAM_BASE + 8 * STREAM_STRIDE:
             s = self.streams[(off - STREAM_BASE) // STREAM_STRIDE]
             reg = (off - STREAM_BASE) % STREAM_STRIDE
-            return {SCR: s.cr, SNDTR: s.ndtr, SPAR: s.par, SM0AR: s.m0ar, SM1AR: s.m1ar,
+            return {SCR: s.cr, SNDTR: self._ndtr(s), SPAR: s.par, SM0AR: s.m0ar, SM1AR: s.m1ar,
                     SFCR: s.fcr | (0x20 if s.fcr & 4 == 0 else 0)}[reg]
         return self.unmodeled(off, "read")
 
@@ -185,8 +264,18 @@ class Dma(Peripheral):
         if reg == SCR:
             new = self.merge(s.cr, value, mask)
             if s.enabled:
-                if not new & CR_EN:
-                    # Disabling a running stream ends it; TCIF is set (RM0090 section 10.3.17).
+                if not new & CR_EN and self.time.now_ps < s.item_done_ps:
+                    # RM0090 10.3.17 (stream configuration procedure, step 1) and 10.5.5 (DMA_SxCR
+                    # EN): clearing EN is not immediate; the current item is transferred first and
+                    # EN reads 1 until then. NDTR counts that item, and TCIF is set, at that time.
+                    s.cr = (s.cr & ~0x1E) | (new & 0x1E)
+                    s.ending = True
+                    if s.item is None:
+                        self._item_timer(s)
+                    self._irq(s)
+                elif not new & CR_EN:
+                    # Disabling a running stream with no item in flight ends it at once; TCIF is
+                    # set (RM0090 section 10.3.17).
                     s.cr = new
                     self._flag(s, TCIF)
                     self._changed()

@@ -102,8 +102,9 @@ class Spi2(Peripheral):
                      or (cr2 & CR2_ERRIE and sr & SR_OVR))
         self.nvic.set_level(SPI2_IRQ, level)
 
-    def service_dma(self) -> None:
-        """Serve pending DMA requests: TXE with TXDMAEN, RXNE with RXDMAEN."""
+    def service_dma(self, last: bool = False) -> None:
+        """Serve pending DMA requests: TXE with TXDMAEN, RXNE with RXDMAEN. ``last``: the byte
+        received is the last of the transaction (the DMA times its item exactly)."""
         dma = self.dma
         if self.cr2 & CR2_TXDMAEN and self.sr & SR_TXE:
             s = dma.stream_for("SPI2_TX")
@@ -113,7 +114,7 @@ class Spi2(Peripheral):
         if self.cr2 & CR2_RXDMAEN and self.sr & SR_RXNE:
             s = dma.stream_for("SPI2_RX")
             if s is not None:
-                dma.to_memory(s, self.rx_buf)
+                dma.to_memory(s, self.rx_buf, exact=last)
                 self.sr &= ~SR_RXNE
         self._irq()
 
@@ -221,7 +222,7 @@ class Spi2(Peripheral):
             self.rx_buf = x.tx[k]
             self.sr |= SR_RXNE
         self.sr &= ~SR_BSY
-        self.service_dma()
+        self.service_dma(last=k == len(x.tx) - 1)
 
     def end(self) -> bytes:
         x = self.xfer
