@@ -5,14 +5,11 @@ and the update completes."""
 
 from __future__ import annotations
 
-import pytest
 from fota_formats.spec import LAYOUT
 from fota_lab.devices import boot_twin
 from fota_lab.images import restamp
 from fota_lab.master import Master, TwinPort
 from stm32_fota.build import BuildResult
-
-pytest.importorskip("stm32_twin.board", reason="the STM32 twin package is not installed")
 
 PS_PER_US = 1_000_000
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import esp32_twin
 import pytest
 from fota_lab.devices import boot_twin
 from fota_lab.fakes import FakeServer
@@ -13,8 +14,6 @@ from fota_lab.images import restamp
 from fota_testkit.tls import make_pki
 from stm32_fota.build import BuildResult
 from stm32_fota.esp32 import deploy, parse_line, run_update
-
-esp32_twin = pytest.importorskip("esp32_twin", reason="the virtual ESP32 package is not installed")
 
 
 @pytest.fixture

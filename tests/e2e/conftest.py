@@ -13,9 +13,6 @@ from fota_lab.lab import Lab
 from fota_testkit.e2e import flashed_lab, make_release
 from stm32_fota.build import BuildResult
 
-pytest.importorskip("stm32_twin", reason="the STM32 twin package is not installed")
-esp32_twin = pytest.importorskip("esp32_twin", reason="the virtual ESP32 package is not installed")
-
 
 @pytest.fixture(scope="session")
 def node_runtime() -> None:

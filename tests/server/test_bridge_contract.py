@@ -18,8 +18,8 @@ BRIDGE = Path(__file__).resolve().parents[2] / "esp32_mpy"
 if str(BRIDGE) not in sys.path:
     sys.path.insert(0, str(BRIDGE))
 
-net = pytest.importorskip("net", reason="the bridge's net.py is not importable")
-fotalink = pytest.importorskip("fotalink", reason="the bridge's fotalink.py is not importable")
+import fotalink  # noqa: E402 (the bridge module, importable once esp32_mpy is on sys.path above)
+import net  # noqa: E402 (the bridge module, importable once esp32_mpy is on sys.path above)
 
 TOKEN = "bridge-token"
 DEV = "aabbccddeeff001122334455"

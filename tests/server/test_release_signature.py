@@ -5,7 +5,6 @@ and leaves the served release as it was; the status route shows the refusal."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder, sync_once
 from fota_server.trust import KeyRing, TrustError, load_key
 from fota_testkit.keys import RELEASE_HASH, RELEASE_KEY, TRUSTED, TRUSTED_HEX, put_signed_manifest
-from fota_testkit.server import write_build
+from fota_testkit.server import folder_snapshot, write_build
 from stm32_fota.release import release
 from stm32_fota.signing import public_key_hash, raw_public
 
@@ -30,15 +29,7 @@ V2 = "releases/1.2.0"
 
 
 def snapshot(folder: FirmwareFolder) -> dict[str, bytes | str]:
-    """Every file of the folder and where ``current`` points."""
-    out: dict[str, bytes | str] = {}
-    for p in sorted(folder.root.rglob("*")):
-        rel = str(p.relative_to(folder.root))
-        if p.is_symlink():
-            out[rel] = os.readlink(p)
-        elif p.is_file():
-            out[rel] = p.read_bytes()
-    return out
+    return folder_snapshot(folder.root)
 
 
 def get(store: S3Store, key: str) -> bytes:

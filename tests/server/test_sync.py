@@ -12,20 +12,12 @@ from fota_lab.locals3 import free_port
 from fota_s3.store import S3Store
 from fota_server.firmware import FirmwareFolder, SyncError, sync_once
 from fota_testkit.keys import RELEASE_KEY, TRUSTED, put_signed_manifest
-from fota_testkit.server import install_release, write_build
+from fota_testkit.server import folder_snapshot, install_release, write_build
 from stm32_fota.release import release
 
 
 def snapshot(folder: FirmwareFolder) -> dict[str, bytes | str]:
-    """Every file of the folder and where ``current`` points: to prove it is untouched."""
-    out: dict[str, bytes | str] = {}
-    for p in sorted(folder.root.rglob("*")):
-        rel = str(p.relative_to(folder.root))
-        if p.is_symlink():
-            out[rel] = os.readlink(p)
-        elif p.is_file():
-            out[rel] = p.read_bytes()
-    return out
+    return folder_snapshot(folder.root)
 
 
 @pytest.fixture

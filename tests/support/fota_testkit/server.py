@@ -18,7 +18,19 @@ from fota_lab import locals3
 from fota_lab.images import install_release, make_image, write_build
 from fota_s3.store import S3Store
 
-__all__ = ["LiveServer", "bucket_objects", "install_release", "make_image", "write_build"]
+__all__ = ["LiveServer", "bucket_objects", "folder_snapshot", "install_release", "make_image", "write_build"]
+
+
+def folder_snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every file under ``root`` and where each symlink (``current``) points: to prove it untouched."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = os.readlink(p)
+        elif p.is_file():
+            out[rel] = p.read_bytes()
+    return out
 
 
 def bucket_objects(store: S3Store) -> dict[str, bytes]:
