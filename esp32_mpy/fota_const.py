@@ -58,6 +58,7 @@ ST_ERR_UNSIGNED = const(18)
 ST_ERR_UNKNOWN_KEY = const(19)
 ST_ERR_SIGNATURE = const(20)
 ST_ERR_TLV = const(21)
+ST_ERR_ROLLBACK = const(22)
 
 SESSION_IDLE = const(0)
 SESSION_RECEIVING = const(1)
@@ -88,6 +89,7 @@ STATUS_NAMES = {
     19: 'ERR_UNKNOWN_KEY',
     20: 'ERR_SIGNATURE',
     21: 'ERR_TLV',
+    22: 'ERR_ROLLBACK',
 }
 
 SLOT_A = const(0)
@@ -134,12 +136,12 @@ SECTORS = ((0x08000000, 0x4000), (0x08004000, 0x4000), (0x08008000, 0x4000), (0x
 # struct formats (little-endian) and field names, in order
 FRAME_HEADER_FMT = '<HBBHH'
 FRAME_HEADER_FIELDS = ('marker', 'cmd', 'status', 'seq', 'len')
-INFO_RESP_FMT = '<BBHBBHIBBBBHHIBBBBIIBBBBI12shHI'
-INFO_RESP_SIZE = const(64)
-INFO_RESP_FIELDS = ('proto_version', 'running_slot', 'max_chunk', 'run_major', 'run_minor', 'run_patch', 'run_build', 'a_state', 'a_major', 'a_minor', 'b_state', 'a_patch', 'b_patch', 'a_build', 'b_major', 'b_minor', 'meta_active', 'meta_state', 'b_build', 'meta_seq', 'meta_attempts', 'last_result', 'session_state', 'session_status', 'session_next', 'uid', 'temp_centi', 'reserved', 'uptime_ms')
-BEGIN_REQ_FMT = '<BBHBBHII32s32s'
-BEGIN_REQ_SIZE = const(80)
-BEGIN_REQ_FIELDS = ('target_slot', 'flags', 'ver_patch', 'ver_major', 'ver_minor', 'reserved', 'build', 'image_size', 'sha256', 'header')
+INFO_RESP_FMT = '<BBHBBHIBBBBHHIBBBBIIBBBBI12shHIII4s'
+INFO_RESP_SIZE = const(76)
+INFO_RESP_FIELDS = ('proto_version', 'running_slot', 'max_chunk', 'run_major', 'run_minor', 'run_patch', 'run_build', 'a_state', 'a_major', 'a_minor', 'b_state', 'a_patch', 'b_patch', 'a_build', 'b_major', 'b_minor', 'meta_active', 'meta_state', 'b_build', 'meta_seq', 'meta_attempts', 'last_result', 'session_state', 'session_status', 'session_next', 'uid', 'temp_centi', 'reserved', 'uptime_ms', 'security_floor', 'run_counter', 'run_key')
+BEGIN_REQ_FMT = '<BBHBBHII32s32sI'
+BEGIN_REQ_SIZE = const(84)
+BEGIN_REQ_FIELDS = ('target_slot', 'flags', 'ver_patch', 'ver_major', 'ver_minor', 'reserved', 'build', 'image_size', 'sha256', 'header', 'security_counter')
 OFFSET_RESP_FMT = '<II'
 OFFSET_RESP_SIZE = const(8)
 OFFSET_RESP_FIELDS = ('next_offset', 'image_size')
@@ -155,6 +157,6 @@ IMAGE_TLV_INFO_FIELDS = ('magic', 'tlv_tot')
 IMAGE_TLV_FMT = '<HH'
 IMAGE_TLV_SIZE = const(4)
 IMAGE_TLV_FIELDS = ('type', 'len')
-META_RECORD_FMT = '<IIBBBBB3sBBHIII'
-META_RECORD_SIZE = const(32)
-META_RECORD_FIELDS = ('magic', 'seq', 'active_slot', 'state', 'attempts_left', 'last_result', 'prev_slot', 'reserved', 'ver_major', 'ver_minor', 'ver_patch', 'build', 'image_crc', 'crc32')
+META_RECORD_FMT = '<IIBBBBB3sBBHIIII'
+META_RECORD_SIZE = const(36)
+META_RECORD_FIELDS = ('magic', 'seq', 'active_slot', 'state', 'attempts_left', 'last_result', 'prev_slot', 'reserved', 'ver_major', 'ver_minor', 'ver_patch', 'build', 'image_crc', 'security_counter', 'crc32')

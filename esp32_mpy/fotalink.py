@@ -2,7 +2,7 @@
 
     link = Link(port)                  # port: transfer(tx, rx), ready(), ticks_ms(), sleep_ms(n),
     info = link.info()                 #       reset_target(); optional wait_ready(timeout_ms)
-    nxt = link.begin(SLOT_B, 0, (1, 1, 0, 7), size, sha256, info_block)
+    nxt = link.begin(SLOT_B, 0, (1, 1, 0, 7), size, sha256, header, 1)
     link.write_image(source, nxt, size, progress)   # source.readinto(offset, mv) fills mv
     link.verify(); link.activate(); link.reset()
 
@@ -47,6 +47,7 @@ from fota_const import (
     MIN_TRANSACTION,
     OFFSET_RESP_FMT,
     OFFSET_RESP_SIZE,
+    PROTOCOL_VERSION,
     READY_TIMEOUT_MS,
     RESET_DELAY_MS,
     RESPONSE_FLAG,
@@ -316,6 +317,10 @@ class Link:
         st = self.call(CMD_INFO, 0, READY_TIMEOUT_MS, "INFO")
         self._expect_ok(st, "INFO")
         if self.rplen != INFO_RESP_SIZE:
+            got = self._rx[_HDR] if self.rplen else -1
+            if got != PROTOCOL_VERSION:
+                raise BridgeError(f"the STM32 speaks link protocol {got}, this bridge {PROTOCOL_VERSION}: "
+                                  "update the bridge and the firmware together")
             raise BridgeError(f"INFO answered {self.rplen} bytes, expected {INFO_RESP_SIZE}")
         vals = struct.unpack_from(INFO_RESP_FMT, self._rx, _HDR)
         info = dict(zip(INFO_RESP_FIELDS, vals))  # noqa: B905 (no strict= in MicroPython)
@@ -323,11 +328,12 @@ class Link:
         self.max_chunk = MAX_CHUNK if chunk == 0 or chunk > MAX_CHUNK else chunk & ~3
         return info
 
-    def begin(self, target_slot, flags, version, size, sha256, info_block):
-        """BEGIN; version = (major, minor, patch, build), info_block = the image's 32-byte
-        header (file bytes 0..32). Returns the device's next_offset."""
+    def begin(self, target_slot, flags, version, size, sha256, header, security_counter):
+        """BEGIN; version = (major, minor, patch, build), header = the image's 32-byte header
+        (file bytes 0..32), security_counter = its SEC_CNT TLV (the device refuses one below its
+        floor: ERR_ROLLBACK). Returns the device's next_offset."""
         struct.pack_into(BEGIN_REQ_FMT, self._req, _HDR, target_slot, flags, version[2],
-                         version[0], version[1], 0, version[3], size, sha256, info_block)
+                         version[0], version[1], 0, version[3], size, sha256, header, security_counter)
         st = self.call(CMD_BEGIN, BEGIN_REQ_SIZE, erase_timeout_ms(target_slot, size), "BEGIN")
         self._expect_ok(st, "BEGIN")
         return self._offset("BEGIN")

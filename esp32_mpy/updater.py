@@ -323,13 +323,16 @@ class Updater:
         self.step("info")
         info = self.info = link.info()
         run = info["running_slot"]
-        self.step(f"stm32 slot {slot_name(run)} version {running_version(info)} "
+        key = hexlify(info["run_key"]).decode()
+        self.step(f"stm32 slot {slot_name(run)} version {running_version(info)} key {key} "
+                  f"counter {info['run_counter']} floor {info['security_floor']} "
                   f"last {RESULT_NAMES.get(info['last_result'], '?')}")
         self._pending_report(info)
         self.step("checkin")
         doc = {"device_id": self.device_id(), "running_slot": slot_name(run),
                "running_version": running_version(info),
-               "slots": {"A": _slot_doc(info, "a"), "B": _slot_doc(info, "b")}}
+               "slots": {"A": _slot_doc(info, "a"), "B": _slot_doc(info, "b")},
+               "security_counter": info["security_floor"], "key_id": key}
         if cfg.get("group"):
             doc["group"] = cfg["group"]
         reply = self.http.post_json("/api/v1/checkin", doc)
@@ -342,14 +345,15 @@ class Updater:
             size = int(reply["size"])
             sha = unhexlify(reply["sha256"])
             url = reply["url"]
+            counter = int(reply["security_counter"])
         except (KeyError, ValueError, TypeError):
             raise BridgeError("Failed to check in: the server's update offer is incomplete") from None
         flags = BEGIN_FLAG_DOWNGRADE if reply.get("downgrade") else 0
         self.pending = (target, new_version)
-        self.step(f"download {new_version} slot {slot_name(target)} {size} bytes")
+        self.step(f"download {new_version} slot {slot_name(target)} {size} bytes counter {counter}")
         src = HttpSource(self.http, url, cfg.get("http_retries", 3), self.log, self.port.sleep_ms)
         try:
-            phase = self._install(src, target, flags, size, sha, new_version)
+            phase = self._install(src, target, flags, size, sha, new_version, counter)
         finally:
             src.close()
         if phase == "reset":
@@ -363,7 +367,7 @@ class Updater:
         else:
             self.link.reset()
 
-    def _install(self, src, target, flags, size, sha, new_version):
+    def _install(self, src, target, flags, size, sha, new_version, counter):
         """BEGIN, WRITE..., VERIFY, ACTIVATE. When the STM32 loses its session on the way (a reset
         or power cut: ERR_SEQ, ...) or a flash operation fails, a new link session (INFO) says where
         it stands and the cycle goes on from there (next_phase), at most _RESTARTS times. Returns
@@ -382,7 +386,7 @@ class Updater:
             self._in_begin = False
             try:
                 if phase == "begin":
-                    self._transfer(src, target, flags, version, size, sha, block)
+                    self._transfer(src, target, flags, version, size, sha, block, counter)
                 self.step("activate")
                 link.activate()
                 self.activated = True
@@ -407,12 +411,12 @@ class Updater:
                     self.activated = True
                     return phase
 
-    def _transfer(self, src, target, flags, version, size, sha, block):
+    def _transfer(self, src, target, flags, version, size, sha, block, counter):
         """BEGIN (resuming at the STM32's offset when it has this image's session), WRITE..., VERIFY."""
         link = self.link
         self.step("begin")
         self._in_begin = True
-        nxt = link.begin(target, flags, version, size, sha, block)
+        nxt = link.begin(target, flags, version, size, sha, block, counter)
         self._in_begin = False
         if nxt:
             self.step(f"resume {nxt}")

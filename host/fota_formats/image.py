@@ -357,19 +357,31 @@ def header_version(data: bytes | bytearray | memoryview) -> tuple[int, int, int,
     return h["ver_major"], h["ver_minor"], h["ver_revision"], h["ver_build"]
 
 
-def image_slot(data: bytes | bytearray | memoryview) -> int | None:
-    """The slot an image's SLOT TLV names, unchecked; None when it cannot be found (a sender's
-    guess of the target: the device checks it)."""
+def _protected_u32(data: bytes | bytearray | memoryview, kind: int) -> int | None:
+    """The u32 value of the protected TLV ``kind``, unchecked; None when it cannot be found."""
     try:
         h = unpack_header(data)
         off = HDR_SIZE + h["img_size"] + TLV_INFO.size
         end = HDR_SIZE + h["img_size"] + h["protect_tlv_size"]
         while off + TLV.size <= min(end, len(data)):
             t = TLV.unpack(data, off)
-            if t["type"] == TLV_SLOT and t["len"] == 4 and off + 8 <= len(data):
-                base = int.from_bytes(data[off + 4:off + 8], "little")
-                return next((s for s in SLOTS if LAYOUT.slot_region(s).base == base), None)
+            if t["type"] == kind and t["len"] == 4 and off + 8 <= len(data):
+                return int.from_bytes(data[off + 4:off + 8], "little")
             off += TLV.size + t["len"]
     except (ImageError, struct.error):
         return None
+    return None
+
+
+def image_slot(data: bytes | bytearray | memoryview) -> int | None:
+    """The slot an image's SLOT TLV names, unchecked; None when it cannot be found (a sender's
+    guess of the target: the device checks it)."""
+    base = _protected_u32(data, TLV_SLOT)
+    return next((s for s in SLOTS if LAYOUT.slot_region(s).base == base), None)
+
+
+def image_counter(data: bytes | bytearray | memoryview) -> int | None:
+    """The security counter an image's SEC_CNT TLV holds, unchecked; None when it cannot be found
+    (what a sender announces in BEGIN: the device checks it at VERIFY)."""
+    return _protected_u32(data, TLV_SEC_CNT)
     return None

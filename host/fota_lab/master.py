@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fota_formats.errors import FotaError
-from fota_formats.image import HEADER, SLOTS, header_version, image_slot
+from fota_formats.image import HEADER, SLOTS, header_version, image_counter, image_slot
 from fota_formats.spec import IMAGE, PROTOCOL
 from stm32_fota.project import current
 
@@ -194,8 +194,9 @@ class Master:
 
         block = image[:HEADER_SIZE]
         flags = PROTOCOL.constants["BEGIN_FLAG_DOWNGRADE"] if downgrade else 0
+        counter = image_counter(image)
         nxt = phase("begin", "BEGIN", link.begin, slot, flags, version, len(image),
-                    hashlib.sha256(image).digest(), block)
+                    hashlib.sha256(image).digest(), block, 0 if counter is None else counter)
         end = len(image) if stop_at is None else min(stop_at, len(image))
         src = BytesSource(image)
         phase("write", f"write the image from offset {nxt}", link.write_image, src, nxt, end)

@@ -369,7 +369,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                      " (downgrade)" if d.downgrade else "")
         return {"update": True, "reason": d.reason, "update_id": uid, "version": d.version,
                 "target_slot": d.target_slot, "url": settings.download_url(d.version, d.file), "size": d.size,
-                "sha256": d.sha256, "downgrade": d.downgrade}
+                "sha256": d.sha256, "downgrade": d.downgrade, "security_counter": d.security_counter}
 
     image_responses: dict[int | str, dict[str, Any]] = {
         200: {"content": {"application/octet-stream": {}}, "description": "The whole image"},

@@ -64,6 +64,7 @@ class Decision:
     downgrade: bool = False
     rollout_id: int | None = None
     stage: int | None = None
+    security_counter: int | None = None  # the image's SEC_CNT: the bridge announces it in BEGIN
 
 
 def decide(device: Device, release: LocalRelease | None, rollout: Rollout | None = None,
@@ -103,4 +104,5 @@ def decide(device: Device, release: LocalRelease | None, rollout: Rollout | None
     name = release.file_for_slot(target)
     return Decision(True, "downgrade" if downgrade else "newer release", str(rel), target, name,
                     len(release.files[name]), release.sha256[name], downgrade,
-                    rollout.id if rollout else None, device.stage if rollout else None)
+                    rollout.id if rollout else None, device.stage if rollout else None,
+                    release.security_counter.get(name))

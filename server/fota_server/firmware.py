@@ -79,6 +79,8 @@ class LocalRelease:
     files: dict[str, bytes] = field(repr=False)  # slot file name -> bytes
     sha256: dict[str, str] = field(repr=False)
     path: Path | None = None
+    # slot file name -> the image's security counter (SEC_CNT TLV), which BEGIN announces
+    security_counter: dict[str, int] = field(default_factory=dict, repr=False)
 
     def file_for_slot(self, slot_name: str) -> str:
         """Image file name for target slot ``"A"`` / ``"B"``."""
@@ -158,7 +160,7 @@ class FirmwareFolder:
                                 f"than {MAX_MANIFEST_SIZE} bytes")
             manifest = parse_manifest(raw, str(path / MANIFEST_FILE), version)
             files = {name: (path / name).read_bytes() for name in (*SLOT_FILES, VERSION_FILE)}
-            check_files(files, manifest, version, str(path))
+            counters = check_files(files, manifest, version, str(path))
         except ReleaseError as e:
             raise SyncError(str(e)) from None
         except (OSError, VersionError) as e:
@@ -166,7 +168,7 @@ class FirmwareFolder:
         images = {n: files[n] for n in SLOT_FILES}
         return LocalRelease(version, bool(manifest.get("downgrade", False)), manifest, images,
                             {n: manifest["files"][n]["sha256"].lower() for n in SLOT_FILES},
-                            path.resolve())
+                            path.resolve(), counters)
 
     # -- changing the folder (each under the folder lock) ----------------------------------------
     def recover(self) -> Version | None:

@@ -70,6 +70,10 @@ class CheckIn(_Body):
     slots: Slots
     group: GroupName | None = Field(default=None, description=(
         "the device's group as the bridge knows it (an operator's setting wins)"))
+    security_counter: int | None = Field(default=None, ge=0, le=2**32 - 1, description=(
+        "the STM32 journal's anti-rollback floor (INFO security_floor)"))
+    key_id: str | None = Field(default=None, pattern="^[0-9a-f]{8}$", description=(
+        "the running image's signing key: the first 4 bytes of its KEYHASH TLV, 8 hex digits"))
 
 
 class CheckInReply(BaseModel):
@@ -82,6 +86,8 @@ class CheckInReply(BaseModel):
     size: int | None = None
     sha256: str | None = None
     downgrade: bool | None = None
+    security_counter: int | None = Field(default=None, description=(
+        "the offered image's security counter (its SEC_CNT TLV), for the bridge's BEGIN"))
 
 
 class Report(_Body):

@@ -96,11 +96,13 @@ def parse_manifest(raw: bytes, where: str, expect: Version) -> dict[str, Any]:
 
 
 def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Version, where: str,
-                verify: Verifier | None = None) -> None:
+                verify: Verifier | None = None) -> dict[str, int]:
     """Every file of a release, for content and not only hash: sizes and SHA-256 against the
     manifest, ``version.txt`` parsed and equal to ``version``, each image valid for its slot, of
     ``version``, with the manifest's build number and security counter, and (``verify``: the trusted
-    keys' check, :meth:`fota_server.trust.KeyRing.verify_image`) signed by a trusted key."""
+    keys' check, :meth:`fota_server.trust.KeyRing.verify_image`) signed by a trusted key. Returns
+    each image's security counter (its SEC_CNT TLV) by file name."""
+    counters: dict[str, int] = {}
     for name in (*SLOT_FILES, VERSION_FILE):
         if name not in files:
             raise ReleaseError(f"Failed to check {where}: {name} is missing")
@@ -129,6 +131,7 @@ def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Vers
         if Version(*info.version) != version:
             raise ReleaseError(f"Failed to check {where}/{name}: image version {info.version_str}, "
                             f"release {version}")
+        counters[name] = info.security_counter
         counter = manifest["files"][name].get("security_counter")
         if counter is not None and counter != info.security_counter:
             raise ReleaseError(f"Failed to check {where}/{name}: image security counter "
@@ -137,3 +140,4 @@ def check_files(files: dict[str, bytes], manifest: dict[str, Any], version: Vers
         if build is not None and build != info.build:
             raise ReleaseError(f"Failed to check {where}/{name}: image build {info.build}, the manifest says "
                             f"{build}")
+    return counters

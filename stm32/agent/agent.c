@@ -176,6 +176,12 @@ static void reply_offset(const struct agent *ag, struct reply *r)
     r->plen = sizeof(r->u.off);
 }
 
+/* The anti-rollback floor of the journal (journal.h): images below it are refused. */
+static uint32_t agent_floor(const struct agent *ag)
+{
+    return ag->journal_rc == FOTA_OK && ag->journal.have_record ? ag->journal.latest.mr_security_counter : 0u;
+}
+
 static void cmd_info(struct agent *ag, struct reply *r)
 {
     struct fota_info_resp *ir = &r->u.info;
@@ -219,6 +225,10 @@ static void cmd_info(struct agent *ag, struct reply *r)
     ag->port->read_uid(ir->ir_uid);
     ir->ir_temp_centi = ag->port->temp_centi();
     ir->ir_uptime_ms = ag->port->millis() - ag->start_ms;
+    ir->ir_security_floor = agent_floor(ag);
+    const struct image_summary *run = &ag->slot[ag->running_slot];
+    ir->ir_run_counter = run->security_counter;
+    memcpy(ir->ir_run_key, run->key_id, sizeof(ir->ir_run_key));
     r->plen = sizeof(*ir);
     r->status = FOTA_ST_OK;
 }
@@ -250,6 +260,11 @@ static uint8_t begin_check(const struct agent *ag, const struct fota_begin_req *
         br->br_image_size - h.ih_img_size <
             FOTA_IMAGE_HDR_SIZE + (uint32_t)h.ih_protect_tlv_size + sizeof(struct fota_image_tlv_info)) {
         return FOTA_ST_ERR_IMAGE;
+    }
+    /* Anti-rollback first: no flag lifts it. The downgrade flag lifts only the version rule, so a
+     * lower version is possible at a counter not below the floor, never below it. */
+    if (br->br_security_counter < agent_floor(ag)) {
+        return FOTA_ST_ERR_ROLLBACK;
     }
     struct fw_version offered = version_of(&h);
     struct fw_version running = version_of(&ag->running);
@@ -347,7 +362,7 @@ static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct 
     }
     if ((s->state == FOTA_SESSION_RECEIVING || s->state == FOTA_SESSION_VERIFIED) &&
         s->target == br.br_target_slot && s->size == br.br_image_size &&
-        memcmp(s->sha256, br.br_sha256, sizeof(s->sha256)) == 0 &&
+        s->security_counter == br.br_security_counter && memcmp(s->sha256, br.br_sha256, sizeof(s->sha256)) == 0 &&
         memcmp(&s->header, br.br_header, sizeof(s->header)) == 0) {
         reply_offset(ag, r); /* resume: same image, nothing erased */
         return;
@@ -358,6 +373,7 @@ static void cmd_begin(struct agent *ag, const uint8_t *p, uint16_t plen, struct 
     s->target = br.br_target_slot;
     s->flags = br.br_flags;
     s->size = br.br_image_size;
+    s->security_counter = br.br_security_counter;
     memcpy(s->sha256, br.br_sha256, sizeof(s->sha256));
     memcpy(&s->header, br.br_header, sizeof(s->header));
     sha256_init(&s->file_sha);
@@ -648,6 +664,11 @@ static void cmd_verify(struct agent *ag, struct reply *r)
         r->status = FOTA_ST_ERR_TLV;
     } else if (image_validate_digest(s->target, s->image_digest, sum) != FOTA_OK) {
         r->status = fault_status(sum->fault);
+    } else if (sum->security_counter < agent_floor(ag)) {
+        sum->fault = IMAGE_ROLLBACK; /* a signed image, but below the floor: never installed */
+        r->status = FOTA_ST_ERR_ROLLBACK;
+    } else if (sum->security_counter != s->security_counter) {
+        r->status = FOTA_ST_ERR_IMAGE; /* not the counter BEGIN announced */
     } else {
         kick(ag);
         s->state = FOTA_SESSION_VERIFIED;
@@ -721,6 +742,12 @@ enum agent_err agent_confirm(struct agent *ag)
         return AGENT_E_STATE;
     }
     running_confirmed(ag, &rec, FOTA_RESULT_CONFIRMED);
+    /* The one place the anti-rollback floor rises: an image that confirmed itself raises it to its
+     * own security counter (journal_append keeps the larger of this and the current floor). */
+    const struct image_summary *run = &ag->slot[ag->running_slot];
+    if (run->state == FOTA_SLOT_STATE_VALID) {
+        rec.mr_security_counter = run->security_counter;
+    }
     return agent_err_of(journal_add(ag, &rec));
 }
 

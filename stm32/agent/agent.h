@@ -56,6 +56,7 @@ struct agent_session {
     uint8_t target;   /* SLOT_A / SLOT_B */
     uint8_t flags;    /* BEGIN_FLAG_* */
     uint32_t size;    /* whole image file: header, image, both TLV areas */
+    uint32_t security_counter;  /* BEGIN's: VERIFY requires the image's SEC_CNT to equal it */
     uint32_t next;    /* next offset expected (bytes accepted so far) */
     uint8_t sha256[32];
     struct fota_image_header header;  /* BEGIN's copy of the image header */

@@ -46,6 +46,12 @@ static void log_slot_state(uint8_t slot, const struct image_summary *s, int by_c
     } else {
         log_str(" invalid ");
         log_str(image_fault_str(s->fault));
+        if (s->fault == IMAGE_ROLLBACK) {
+            log_str(" ");
+            log_version(s->ver.major, s->ver.minor, s->ver.patch, s->ver.build);
+            log_str(" counter ");
+            log_u32(s->security_counter);
+        }
     }
     log_end();
 }
@@ -66,6 +72,8 @@ static void log_journal(const struct journal_state *js)
         log_u32(r->mr_attempts_left);
         log_str(" result ");
         log_u32(r->mr_last_result);
+        log_str(" floor ");
+        log_u32(r->mr_security_counter);
     }
     if (js->torn_records != 0u) {
         log_str(" torn ");
@@ -84,10 +92,13 @@ static void log_journal(const struct journal_state *js)
 static int validate_slots(const struct journal_state *js, struct boot_input *in)
 {
     const struct fota_meta_record *r = &js->latest;
+    in->have_record = js->have_record;
+    in->rec = js->latest;
     if (js->have_record && r->mr_state == FOTA_META_STATE_CONFIRMED && r->mr_active_slot <= FOTA_SLOT_B &&
         r->mr_image_crc != 0u) {
         uint8_t active = r->mr_active_slot;
-        if (image_validate_crc(active, r->mr_image_crc, &in->slot[active]) == FOTA_OK) {
+        if (image_validate_crc(active, r->mr_image_crc, &in->slot[active]) == FOTA_OK &&
+            in->slot[active].security_counter >= boot_floor(in)) {
             (void)image_inspect((uint8_t)(active ^ 1u), &in->slot[active ^ 1u]);
             return 1;
         }
@@ -95,6 +106,7 @@ static int validate_slots(const struct journal_state *js, struct boot_input *in)
     for (uint8_t s = FOTA_SLOT_A; s <= FOTA_SLOT_B; s++) {
         (void)image_validate(s, &in->slot[s]);
     }
+    boot_enforce_floor(in); /* anti-rollback: an image below the journal's floor never boots */
     return 0;
 }
 
@@ -208,8 +220,6 @@ int main(void)
         log_error("journal read failed", (uint32_t)rc);
     }
     log_journal(&js);
-    in.have_record = js.have_record;
-    in.rec = js.latest;
     in.watchdog_reset = (reset_flags & RCC_CSR_IWDGRSTF) != 0u;
 
     struct boot_decision d;

@@ -80,7 +80,7 @@ _Static_assert(sizeof(struct fota_image_tlv) == 4u, "fota_image_tlv size");
 _Static_assert(offsetof(struct fota_image_tlv, tl_type) == 0u, "fota_image_tlv.type offset");
 _Static_assert(offsetof(struct fota_image_tlv, tl_len) == 2u, "fota_image_tlv.len offset");
 
-/* 32 bytes, little-endian, no padding. */
+/* 36 bytes, little-endian, no padding. */
 struct fota_meta_record {
     uint32_t mr_magic; /* META_RECORD_MAGIC */
     uint32_t mr_seq; /* sequence number, +1 per record */
@@ -95,9 +95,10 @@ struct fota_meta_record {
     uint16_t mr_ver_patch;
     uint32_t mr_build;
     uint32_t mr_image_crc; /* CONFIRMED records: CRC of the active slot's whole image (header to the last TLV) by the STM32 CRC unit (CRC-32/MPEG-2 of the little-endian words), taken after a full validation; 0 = none */
-    uint32_t mr_crc32; /* CRC-32 (IEEE 802.3, as zlib) of the 28 bytes before it */
+    uint32_t mr_security_counter; /* anti-rollback floor: the highest security counter (SEC_CNT TLV) of an image that confirmed itself on this device (or that a first boot recorded); images below it never boot nor install. Never lowered: every append carries the newest record's value forward */
+    uint32_t mr_crc32; /* CRC-32 (IEEE 802.3, as zlib) of the 32 bytes before it */
 };
-_Static_assert(sizeof(struct fota_meta_record) == 32u, "fota_meta_record size");
+_Static_assert(sizeof(struct fota_meta_record) == 36u, "fota_meta_record size");
 _Static_assert(offsetof(struct fota_meta_record, mr_magic) == 0u, "fota_meta_record.magic offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_seq) == 4u, "fota_meta_record.seq offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_active_slot) == 8u, "fota_meta_record.active_slot offset");
@@ -111,7 +112,8 @@ _Static_assert(offsetof(struct fota_meta_record, mr_ver_minor) == 17u, "fota_met
 _Static_assert(offsetof(struct fota_meta_record, mr_ver_patch) == 18u, "fota_meta_record.ver_patch offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_build) == 20u, "fota_meta_record.build offset");
 _Static_assert(offsetof(struct fota_meta_record, mr_image_crc) == 24u, "fota_meta_record.image_crc offset");
-_Static_assert(offsetof(struct fota_meta_record, mr_crc32) == 28u, "fota_meta_record.crc32 offset");
+_Static_assert(offsetof(struct fota_meta_record, mr_security_counter) == 28u, "fota_meta_record.security_counter offset");
+_Static_assert(offsetof(struct fota_meta_record, mr_crc32) == 32u, "fota_meta_record.crc32 offset");
 
 
 #endif /* FOTA_IMAGE_H */

@@ -59,6 +59,7 @@
 #define FOTA_ST_ERR_UNKNOWN_KEY 0x13u
 #define FOTA_ST_ERR_SIGNATURE 0x14u
 #define FOTA_ST_ERR_TLV 0x15u
+#define FOTA_ST_ERR_ROLLBACK 0x16u
 
 /* session */
 #define FOTA_SESSION_IDLE 0u
@@ -82,7 +83,7 @@ _Static_assert(offsetof(struct fota_frame_header, fh_status) == 3u, "fota_frame_
 _Static_assert(offsetof(struct fota_frame_header, fh_seq) == 4u, "fota_frame_header.seq offset");
 _Static_assert(offsetof(struct fota_frame_header, fh_len) == 6u, "fota_frame_header.len offset");
 
-/* 64 bytes, little-endian, no padding. */
+/* 76 bytes, little-endian, no padding. */
 struct fota_info_resp {
     uint8_t ir_proto_version; /* PROTOCOL_VERSION */
     uint8_t ir_running_slot; /* SLOT_A or SLOT_B */
@@ -113,8 +114,11 @@ struct fota_info_resp {
     int16_t ir_temp_centi; /* latest die temperature, 0.01 degC */
     uint16_t ir_reserved; /* 0 */
     uint32_t ir_uptime_ms; /* milliseconds since the application started */
+    uint32_t ir_security_floor; /* journal: anti-rollback floor (lowest security counter an image may have; 0: no record) */
+    uint32_t ir_run_counter; /* security counter of the running image (its SEC_CNT TLV) */
+    uint8_t ir_run_key[4]; /* first 4 bytes of the running image's KEYHASH TLV (the signing key's id) */
 };
-_Static_assert(sizeof(struct fota_info_resp) == 64u, "fota_info_resp size");
+_Static_assert(sizeof(struct fota_info_resp) == 76u, "fota_info_resp size");
 _Static_assert(offsetof(struct fota_info_resp, ir_proto_version) == 0u, "fota_info_resp.proto_version offset");
 _Static_assert(offsetof(struct fota_info_resp, ir_running_slot) == 1u, "fota_info_resp.running_slot offset");
 _Static_assert(offsetof(struct fota_info_resp, ir_max_chunk) == 2u, "fota_info_resp.max_chunk offset");
@@ -144,8 +148,11 @@ _Static_assert(offsetof(struct fota_info_resp, ir_uid) == 44u, "fota_info_resp.u
 _Static_assert(offsetof(struct fota_info_resp, ir_temp_centi) == 56u, "fota_info_resp.temp_centi offset");
 _Static_assert(offsetof(struct fota_info_resp, ir_reserved) == 58u, "fota_info_resp.reserved offset");
 _Static_assert(offsetof(struct fota_info_resp, ir_uptime_ms) == 60u, "fota_info_resp.uptime_ms offset");
+_Static_assert(offsetof(struct fota_info_resp, ir_security_floor) == 64u, "fota_info_resp.security_floor offset");
+_Static_assert(offsetof(struct fota_info_resp, ir_run_counter) == 68u, "fota_info_resp.run_counter offset");
+_Static_assert(offsetof(struct fota_info_resp, ir_run_key) == 72u, "fota_info_resp.run_key offset");
 
-/* 80 bytes, little-endian, no padding. */
+/* 84 bytes, little-endian, no padding. */
 struct fota_begin_req {
     uint8_t br_target_slot; /* SLOT_A or SLOT_B */
     uint8_t br_flags; /* BEGIN_FLAG_* */
@@ -157,8 +164,9 @@ struct fota_begin_req {
     uint32_t br_image_size; /* bytes to be written: the whole image file (header, image, both TLV areas) */
     uint8_t br_sha256[32]; /* SHA-256 of the whole image file */
     uint8_t br_header[32]; /* copy of the image header (file bytes 0..32), checked before any erase */
+    uint32_t br_security_counter; /* the image's SEC_CNT TLV value: below the device's floor is ERR_ROLLBACK before any erase; VERIFY checks the image carries this value */
 };
-_Static_assert(sizeof(struct fota_begin_req) == 80u, "fota_begin_req size");
+_Static_assert(sizeof(struct fota_begin_req) == 84u, "fota_begin_req size");
 _Static_assert(offsetof(struct fota_begin_req, br_target_slot) == 0u, "fota_begin_req.target_slot offset");
 _Static_assert(offsetof(struct fota_begin_req, br_flags) == 1u, "fota_begin_req.flags offset");
 _Static_assert(offsetof(struct fota_begin_req, br_ver_patch) == 2u, "fota_begin_req.ver_patch offset");
@@ -169,6 +177,7 @@ _Static_assert(offsetof(struct fota_begin_req, br_build) == 8u, "fota_begin_req.
 _Static_assert(offsetof(struct fota_begin_req, br_image_size) == 12u, "fota_begin_req.image_size offset");
 _Static_assert(offsetof(struct fota_begin_req, br_sha256) == 16u, "fota_begin_req.sha256 offset");
 _Static_assert(offsetof(struct fota_begin_req, br_header) == 48u, "fota_begin_req.header offset");
+_Static_assert(offsetof(struct fota_begin_req, br_security_counter) == 80u, "fota_begin_req.security_counter offset");
 
 /* 8 bytes, little-endian, no padding. */
 struct fota_offset_resp {

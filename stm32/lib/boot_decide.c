@@ -4,7 +4,9 @@
  * Decoded state: the kind of the newest journal record x is its active slot valid x is the other
  * slot valid. A slot is bootable only when image_validate said VALID (magic, slot, load address,
  * size, trailer, vectors and SHA-256), so no action below can ever jump into an erased or invalid
- * slot. */
+ * slot. Anti-rollback: boot_enforce_floor, run on the inputs first, makes a valid image whose
+ * security counter is below the journal's floor INVALID (IMAGE_ROLLBACK), so the table never boots
+ * one, not even as a fallback or a last resort. */
 #include <string.h>
 #include "boot_decide.h"
 #include "journal.h"
@@ -49,12 +51,34 @@ int boot_pick_highest(const struct image_summary slot[2])
     int a = is_valid(&slot[FOTA_SLOT_A]);
     int b = is_valid(&slot[FOTA_SLOT_B]);
     if (a && b) {
-        return version_cmp(&slot[FOTA_SLOT_B].ver, &slot[FOTA_SLOT_A].ver) > 0 ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
+        const struct image_summary *sa = &slot[FOTA_SLOT_A];
+        const struct image_summary *sb = &slot[FOTA_SLOT_B];
+        if (sa->security_counter != sb->security_counter) {
+            return sb->security_counter > sa->security_counter ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
+        }
+        return version_cmp(&sb->ver, &sa->ver) > 0 ? (int)FOTA_SLOT_B : (int)FOTA_SLOT_A;
     }
     if (a) {
         return (int)FOTA_SLOT_A;
     }
     return b ? (int)FOTA_SLOT_B : -1;
+}
+
+uint32_t boot_floor(const struct boot_input *in)
+{
+    return in->have_record ? in->rec.mr_security_counter : 0u;
+}
+
+void boot_enforce_floor(struct boot_input *in)
+{
+    uint32_t floor = boot_floor(in);
+    for (uint8_t s = FOTA_SLOT_A; s <= FOTA_SLOT_B; s++) {
+        struct image_summary *img = &in->slot[s];
+        if (is_valid(img) && img->security_counter < floor) {
+            img->state = FOTA_SLOT_STATE_INVALID;
+            img->fault = IMAGE_ROLLBACK;
+        }
+    }
 }
 
 static enum rec_kind decode_record(const struct boot_input *in)
@@ -100,6 +124,9 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out)
             out->reason = BOOT_R_NO_RECORD;
             out->append = 1;
             confirmed_record(&out->record, &in->slot[out->boot_slot], (uint8_t)out->boot_slot, FOTA_RESULT_NONE);
+            /* The floor starts at the booted image's counter: the highest of the valid images
+             * (boot_pick_highest), so that neither slot's lower-counter image boots later. */
+            out->record.mr_security_counter = in->slot[out->boot_slot].security_counter;
         }
         break;
     case ACT_ACTIVE:

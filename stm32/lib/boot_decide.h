@@ -34,6 +34,11 @@ struct boot_decision {
     struct fota_meta_record record;  /* seq, magic, crc filled by journal_append */
 };
 
+/* The anti-rollback floor: the newest record's mr_security_counter, 0 without a record. */
+uint32_t boot_floor(const struct boot_input *in);
+/* Anti-rollback: a VALID slot whose security counter is below boot_floor(in) becomes INVALID
+ * with IMAGE_ROLLBACK. Run before boot_decide (which then never boots it). */
+void boot_enforce_floor(struct boot_input *in);
 void boot_decide(const struct boot_input *in, struct boot_decision *out);
 /* The bootloader could not append the record of a trial boot (append_rc): an attempt that is not
  * counted could repeat forever, so d (a BOOT_R_TRIAL decision) becomes a boot of the other slot
@@ -43,9 +48,9 @@ void boot_decide(const struct boot_input *in, struct boot_decision *out);
  * the other slot is not valid the trial slot still boots (uncounted). d->append tells whether a
  * record is still to be appended. No change when d is not a trial boot. */
 void boot_decide_trial_unrecorded(const struct boot_input *in, int append_rc, struct boot_decision *d);
-/* The rule for a journal without a usable record: the valid slot with the newer version
- * (version_cmp: major, minor, patch), slot A when both hold the same release; -1 when neither is
- * valid. The journal's
+/* The rule for a journal without a usable record: the valid slot with the higher security
+ * counter, between equal counters the newer version (version_cmp: major, minor, patch), slot A
+ * when both hold the same release; -1 when neither is valid. The journal's
  * compaction uses it too, to know what a power cut in the middle would boot. */
 int boot_pick_highest(const struct image_summary slot[2]);
 const char *boot_reason_str(uint8_t reason);

@@ -135,6 +135,8 @@ const char *image_fault_str(uint8_t fault)
         return "crc-mismatch";
     case IMAGE_NOT_CHECKED:
         return "not-checked";
+    case IMAGE_ROLLBACK:
+        return "rollback";
     default:
         return mcuboot_fault_str(fault);
     }

@@ -30,6 +30,8 @@ enum image_fault {
     IMAGE_READ_ERROR = MCUBOOT_READ_ERROR,
     IMAGE_BAD_CRC = MCUBOOT_FAULT_COUNT, /* image_validate_crc: the CRC differs from the recorded one (or none) */
     IMAGE_NOT_CHECKED,                   /* image_inspect: the cheap checks passed, the contents were not read */
+    IMAGE_ROLLBACK,                      /* valid, but its security counter is below the journal's floor
+                                          * (boot_enforce_floor): never booted */
 };
 
 struct image_summary {

@@ -1,6 +1,6 @@
-/* Metadata journal (journal.h) in the metadata sector: 32-byte records, appended, never rewritten.
+/* Metadata journal (journal.h) in the metadata sector: 36-byte records, appended, never rewritten.
  *
- * Writing a record programs its eight words in order, the CRC last: a power cut part-way leaves a
+ * Writing a record programs its nine words in order, the CRC last: a power cut part-way leaves a
  * record whose CRC (or magic) fails, which scan counts as torn and skips. The newest valid record
  * (highest mr_seq) wins, so an append is atomic from the reader's point of view.
  *
@@ -47,7 +47,11 @@ static int record_valid(const struct fota_meta_record *r)
 
 static int record_erased(const uint32_t w[REC_WORDS])
 {
-    return (w[0] & w[1] & w[2] & w[3] & w[4] & w[5] & w[6] & w[7]) == 0xFFFFFFFFu;
+    uint32_t all = 0xFFFFFFFFu;
+    for (uint32_t i = 0; i < REC_WORDS; i++) {
+        all &= w[i];
+    }
+    return all == 0xFFFFFFFFu;
 }
 
 int journal_scan(const struct flash_area *fa, struct journal_state *st)
@@ -118,11 +122,15 @@ static int compact(const struct flash_area *fa, struct journal_state *st, const 
     return FOTA_OK;
 }
 
-/* Sequence (after the newest record), magic, reserved fields and CRC. */
+/* Sequence (after the newest record), the anti-rollback floor carried forward, magic, reserved
+ * fields and CRC. */
 static void finish_record(const struct journal_state *st, struct fota_meta_record *rec)
 {
     rec->mr_magic = FOTA_META_RECORD_MAGIC;
     rec->mr_seq = st->have_record ? st->latest.mr_seq + 1u : 1u;
+    if (st->have_record && st->latest.mr_security_counter > rec->mr_security_counter) {
+        rec->mr_security_counter = st->latest.mr_security_counter;
+    }
     memset(rec->mr_reserved, 0, sizeof(rec->mr_reserved));
     rec->mr_crc32 = crc32_update(0, rec, REC_CRC_SPAN);
 }

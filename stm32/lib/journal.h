@@ -4,7 +4,13 @@
  * full, journal_append compacts with a CONFIRMED record, never with a TRIAL one (FOTA_E_FULL): see
  * journal.c for the order that keeps a bootable device at any power cut, and why. The journal is
  * storage only: what the boot policy needs before a compaction erases the sector is the caller's
- * guard (journal_guard_fn). */
+ * guard (journal_guard_fn).
+ *
+ * Anti-rollback floor (mr_security_counter): every append and compaction writes the larger of the
+ * record's value and the newest record's, so the floor never goes down while the journal holds a
+ * record, whatever a caller passes; a caller raises it by passing a larger value (the agent's
+ * CONFIRM: the confirming image's security counter; the bootloader's first boot: the booted
+ * image's). A torn record leaves the previous one, and its floor, in force. */
 #ifndef FOTA_JOURNAL_H
 #define FOTA_JOURNAL_H
 
@@ -40,7 +46,8 @@ struct journal_state {
  * (META_STATE_*) with `attempts` trial boots left; `result` is the outcome of the last update
  * (RESULT_*), `prev` the slot to go back to, `ver` the version of the image in `slot`. Sequence,
  * magic, reserved fields and CRC are journal_append's (and journal_compact's); mr_image_crc starts
- * 0 (none) and is set by the writer of a CONFIRMED record that knows it (image_crc). */
+ * 0 (none) and is set by the writer of a CONFIRMED record that knows it (image_crc);
+ * mr_security_counter starts 0 (keep the journal's floor) and is set by a writer that raises it. */
 static inline void journal_record(struct fota_meta_record *rec, uint8_t slot, uint8_t state, uint8_t attempts,
                                   uint8_t result, uint8_t prev, const struct fw_version *ver)
 {

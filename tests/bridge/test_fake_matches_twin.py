@@ -49,11 +49,12 @@ class Script:
         return self.raw(label, frame(cmd, 0, seq, payload))
 
     def begin(self, label: str, image: bytes, slot: int = 1, version: tuple[int, ...] = (1, 1, 0, 7),
-              size: int | None = None, flags: int = 0) -> bytes:
+              size: int | None = None, flags: int = 0, counter: int | None = None) -> bytes:
         payload = BEGIN.pack(target_slot=slot, flags=flags, ver_major=version[0], ver_minor=version[1],
                              ver_patch=version[2], build=version[3],
                              image_size=len(image) if size is None else size,
-                             sha256=hashlib.sha256(image).digest(), header=image[:HEADER_END])
+                             sha256=hashlib.sha256(image).digest(), header=image[:HEADER_END],
+                             security_counter=(image_counter(image) or 0) if counter is None else counter)
         return self.send(label, CMD["BEGIN"], payload)
 
     def write(self, label: str, image: bytes, offset: int, n: int = CHUNK,
@@ -97,6 +98,9 @@ def _begin_refusals(s: Script, image: bytes, a_image: bytes, old_b: bytes) -> No
     s.begin("Slot A image for Slot B", a_image, slot=1, version=(1, 1, 0, 1))
     s.begin("not newer than 1.0.0", old_b, version=(1, 0, 0, 7))
     s.begin("not newer than 1.0.0, downgrade allowed", old_b, version=(1, 0, 0, 7),
+            flags=P["BEGIN_FLAG_DOWNGRADE"])
+    s.begin("security counter 0, below the floor 1", image, counter=0)
+    s.begin("security counter below the floor, downgrade allowed", image, counter=0,
             flags=P["BEGIN_FLAG_DOWNGRADE"])
     s.send("ABORT", CMD["ABORT"])
     s.send("INFO: nothing changed", CMD["INFO"])
@@ -156,11 +160,42 @@ def _abort_and_hash(s: Script, image: bytes) -> None:
     s.send("INFO: failed", CMD["INFO"])
 
 
+def _send_all(s: Script, image: bytes) -> None:
+    for off in range(0, len(image), CHUNK):
+        s.write(f"WRITE at {off}", image, off, n=min(CHUNK, len(image) - off))
+
+
+def _rollback(s: Script, img: dict[str, bytes]) -> None:
+    s.send("INFO: floor 1", CMD["INFO"])
+    s.begin("BEGIN of counter 0", img["c0"])
+    s.begin("BEGIN of a counter-0 image announced as 1", img["c0"], counter=1)
+    _send_all(s, img["c0"])
+    s.send("VERIFY: the image's counter 0 is below the floor", CMD["VERIFY"])
+    s.begin("BEGIN of a counter-1 image announced as 2", img["b"], counter=2)
+    _send_all(s, img["b"])
+    s.send("VERIFY: not the counter BEGIN announced", CMD["VERIFY"])
+    s.begin("BEGIN of counter 2", img["c2"])
+    _send_all(s, img["c2"])
+    s.send("VERIFY", CMD["VERIFY"])
+    s.send("ACTIVATE", CMD["ACTIVATE"])
+    s.send("INFO: activated, floor still 1", CMD["INFO"])
+    s.send("RESET", CMD["RESET"])
+    s.port.sleep_ms(P["RESET_DELAY_MS"])
+    s.seq = 0
+    s.send("INFO after the reset: on trial, floor 1", CMD["INFO"])
+    s.send("CONFIRM on trial", CMD["CONFIRM"])
+    s.send("INFO: confirmed, floor 2", CMD["INFO"])
+    s.begin("BEGIN of counter 1 into slot A, newer version", img["a_c1"], slot=0, version=(1, 3, 0, 7))
+    s.begin("BEGIN of counter 2 into slot A, older version, downgrade allowed", img["a_c2_old"], slot=0,
+            version=(1, 0, 5, 7), flags=P["BEGIN_FLAG_DOWNGRADE"])
+
+
 SCRIPTS: dict[str, Callable[[Script, dict[str, bytes]], None]] = {
     "framing": lambda s, img: _framing(s, img["b"]),
     "begin_refusals": lambda s, img: _begin_refusals(s, img["b"], img["a"], img["old_b"]),
     "update": lambda s, img: _update(s, img["b"]),
     "abort_and_hash": lambda s, img: _abort_and_hash(s, img["b"]),
+    "rollback": _rollback,
 }
 
 
@@ -178,11 +213,28 @@ def test_every_response_frame_is_the_same(fw_build: BuildResult, script: str) ->
             images = {"b": device.image(1, (1, 1, 0), 8 * CHUNK + 100, build=7),
                       "a": device.image(0, (1, 1, 0), 32 * 1024, build=1),
                       "old_b": device.image(1, (1, 0, 0), 32 * 1024, build=7)}
+            if script == "rollback":
+                images |= {"c0": device.image(1, (1, 1, 0), 8 * CHUNK + 100, counter=0),
+                           "c2": device.image(1, (1, 2, 0), 8 * CHUNK + 100, counter=2),
+                           "a_c1": device.image(0, (1, 3, 0), 32 * 1024, counter=1),
+                           "a_c2_old": device.image(0, (1, 0, 5), 32 * 1024, counter=2)}
             SCRIPTS[script](s, images)
             logs.append(s.log)
         finally:
             device.close()
     fake, twin = logs
+    if script == "rollback":   # what both must say, not only the same thing
+        statuses = {label: resp[3] for label, resp in twin if isinstance(resp, bytes) and len(resp) > 3}
+        assert statuses["BEGIN of counter 0"] == ST["ERR_ROLLBACK"]
+        assert statuses["VERIFY: the image's counter 0 is below the floor"] == ST["ERR_ROLLBACK"]
+        assert statuses["VERIFY: not the counter BEGIN announced"] == ST["ERR_IMAGE"]
+        assert statuses["VERIFY"] == statuses["ACTIVATE"] == statuses["CONFIRM on trial"] == ST["OK"]
+        assert statuses["BEGIN of counter 1 into slot A, newer version"] == ST["ERR_ROLLBACK"]
+        assert statuses["BEGIN of counter 2 into slot A, older version, downgrade allowed"] == ST["OK"]
+        floors = {label: info["security_floor"] for label, (_, info) in
+                  ((lb, r) for lb, r in twin if isinstance(r, tuple))}
+        assert floors == {"INFO: floor 1": 1, "INFO: activated, floor still 1": 1,
+                          "INFO after the reset: on trial, floor 1": 1, "INFO: confirmed, floor 2": 2}
     assert [label for label, _ in fake] == [label for label, _ in twin]
     for (label, got_fake), (_, got_twin) in zip(fake, twin, strict=True):
         assert got_fake == got_twin, f"{label}: the fake answered {got_fake!r}, the firmware {got_twin!r}"

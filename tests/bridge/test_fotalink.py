@@ -10,6 +10,7 @@ import zlib
 
 import fotalink
 import pytest
+from fota_formats.image import image_counter
 from fota_formats.spec import IMAGE, PROTOCOL
 from fota_testkit.bridge import Device, WirePort
 from fota_testkit.fake_stm32 import Clock, FakePort, FakeSTM32
@@ -39,7 +40,8 @@ class Src:
 
 
 def begin(link: Link, img: bytes, slot: int = 1, version=(*NEW_VERSION, NEW_BUILD), flags: int = 0) -> int:
-    return link.begin(slot, flags, version, len(img), hashlib.sha256(img).digest(), img[:32])
+    return link.begin(slot, flags, version, len(img), hashlib.sha256(img).digest(), img[:32],
+                      image_counter(img))
 
 
 def new_image(device: Device, size: int = SIZE) -> bytes:

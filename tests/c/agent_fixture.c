@@ -34,10 +34,17 @@ struct image running_img;
 void make_image_build(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t build,
                       uint32_t body_size, uint32_t seed)
 {
+    make_image_full(im, slot, maj, min, pat, build, 1u, body_size, seed);
+}
+
+void make_image_full(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t build,
+                     uint32_t counter, uint32_t body_size, uint32_t seed)
+{
     struct sha256_ctx ctx;
     memset(im, 0, sizeof(*im));
-    struct signed_spec spec = {slot, {maj, min, (uint8_t)pat}, build, 1u, body_size > 8u ? body_size - 8u : 0u,
+    struct signed_spec spec = {slot, {maj, min, (uint8_t)pat}, build, counter, body_size > 8u ? body_size - 8u : 0u,
                                0, seed + 1u};
+    im->counter = counter;
     im->size = fw_make_signed(im->data, &spec);
     memcpy(&im->header, im->data, sizeof(im->header));
     im->header.ih_ver_revision = pat;
@@ -112,6 +119,14 @@ void start_agent(void)
     struct fota_image_header h;
     memcpy(&h, running_img.data, sizeof(h));
     (void)agent_init(&ag, &port, FOTA_SLOT_A, &h);
+    flash_ram_power_on();
+}
+
+void start_agent_in(uint8_t slot, const struct image *im)
+{
+    struct fota_image_header h;
+    memcpy(&h, im->data, sizeof(h));
+    (void)agent_init(&ag, &port, slot, &h);
     flash_ram_power_on();
 }
 
@@ -196,6 +211,7 @@ struct fota_begin_req begin_of(const struct image *im, uint8_t target)
     br.br_image_size = im->size;
     memcpy(br.br_sha256, im->sha, 32);
     memcpy(br.br_header, im->data, sizeof(br.br_header));
+    br.br_security_counter = im->counter;
     return br;
 }
 

@@ -22,6 +22,7 @@ struct image {
     uint32_t size; /* file size: header, image, both TLV areas */
     uint8_t sha[32];
     struct fota_image_header header;
+    uint32_t counter; /* its SEC_CNT */
 };
 
 extern struct image img;
@@ -35,6 +36,9 @@ void make_image(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16
                 uint32_t seed);
 void make_image_build(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t build,
                       uint32_t body_size, uint32_t seed);
+/* The same with security counter `counter`. */
+void make_image_full(struct image *im, uint8_t slot, uint8_t maj, uint8_t min, uint16_t pat, uint32_t build,
+                     uint32_t counter, uint32_t body_size, uint32_t seed);
 /* After editing im->data: the header copy and the file hash again (image_rehash), and also the
  * SHA256 TLV and the signature (image_resign, so that only the edited field is wrong). */
 void image_rehash(struct image *im);
@@ -56,6 +60,8 @@ extern uint16_t seq;
 void setup(void);
 /* agent_init for slot A; the flash counters start from zero (flash_ram_power_on). */
 void start_agent(void);
+/* agent_init for the image im running in slot (after a trial boot into it). */
+void start_agent_in(uint8_t slot, const struct image *im);
 
 /* Build a request frame into f; returns its length. */
 size_t build(uint8_t *f, uint8_t cmd, uint16_t s, const void *payload, uint16_t plen);

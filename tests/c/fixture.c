@@ -59,6 +59,7 @@ int fw_boot(struct boot_decision *d, int watchdog_reset)
     in.have_record = js.have_record;
     in.rec = js.latest;
     in.watchdog_reset = watchdog_reset;
+    boot_enforce_floor(&in);
     boot_decide(&in, d);
     return d->boot_slot;
 }

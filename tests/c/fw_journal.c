@@ -126,7 +126,7 @@ static int fill_journal(struct fota_meta_record last)
             return -1;
         }
     }
-    return journal_append(fw_meta(), &js, &last, withdraw_unwanted_image) == FOTA_OK && js.next_pos == FOTA_REGION_METADATA_SIZE ? 0 : -1;
+    return journal_append(fw_meta(), &js, &last, withdraw_unwanted_image) == FOTA_OK && js.next_pos == POSITIONS * REC_SIZE ? 0 : -1;
 }
 
 TEST(journal_compaction_when_full)

@@ -2,7 +2,9 @@
  * with a power cut at every flash operation: BEGIN's erase and journal compaction, every word of
  * the image, ACTIVATE's record, the bootloader's trial record and the confirmation. After each cut
  * the device boots the old confirmed image or the new one on trial, never the new one untried; and
- * the update, retried from what the device then runs, ends with the new image confirmed. */
+ * the update, retried from what the device then runs, ends with the new image confirmed.
+ * The new image raises the security counter (1 -> 2): the anti-rollback floor rises only with its
+ * confirmation, never before, and once risen the old image never boots again. */
 #include <string.h>
 #include "agent.h"
 #include "boot_decide.h"
@@ -10,6 +12,7 @@
 #include "flash_ram.h"
 #include "fota_layout.h"
 #include "fixture.h"
+#include "mcuboot_fixture.h"
 #include "sha256.h"
 
 #define REC_SIZE ((uint32_t)sizeof(struct fota_meta_record))
@@ -19,6 +22,8 @@ enum { A = FOTA_SLOT_A, B = FOTA_SLOT_B };
 
 static const struct img_spec old_a = {A, {1, 0, 0}, 1, 300};
 static const struct img_spec new_b = {B, {2, 0, 0}, 1, 300};
+#define OLD_COUNTER 1u /* fw_put_image's */
+#define NEW_COUNTER 2u /* the update's image */
 
 /* ---- the agent's port and a minimal master ------------------------------------------------- */
 
@@ -67,7 +72,9 @@ static uint32_t file_size;
 
 static void make_file(void)
 {
-    file_size = fw_put_image(B, &new_b);
+    struct signed_spec s = {B, {new_b.ver[0], new_b.ver[1], new_b.ver[2]}, new_b.build, NEW_COUNTER,
+                            new_b.payload, 0, 0};
+    file_size = fw_put_signed(B, &s);
     memcpy(file, fw_slot_mem(B), file_size);
 }
 
@@ -102,6 +109,7 @@ static int update_until_verify(void)
     sha256_update(&ctx, file, file_size);
     sha256_final(&ctx, br.br_sha256);
     memcpy(br.br_header, file, sizeof(br.br_header));
+    br.br_security_counter = NEW_COUNTER;
     if (request(FOTA_CMD_BEGIN, &br, sizeof(br)) != FOTA_ST_OK) {
         return -1;
     }
@@ -137,6 +145,7 @@ static int boot(struct boot_decision *d)
     (void)journal_scan(fw_meta(), &js);
     in.have_record = js.have_record;
     in.rec = js.latest;
+    boot_enforce_floor(&in);
     boot_decide(&in, d);
     if (d->append) {
         int rc = journal_append(fw_meta(), &js, &d->record, withdraw_unwanted_image);
@@ -173,6 +182,7 @@ static int prepare(uint32_t room)
     for (uint32_t i = 0; i + room < POSITIONS; i++) {
         struct fota_meta_record r = fw_record(A, FOTA_META_STATE_CONFIRMED, 0, A);
         r.mr_ver_major = old_a.ver[0];
+        r.mr_security_counter = OLD_COUNTER; /* as A's first boot recorded it */
         if (journal_append(fw_meta(), &js, &r, withdraw_unwanted_image) != FOTA_OK) {
             return -1;
         }
@@ -240,6 +250,8 @@ static void cut_everywhere(uint32_t room, uint32_t *points)
     struct fota_meta_record last;
     CHECK_EQ(journal_latest(&last), FOTA_OK);
     CHECK(last.mr_active_slot == B && last.mr_last_result == FOTA_RESULT_CONFIRMED, "room %u: last record", room);
+    CHECK(last.mr_security_counter == NEW_COUNTER, "room %u: floor %u after the confirmation", room,
+          last.mr_security_counter);
 
     for (uint32_t k = 0; k < ops; k++) {
         restore();
@@ -257,6 +269,14 @@ static void cut_everywhere(uint32_t room, uint32_t *points)
               "room %u cut %u: old image boots as %s", room, k, boot_reason_str(d.reason));
         CHECK(!(slot == A && d.reason == BOOT_R_NO_RECORD) || s.ver.major == old_a.ver[0],
               "room %u cut %u: first-boot rule", room, k);
+        /* Anti-rollback: the floor is the old counter until the confirmation began, and once it is
+         * the new counter the old image never boots. */
+        struct fota_meta_record now;
+        CHECK_EQ(journal_latest(&now), FOTA_OK);
+        CHECK(now.mr_security_counter == OLD_COUNTER || (now.mr_security_counter == NEW_COUNTER && stage >= 2),
+              "room %u cut %u (stage %d): floor %u", room, k, stage, now.mr_security_counter);
+        CHECK(now.mr_security_counter == OLD_COUNTER || slot == B, "room %u cut %u: floor %u boots %d", room, k,
+              now.mr_security_counter, slot);
         /* Recovery: from A, the master updates again; from B on trial, the self-test confirms. */
         int done = 0;
         for (int round = 0; round < 4 && !done; round++) {
@@ -273,6 +293,8 @@ static void cut_everywhere(uint32_t room, uint32_t *points)
             done = slot == B && d.reason == BOOT_R_CONFIRMED;
         }
         CHECK(done, "room %u cut %u: never ends confirmed", room, k);
+        CHECK(journal_latest(&now) == FOTA_OK && now.mr_security_counter == NEW_COUNTER,
+              "room %u cut %u: ends with floor %u", room, k, now.mr_security_counter);
         CHECK(flash_ram_violations() == 0, "room %u cut %u: 0->1 programming", room, k);
         (*points)++;
     }

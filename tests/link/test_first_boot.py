@@ -10,6 +10,7 @@ import hashlib
 import re
 
 import pytest
+from fota_formats.image import image_counter
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
 from fota_testkit.link import SLOT_A, SLOT_B, Builds, boot, master, new_twin, region_bytes
@@ -33,7 +34,8 @@ def _fresh(builds: Builds) -> Stm32Twin:
 def _written_and_verified(twin: Stm32Twin, image: bytes) -> object:
     link = master(twin).link
     link.info()
-    link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), hashlib.sha256(image).digest(), image[:32])
+    link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), hashlib.sha256(image).digest(), image[:32],
+               image_counter(image))
     link.write_image(BytesSource(image), 0, len(image))
     link.verify()
     return link

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 from fota_formats import journal
+from fota_formats.image import image_counter
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
 from fota_testkit.link import (
@@ -68,7 +69,7 @@ class Baseline:
 
 def _begin(link: object, image: bytes) -> None:
     link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), hashlib.sha256(image).digest(),  # type: ignore[attr-defined]
-               image[:32])
+               image[:32], image_counter(image))
 
 
 @pytest.fixture(scope="module")

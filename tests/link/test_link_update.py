@@ -6,6 +6,7 @@ reference master, in virtual time.
 
 from __future__ import annotations
 
+from fota_formats.image import image_counter
 from fota_formats.spec import IMAGE
 from fota_lab.master import ANSWER_TIMEOUT_MS, TwinPort, UpdateResult
 from fota_testkit.link import (
@@ -156,7 +157,8 @@ def test_hash_mismatch_refused_at_verify(twin: Stm32Twin, builds: Builds) -> Non
     meta_before = region_bytes(twin, "metadata")
     import hashlib
 
-    nxt = link.begin(SLOT_B, 0, (1, 1, 0, 0), len(img), hashlib.sha256(img).digest(), img[:32])
+    nxt = link.begin(SLOT_B, 0, (1, 1, 0, 0), len(img), hashlib.sha256(img).digest(), img[:32],
+                     image_counter(img))
     from fota_lab.master import BytesSource
 
     link.write_image(BytesSource(img), nxt, len(img))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 from fota_formats import journal
+from fota_formats.image import image_counter
 from fota_formats.spec import IMAGE, LAYOUT
 from fota_lab.master import BridgeError, BytesSource, LinkError
 from fota_testkit.link import (
@@ -70,7 +71,8 @@ def baseline(builds: Builds, booted_flash: bytes) -> Baseline:
     link = master(twin).link
     marks = [twin.flash_op_count]
     link.info()
-    link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), hashlib.sha256(image).digest(), image[:32])
+    link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), hashlib.sha256(image).digest(), image[:32],
+               image_counter(image))
     marks.append(twin.flash_op_count)
     link.write_image(BytesSource(image), 0, len(image))
     link.verify()

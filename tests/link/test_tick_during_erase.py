@@ -7,6 +7,7 @@ for the end of the erase and count the whole erase as one tick (its pending bit 
 
 from __future__ import annotations
 
+from fota_formats.image import image_counter
 from fota_formats.spec import LAYOUT
 from fota_lab.master import Master
 from fota_testkit.link import SLOT_B, Builds, boot, header_block, master, new_twin
@@ -43,7 +44,8 @@ def test_uptime_counts_the_erase_of_a_sector(booted_flash: bytes, builds: Builds
         up0, t0 = _info_at(twin, m)
         image = builds.image(builds.v110, "slot-b")
         # The SHA-256 is checked at VERIFY only: BEGIN needs the information block.
-        m.link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), bytes(32), header_block(image))
+        m.link.begin(SLOT_B, 0, (1, 1, 0, 0), len(image), bytes(32), header_block(image),
+                     image_counter(image))
         up1, t1 = _info_at(twin, m)
     finally:
         twin.close()

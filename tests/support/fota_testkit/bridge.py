@@ -31,7 +31,9 @@ CMD = PROTOCOL.tables["commands"]
 HDR = PROTOCOL.structs["frame_header"]
 INFO_RESP = PROTOCOL.structs["info_resp"]
 # INFO fields that differ between two devices running the same firmware: identity and physics.
-INFO_OF_THE_CHIP = ("uid", "temp_centi", "uptime_ms", "reserved")
+# INFO fields that differ between the fake and the twin: the chip's own, and the running image's
+# signing key (the fake's images are signed by the lab key, the twin's by the build's key).
+INFO_OF_THE_CHIP = ("uid", "temp_centi", "uptime_ms", "reserved", "run_key")
 OLD_VERSION = (1, 0, 0)          # what both devices run at the start, build 0
 
 
@@ -92,10 +94,11 @@ class Device:
         raise NotImplementedError
 
     def image(self, slot: int, version: tuple[int, int, int], size: int, build: int = 7,
-              confirms: bool = True) -> bytes:
-        """An image of ``version`` (+``build``) for ``slot``, ``size`` bytes when that is larger than
-        the device's smallest image, that this device validates and boots, and that confirms itself
-        on trial unless ``confirms`` is False (then its self-test never passes)."""
+              confirms: bool = True, counter: int = 1) -> bytes:
+        """An image of ``version`` (+``build``) and security ``counter`` for ``slot``, ``size`` bytes
+        when that is larger than the device's smallest image, that this device validates and boots,
+        and that confirms itself on trial unless ``confirms`` is False (then its self-test never
+        passes)."""
         raise NotImplementedError
 
     def slot_bytes(self, slot: int, n: int) -> bytes:
@@ -125,9 +128,9 @@ class FakeDevice(Device):
         return WirePort(FakePort(self.dev), exact_wait)
 
     def image(self, slot: int, version: tuple[int, int, int], size: int, build: int = 7,
-              confirms: bool = True) -> bytes:
+              confirms: bool = True, counter: int = 1) -> bytes:
         self.dev.faults.app_confirms[slot] = confirms
-        return make_image(slot, version, size, build=build)
+        return make_image(slot, version, size, build=build, counter=counter)
 
     def slot_bytes(self, slot: int, n: int) -> bytes:
         return bytes(self.dev.flash[slot][:n])
@@ -162,14 +165,14 @@ class TwinDevice(Device):
         return WirePort(self._port_type(self.board), exact_wait)
 
     def image(self, slot: int, version: tuple[int, int, int], size: int, build: int = 7,
-              confirms: bool = True) -> bytes:
+              confirms: bool = True, counter: int = 1) -> bytes:
         name = f"slot-{'ab'[slot]}.bin"
         folder = self.build_dir
         if not confirms:
             if self.variants is None:
                 raise AssertionError("TwinDevice: no build with the application variants given")
             name, folder = f"slot-{'ab'[slot]}-noconfirm.bin", self.variants()
-        return restamp((folder / name).read_bytes(), version, build=build, size=size)
+        return restamp((folder / name).read_bytes(), version, build=build, size=size, counter=counter)
 
     def slot_bytes(self, slot: int, n: int) -> bytes:
         return bytes(self.board.flash_bytes(LAYOUT.slot_region(slot).base, n))

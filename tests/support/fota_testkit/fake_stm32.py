@@ -69,6 +69,7 @@ class Session:
     state: int = SES["IDLE"]
     status: int = ST["OK"]
     next: int = 0
+    counter: int = 0          # BEGIN's security counter
 
 
 @dataclass
@@ -77,6 +78,8 @@ class Slot:
 
     state: int = IC["SLOT_STATE_EMPTY"]
     version: tuple[int, int, int, int] = (0, 0, 0, 0)
+    counter: int = 0              # the image's security counter (SEC_CNT)
+    key: bytes = bytes(4)         # the first 4 bytes of its KEYHASH
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Record:
     attempts: int
     result: int
     seq: int
+    floor: int = 0        # the anti-rollback floor (mr_security_counter)
 
 
 @dataclass
@@ -134,7 +138,8 @@ class FakeSTM32:
         for slot, img in images.items():
             self.flash[slot][: len(img)] = img
         # The first-boot record of the bootloader (journal sequence numbers start at 1).
-        self.record: Record | None = Record(running, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_NONE"], 1)
+        self.record: Record | None = Record(running, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_NONE"], 1,
+                                            self._summary(running).counter)
         self.uid = bytes(range(1, 13))
         self.erases = 0               # sectors erased
         self.writes = 0
@@ -144,9 +149,11 @@ class FakeSTM32:
 
     # -- journal ----------------------------------------------------------------------------------
 
-    def _append(self, active: int, state: int, attempts: int, result: int) -> None:
+    def _append(self, active: int, state: int, attempts: int, result: int, counter: int = 0) -> None:
+        """journal_append: the floor is carried forward, raised only by a larger ``counter``."""
         seq = self.record.seq + 1 if self.record else 1
-        self.record = Record(active, state, attempts, result, seq)
+        floor = max(counter, self.record.floor if self.record else 0)
+        self.record = Record(active, state, attempts, result, seq, floor)
 
     def forget_journal(self) -> None:
         """An empty journal (erased sector 11)."""
@@ -163,7 +170,10 @@ class FakeSTM32:
         self.confirm_at: float | None = None
         self.flash_free = 0.0
         self.program_ms = 0.0
-        valid = [s for s in (0, 1) if self._summary(s).state == IC["SLOT_STATE_VALID"]]
+        floor = self.record.floor if self.record else 0
+        # boot_enforce_floor: an image below the floor is not valid for the boot decision
+        valid = [s for s in (0, 1) if self._summary(s).state == IC["SLOT_STATE_VALID"]
+                 and self._summary(s).counter >= floor]
         self.running = self._decide(valid)
         self.busy_until = self.boot_time = self.clock.now + BOOT_MS
         self.slots = {s: self._summary(s) for s in (0, 1)}
@@ -176,9 +186,10 @@ class FakeSTM32:
             if r is None or r.state not in (IC["META_STATE_CONFIRMED"], IC["META_STATE_TRIAL"]):
                 if not valid:
                     return None
-                best = max(valid, key=lambda s: self._summary(s).version)
+                # boot_pick_highest: the higher counter, then the newer version, then slot A
+                best = max(reversed(valid), key=lambda s: (self._summary(s).counter, self._summary(s).version[:3]))
                 if not self.faults.no_first_boot_record:
-                    self._append(best, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_NONE"])
+                    self._append(best, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_NONE"], self._summary(best).counter)
                 return best
             active, other = r.active, 1 - r.active
             if r.state == IC["META_STATE_CONFIRMED"]:
@@ -217,7 +228,8 @@ class FakeSTM32:
         r = self.record
         if r is None or r.state != IC["META_STATE_TRIAL"] or r.active != self.running:
             return ST["ERR_STATE"]
-        self._append(r.active, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_CONFIRMED"])
+        self._append(r.active, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_CONFIRMED"],
+                     self._summary(r.active).counter)
         return ST["OK"]
 
     def ready(self) -> bool:
@@ -240,7 +252,7 @@ class FakeSTM32:
             info = validate_image(bytes(f), slot, allow_trailing=True, verify=self.verify)
         except ImageError as e:
             return Slot(IC["SLOT_STATE_INVALID"], version), e.fault, 0
-        return Slot(IC["SLOT_STATE_VALID"], version), None, info.size
+        return Slot(IC["SLOT_STATE_VALID"], version, info.security_counter, info.key_hash[:4]), None, info.size
 
     def _summary(self, slot: int) -> Slot:
         return self._check(slot)[0]
@@ -335,7 +347,8 @@ class FakeSTM32:
         return ST["ERR_COMMAND"], b"", 0.02
 
     def _info(self) -> bytes:
-        rv = self._summary(self.running).version if self.running is not None else (0, 0, 0, 0)
+        run = self._summary(self.running) if self.running is not None else Slot()
+        rv = run.version
         a, b = self.slots[0], self.slots[1]
         r, s = self.record, self.session
         meta = {"meta_active": r.active, "meta_state": r.state, "meta_seq": r.seq,
@@ -350,7 +363,11 @@ class FakeSTM32:
             b_state=b.state, b_major=b.version[0], b_minor=b.version[1], b_patch=b.version[2],
             b_build=b.version[3], **meta,
             session_state=s.state, session_status=s.status, session_next=s.next, uid=self.uid,
-            temp_centi=3150, uptime_ms=int(self.clock.now - self.boot_time))
+            temp_centi=3150, uptime_ms=int(self.clock.now - self.boot_time), security_floor=self._floor(),
+            run_counter=run.counter, run_key=run.key)
+
+    def _floor(self) -> int:
+        return self.record.floor if self.record else 0
 
     def _offset(self) -> bytes:
         return OFFSET.pack(next_offset=self.session.next, image_size=self.session.size)
@@ -375,6 +392,8 @@ class FakeSTM32:
                 or h["img_size"] % IC["IMAGE_BODY_ALIGN"] or h["img_size"] > size \
                 or size - h["img_size"] < HDR_SIZE + h["protect_tlv_size"] + 4:
             return ST["ERR_IMAGE"]
+        if int(b["security_counter"]) < self._floor():
+            return ST["ERR_ROLLBACK"]
         running = self._summary(self.running).version if self.running is not None else (0, 0, 0, 0)
         if ver[:3] <= running[:3] and not int(b["flags"]) & P["BEGIN_FLAG_DOWNGRADE"]:
             return ST["ERR_VERSION"]
@@ -389,7 +408,8 @@ class FakeSTM32:
             return st, b"", 0.02
         t, size, s = b["target_slot"], b["image_size"], self.session
         if s.state in (SES["RECEIVING"], SES["VERIFIED"]) \
-                and (s.target, s.size, s.sha, s.info) == (t, size, b["sha256"], b["header"]):
+                and (s.target, s.size, s.sha, s.info, s.counter) == (t, size, b["sha256"], b["header"],
+                                                                    b["security_counter"]):
             return ST["OK"], self._offset(), 0.02        # resume: same image, nothing erased
         busy = 0.02
         for off, sector_size, need in _touched(t, size):
@@ -399,7 +419,8 @@ class FakeSTM32:
             self.erases += 1
             busy += SECTOR_ERASE_MS * sector_size / (128 * 1024)
         self.slots[t] = Slot(IC["SLOT_STATE_EMPTY"])
-        self.session = Session(t, size, b["sha256"], b["header"], SES["RECEIVING"])
+        self.session = Session(t, size, b["sha256"], b["header"], SES["RECEIVING"],
+                               counter=int(b["security_counter"]))
         return ST["OK"], self._offset(), busy
 
     def _write(self, p: bytes) -> tuple[int, bytes, float]:
@@ -444,6 +465,10 @@ class FakeSTM32:
             st = ST["ERR_HASH"]
         elif summary.state != IC["SLOT_STATE_VALID"] or size != s.size:
             st = ST[FAULT_STATUS.get(fault or "bad-tlv", "ERR_IMAGE")]
+        elif summary.counter < self._floor():
+            st = ST["ERR_ROLLBACK"]
+        elif summary.counter != s.counter:
+            st = ST["ERR_IMAGE"]
         else:
             s.state, s.status = SES["VERIFIED"], ST["OK"]
             return ST["OK"], b"", 25.0

@@ -90,14 +90,18 @@ def status_of(fn: Callable[[], Any]) -> int:
     raise AssertionError("the operation was expected to be refused")
 
 
-def begin_payload(image: bytes, target: int, flags: int = 0, size: int | None = None) -> bytes:
+def begin_payload(image: bytes, target: int, flags: int = 0, size: int | None = None,
+                  counter: int | None = None) -> bytes:
+    """BEGIN's payload for ``image``; ``counter`` (default: the image's SEC_CNT) is the announced
+    security counter."""
     import hashlib
 
     h = unpack_header(image)
     return PROTOCOL.structs["begin_req"].pack(
         target_slot=target, flags=flags, ver_patch=h["ver_revision"], ver_major=h["ver_major"],
         ver_minor=h["ver_minor"], build=h["ver_build"], image_size=len(image) if size is None else size,
-        sha256=hashlib.sha256(image).digest(), header=header_block(image))
+        sha256=hashlib.sha256(image).digest(), header=header_block(image),
+        security_counter=(image_counter(image) or 0) if counter is None else counter)
 
 
 def write_payload(offset: int, data: bytes) -> bytes:
