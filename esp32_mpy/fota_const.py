@@ -7,7 +7,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-PROTOCOL_VERSION = const(1)
+PROTOCOL_VERSION = const(2)
 FRAME_MARKER = const(23205)
 FRAME_HEADER_SIZE = const(8)
 FRAME_CRC_SIZE = const(4)

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from fota_formats.image import image_counter
+
 
 class TlsHTTPServer(ThreadingHTTPServer):
     """HTTPS: the handshake in the handler's thread, a close_notify before each connection closes."""
@@ -76,7 +78,8 @@ class FakeServer:
         self.offer = {
             "update": True, "update_id": update_id, "version": version, "target_slot": target,
             "url": self.file_url, "size": len(image),
-            "sha256": hashlib.sha256(image).hexdigest(), "downgrade": downgrade}
+            "sha256": hashlib.sha256(image).hexdigest(), "downgrade": downgrade,
+            "security_counter": image_counter(image) or 0}
 
     @property
     def url(self) -> str:

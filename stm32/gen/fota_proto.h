@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 /* Constants. */
-#define FOTA_PROTOCOL_VERSION 1u
+#define FOTA_PROTOCOL_VERSION 2u
 #define FOTA_FRAME_MARKER 0x5AA5u
 #define FOTA_FRAME_HEADER_SIZE 8u
 #define FOTA_FRAME_CRC_SIZE 4u

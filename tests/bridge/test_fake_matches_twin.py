@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
+from fota_formats.image import image_counter
 from fota_formats.spec import IMAGE, PROTOCOL
 from fota_testkit.bridge import CMD, INFO_RESP, Device, FakeDevice, TwinDevice, chip_neutral, exchange, frame
 from stm32_fota.build import BuildResult
@@ -174,7 +175,7 @@ def _rollback(s: Script, img: dict[str, bytes]) -> None:
     s.begin("BEGIN of a counter-1 image announced as 2", img["b"], counter=2)
     _send_all(s, img["b"])
     s.send("VERIFY: not the counter BEGIN announced", CMD["VERIFY"])
-    s.begin("BEGIN of counter 2", img["c2"])
+    s.begin("BEGIN of counter 2", img["c2"], version=(1, 2, 0, 7))
     _send_all(s, img["c2"])
     s.send("VERIFY", CMD["VERIFY"])
     s.send("ACTIVATE", CMD["ACTIVATE"])

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import net
 import pytest
+from fota_formats.image import validate_image
 from fota_formats.spec import IMAGE, PROTOCOL
 from fota_lab.fakes import FakeServer
 from fota_testkit.bridge import Device, FakeDevice, WirePort
@@ -83,11 +84,16 @@ def test_full_cycle_confirms_and_reports(device: Device, new: bytes, server: Fak
     assert run.steps()[:4] == ["info", "stm32", "checkin", "download"]
     for s in ("begin", "verify", "activate", "reset", "boot", "confirm"):
         assert s in run.steps()
-    assert "fota: step stm32 slot A version 1.0.0 last NONE" in run.lines
+    # The running image's signing key (its KEYHASH TLV) and counter, and the device's floor.
+    running = validate_image(device.slot_bytes(0, 64 * 1024), 0, allow_trailing=True)
+    key = running.key_hash[:4].hex()
+    assert f"fota: step stm32 slot A version 1.0.0 key {key} counter 1 floor 1 last NONE" in run.lines
+    assert f"fota: step download 1.1.0 slot B {SIZE} bytes counter 1" in run.lines
     assert f"fota: progress 100% {SIZE}/{SIZE}" in run.lines
     assert device.slot_bytes(1, len(new)) == new
     checkin = server.checkins[0]
     assert checkin["running_slot"] == "A" and checkin["running_version"] == "1.0.0"
+    assert (checkin["security_counter"], checkin["key_id"]) == (1, key)
     assert checkin["slots"] == {"A": {"state": "valid", "version": "1.0.0"},
                                 "B": {"state": "empty", "version": None}}
     assert checkin["device_id"] == device.uid.hex()

@@ -4,6 +4,7 @@ running the real firmware: deploy, update A -> B, then B -> A, with the status l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import esp32_twin
@@ -53,7 +54,9 @@ def test_deploy_then_update_a_to_b_and_back(node_runtime: None, fw_build: BuildR
             lines.clear()
             back = run_update(esp.port, lines.append, timeout_s=300)
             assert (back.outcome, back.version, back.slot) == ("confirmed", "1.2.0", "A"), lines
-            assert "fota: step stm32 slot B version 1.1.0 last CONFIRMED" in lines
+            status = r"fota: step stm32 slot B version 1\.1\.0 key [0-9a-f]{8} counter 1 floor 1 " \
+                     r"last CONFIRMED"
+            assert any(re.fullmatch(status, x) for x in lines), lines
             assert [(x["update_id"], x["outcome"]) for x in srv.reports if x["stage"] == "result"] == \
                 [(17, "confirmed"), (18, "confirmed")]
         finally:

@@ -187,9 +187,10 @@ class FakeSTM32:
                 if not valid:
                     return None
                 # boot_pick_highest: the higher counter, then the newer version, then slot A
-                best = max(reversed(valid), key=lambda s: (self._summary(s).counter, self._summary(s).version[:3]))
+                rank = {s: (self._summary(s).counter, self._summary(s).version[:3]) for s in valid}
+                best = max(reversed(valid), key=rank.__getitem__)
                 if not self.faults.no_first_boot_record:
-                    self._append(best, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_NONE"], self._summary(best).counter)
+                    self._append(best, IC["META_STATE_CONFIRMED"], 0, IC["RESULT_NONE"], rank[best][0])
                 return best
             active, other = r.active, 1 - r.active
             if r.state == IC["META_STATE_CONFIRMED"]:
@@ -252,7 +253,8 @@ class FakeSTM32:
             info = validate_image(bytes(f), slot, allow_trailing=True, verify=self.verify)
         except ImageError as e:
             return Slot(IC["SLOT_STATE_INVALID"], version), e.fault, 0
-        return Slot(IC["SLOT_STATE_VALID"], version, info.security_counter, info.key_hash[:4]), None, info.size
+        summary = Slot(IC["SLOT_STATE_VALID"], version, info.security_counter, info.key_hash[:4])
+        return summary, None, info.size
 
     def _summary(self, slot: int) -> Slot:
         return self._check(slot)[0]

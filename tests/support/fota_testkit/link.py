@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fota_formats.image import HEADER, unpack_header, validate_image
+from fota_formats.image import HEADER, image_counter, unpack_header, validate_image
 from fota_formats.spec import IMAGE, LAYOUT, PROTOCOL
 from fota_lab.master import BridgeError, LinkError, Master, TwinPort, fotalink
 from stm32_twin.board import Stm32Twin
