@@ -3,10 +3,10 @@
     >>> rec = Record.confirmed(slot=0, seq=1, version=(1, 0, 0))
     >>> Record.unpack(rec.pack()) == rec
     True
-    >>> newest(rec.pack() + b"\\xff" * 32).slot_name
+    >>> newest(rec.pack() + b"\\xff" * RECORD_SIZE).slot_name
     'A'
 
-The journal is the metadata sector: 32-byte records appended at the first erased position. A
+The journal is the metadata sector: 36-byte records appended at the first erased position. A
 record counts when its magic and its CRC-32 (IEEE 802.3, as zlib, over the bytes before the CRC)
 hold; of those, the highest sequence number wins. Torn or erased positions are skipped. The field
 layout is ``meta_record`` of ``spec/image.toml``, the one definition the C struct is generated from.
@@ -42,20 +42,22 @@ class Record:
     prev_slot: int = 0
     version: tuple[int, int, int] = (0, 0, 0)
     build: int = 0
+    security_counter: int = 0   # the anti-rollback floor the record carries
 
     @classmethod
     def confirmed(cls, slot: int, seq: int = 1, version: tuple[int, int, int] = (1, 0, 0),
-                  last_result: int = _C["RESULT_NONE"], build: int = 0) -> Record:
+                  last_result: int = _C["RESULT_NONE"], build: int = 0, security_counter: int = 0) -> Record:
         """A confirmed record booting ``slot``, as the firmware writes after a first boot."""
         return cls(seq=seq, active_slot=slot, state=CONFIRMED, last_result=last_result, prev_slot=slot,
-                   version=version, build=build)
+                   version=version, build=build, security_counter=security_counter)
 
     def pack(self) -> bytes:
-        """The record's 32 bytes, CRC included."""
+        """The record's RECORD_SIZE bytes, CRC included."""
         body = _REC.pack(magic=MAGIC, seq=self.seq, active_slot=self.active_slot, state=self.state,
                          attempts_left=self.attempts_left, last_result=self.last_result,
                          prev_slot=self.prev_slot, ver_major=self.version[0], ver_minor=self.version[1],
-                         ver_patch=self.version[2], build=self.build)[:_CRC_OFFSET]
+                         ver_patch=self.version[2], build=self.build,
+                         security_counter=self.security_counter)[:_CRC_OFFSET]
         return body + zlib.crc32(body).to_bytes(4, "little")
 
     @classmethod
@@ -68,7 +70,8 @@ class Record:
             return None
         return cls(seq=f["seq"], active_slot=f["active_slot"], state=f["state"],
                    attempts_left=f["attempts_left"], last_result=f["last_result"], prev_slot=f["prev_slot"],
-                   version=(f["ver_major"], f["ver_minor"], f["ver_patch"]), build=f["build"])
+                   version=(f["ver_major"], f["ver_minor"], f["ver_patch"]), build=f["build"],
+                   security_counter=f["security_counter"])
 
     @property
     def slot_name(self) -> str:

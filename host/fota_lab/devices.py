@@ -39,6 +39,7 @@ class Journal:
     attempts_left: int
     last_result: str           # RESULT_* name without the prefix, e.g. "CONFIRMED"
     version: str
+    floor: int = 0             # the anti-rollback floor (lowest security counter allowed)
 
 
 def decode_journal(sector: bytes) -> Journal | None:
@@ -47,7 +48,7 @@ def decode_journal(sector: bytes) -> Journal | None:
     if rec is None:
         return None
     return Journal(rec.seq, rec.slot_name, rec.state_name, rec.attempts_left, rec.result_name,
-                   rec.version_text)
+                   rec.version_text, rec.security_counter)
 
 
 def boot_twin(build_dir: Path, slot_b: bool = False, run_ms: float = 300.0) -> Any:

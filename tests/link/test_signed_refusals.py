@@ -56,7 +56,8 @@ def cases(builds: Builds) -> dict[str, tuple[bytes, str]]:
         "signature flipped": (flipped(good, len(good) - 1), "ERR_SIGNATURE"),
         "code byte flipped": (flipped(good, HDR_SIZE + 0x400), "ERR_SIGNATURE"),
         "header byte flipped": (flipped(good, 24), "ERR_SIGNATURE"),                  # ver_build
-        "security counter changed": (flipped(good, end - 12), "ERR_SIGNATURE"),      # the SEC_CNT value
+        # the SEC_CNT value 1 -> 257 (above the floor: the signature, not the counter, refuses it)
+        "security counter changed": (flipped(good, end - 11), "ERR_SIGNATURE"),
         "TLV area truncated": (good[:-64], "ERR_TLV"),
         "TLV area overlong": (tlv_tot(good, 8), "ERR_TLV"),
         "image for the other slot": (builds.image(builds.v110, "slot-a"), "ERR_WRONG_SLOT"),
