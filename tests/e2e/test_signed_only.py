@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from fota_formats.image import validate_image
+from fota_formats.image import HDR_SIZE, build_image, validate_image
 from fota_formats.spec import LAYOUT
 from fota_lab.lab import Lab
 from fota_testkit.e2e import assert_device
@@ -25,10 +25,16 @@ def test_a_release_tampered_on_the_server_is_refused_by_the_stm32(lab: Lab,
     assert lab.sync()["status"] == "updated"
     lab.stop_server()
     current = lab.cfg.firmware_dir / "current"
-    image = bytearray((current / "slot-b.bin").read_bytes())
-    info = validate_image(bytes(image), 1)
-    image[0x200 + info.img_size // 2] ^= 0x01           # a byte of the signed code, after signing
-    (current / "slot-b.bin").write_bytes(bytes(image))
+    good = (current / "slot-b.bin").read_bytes()
+    info = validate_image(good, 1)
+    body = bytearray(good[HDR_SIZE:HDR_SIZE + info.img_size])
+    body[len(body) // 2] ^= 0x01                        # a byte of the signed code, after signing
+    # Everything a holder of no key can make consistent: the SHA256 TLV, the key hash of the trusted
+    # key, the manifest's hash; the Ed25519 signature stays the original one, over other bytes.
+    signature = good[-64:]
+    image = build_image(bytes(body), 1, (1, 1, 0), info.build, info.security_counter, info.key_hash,
+                        lambda _digest: signature)
+    (current / "slot-b.bin").write_bytes(image)
     manifest = json.loads((current / "manifest.json").read_bytes())
     manifest["files"]["slot-b.bin"]["sha256"] = hashlib.sha256(image).hexdigest()
     (current / "manifest.json").write_text(json.dumps(manifest))
@@ -49,4 +55,4 @@ def test_a_release_tampered_on_the_server_is_refused_by_the_stm32(lab: Lab,
     assert lab.journal() == journal_before                # nothing was recorded on the device
     assert_device(lab, "A", "1.0.0", "failed", last_result="NONE")
     with lab.locked() as board:                           # slot B holds it, refused, never activated
-        assert board.flash_bytes(LAYOUT.region("slot_b").base, len(image)) == bytes(image)
+        assert board.flash_bytes(LAYOUT.region("slot_b").base, len(image)) == image

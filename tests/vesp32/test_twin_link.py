@@ -45,9 +45,10 @@ def test_info_exchange_over_spi_reaches_the_twin(twin_esp: VirtualEsp32) -> None
             "link = fotalink.Link(hw.Port(config.load()))\n"
             "i = link.info()\n"
             "print(i['proto_version'], i['running_slot'], i['run_major'], i['run_minor'], i['run_patch'],\n"
-            "      i['a_state'], i['max_chunk'])\n")
+            "      i['a_state'], i['max_chunk'], i['run_counter'], i['security_floor'])\n")
     out = Mp(twin_esp.port)("exec", code).stdout.split()
-    assert out == ["1", "0", "1", "0", "0", "1", "4096"]      # slot A runs v1.0.0, valid, 4 KB chunks
+    # protocol 2; slot A runs v1.0.0, valid, 4 KB chunks; its counter 1, the first boot's floor 1
+    assert out == ["2", "0", "1", "0", "0", "1", "4096", "1", "1"]
     assert isinstance(twin_esp.peer, TwinPeer) and twin_esp.peer.faults == []
 
 
