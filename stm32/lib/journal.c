@@ -45,10 +45,16 @@ static int record_valid(const struct fota_meta_record *r)
 
 #define REC_WORDS (REC_SIZE / 4u)
 
-static int record_erased(const uint32_t w[REC_WORDS])
+/* 1 when the n words at w all read erased. Four words per step: the scan below runs over the whole
+ * sector at every boot, and most of it is erased, so this loop sets the confirmed boot's time. */
+static int words_erased(const uint32_t *w, uint32_t n)
 {
     uint32_t all = 0xFFFFFFFFu;
-    for (uint32_t i = 0; i < REC_WORDS; i++) {
+    uint32_t i = 0;
+    for (; i + 4u <= n; i += 4u) {
+        all &= w[i] & w[i + 1u] & w[i + 2u] & w[i + 3u];
+    }
+    for (; i < n; i++) {
         all &= w[i];
     }
     return all == 0xFFFFFFFFu;
@@ -77,8 +83,11 @@ int journal_scan(const struct flash_area *fa, struct journal_state *st)
                 return rc;
             }
         }
+        if (words_erased(words, n * REC_WORDS)) {
+            continue; /* n erased positions: nothing to read, next_pos unchanged */
+        }
         for (uint32_t i = 0; i < n; i++) {
-            if (record_erased(&words[i * REC_WORDS])) {
+            if (words_erased(&words[i * REC_WORDS], REC_WORDS)) {
                 continue;
             }
             struct fota_meta_record r;

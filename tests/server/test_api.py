@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from fota_formats.config import ConfigError, FotaConfig, ServerConfig
+from fota_formats.image import image_counter
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
 from fota_server.models import CheckInReply
@@ -89,6 +90,7 @@ def test_checkin_decisions(client: TestClient, slot: str, running: str, update: 
     image = client.get(d["url"])
     assert image.status_code == 200 and hashlib.sha256(image.content).hexdigest() == d["sha256"]
     assert len(image.content) == d["size"]
+    assert d["security_counter"] == image_counter(image.content) is not None   # what BEGIN announces
 
 
 def test_downgrade_only_when_marked(tmp_path: Path, database: str):

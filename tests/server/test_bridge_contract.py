@@ -56,6 +56,7 @@ def test_bridge_client_full_cycle(server: LiveServer):
         "running_slot": "B",
         "running_version": "1.0.0",
         "slots": {"A": {"state": "empty", "version": None}, "B": {"state": "valid", "version": "1.0.0"}},
+        "security_counter": 1, "key_id": "0123abcd",
     }
     offer = http.post_json("/api/v1/checkin", doc)
     assert offer["update"] is True and offer["target_slot"] == "A" and offer["downgrade"] is False
