@@ -35,6 +35,7 @@ from stm32_fota.project import current
 
 from fota_lab.benchjson import BenchJsonError, Figure, read
 from fota_lab.benchstore import RESULTS_JSON, RESULTS_MD, load_store, markdown
+from fota_lab.releasekey import throwaway_key
 
 SCRIPT_TIMEOUT_S = 1800.0
 SUITE_TIMEOUT_S = 3600.0
@@ -101,11 +102,14 @@ def run_bench(bench: Bench, bench_dir: Path | None = None, log: Callable[[str], 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         json_path = Path(tmp) / f"{bench.name}.json"
         cmd = [sys.executable, str(script), *bench.args, "--json", str(json_path)]
+        # The benchmarks build and sign with a throwaway key, never the user's signing key (and
+        # need none configured on a fresh machine).
+        env = {**os.environ, "FOTA_SIGNING_KEY": str(throwaway_key(Path(tmp) / "key").private)}
         log(f"bench: running {script.parent.name}/{script.name} {' '.join(bench.args)}".rstrip())
         t0 = time.monotonic()
         try:
             p = subprocess.run(cmd, cwd=bench_dir.parent, capture_output=True, text=True,
-                               timeout=SCRIPT_TIMEOUT_S, check=False)
+                               timeout=SCRIPT_TIMEOUT_S, check=False, env=env)
         except subprocess.TimeoutExpired:
             return failed(time.monotonic() - t0, f"{script.name}: no result within {SCRIPT_TIMEOUT_S:.0f} s")
         seconds = time.monotonic() - t0
