@@ -27,6 +27,7 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "invoke_tasks": ("unit",),
     "c": ("unit",),
     "bridge": ("unit",),
+    "console": ("unit",),
     "twin": ("twin",),
     "link": ("twin", "slow"),
     "vesp32": ("vesp32",),
