@@ -73,3 +73,21 @@ def chromium(width: int = 1280, height: int = 900) -> Any:
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     chrome.set_page_load_timeout(20)
     return chrome
+
+
+def install_images(folder: Any, tmp: Any, version: str, slot_a: bytes, slot_b: bytes) -> None:
+    """Put a signed release of these two images into a server's firmware folder, as a sync would
+    (``folder``: fota_server.firmware.FirmwareFolder; ``tmp``: where to write its build first)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from stm32_fota.release import check_build, make_manifest, signed_manifest
+    from stm32_fota.signing import public_key_hash
+
+    build = tmp / f"build-{version}"
+    build.mkdir(parents=True, exist_ok=True)
+    (build / "slot-a.bin").write_bytes(slot_a)
+    (build / "slot-b.bin").write_bytes(slot_b)
+    (build / "version.txt").write_text(version + "\n")
+    files = check_build(build)
+    key = Ed25519PrivateKey.generate()
+    raw, signature = signed_manifest(make_manifest(files, "test", False, public_key_hash(key)), key)
+    folder.install(files.version, {**files.images, "version.txt": files.version_text}, raw, signature)

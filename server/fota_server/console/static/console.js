@@ -8,6 +8,7 @@
   if (!list) return;
   const base = "/live/progress.json" + (list.dataset.live ? "?" + list.dataset.live : "");
   const watched = new Set();
+  const finished = new Map(); // updates that ended while the page was open: shown with their outcome
   list.querySelectorAll("li[data-update]").forEach((li) => watched.add(li.dataset.update));
 
   function row(u) {
@@ -38,11 +39,16 @@
       const r = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
       if (!r.ok) return;
       const items = (await r.json()).items;
-      const rows = items.map(row);
       items.forEach((u) => {
-        if (u.status === "offered" || u.status === "in_progress") watched.add(String(u.id));
-        else watched.delete(String(u.id)); // shown once more with its outcome, then let go
+        const id = String(u.id);
+        if (u.status === "offered" || u.status === "in_progress") watched.add(id);
+        else {
+          watched.delete(id); // no need to ask again: it has its outcome
+          finished.set(id, u);
+        }
       });
+      const open = items.filter((u) => !finished.has(String(u.id)));
+      const rows = open.concat(Array.from(finished.values()).reverse()).map(row);
       if (rows.length === 0) {
         const none = document.createElement("li");
         none.className = "none";
