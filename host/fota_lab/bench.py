@@ -55,6 +55,7 @@ BENCHES = {b.name: b for b in (
     Bench("server-scale", "bench_server_scale.py"),
     Bench("vesp32", "bench_vesp32.py"),
     Bench("bridge-mem", "bench_bridge_mem.py"),
+    Bench("console", "bench_console.py"),
 )}
 ALL = tuple(BENCHES)
 SUITE = "suite"
