@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_console.py                        # 10,000 devices, 20 rounds
     .venv/bin/python bench/bench_console.py --json console.json    # also the figures (fota_lab.benchjson)
 
-The registry is filled as the console's tests fill it (fota_testkit.console.seed: two groups, two
+The registry is filled as the console's tests fill it (fota_lab.consolelab.seed: two groups, two
 versions, every third device with an update that ended confirmed, reverted, failed or is in
 progress); then each page is requested ``--rounds`` times through the application (in process, with
 the operator token) and the median and slowest times are printed: the first and the last page of
@@ -22,15 +22,14 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
-from fota_lab.benchjson import Figure, write  # noqa: E402
-from fota_server.app import ServerSettings, create_app  # noqa: E402
-from fota_server.registry import Registry  # noqa: E402
-from fota_testkit.console import OP, OP_TOKEN, dev, seed  # noqa: E402
+from fota_lab.benchjson import Figure, write
+from fota_lab.consolelab import dev, seed
+from fota_server.app import ServerSettings, create_app
+from fota_server.registry import Registry
 
 GOAL_MS = 50.0
+OP_TOKEN = "bench-operator-token"
+OP = {"Authorization": f"Bearer {OP_TOKEN}"}
 
 
 def main() -> int:

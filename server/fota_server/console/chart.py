@@ -55,8 +55,9 @@ def progress_svg(timeline: list[tuple[str, str]], expected: int | None = None, t
 
     ok_pts, _ = line(True)
     bad_pts, _ = line(False)
-    start = datetime.fromtimestamp(t0, UTC).strftime("%H:%M")
-    end = datetime.fromtimestamp(t1, UTC).strftime("%H:%M")
+    fmt = "%H:%M" if t1 - t0 >= 600 else "%H:%M:%S"
+    start = datetime.fromtimestamp(t0, UTC).strftime(fmt)
+    end = datetime.fromtimestamp(t1, UTC).strftime(fmt)
     y_ok = PAD_T + ph - ok / top * ph
     y_bad = PAD_T + ph - bad / top * ph
     if abs(y_ok - y_bad) < 14:  # keep the two labels apart
