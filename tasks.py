@@ -611,3 +611,14 @@ def bench(c: Context, only: list[str] | None = None, suite: bool = False, no_sav
     failed = [r for r in runs if not r.ok]
     if failed:
         raise Exit("invoke: " + "; ".join(f"{r.name}: {r.error}" for r in failed), code=1)
+
+
+@task(help={"out": "folder of the PNG files (default docs/img)"})
+def screenshots(c: Context, out: str = "docs/img") -> None:
+    """Screenshots of every page of the server's web console (docs/fleet.md shows them)."""
+    from fota_lab.consolelab import screenshots as take
+
+    try:
+        take(ROOT / out if not Path(out).is_absolute() else Path(out))
+    except (RuntimeError, OSError) as e:
+        raise _fail(e) from None

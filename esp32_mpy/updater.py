@@ -53,6 +53,7 @@ _RESTARTS = 2            # new link sessions (INFO, then go on from there) per c
 _POLL_MS = 500           # INFO period while the new image runs its self-test
 _RETRY_DELAY_MS = 500    # pause before reconnecting to the server
 _REASON_MAX = 500        # the server's limit on a report's reason
+_PROGRESS_STEP = 10      # a progress report every 10 % written (the console's live bar)
 
 RESULT_NAMES = {
     RESULT_NONE: "NONE",
@@ -310,8 +311,8 @@ class Updater:
             self._pct = pct
             # % formatting: one string (80 bytes on MicroPython; an f-string, format(), 144)
             self.log("fota: progress %d%% %d/%d" % (pct, done, size))  # noqa: UP031
-        if pct >= self._reported + 25 and pct < 100:
-            self._reported = pct - pct % 25
+        if pct >= self._reported + _PROGRESS_STEP and pct < 100:
+            self._reported = pct - pct % _PROGRESS_STEP
             self._report("progress", None, None, 0)
 
     def _run(self):

@@ -45,6 +45,9 @@ have "$PYTHON" || missing+=(python3)
 if have "$PYTHON" && [[ ! -x .venv/bin/python ]] && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     missing+=(python3-venv)
 fi
+# the web console's browser tests (tests/console): Debian's Chromium and its chromedriver
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 if [[ -f package.json ]]; then
     have node || missing+=(nodejs)
     have npm || missing+=(npm)

@@ -57,6 +57,7 @@ BENCHES = {b.name: b for b in (
     Bench("vesp32", "bench_vesp32.py"),
     Bench("bridge-mem", "bench_bridge_mem.py"),
     Bench("crypto", "bench_crypto.py"),
+    Bench("console", "bench_console.py"),
 )}
 ALL = tuple(BENCHES)
 SUITE = "suite"

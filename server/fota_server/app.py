@@ -11,6 +11,7 @@ Routes (all under /api/v1, documented in /openapi.json):
               POST /sync                           sync from S3 now (502 / 503 when it fails)
               GET /status                          local release and last sync
               /rollouts, /groups, /devices/{id}/... the fleet (fota_server.fleet_api)
+    console:  /, /devices, /releases, /rollouts ...   the web console (fota_server.console), outside /api/v1
 
 Before any route runs, :class:`~fota_server.limits.GuardMiddleware` checks the URL and header
 sizes, the role's token (:mod:`fota_server.auth`) and the body size; check-ins and reports are
@@ -43,6 +44,7 @@ from fota_s3.store import S3Store
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fota_server.auth import Tokens, document_roles
+from fota_server.console import console_router, mount_static
 from fota_server.decision import Device, decide
 from fota_server.downloads import DownloadUrl, local_url
 from fota_server.firmware import (
@@ -477,6 +479,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(device)
     app.include_router(operator)
     app.include_router(fleet_router(lambda: st().fleet, API, _ERRORS, settings.max_body))
+    app.include_router(console_router(st, tokens))  # the web console at / (fota_server.console)
+    mount_static(app)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

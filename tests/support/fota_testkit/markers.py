@@ -27,6 +27,7 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "invoke_tasks": ("unit",),
     "c": ("unit",),
     "bridge": ("unit",),
+    "console": ("unit",),
     "twin": ("twin",),
     "link": ("twin", "slow"),
     "vesp32": ("vesp32",),
@@ -36,6 +37,7 @@ FILES: dict[str, tuple[str, ...]] = {      # whole files that need more than the
     "bridge/test_fake_matches_twin.py": ("twin",),
     "bridge/test_virtual_esp32.py": ("twin", "vesp32", "slow"),
     "vesp32/test_twin_link.py": ("twin",),
+    "console/test_browser_live.py": ("twin",),
 }
 NEEDS = {"arm_toolchain": "firmware", "node_runtime": "vesp32"}   # fixture -> marker
 NOT_FAST = ("slow", "e2e", "vesp32")
