@@ -106,6 +106,24 @@ def test_signature_state_names_a_good_and_a_missing_signature(tmp_path: Path) ->
     assert "unsigned" in signature_state(path, ring)
 
 
+def test_image_state_names_counter_key_and_the_signature_check(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from fota_lab.images import make_image
+    from fota_server.console.releases import image_state
+    from fota_server.trust import load_key
+    from stm32_fota.signing import public_key_hash
+
+    key = Ed25519PrivateKey.generate()
+    ring = KeyRing([load_key(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex())])
+    image = make_image(1, "1.3.0", counter=4, key=key)
+    assert image_state("slot-b.bin", image, ring) == \
+        f"counter 4, key {public_key_hash(key)[:8]}, signature verified"
+    assert image_state("slot-b.bin", image, KeyRing()).startswith("not verified: ")
+    assert "which is not trusted" in image_state("slot-b.bin", image, KeyRing())
+    assert image_state("slot-a.bin", image, ring).startswith("not verified: ")   # the wrong slot
+
+
 def test_rollout_pages_show_stages_counts_and_the_chart(c: TestClient) -> None:
     r = c.post("/api/v1/rollouts", json={"version": "1.1.0", "name": "east first",
                                          "target": {"group": "east"},

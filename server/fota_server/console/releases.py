@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fota_formats.errors import FotaError
+from fota_formats.image import SLOTS, ImageError, validate_image
 from fota_formats.release import MANIFEST_FILE, SIGNATURE_FILE
 
 from fota_server.firmware import FirmwareFolder
@@ -17,7 +18,7 @@ class ReleaseRow:
     version: str
     current: bool
     downgrade: bool
-    files: list[tuple[str, int, str]]  # name, size, SHA-256
+    files: list[tuple[str, int, str, str]]  # name, size, SHA-256, the image's own signature state
     signature: str
 
 
@@ -37,6 +38,17 @@ def signature_state(path: Path, keys: KeyRing) -> str:
     return f"signed, verified with key {key[:16]}"
 
 
+def image_state(name: str, data: bytes, keys: KeyRing) -> str:
+    """An image's security counter and signing key, its imgtool signature checked again with the
+    server's trusted keys (what the STM32 checks at VERIFY with its own key ring)."""
+    slot = next((s for s in SLOTS if name == f"slot-{'ab'[s]}.bin"), None)
+    try:
+        info = validate_image(data, slot, name=name, verify=keys.verify_image)
+    except ImageError as e:
+        return f"not verified: {str(e).split(': ', 1)[-1]}"
+    return f"counter {info.security_counter}, key {info.key_id}, signature verified"
+
+
 def release_rows(folder: FirmwareFolder, keys: KeyRing) -> list[ReleaseRow]:
     """The installed releases, newest first; one that does not load says why in its signature column."""
     current = folder.current_target()
@@ -49,7 +61,8 @@ def release_rows(folder: FirmwareFolder, keys: KeyRing) -> list[ReleaseRow]:
             continue
         if rel is None:
             continue
-        files = [(name, len(rel.files[name]), sha) for name, sha in sorted(rel.sha256.items())]
+        files = [(name, len(rel.files[name]), sha, image_state(name, rel.files[name], keys))
+                 for name, sha in sorted(rel.sha256.items())]
         rows.append(ReleaseRow(str(version), path == current, rel.downgrade, files,
                                signature_state(path, keys)))
     return rows
