@@ -333,7 +333,8 @@ class Updater:
         doc = {"device_id": self.device_id(), "running_slot": slot_name(run),
                "running_version": running_version(info),
                "slots": {"A": _slot_doc(info, "a"), "B": _slot_doc(info, "b")},
-               "security_counter": info["security_floor"], "key_id": key}
+               "security_counter": info["security_floor"], "key_id": key,
+               "temp_centi": info["temp_centi"], "uptime_ms": info["uptime_ms"]}
         if cfg.get("group"):
             doc["group"] = cfg["group"]
         reply = self.http.post_json("/api/v1/checkin", doc)
@@ -426,6 +427,7 @@ class Updater:
         link.write_image(src, nxt, size, self._progress)
         self.step("verify")
         link.verify()
+        self._report("progress", None, None, 0)  # all of it written and verified: activating next
 
     def _await(self, target, new_version):
         """Poll INFO until the new image confirmed itself or the bootloader went back."""

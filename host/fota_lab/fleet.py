@@ -135,7 +135,10 @@ class FleetDevice:
         info = self.master.info()
         slot, version = _running(info)
         body: dict[str, Any] = {"device_id": self.device_id, "running_slot": slot, "running_version": version,
-                                "slots": {"A": _slot(info, "a"), "B": _slot(info, "b")}}
+                                "slots": {"A": _slot(info, "a"), "B": _slot(info, "b")},
+                                "temp_centi": info["temp_centi"], "uptime_ms": info["uptime_ms"],
+                                "security_counter": info["security_floor"],
+                                "key_id": bytes(info["run_key"]).hex()}
         if self.group is not None:
             body["group"] = self.group
         offer = client.post("/checkin", body)

@@ -78,7 +78,7 @@ from fota_server.models import (
 )
 from fota_server.ranges import RangeError, parse_range
 from fota_server.ratelimit import DEFAULT_DEVICE_RATE, DeviceLimiter, parse_rate
-from fota_server.registry import Enrolment, Registry, RegistryError
+from fota_server.registry import Enrolment, Health, Registry, RegistryError
 from fota_server.rollout import minute_of_day
 from fota_server.trust import KeyRing
 
@@ -322,8 +322,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def _checkin(body: CheckIn) -> dict[str, Any]:
         s = st()
         slots = {k: v.model_dump() for k, v in (("A", body.slots.A), ("B", body.slots.B))}
+        health = Health(body.temp_centi, body.uptime_ms, body.security_counter, body.key_id)
         epoch = s.registry.record_checkin(body.device_id, body.running_slot, body.running_version, slots,
-                                          body.group)
+                                          body.group, health)
         fleet = s.fleet
         cfg = fleet.config(epoch)
         now = fleet.clock()

@@ -74,6 +74,10 @@ class CheckIn(_Body):
         "the STM32 journal's anti-rollback floor (INFO security_floor)"))
     key_id: str | None = Field(default=None, pattern="^[0-9a-f]{8}$", description=(
         "the running image's signing key: the first 4 bytes of its KEYHASH TLV, 8 hex digits"))
+    temp_centi: int | None = Field(default=None, ge=-32768, le=32767, description=(
+        "the STM32's die temperature from its INFO, in 0.01 degC"))
+    uptime_ms: int | None = Field(default=None, ge=0, le=2**32 - 1, description=(
+        "milliseconds since the STM32's application started, from its INFO"))
 
 
 class CheckInReply(BaseModel):
@@ -145,6 +149,10 @@ class DeviceRecord(BaseModel):
     running_version: str | None
     slots: dict[str, SlotRecord]
     reported_group: str | None = Field(default=None, description="the group its bridge reports, if any")
+    temp_centi: int | None = Field(default=None, description="die temperature then, 0.01 degC")
+    uptime_ms: int | None = Field(default=None, description="the application's uptime at the last check-in")
+    security_counter: int | None = Field(default=None, description="the journal's anti-rollback floor then")
+    key_id: str | None = Field(default=None, description="the running image's signing key then, 8 hex digits")
 
 
 class DeviceDetail(DeviceRecord):

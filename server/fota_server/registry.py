@@ -28,7 +28,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,19 @@ class RegistryError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Health:
+    """What a bridge reads from its STM32's INFO and reports at check-in (None: not reported)."""
+
+    temp_centi: int | None = None         # die temperature, 0.01 degC
+    uptime_ms: int | None = None          # since the application started
+    security_counter: int | None = None   # the journal's anti-rollback floor
+    key_id: str | None = None             # the running image's signing key, 8 hex digits
+
+
+HEALTH = tuple(f.name for f in fields(Health))
+
+
 def now_iso(t: float | None = None) -> str:
     if t is None:
         t = time.time()
@@ -85,7 +98,8 @@ def _device(row: Row[Any]) -> dict[str, Any]:
         "checkins": d["checkins"], "running_slot": d["running_slot"], "running_version": d["running_version"],
         "slots": {"A": {"state": d["slot_a_state"], "version": d["slot_a_version"]},
                   "B": {"state": d["slot_b_state"], "version": d["slot_b_version"]}},
-        "reported_group": d["reported_group"],
+        "reported_group": d["reported_group"], "temp_centi": d["temp_centi"], "uptime_ms": d["uptime_ms"],
+        "security_counter": d["security_counter"], "key_id": d["key_id"],
     }
 
 
@@ -103,7 +117,7 @@ def _upsert_checkin(dialect_insert: Any) -> Insert:
     return stmt.on_conflict_do_update(index_elements=[_D.device_id], set_={
         "last_seen": stmt.excluded.last_seen, "checkins": _D.checkins + 1,
         **{c: stmt.excluded[c] for c in ("running_slot", "running_version", "slot_a_state", "slot_a_version",
-                                         "slot_b_state", "slot_b_version", "reported_group")},
+                                         "slot_b_state", "slot_b_version", "reported_group", *HEALTH)},
     }).returning(epoch)
 
 
@@ -211,8 +225,12 @@ class Registry:
 
     # -- check-in ---------------------------------------------------------------------------------
     def record_checkin(self, device_id: str, running_slot: str, running_version: str,
-                       slots: dict[str, dict[str, Any]], group: str | None = None) -> int:
-        """Record the check-in; the fleet's epoch (fota_server.fleet)."""
+                       slots: dict[str, dict[str, Any]], group: str | None = None,
+                       health: Health | None = None) -> int:
+        """Record the check-in (with what the bridge read from its STM32's INFO, when it sends it:
+        ``health``; a field it does not send is stored as unknown); the fleet's epoch
+        (fota_server.fleet)."""
+        h = health or Health()
         ts = now_iso()
         a, b = slots["A"], slots["B"]
         with self._auto() as conn:  # one statement: atomic on its own
@@ -221,7 +239,8 @@ class Registry:
                 "running_slot": running_slot, "running_version": running_version,
                 "slot_a_state": a["state"], "slot_a_version": a.get("version"),
                 "slot_b_state": b["state"], "slot_b_version": b.get("version"),
-                "reported_group": group}).fetchone()
+                "reported_group": group, "temp_centi": h.temp_centi, "uptime_ms": h.uptime_ms,
+                "security_counter": h.security_counter, "key_id": h.key_id}).fetchone()
         return int(row[0] or 0)
 
     def count_hit(self, device_id: str, window_start: int, limit: int) -> tuple[int, int]:

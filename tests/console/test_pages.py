@@ -59,6 +59,36 @@ def test_device_page_shows_slots_history_and_the_stm32s_reason(c: TestClient) ->
     assert missing.status_code == 404 and "never checked in" in missing.text
 
 
+def test_device_page_shows_what_the_bridge_read_from_its_stm32(c: TestClient) -> None:
+    body = {"device_id": dev(501), "running_slot": "B", "running_version": "1.1.0",
+            "slots": {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "valid", "version": "1.1.0"}},
+            "temp_centi": -512, "uptime_ms": 90_061_000, "security_counter": 3, "key_id": "3fa2c1d0"}
+    assert c.post("/api/v1/checkin", json=body, headers=DEVICE).status_code == 200
+    html = c.get(f"/devices/{dev(501)}").text
+    for label, value in (("Temperature", "-5.12 °C"), ("Uptime", "1 d 1 h 1 min 1 s"),
+                         ("Security counter", "3"), ("Signing key", "3fa2c1d0")):
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in html, label
+    # A bridge that does not send them (an older one): each is "not reported", none kept from before.
+    old = {k: v for k, v in body.items() if k not in ("temp_centi", "uptime_ms", "security_counter", "key_id")}
+    assert c.post("/api/v1/checkin", json=old, headers=DEVICE).status_code == 200
+    html = c.get(f"/devices/{dev(501)}").text
+    assert html.count("</dt><dd>not reported</dd>") == 4
+    record = c.get(f"/api/v1/devices/{dev(501)}").json()
+    assert (record["temp_centi"], record["security_counter"], record["key_id"]) == (None, None, None)
+
+
+@pytest.mark.parametrize(("field", "value"), [("temp_centi", 40_000), ("uptime_ms", -1), ("uptime_ms", 2**32),
+                                              ("security_counter", -1), ("security_counter", 2**32),
+                                              ("key_id", "3FA2C1D0"), ("key_id", "3fa2c1d"), ("key_id", 7)])
+def test_a_bad_health_field_is_a_422_naming_it(c: TestClient, field: str, value: object) -> None:
+    body = {"device_id": dev(502), "running_slot": "A", "running_version": "1.0.0",
+            "slots": {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "empty", "version": None}},
+            field: value}
+    r = c.post("/api/v1/checkin", json=body, headers=DEVICE)
+    assert r.status_code == 422 and field in r.text, r.text
+    assert c.get(f"/api/v1/devices/{dev(502)}").status_code == 404      # nothing recorded
+
+
 def test_what_a_device_sends_is_escaped(c: TestClient) -> None:
     body = {"device_id": dev(500), "running_slot": "A", "running_version": "1.0.0",
             "slots": {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "empty", "version": None}},

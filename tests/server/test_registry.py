@@ -333,7 +333,7 @@ def test_registry_at_the_previous_head_is_upgraded_keeping_its_rows(empty_databa
             "'t', 't')")
     db.close()
     reg = Registry(empty_database)
-    assert current(reg.db) == head() == "0004_fleet"
+    assert current(reg.db) == head() == "0005_device_health"
     assert reg.device(DEV)["checkins"] == 7 and reg.device(DEV)["reported_group"] is None
     assert reg.count_hit(DEV, 60, 2) == (1, 60)
     assert reg.was_reverted(DEV, "1.1.0", SHA)

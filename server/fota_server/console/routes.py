@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from fota_server.auth import Tokens
 from fota_server.console.chart import progress_svg
+from fota_server.console.health import health
 from fota_server.console.queries import STATES, ConsoleQueries, DeviceFilter, live_item
 from fota_server.console.releases import release_rows
 from fota_server.console.session import COOKIE, Session, SessionKeys
@@ -246,7 +247,8 @@ def console_router(state: Callable[[], ServerState], tokens: Tokens) -> APIRoute
         extra = ConsoleQueries(s.registry).device_state(dev_id) or {}
         history = s.registry.list_updates(dev_id, 0, 50)
         return render(request, viewer, "device.html", dev=dev, extra=extra, history=history,
-                      settings=s.fleet.device_settings(dev_id), total=s.registry.count_updates(dev_id),
+                      health=health(dev), settings=s.fleet.device_settings(dev_id),
+                      total=s.registry.count_updates(dev_id),
                       live=[live_item(u) for u in history if u["status"] in ("offered", "in_progress")])
 
     @router.get("/releases", response_class=HTMLResponse)

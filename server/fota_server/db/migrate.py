@@ -3,7 +3,7 @@
     >>> from fota_server.db.engine import open_database
     >>> db = open_database(":memory:")
     >>> upgrade(db)
-    (None, '0004_fleet')
+    (None, '0005_device_health')
     >>> current(db) == head()
     True
 

@@ -37,6 +37,10 @@ devices = Table(
     Column("slot_b_state", Text),
     Column("slot_b_version", Text),
     Column("reported_group", Text),  # the group the bridge reports in its check-in (an operator's wins)
+    Column("temp_centi", Integer),  # the STM32's die temperature at the last check-in, 0.01 degC
+    Column("uptime_ms", BigInteger().with_variant(Integer(), "sqlite")),  # its application's uptime then
+    Column("security_counter", BigInteger().with_variant(Integer(), "sqlite")),  # its anti-rollback floor
+    Column("key_id", Text),  # the signing key of the image it ran then: 8 hex digits of its KEYHASH
 )
 
 updates = Table(
