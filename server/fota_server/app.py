@@ -44,7 +44,7 @@ from fota_s3.store import S3Store
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fota_server.auth import Tokens, document_roles
-from fota_server.console import console_router, mount_static
+from fota_server.console import LOGIN_RATE, console_router, mount_static
 from fota_server.decision import Device, decide
 from fota_server.downloads import DownloadUrl, local_url
 from fota_server.firmware import (
@@ -112,6 +112,7 @@ class ServerState:
         self.folder = FirmwareFolder(settings.firmware_dir)
         self.registry = Registry(settings.db_path)
         self.limiter = DeviceLimiter(settings.device_rate, self.registry)
+        self.login_limiter = DeviceLimiter(LOGIN_RATE, self.registry, settings.clock)
         self.fleet = Fleet(self.registry, settings.clock)
         self._release: LocalRelease | None = None
         self._loaded_link: str | None = None  # where `current` pointed when _release was loaded

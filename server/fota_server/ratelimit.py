@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 DEFAULT_DEVICE_RATE = "30/minute"
@@ -46,14 +47,15 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class DeviceLimiter:
-    def __init__(self, rate: str, counter: HitCounter) -> None:
+    def __init__(self, rate: str, counter: HitCounter, clock: Callable[[], float] = time.time) -> None:
         self.limit, self.period = parse_rate(rate)
         self.rate = rate
         self._counter = counter
+        self._clock = clock
 
     def retry_after(self, device_id: str) -> int | None:
         """Count one request of ``device_id``: None when allowed, else the seconds to wait."""
-        now = time.time()
+        now = self._clock()
         hits, start = self._counter.count_hit(device_id, int(now // self.period) * self.period, self.limit)
         if hits <= self.limit:
             return None

@@ -3,6 +3,7 @@ button, the Authorization header for scripts, logout, and servers without an ope
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -46,6 +47,20 @@ def test_login_sets_a_strict_httponly_cookie_that_is_not_the_token(settings: Ser
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert OP_TOKEN not in cookie and OP_TOKEN not in r.headers["location"]
     assert c.get("/devices").status_code == 200
+
+
+def test_logins_are_limited_per_address_across_server_processes(settings: ServerSettings) -> None:
+    """Ten login attempts a minute per client address, right or wrong, counted in the registry, so
+    that a second server process on the same database refuses the eleventh too."""
+    settings = dataclasses.replace(settings, clock=lambda: 1_000_000.0)   # 20 s left in its minute
+    first, second = client(settings), client(settings)
+    assert [login(first, "wrong")[0] for _ in range(6)] == [401] * 6
+    assert [login(second, "wrong")[0] for _ in range(4)] == [401] * 4
+    r = second.post("/login", data={"token": OP_TOKEN, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 429 and "too many logins from testclient (at most 10/minute)" in r.text
+    assert r.headers["Retry-After"] == "20"
+    assert COOKIE not in r.headers.get("set-cookie", "")
+    assert first.get("/", headers=OP).status_code == 200    # scripts with the header are not affected
 
 
 def test_a_wrong_token_is_refused_and_not_logged(settings: ServerSettings,

@@ -60,8 +60,8 @@ def test_device_page_shows_slots_history_and_the_stm32s_reason(c: TestClient) ->
 
 
 def test_device_page_shows_what_the_bridge_read_from_its_stm32(c: TestClient) -> None:
-    body = {"device_id": dev(501), "running_slot": "B", "running_version": "1.1.0",
-            "slots": {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "valid", "version": "1.1.0"}},
+    slots = {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "valid", "version": "1.1.0"}}
+    body = {"device_id": dev(501), "running_slot": "B", "running_version": "1.1.0", "slots": slots,
             "temp_centi": -512, "uptime_ms": 90_061_000, "security_counter": 3, "key_id": "3fa2c1d0"}
     assert c.post("/api/v1/checkin", json=body, headers=DEVICE).status_code == 200
     html = c.get(f"/devices/{dev(501)}").text
@@ -69,7 +69,8 @@ def test_device_page_shows_what_the_bridge_read_from_its_stm32(c: TestClient) ->
                          ("Security counter", "3"), ("Signing key", "3fa2c1d0")):
         assert f"<dt>{label}</dt><dd>{value}</dd>" in html, label
     # A bridge that does not send them (an older one): each is "not reported", none kept from before.
-    old = {k: v for k, v in body.items() if k not in ("temp_centi", "uptime_ms", "security_counter", "key_id")}
+    health = ("temp_centi", "uptime_ms", "security_counter", "key_id")
+    old = {k: v for k, v in body.items() if k not in health}
     assert c.post("/api/v1/checkin", json=old, headers=DEVICE).status_code == 200
     html = c.get(f"/devices/{dev(501)}").text
     assert html.count("</dt><dd>not reported</dd>") == 4

@@ -28,6 +28,10 @@ MODULES = [
     "fota_server.rollout",
     "fota_server.fleet",
     "stm32_fota.rollouts",
+    "fota_server.console.session",
+    "fota_server.console.queries",
+    "fota_server.console.chart",
+    "fota_server.console.health",
 ]
 
 

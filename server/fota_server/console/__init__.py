@@ -6,6 +6,6 @@ see them: :mod:`.session`; the registry reads: :mod:`.queries`; the rollout char
 Described in docs/fleet.md ("The console").
 """
 
-from fota_server.console.routes import console_router, mount_static
+from fota_server.console.routes import LOGIN_RATE, console_router, mount_static
 
-__all__ = ["console_router", "mount_static"]
+__all__ = ["LOGIN_RATE", "console_router", "mount_static"]

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fota_server")
 HERE = Path(__file__).parent
+LOGIN_RATE = "10/minute"   # login attempts per client address, right or wrong: guessing stays slow
 PAGE_SIZE = 50
 ACTIONS = ("pause", "resume", "abort")
 FORM_MAX = 4096
@@ -168,6 +169,14 @@ def console_router(state: Callable[[], ServerState], tokens: Tokens) -> APIRoute
         if not _same_origin(request):
             return render(request, None, "login.html", status=403, next=target,
                           error="this login form was sent from another site")
+        client = request.client.host if request.client else "?"
+        wait = state().login_limiter.retry_after(f"console-login {client}")
+        if wait is not None:   # counted in the registry: every server process shares the budget
+            response = render(request, None, "login.html", status=429, next=target,
+                              error=f"too many logins from {client} (at most {LOGIN_RATE}); "
+                                    f"retry in {wait} s")
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not access.keys.token_matches(form.get("token", "")):
             log.warning("console: a login with a wrong operator token from %s",
                         request.client.host if request.client else "?")
