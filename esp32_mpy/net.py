@@ -226,10 +226,13 @@ class Http:
         self.tls, self.host, self.port, self.prefix = split_url(base_url)
         self.prefix = self.prefix.rstrip("/")
         self.token = token
+        # the header line for this server's own requests, made once (never for another host)
+        self._auth = "Authorization: Bearer %s\r\n" % token if token else ""  # noqa: UP031
         self.timeout_s = timeout_s
         self.ca_file = ca_file
         self.ntp_host = ntp_host
         self._head = bytearray(_HEAD_MAX)
+        self._ai = None             # getaddrinfo's answer for the server, once resolved
         self._ctx = None            # the SSLContext, made at the first https:// request
         self._clock = None          # None: not checked yet; else why the clock may be wrong ("" if set)
 
@@ -295,35 +298,38 @@ class Http:
 
         tls, host, port, target = self._url(path)
         what = f"{method} {_short(target)}"
-        try:
-            ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-        except OSError as e:
-            raise BridgeError(f"Failed to {what}: cannot resolve {host} ({e})") from None
+        ai = self._ai if host == self.host and port == self.port else None
+        if ai is None:
+            try:
+                ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+            except OSError as e:
+                raise BridgeError(f"Failed to {what}: cannot resolve {host} ({e})") from None
+            if host == self.host and port == self.port:
+                self._ai = ai   # the server's address, resolved once per Http (one update cycle)
         sock = raw = socket.socket(ai[0], ai[1], ai[2])
         try:
             sock.settimeout(self.timeout_s)
             sock.connect(ai[-1])
             if tls:
                 sock = self._wrap(sock, host)   # on failure `sock` is still the plain socket: closed below
-            # One formatted string and few concatenations (a list of lines and its join would
-            # leave a string per line behind). The port is left out when it is the scheme's (a
-            # presigned URL is signed for the host as its URL names it).
-            head = "%s %s HTTP/1.1\r\nHost: %s" % (method, target, host)  # noqa: UP031
-            if port != (443 if tls else 80):
-                head += ":%d" % port  # noqa: UP031
-            head += "\r\nConnection: close\r\nUser-Agent: stm32-fota-bridge\r\n"
-            if self.token and host == self.host and port == self.port and tls == self.tls:
-                head += "Authorization: Bearer " + self.token + "\r\n"
+            # The head is one formatted string (each += of a string copies it all on MicroPython:
+            # a request made that way left about 1 KB of garbage), sent before the body, which is
+            # not copied onto it. The port is left out when it is the scheme's (a presigned URL is
+            # signed for the host as its URL names it).
+            hostport = host if port == (443 if tls else 80) else "%s:%d" % (host, port)  # noqa: UP031
+            ours = host == self.host and port == self.port and tls == self.tls
+            extra = ""
             if headers:
                 for k in headers:
-                    head += k + ": " + headers[k] + "\r\n"
+                    extra += "%s: %s\r\n" % (k, headers[k])  # noqa: UP031
             if body is not None:
-                head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)  # noqa: UP031
-            head = (head + "\r\n").encode()
-            if body is not None:
-                head += body
+                extra += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)  # noqa: UP031
+            head = ("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nUser-Agent: stm32-fota-bridge\r\n"  # noqa: UP031
+                    "%s%s\r\n" % (method, target, hostport, self._auth if ours else "", extra)).encode()
             send = getattr(sock, "sendall", None) or sock.write
             send(head)
+            if body is not None:
+                send(body)
             return self._response(sock, raw, what)
         except OSError as e:
             sock.close()
@@ -376,10 +382,14 @@ class Http:
             i = j + 2
         return Body(sock, status, length, bytes(mv[end + 4:got]), what)
 
-    def json(self, method, path, doc=None):
+    def json(self, method, path, doc=None, answer=True):
+        """``doc`` as JSON; the answer parsed, or None with ``answer`` False: a 200's body is then
+        not read at all (a report needs nothing from it: saves its bytes and its objects)."""
         body = None if doc is None else json.dumps(doc).encode()
         resp = self.request(method, path, body)
         try:
+            if not answer and resp.status == 200:
+                return None
             data = resp.read_all(4096, self._head)   # the head is parsed: its buffer is free
         finally:
             resp.close()
@@ -392,8 +402,8 @@ class Http:
         except ValueError:
             raise BridgeError(f"Failed to {method} {_short(path)}: the answer is not JSON") from None
 
-    def post_json(self, path, doc):
-        return self.json("POST", path, doc)
+    def post_json(self, path, doc, answer=True):
+        return self.json("POST", path, doc, answer)
 
     def get(self, path, offset=0):
         """GET a file from `offset` on (Range request); returns the Body, positioned there."""

@@ -67,8 +67,9 @@ def test_deploy_then_update_a_to_b_and_back(node_runtime: None, fw_build: BuildR
 def test_update_cycle_heap_fits_an_esp32(node_runtime: None, fw_build: BuildResult, tmp_path: Path,
                                          scheme: str) -> None:
     """The bridge streams without allocating per chunk beyond its progress line and a few small
-    objects, and a whole cycle fits an ESP32's heap even with none of its garbage collected; over
-    HTTPS too (the Python heap only: mbedTLS' buffers are outside it, see docs/bridge.md)."""
+    objects, and a whole cycle fits an ESP32's heap with no garbage collected but by the bridge's
+    own collection after each progress report; over HTTPS too (the Python heap only: mbedTLS'
+    buffers are outside it, see docs/bridge.md)."""
     from esp32_twin.twin_peer import TwinPeer
     from fota_lab.heap_probe import measure_cycle
 
