@@ -485,6 +485,8 @@ static void cache_patch_status(struct agent *ag, uint16_t seq, uint8_t status)
 
 int agent_pending(const struct agent *ag) { return ag->pend; }
 
+int agent_reset_pending(const struct agent *ag) { return ag->reset_pending; }
+
 /* Digest of the received stream. Every accepted WRITE's data, in order (WRITE takes only the next
  * offset; a repeated chunk is compared with flash, not hashed again), goes into file_sha (forked
  * into image_sha at the end of the signed part) and rx_crc. Most of the work runs while the flash programs the

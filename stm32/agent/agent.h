@@ -137,6 +137,9 @@ size_t agent_request(struct agent *ag, const uint8_t *rx, size_t n, uint8_t *tx,
 
 /* 1 while an accepted WRITE awaits programming. */
 int agent_pending(const struct agent *ag);
+/* 1 once a RESET was accepted: the device resets RESET_DELAY_MS later (agent_poll), and the link
+ * takes no further transaction meanwhile (READY stays low: app/link.c). */
+int agent_reset_pending(const struct agent *ag);
 /* Program the pending WRITE (if any). A failure fails the session (ERR_FLASH), reported in the
  * response to the next request, in the cached response of that WRITE and by INFO. */
 void agent_work(struct agent *ag);

@@ -214,6 +214,14 @@ void link_poll(void)
         size_t len = agent_request(&agent, frame, n, tx_buf, sizeof(tx_buf));
         /* The frame's buffer stays untouched until agent_work has programmed its data. */
         rx_cur ^= 1u;
+        if (agent_reset_pending(&agent)) {
+            /* RESET accepted: the link is not armed again, so READY stays low until the new
+             * application raises it. A master that waits RESET_DELAY_MS and then polls READY can
+             * never send its next frame to this application in the last moments before the reset
+             * (the frame would be lost, and cost a retry). */
+            agent_poll(&agent);
+            return;
+        }
         if (!arm(rx_buf[rx_cur], tx_buf, len)) {
             link_ok = 0;
             log_link_error("DMA stream did not stop, link down");

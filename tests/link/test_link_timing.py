@@ -70,3 +70,25 @@ def test_application_keeps_working_during_an_update(twin: Stm32Twin, builds: Bui
     temps = [ev for ev in during if ev.kind == "uart" and " temp " in str(ev.data)]
     assert len(toggles) >= 2, "the LED did not keep its 500 ms rhythm while the image was written"
     assert len(temps) >= 1, "no temperature reading while the image was written"
+
+
+def test_ready_stays_low_from_reset_until_the_new_application_serves_the_link(twin: Stm32Twin) -> None:
+    """RESET: the link is not armed again, so READY stays low from that transaction until the new
+    application (after the bootloader) raises it; a master polling READY after RESET_DELAY_MS can
+    never send its next frame to the application that is about to reset."""
+    m = master(twin)
+    m.info()
+    since = len(twin.events)
+    m.link.reset()                         # the RESET frame, then RESET_DELAY_MS
+    info = m.info()                        # polled after that: answered by the new application
+    assert m.link.retries == 0
+    assert info["uptime_ms"] < 1000
+    events = twin.events[since:]
+    reset = next(i for i, e in enumerate(events) if e.kind == "reset")
+    assert events[reset].data["cause"] == "software"
+    ready = [(e.time_ps, e.data["level"]) for e in events if e.kind == "pin" and e.data["pin"] == "PB11"]
+    reset_ps = events[reset].time_ps
+    # From the RESET transaction (READY lowered at its NSS edge) to the reset: no rise.
+    before = [lv for t, lv in ready if t < reset_ps]
+    assert 0 in before and 1 not in before[before.index(0):], before
+    assert 1 in [lv for t, lv in ready if t > reset_ps]          # raised by the new application

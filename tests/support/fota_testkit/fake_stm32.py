@@ -235,7 +235,8 @@ class FakeSTM32:
 
     def ready(self) -> bool:
         self._tick()
-        return not self.faults.ready_stuck_low and self.running is not None \
+        # After RESET the link is not armed again (app/link.c): READY stays low until the reboot.
+        return not self.faults.ready_stuck_low and self.running is not None and self.reset_at is None \
             and self.clock.now >= self.busy_until
 
     # -- slots (image.c) ----------------------------------------------------------------------------
