@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fota_lab.postgres import PostgresServer, PostgresUnavailable, find_bindir
+from fota_lab.postgres import PostgresServer
 from fota_server.app import ServerSettings, create_app
 from fota_server.firmware import FirmwareFolder
 from fota_testkit.console import DEV_TOKEN, OP_TOKEN, chromium
+from fota_testkit.pg import postgres  # noqa: F401 (a fixture)
 from fota_testkit.server import LiveServer, install_release
 from selenium import webdriver
 
@@ -36,15 +37,6 @@ def logged_out(browser: webdriver.Chrome) -> webdriver.Chrome:
     browser.delete_all_cookies()
     return browser
 
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        find_bindir()
-    except PostgresUnavailable as e:
-        pytest.skip(str(e))
-    with PostgresServer.start() as pg:
-        yield pg
 
 
 @pytest.fixture(params=("sqlite", "postgresql"))

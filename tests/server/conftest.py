@@ -7,23 +7,12 @@ a new SQLite file, or the session's PostgreSQL registry emptied for this test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from fota_lab.postgres import PostgresServer, PostgresUnavailable, find_bindir
+from fota_lab.postgres import PostgresServer
+from fota_testkit.pg import postgres  # noqa: F401 (a fixture)
 
 BACKENDS = ("sqlite", "postgresql")
 
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One PostgreSQL server per test session (per pytest-xdist worker), started on first use."""
-    try:
-        find_bindir()
-    except PostgresUnavailable as e:
-        pytest.skip(str(e))
-    with PostgresServer.start() as pg:
-        yield pg
 
 
 @pytest.fixture(params=BACKENDS)
