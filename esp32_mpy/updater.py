@@ -294,12 +294,15 @@ class Updater:
 
     def _report(self, stage, outcome, reason, ms):
         info = self.info or {}
-        slot = info.get("running_slot", -1)
         doc = {"device_id": self.device_id(), "update_id": self.update_id, "stage": stage,
-               "offset": self.written, "outcome": outcome or None,
-               "reason": reason[:_REASON_MAX] if reason else None, "duration_ms": ms,
-               "running_slot": "AB"[slot] if slot in (0, 1) else None,
-               "running_version": running_version(info) if info else None}
+               "offset": self.written}
+        if stage != "progress":   # a progress report is only the offset (the smallest JSON)
+            slot = info.get("running_slot", -1)
+            doc["outcome"] = outcome or None
+            doc["reason"] = reason[:_REASON_MAX] if reason else None
+            doc["duration_ms"] = ms
+            doc["running_slot"] = "AB"[slot] if slot in (0, 1) else None
+            doc["running_version"] = running_version(info) if info else None
         try:
             self.http.post_json("/api/v1/report", doc, answer=False)
         except BridgeError as e:

@@ -48,8 +48,8 @@ class GatedHttp(net.Http):  # type: ignore[misc]
         self.reported: queue.Queue[int] = queue.Queue()
         self.go = threading.Semaphore(0)
 
-    def post_json(self, path: str, doc: dict[str, Any]) -> Any:
-        reply = super().post_json(path, doc)
+    def post_json(self, path: str, doc: dict[str, Any], answer: bool = True) -> Any:
+        reply = super().post_json(path, doc, answer)
         if doc.get("stage") == "progress" and self.gated > 0:
             self.gated -= 1
             self.reported.put(doc["offset"] * 100 // SIZE)
