@@ -61,7 +61,7 @@ _RESTARTS = 2            # new link sessions (INFO, then go on from there) per c
 _POLL_MS = 500           # INFO period while the new image runs its self-test
 _RETRY_DELAY_MS = 500    # pause before reconnecting to the server
 _REASON_MAX = 500        # the server's limit on a report's reason
-_PROGRESS_STEP = 10      # a progress report every 10 % written (the console's live bar)
+_PROGRESS_STEP = 20      # a progress report every 20 % written (the console's live bar)
 
 RESULT_NAMES = {
     RESULT_NONE: "NONE",

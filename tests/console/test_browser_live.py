@@ -92,7 +92,7 @@ def test_the_bar_moves_with_the_bridges_progress_reports(logged_out: webdriver.C
     bridge = threading.Thread(target=lambda: outcome.append(updater.cycle()), daemon=True)
     bridge.start()
     try:
-        first = http.reported.get(timeout=WAIT_S)  # the update is on its way: 10 % written
+        first = http.reported.get(timeout=WAIT_S)  # the update is on its way: 20 % written
         b = logged_out
         b.get(f"{server.url}/devices/{twin.uid.hex()}")
         b.find_element(By.ID, "token").send_keys(OP_TOKEN, Keys.ENTER)
