@@ -103,7 +103,8 @@ def _staged_fleet(url: str, device_token: str, operator_token: str, clock: list[
                 continue
             slots = {"A": {"state": "valid", "version": "1.0.0"}, "B": {"state": "empty", "version": None}}
             body = {"device_id": dev(i), "running_slot": "A", "running_version": "1.0.0", "group": "east",
-                    "slots": slots}
+                    "slots": slots, "temp_centi": 2400 + 7 * i, "uptime_ms": 3_600_000 + 61_000 * i,
+                    "security_counter": 1, "key_id": "3fa2c1d0"}   # what a bridge reads from INFO
             offer = httpx.post(f"{url}/api/v1/checkin", headers=de, json=body, timeout=10).json()
             if not offer.get("update"):
                 continue
