@@ -109,7 +109,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         own = {m.name for m in item.iter_markers()}
         try:
-            marks = markers_for(rel, set(getattr(item, "fixturenames", ())), own)
+            callspec = getattr(item, "callspec", None)
+            marks = markers_for(rel, set(getattr(item, "fixturenames", ())), own,
+                                dict(callspec.params) if callspec is not None else None)
         except MarkerError as e:
             raise pytest.UsageError(f"{item.nodeid}: {e}") from None
         for name in sorted(marks - own):

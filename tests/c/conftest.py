@@ -72,13 +72,38 @@ def monocypher_obj() -> Path:
     return obj
 
 
+CACHE = ROOT / "build" / "test-cache"
+
+
+def _inputs_key(cmd: Sequence[str]) -> str:
+    """A hash of the compiler, the command and every C source and header it may read (tests/c and
+    the firmware's rooms): equal keys build the same executable."""
+    h = hashlib.sha256(subprocess.run(["gcc", "--version"], capture_output=True, text=True,
+                                      check=True).stdout.encode())
+    h.update("\0".join(cmd).encode())
+    rooms = ("lib", "agent", "gen", "app", "drivers", "port", "include")
+    for folder in (HERE, *(STM32 / room for room in rooms)):
+        for path in sorted(folder.glob("*.[ch]")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 @pytest.fixture(scope="session")
-def runner(tmp_path_factory: pytest.TempPathFactory, monocypher_obj: Path) -> Path:
-    exe = tmp_path_factory.mktemp("fw_modules") / "fw_tests"
-    cmd = ["gcc", *CFLAGS, *map(str, SOURCES), *map(str, MODULES), *map(str, OTHER), str(monocypher_obj),
-           "-o", str(exe)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, "Failed to build the C test runner:\n" + proc.stderr
+def runner(monocypher_obj: Path) -> Path:
+    """The runner, built once per change of its inputs and kept in build/test-cache (the test
+    workers and later sessions share it; the inner loop skips the 15 s compile)."""
+    args = [*CFLAGS, *map(str, SOURCES), *map(str, MODULES), *map(str, OTHER), str(monocypher_obj)]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    exe = CACHE / f"fw_tests-{_inputs_key(args)[:16]}"
+    with open(CACHE / ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not exe.is_file():
+            for old in CACHE.glob("fw_tests-*"):
+                old.unlink()
+            tmp = exe.with_suffix(f".{os.getpid()}.tmp")
+            proc = subprocess.run(["gcc", *args, "-o", str(tmp)], capture_output=True, text=True)
+            assert proc.returncode == 0, "Failed to build the C test runner:\n" + proc.stderr
+            tmp.replace(exe)
     return exe
 
 
